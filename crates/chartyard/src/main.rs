@@ -1,0 +1,169 @@
+//! The `chartyard` command: runs the registry server and its maintenance tasks.
+
+mod config;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chartyard_http::HttpOptions;
+use chartyard_storage::{Registry, RegistryOptions};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Settings, SettingsArgs, bind_address};
+
+#[derive(Debug, Parser)]
+#[command(name = "chartyard", version, about = "A Helm chart registry")]
+struct Cli {
+    /// Log line format.
+    #[arg(
+        long,
+        global = true,
+        env = "CHARTYARD_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry server.
+    Serve(SettingsArgs),
+    /// Delete stored archives that no chart version refers to any more.
+    Gc {
+        #[command(flatten)]
+        settings: SettingsArgs,
+        /// Keep unreferenced archives younger than this many seconds (uploads in flight).
+        #[arg(long, default_value_t = 3600)]
+        grace_seconds: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let (args, grace) = match &cli.command {
+        Command::Serve(args) => (args, None),
+        Command::Gc {
+            settings,
+            grace_seconds,
+        } => (settings, Some(Duration::from_secs(*grace_seconds))),
+    };
+    let settings = match args.resolve() {
+        Ok((settings, ignored)) => {
+            if !ignored.is_empty() {
+                tracing::warn!(parameters = ?ignored, "ignoring manager.parameters chartyard does not use");
+            }
+            settings
+        }
+        Err(e) => {
+            eprintln!("chartyard: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match grace {
+        None => serve(settings),
+        Some(grace) => gc(settings, grace),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chartyard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHARTYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
+    let opened = settings.backend.open().map_err(anyhow::Error::msg)?;
+    let options = RegistryOptions {
+        lock_timeout: settings.lock_timeout,
+        conditional_updates: opened.conditional_updates,
+        ..RegistryOptions::default()
+    };
+    Ok(Arc::new(Registry::new(opened.store, options)))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    let registry = registry(&settings)?;
+    let app = chartyard_http::app(
+        registry,
+        &HttpOptions {
+            max_body_bytes: settings.max_upload_bytes,
+        },
+    );
+    runtime()?.block_on(async move {
+        let address = bind_address(&settings.listen);
+        let listener = tokio::net::TcpListener::bind(&address)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(
+            storage = settings.backend.driver_name(),
+            backend = ?settings.backend,
+            "listening on http://{local}"
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
+    let registry = registry(&settings)?;
+    let report = runtime()?.block_on(registry.collect_garbage(grace))?;
+    println!(
+        "referenced archives: {}, deleted archives: {} ({} bytes)",
+        report.referenced_blobs, report.deleted_blobs, report.deleted_bytes
+    );
+    Ok(())
+}

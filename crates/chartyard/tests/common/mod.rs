@@ -1,0 +1,332 @@
+//! Test harness: runs the real `chartyard` binary on a loopback port and talks HTTP to it.
+#![allow(dead_code)] // each test binary uses its own share of the helpers
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response, multipart};
+use serde_json::Value;
+
+pub const SEED_TEST1: &[u8] = include_bytes!("../fixtures/test1.tgz");
+pub const SEED_TEST2: &[u8] = include_bytes!("../fixtures/test2.tgz");
+
+/// A running server with its own data directory, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data: TempDir,
+    extra_args: Vec<String>,
+}
+
+impl Server {
+    /// A filesystem-backed server in a fresh directory.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let data = TempDir::new("data");
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, base) = spawn(&data.path, &extra_args);
+        Self {
+            child,
+            base,
+            data,
+            extra_args,
+        }
+    }
+
+    /// Kills the process at once (SIGKILL): nothing gets to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server and starts a new one on the same data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, base) = spawn(&self.data.path, &self.extra_args);
+        self.child = child;
+        self.base = base;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        client().get(self.api(path)).send().unwrap()
+    }
+
+    /// Uploads an archive as the seed's clients do (multipart field `chartfile`).
+    pub fn upload(&self, space: &str, archive: &[u8]) -> Response {
+        let form = multipart::Form::new().part(
+            "chartfile",
+            multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"),
+        );
+        client()
+            .post(self.api(&format!("/spaces/{space}/charts")))
+            .multipart(form)
+            .send()
+            .unwrap()
+    }
+
+    pub fn replace(&self, space: &str, chart: &str, version: &str, archive: &[u8]) -> Response {
+        let form = multipart::Form::new().part(
+            "chartfile",
+            multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"),
+        );
+        client()
+            .put(self.api(&format!(
+                "/spaces/{space}/charts/{chart}/versions/{version}"
+            )))
+            .multipart(form)
+            .send()
+            .unwrap()
+    }
+
+    pub fn create_space(&self, space: &str) -> Response {
+        client()
+            .post(self.api(&format!("/spaces?space={space}")))
+            .send()
+            .unwrap()
+    }
+
+    pub fn delete(&self, path: &str) -> Response {
+        client().delete(self.api(path)).send().unwrap()
+    }
+
+    pub fn put_json(&self, path: &str, body: &Value) -> Response {
+        client().put(self.api(path)).json(body).send().unwrap()
+    }
+
+    pub fn download(&self, space: &str, chart: &str, version: &str) -> Vec<u8> {
+        let response = self.get(&format!(
+            "/spaces/{space}/charts/{chart}/versions/{version}"
+        ));
+        assert_eq!(response.status(), 200, "download {space}/{chart}/{version}");
+        response.bytes().unwrap().to_vec()
+    }
+
+    /// Whether the server still answers.
+    pub fn healthy(&self) -> bool {
+        client()
+            .get(self.url("/health"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_chartyard")
+}
+
+fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--root-directory"])
+        .arg(data)
+        .args(extra_args)
+        .env("CHARTYARD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chartyard");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining so the server never blocks on a full pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let base = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let _ = tx.send(base);
+            }
+            if std::env::var_os("CHARTYARD_TEST_LOGS").is_some() {
+                eprintln!("[server] {line}");
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server did not report its address");
+    (child, base)
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// JSON body of a response, asserting its status.
+pub fn json(response: Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let text = response.text().unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+}
+
+/// Asserts a seed-style error answer and returns its message.
+pub fn error(response: Response, status: u16) -> String {
+    let body = json(response, status);
+    let reason = body["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason in {body}"));
+    assert!(
+        ["ReasonRequest", "ReasonInternal", "ResourceLocking"].contains(&reason),
+        "{body}"
+    );
+    body["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message in {body}"))
+        .to_string()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("chartyard-test-{}-{label}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Builds chart archives for tests, including hostile ones.
+pub struct ChartBuilder {
+    entries: Vec<(String, Vec<u8>, tar::EntryType)>,
+}
+
+impl ChartBuilder {
+    /// A minimal valid v2 chart `name-version` with the given values.yaml.
+    pub fn new(name: &str, version: &str) -> Self {
+        Self::empty()
+            .file(
+                &format!("{name}/Chart.yaml"),
+                format!("apiVersion: v2\nname: {name}\nversion: {version}\ndescription: test chart {name}\n"),
+            )
+            .file(&format!("{name}/values.yaml"), "replicaCount: 1\n")
+            .file(
+                &format!("{name}/templates/configmap.yaml"),
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  replicas: {{ .Values.replicaCount | quote }}\n",
+            )
+    }
+
+    pub fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
+        self.entries
+            .push((path.to_string(), data.into(), tar::EntryType::Regular));
+        self
+    }
+
+    pub fn entry(mut self, path: &str, data: impl Into<Vec<u8>>, kind: tar::EntryType) -> Self {
+        self.entries.push((path.to_string(), data.into(), kind));
+        self
+    }
+
+    /// Replaces (or adds) a file.
+    pub fn with(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
+        self.entries.retain(|(p, _, _)| p != path);
+        self.file(path, data)
+    }
+
+    pub fn tar(&self) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data, kind) in &self.entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(0o644);
+            header.set_mtime(1_700_000_000);
+            if kind.is_symlink() || kind.is_hard_link() {
+                header.set_size(0);
+                set_raw_path(&mut header, path);
+                header.set_link_name("/etc/passwd").unwrap();
+                header.set_cksum();
+                builder.append(&header, std::io::empty()).unwrap();
+            } else {
+                header.set_size(data.len() as u64);
+                set_raw_path(&mut header, path);
+                header.set_cksum();
+                builder.append(&header, data.as_slice()).unwrap();
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        gzip(&self.tar())
+    }
+}
+
+/// Writes a path into a header as-is (the tar crate's setters refuse `..` and `/`).
+fn set_raw_path(header: &mut tar::Header, path: &str) {
+    let name = &mut header.as_old_mut().name;
+    name.fill(0);
+    name[..path.len()].copy_from_slice(path.as_bytes());
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A real Helm binary, when the test tools are installed (`scripts/install-test-tools.sh`).
+/// Under CI a missing binary is a failure, elsewhere the caller skips.
+pub fn helm(major: u8) -> Option<PathBuf> {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../.tools/helm{major}/helm"));
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "helm v{major} is not installed; run scripts/install-test-tools.sh"
+    );
+    eprintln!("helm v{major} not installed; skipping");
+    None
+}
+
+/// sha256 hex of bytes.
+pub fn sha256(data: &[u8]) -> String {
+    chartyard_core::archive::sha256_hex(data)
+}

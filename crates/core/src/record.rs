@@ -1,0 +1,45 @@
+//! The stored record of one chart version: the object whose presence *is* the version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::Chart;
+use crate::metadata::{ChartMetadata, MetadataTree};
+
+/// Everything the registry answers about a version without opening its archive.
+/// Written last and atomically: a version exists exactly when its record does, and the
+/// archive it names was stored before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// sha256 of the archive, lower-case hex; the archive is stored under this digest.
+    pub digest: String,
+    /// Size of the archive in bytes.
+    pub size: u64,
+    /// When the version was first stored (RFC 3339); kept when the version is replaced.
+    pub created: String,
+    /// `Chart.yaml` as loaded (v1 charts carry their `requirements.yaml` dependencies).
+    pub metadata: ChartMetadata,
+    /// The subcharts inside the archive, nested.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subcharts: Vec<MetadataTree>,
+}
+
+impl VersionRecord {
+    pub fn new(chart: &Chart, digest: String, size: u64, created: String) -> Self {
+        Self {
+            digest,
+            size,
+            created,
+            metadata: chart.metadata.clone(),
+            subcharts: chart.subchart_trees(),
+        }
+    }
+
+    /// The seed's metadata object for this version.
+    pub fn metadata_tree(&self) -> MetadataTree {
+        MetadataTree(
+            self.metadata
+                .clone()
+                .with_dependencies(self.subcharts.clone()),
+        )
+    }
+}

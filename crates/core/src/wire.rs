@@ -1,0 +1,66 @@
+//! JSON bodies of the `/api/v1` API, shared by the server and its clients.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::metadata::MetadataTree as Metadata;
+
+/// A page of a list: `{"metadata":{"total":N,"itemsLength":M},"items":[...]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListResponse<T> {
+    pub metadata: ListMetadata,
+    pub items: Vec<T>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListMetadata {
+    /// Items in the whole list.
+    pub total: usize,
+    /// Items on this page.
+    #[serde(rename = "itemsLength")]
+    pub items_length: usize,
+}
+
+impl<T> ListResponse<T> {
+    pub fn new(total: usize, items: Vec<T>) -> Self {
+        Self {
+            metadata: ListMetadata {
+                total,
+                items_length: items.len(),
+            },
+            items,
+        }
+    }
+}
+
+/// Answer to creating a space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub name: String,
+    pub link: String,
+}
+
+/// Answer to storing a chart version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChartLink {
+    pub space: String,
+    pub chart: String,
+    pub version: String,
+    pub link: String,
+}
+
+/// Every `/api/v1` error: `{"message","reason"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+    pub reason: String,
+}
+
+/// The seed's `reason` values.
+pub mod reason {
+    /// A malformed request (400).
+    pub const REQUEST: &str = "ReasonRequest";
+    /// Not found, conflict and server errors (404, 409, 500).
+    pub const INTERNAL: &str = "ReasonInternal";
+    /// A resource held by another writer past the lock timeout (423).
+    pub const LOCKING: &str = "ResourceLocking";
+}

@@ -1,0 +1,70 @@
+//! chartyard's HTTP front-ends. Each protocol is a thin adapter: it parses the request,
+//! calls one [`Registry`](chartyard_storage::Registry) operation and renders the answer.
+//! Status codes exist only here ([`error`]).
+
+pub mod api_v1;
+pub mod error;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chartyard_storage::Registry;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Largest request body accepted (uploads, JSON), in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 20 * 1024 * 1024,
+        }
+    }
+}
+
+/// The whole HTTP application; tests drive it over a real socket.
+pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
+    let state = AppState { registry };
+    Router::new()
+        .nest("/api/v1", api_v1::routes())
+        .route("/apidocs.json", get(api_v1::openapi))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal_message("internal server error").into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({ "healthy": true })).into_response()
+}
+
+async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route").into_response()
+}

@@ -1,0 +1,17 @@
+//! chartyard's storage: one [`Registry`] over any `object_store` backend.
+//!
+//! Design rules, so that the same code is safe on a local disk and on S3 shared by
+//! several replicas:
+//! - a chart version is one small JSON record, written last with create-if-absent; the
+//!   archive it names is stored first, content-addressed. A reader therefore sees a
+//!   version whole or not at all, whatever is killed when.
+//! - no object holds a whole space: uploads and deletes touch only their own keys.
+//! - listings are derived from the records that exist, with parsed records cached by
+//!   ETag so that a repeated listing costs one LIST and no GETs.
+
+pub mod backend;
+pub mod keys;
+pub mod locks;
+mod registry;
+
+pub use registry::{ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion};
