@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use chartyard_http::HttpOptions;
 use chartyard_storage::{Registry, RegistryOptions};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -131,6 +132,10 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             backend = ?settings.backend,
             "listening on http://{local}"
         );
+        // Without TCP_NODELAY a response written as headers then body stalls on delayed ACKs.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await?;

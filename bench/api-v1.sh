@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Throughput of small charts through the /api/v1 API, in one run:
+#  - 200 concurrent uploads of distinct versions into an empty space, and again into a
+#    space that already holds PRELOAD versions (the ratio shows whether upload cost grows
+#    with the repository; it should stay near 1.0);
+#  - downloads of those archives from chartyard, side by side with nginx serving the very
+#    same bytes as static files (the ratio is chartyard / nginx);
+#  - chartyard's peak memory.
+# Usage: bench/api-v1.sh [PRELOAD]   (default 10000; needs nginx: apt-get install nginx-light)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PRELOAD=${1:-10000}
+
+cargo build --release --quiet --bin chartyard --example loadgen
+BIN=target/release/chartyard
+LOADGEN=target/release/examples/loadgen
+WORK=$(mktemp -d)
+cleanup() {
+  [[ -n ${CY_PID:-} ]] && kill "$CY_PID" 2>/dev/null || true
+  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/static" "$WORK/data"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CY_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+
+CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/data" 2>"$WORK/chartyard.log" &
+CY_PID=$!
+cat >"$WORK/nginx.conf" <<CONF
+user root;
+worker_processes $(nproc);
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/static; }
+}
+CONF
+mkdir -p "$WORK/tmp"
+nginx -c "$WORK/nginx.conf"
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$CY_PORT/health" >/dev/null && break; sleep 0.1; done
+
+CY="http://127.0.0.1:$CY_PORT"
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+empty=$("$LOADGEN" upload "$CY" bench app 0 200 200 "$WORK/static")
+cy_dl=$("$LOADGEN" download "$CY/api/v1/spaces/bench/charts/{c}/versions/{v}" "" 0 200 64 20 app)
+ng_dl=$("$LOADGEN" download "http://127.0.0.1:$NGINX_PORT/{c}-{v}" ".tgz" 0 200 64 20 app)
+preload=$("$LOADGEN" upload "$CY" bench app 1000 "$PRELOAD" 32)
+full=$("$LOADGEN" upload "$CY" bench app 200 200 200)
+peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$CY_PID/status")
+
+echo "chartyard $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, fsync on, archive $(stat -c %s "$WORK/static/app-1.0.0.tgz") bytes"
+echo "raw results:"
+for r in "$empty" "$cy_dl" "$ng_dl" "$preload" "$full"; do echo "  $r"; done
+python3 - "$empty" "$full" "$cy_dl" "$ng_dl" "$preload" "$PRELOAD" "$peak_kib" <<'PY'
+import json, sys
+empty, full, cy, ng, pre = (json.loads(a) for a in sys.argv[1:6])
+preload, peak = int(sys.argv[6]), int(sys.argv[7])
+errors = sum(r["errors"] for r in (empty, full, cy, ng, pre))
+print(f"| measurement | result |\n|---|---|")
+print(f"| 200 concurrent uploads, empty space | {empty['per_second']:.0f}/s (p50 {empty['p50_ms']:.1f} ms, p99 {empty['p99_ms']:.1f} ms) |")
+print(f"| 200 concurrent uploads, space with {preload}+200 versions | {full['per_second']:.0f}/s (p50 {full['p50_ms']:.1f} ms, p99 {full['p99_ms']:.1f} ms) |")
+print(f"| upload ratio full / empty | {full['per_second']/empty['per_second']:.2f} |")
+print(f"| preload of {preload} uploads at concurrency 32 | {pre['per_second']:.0f}/s |")
+print(f"| downloads, chartyard /api/v1 (64 concurrent) | {cy['per_second']:.0f}/s, {cy['mib_per_second']:.1f} MiB/s (p99 {cy['p99_ms']:.1f} ms) |")
+print(f"| downloads, nginx static (64 concurrent) | {ng['per_second']:.0f}/s, {ng['mib_per_second']:.1f} MiB/s (p99 {ng['p99_ms']:.1f} ms) |")
+print(f"| download ratio chartyard / nginx | {cy['per_second']/ng['per_second']:.2f} |")
+print(f"| chartyard peak RSS | {peak/1024:.0f} MiB |")
+print(f"| failed requests | {errors} |")
+PY

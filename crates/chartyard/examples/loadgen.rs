@@ -1,0 +1,179 @@
+//! Load generator for `bench/api-v1.sh`: uploads distinct small chart versions through the
+//! `/api/v1` API, or downloads a set of URLs, with a given concurrency, and prints one JSON
+//! line of results.
+//!
+//! ```text
+//! loadgen upload   BASE_URL SPACE CHART FIRST_PATCH COUNT CONCURRENCY [WRITE_DIR]
+//! loadgen download URL_PREFIX URL_SUFFIX FIRST_PATCH COUNT CONCURRENCY ROUNDS CHART
+//! ```
+//! Version `i` is `1.0.{i}`; `download` fetches `{URL_PREFIX}{CHART}-1.0.{i}{URL_SUFFIX}`
+//! style URLs built from the template (`{v}` in the prefix is replaced by the version).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+
+fn chart_archive(chart: &str, version: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let template = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  replicas: {{ .Values.replicaCount }}\n".to_string();
+    // About 4 KiB of incompressible text, so the archive is the size of a typical small chart.
+    let mut seed = version.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |h, b| {
+        h.rotate_left(5) ^ b as u64
+    });
+    let readme: String = (0..512)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            format!("{:016x}", seed)[..8].to_string()
+        })
+        .collect();
+    let files = [
+        (
+            "Chart.yaml",
+            format!(
+                "apiVersion: v2\nname: {chart}\nversion: {version}\ndescription: load test chart\nappVersion: \"1.0\"\n"
+            ),
+        ),
+        (
+            "values.yaml",
+            "replicaCount: 1\nimage:\n  repository: nginx\n  tag: stable\n".to_string(),
+        ),
+        ("templates/deployment.yaml", template),
+        ("README.md", readme),
+    ];
+    for (name, body) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("{chart}/{name}"), body.as_bytes())
+            .unwrap();
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+struct Outcome {
+    latency: Duration,
+    ok: bool,
+    bytes: usize,
+}
+
+fn report(kind: &str, outcomes: &mut [Outcome], elapsed: Duration) {
+    outcomes.sort_by_key(|o| o.latency);
+    let n = outcomes.len();
+    let pct = |p: f64| {
+        outcomes[((n as f64 * p) as usize).min(n - 1)]
+            .latency
+            .as_secs_f64()
+            * 1000.0
+    };
+    let errors = outcomes.iter().filter(|o| !o.ok).count();
+    let bytes: usize = outcomes.iter().map(|o| o.bytes).sum();
+    println!(
+        "{{\"kind\":\"{kind}\",\"requests\":{n},\"errors\":{errors},\"seconds\":{:.3},\"per_second\":{:.1},\"mib_per_second\":{:.2},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / elapsed.as_secs_f64() / 1048576.0,
+        pct(0.50),
+        pct(0.99)
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    let number = |i: usize| args[i].parse::<usize>().expect("a number");
+    match args.get(1).map(String::as_str) {
+        Some("upload") => {
+            let (base, space, chart) = (args[2].clone(), args[3].clone(), args[4].clone());
+            let (first, count, concurrency) = (number(5), number(6), number(7));
+            let write_dir = args.get(8).cloned();
+            let archives: Vec<(String, Vec<u8>)> = (first..first + count)
+                .map(|i| {
+                    let version = format!("1.0.{i}");
+                    let archive = chart_archive(&chart, &version);
+                    if let Some(dir) = &write_dir {
+                        std::fs::write(format!("{dir}/{chart}-{version}.tgz"), &archive).unwrap();
+                    }
+                    (version, archive)
+                })
+                .collect();
+            let url = Arc::new(format!("{base}/api/v1/spaces/{space}/charts"));
+            let started = Instant::now();
+            let mut outcomes: Vec<Outcome> = stream::iter(archives)
+                .map(|(_, archive)| {
+                    let (client, url) = (client.clone(), url.clone());
+                    async move {
+                        let len = archive.len();
+                        let part = reqwest::multipart::Part::bytes(archive).file_name("chart.tgz");
+                        let form = reqwest::multipart::Form::new().part("chartfile", part);
+                        let t = Instant::now();
+                        let ok = client
+                            .post(url.as_str())
+                            .multipart(form)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 201);
+                        Outcome {
+                            latency: t.elapsed(),
+                            ok,
+                            bytes: len,
+                        }
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            report("upload", &mut outcomes, started.elapsed());
+        }
+        Some("download") => {
+            let (prefix, suffix) = (args[2].clone(), args[3].clone());
+            let (first, count, concurrency, rounds) = (number(4), number(5), number(6), number(7));
+            let chart = args[8].clone();
+            let urls: Vec<String> = (0..rounds)
+                .flat_map(|_| first..first + count)
+                .map(|i| {
+                    let version = format!("1.0.{i}");
+                    format!(
+                        "{}{suffix}",
+                        prefix.replace("{v}", &version).replace("{c}", &chart)
+                    )
+                })
+                .collect();
+            let started = Instant::now();
+            let mut outcomes: Vec<Outcome> = stream::iter(urls)
+                .map(|url| {
+                    let client = client.clone();
+                    async move {
+                        let t = Instant::now();
+                        let body = match client.get(&url).send().await {
+                            Ok(r) if r.status() == 200 => r.bytes().await.ok(),
+                            _ => None,
+                        };
+                        Outcome {
+                            latency: t.elapsed(),
+                            ok: body.is_some(),
+                            bytes: body.map_or(0, |b| b.len()),
+                        }
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            report("download", &mut outcomes, started.elapsed());
+        }
+        _ => {
+            eprintln!("usage: see the doc comment of examples/loadgen.rs");
+            std::process::exit(2);
+        }
+    }
+}
