@@ -487,8 +487,9 @@ impl Registry {
             return Err(RegistryError::invalid("values should be a JSON object"));
         }
         let values_yaml = yaml::to_yaml(&new_values)?;
-        let (_lock, updated) = self
-            .rewrite(space, chart, version, "values.yaml", values_yaml)
+        let _lock = self.lock(space, chart, version).await?;
+        let updated = self
+            .rewrite_locked(space, chart, version, "values.yaml", values_yaml)
             .await?;
         Ok(values::coalesce(&updated))
     }
@@ -515,6 +516,7 @@ impl Registry {
                 new_metadata.version
             )));
         }
+        let _lock = self.lock(space, chart, version).await?;
         let current = self.version(space, chart, version).await?;
         if new_metadata.api_version.is_empty() {
             new_metadata.api_version = current.metadata.api_version.clone();
@@ -526,8 +528,7 @@ impl Registry {
         };
         new_metadata.validate()?;
         let chart_yaml = yaml::to_yaml(&new_metadata)?;
-        let (_lock, _) = self
-            .rewrite(space, chart, version, "Chart.yaml", chart_yaml)
+        self.rewrite_locked(space, chart, version, "Chart.yaml", chart_yaml)
             .await?;
         let record = self.version(space, chart, version).await?;
         Ok(StoredVersion {
@@ -538,16 +539,17 @@ impl Registry {
         })
     }
 
-    /// Rewrites one file of a stored archive under the version's lock.
-    async fn rewrite(
+    /// Rewrites one file of a stored archive; the caller holds the version's lock.
+    async fn rewrite_locked(
         &self,
         space: &str,
         chart: &str,
         version: &str,
         file: &str,
         content: String,
-    ) -> Result<(LockGuard, Chart)> {
-        let lock = self.lock(space, chart, version).await?;
+    ) -> Result<Chart> {
+        // The ETag is taken before the archive is read, so that a change in between makes
+        // the conditional commit fail instead of being overwritten.
         let current = self.current(space, chart, version).await?;
         let (_, archive) = self.archive_bytes(space, chart, version).await?;
         let rewritten = archive::rewrite(
@@ -559,7 +561,7 @@ impl Registry {
         let loaded = archive::load(&rewritten, &self.options.limits)?;
         self.commit(space, &loaded, rewritten.into(), current)
             .await?;
-        Ok((lock, loaded))
+        Ok(loaded)
     }
 
     async fn lock(&self, space: &str, chart: &str, version: &str) -> Result<LockGuard> {
@@ -690,12 +692,24 @@ impl Registry {
         }
     }
 
-    /// Deletes every version of a chart.
+    /// Deletes every version of a chart, all or nothing: every version's lock is taken
+    /// before the first record goes.
     pub async fn delete_chart(&self, space: &str, chart: &str) -> Result<()> {
-        for stored in self.chart_versions(space, chart).await? {
-            match self.delete_version(space, chart, &stored.version).await {
-                Ok(()) | Err(RegistryError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+        let versions = self.chart_versions(space, chart).await?;
+        let mut locks = Vec::with_capacity(versions.len());
+        for stored in &versions {
+            locks.push(self.lock(space, chart, &stored.version).await?);
+        }
+        for stored in &versions {
+            let key = StorageKey::VersionRecord {
+                space,
+                chart,
+                version: &stored.version,
+            }
+            .path();
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(storage_error(e)),
             }
         }
         Ok(())
