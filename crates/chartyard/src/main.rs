@@ -167,8 +167,11 @@ fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
     println!(
-        "referenced archives: {}, deleted archives: {} ({} bytes)",
-        report.referenced_blobs, report.deleted_blobs, report.deleted_bytes
+        "referenced archives: {}, deleted archives: {} ({} bytes), deleted records of deleted spaces: {}",
+        report.referenced_blobs,
+        report.deleted_blobs,
+        report.deleted_bytes,
+        report.deleted_stale_records
     );
     Ok(())
 }

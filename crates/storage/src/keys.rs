@@ -1,13 +1,18 @@
 //! Every object key chartyard writes, built in one place.
 //!
 //! ```text
-//! spaces/{space}.json                      space marker: the space exists iff this does
-//! charts/{space}/{chart}/{version}.json    version record: the version exists iff this does
-//! blobs/sha256/{hex[0..2]}/{hex}           chart archive bytes, content-addressed, shared
+//! spaces/{space}.json                                  space marker: {"created","generation"}
+//! charts/{space}/{generation}/{chart}/{version}.json   version record
+//! blobs/sha256/{hex[0..2]}/{hex}                       chart archive, content-addressed
 //! ```
 //!
-//! Names and versions are validated before they reach this module, so they are always
-//! safe key segments (`[A-Za-z0-9_-]` names, SemVer versions).
+//! A space exists iff its marker does; a version exists iff its record exists under the
+//! generation its space's marker names. Each creation of a space gets a new generation, so
+//! records left behind by a deleted space (or written into it while it was being deleted)
+//! can never reappear in a later space of the same name.
+//!
+//! Names and versions are validated before they reach this module, so they are always safe
+//! key segments (`[A-Za-z0-9_-]` names, hex generations, SemVer versions).
 
 use object_store::path::Path;
 
@@ -18,39 +23,53 @@ pub enum StorageKey<'a> {
     Spaces,
     /// The marker object of a space.
     SpaceMarker { space: &'a str },
-    /// Prefix of every version record in a space.
-    SpaceCharts { space: &'a str },
+    /// Prefix of every version record of one generation of a space.
+    SpaceRecords { space: &'a str, generation: &'a str },
     /// Prefix of every version record of a chart.
-    ChartVersions { space: &'a str, chart: &'a str },
+    ChartRecords {
+        space: &'a str,
+        generation: &'a str,
+        chart: &'a str,
+    },
     /// The record of one chart version.
     VersionRecord {
         space: &'a str,
+        generation: &'a str,
         chart: &'a str,
         version: &'a str,
     },
     /// Prefix of all version records.
-    AllCharts,
-    /// Prefix of all blobs.
+    AllRecords,
+    /// Prefix of all archives.
     Blobs,
     /// An archive, by sha256 hex digest.
     Blob { digest: &'a str },
 }
 
-pub const RECORD_SUFFIX: &str = ".json";
+pub const JSON_SUFFIX: &str = ".json";
 
 impl StorageKey<'_> {
     pub fn path(&self) -> Path {
         match self {
             Self::Spaces => Path::from("spaces"),
-            Self::SpaceMarker { space } => Path::from(format!("spaces/{space}{RECORD_SUFFIX}")),
-            Self::AllCharts => Path::from("charts"),
-            Self::SpaceCharts { space } => Path::from(format!("charts/{space}")),
-            Self::ChartVersions { space, chart } => Path::from(format!("charts/{space}/{chart}")),
+            Self::SpaceMarker { space } => Path::from(format!("spaces/{space}{JSON_SUFFIX}")),
+            Self::AllRecords => Path::from("charts"),
+            Self::SpaceRecords { space, generation } => {
+                Path::from(format!("charts/{space}/{generation}"))
+            }
+            Self::ChartRecords {
+                space,
+                generation,
+                chart,
+            } => Path::from(format!("charts/{space}/{generation}/{chart}")),
             Self::VersionRecord {
                 space,
+                generation,
                 chart,
                 version,
-            } => Path::from(format!("charts/{space}/{chart}/{version}{RECORD_SUFFIX}")),
+            } => Path::from(format!(
+                "charts/{space}/{generation}/{chart}/{version}{JSON_SUFFIX}"
+            )),
             Self::Blobs => Path::from("blobs/sha256"),
             Self::Blob { digest } => Path::from(format!(
                 "blobs/sha256/{}/{digest}",
@@ -60,19 +79,29 @@ impl StorageKey<'_> {
     }
 }
 
-/// Splits a version record key back into `(space, chart, version)`; `None` for anything
-/// else found under `charts/` (such as a filesystem store's staging files).
-pub fn parse_record_path(path: &Path) -> Option<(String, String, String)> {
+/// Where a version record lives, parsed back from its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordPath {
+    pub space: String,
+    pub generation: String,
+    pub chart: String,
+    pub version: String,
+}
+
+/// Splits a version record key; `None` for anything else found under `charts/` (such as a
+/// filesystem store's staging files).
+pub fn parse_record_path(path: &Path) -> Option<RecordPath> {
     let parts: Vec<_> = path.parts().collect();
     match parts.as_slice() {
-        [root, space, chart, file] if root.as_ref() == "charts" => {
-            let version = file.as_ref().strip_suffix(RECORD_SUFFIX)?;
+        [root, space, generation, chart, file] if root.as_ref() == "charts" => {
+            let version = file.as_ref().strip_suffix(JSON_SUFFIX)?;
             chartyard_core::names::parse_version(version).ok()?;
-            Some((
-                space.as_ref().to_string(),
-                chart.as_ref().to_string(),
-                version.to_string(),
-            ))
+            Some(RecordPath {
+                space: space.as_ref().to_string(),
+                generation: generation.as_ref().to_string(),
+                chart: chart.as_ref().to_string(),
+                version: version.to_string(),
+            })
         }
         _ => None,
     }
@@ -83,7 +112,7 @@ pub fn parse_space_marker(path: &Path) -> Option<String> {
     let parts: Vec<_> = path.parts().collect();
     match parts.as_slice() {
         [root, file] if root.as_ref() == "spaces" => {
-            let space = file.as_ref().strip_suffix(RECORD_SUFFIX)?;
+            let space = file.as_ref().strip_suffix(JSON_SUFFIX)?;
             chartyard_core::names::is_valid_name(space).then(|| space.to_string())
         }
         _ => None,
@@ -103,27 +132,37 @@ mod tests {
 
     #[test]
     fn layout() {
-        let record = StorageKey::VersionRecord {
+        let key = StorageKey::VersionRecord {
             space: "s",
+            generation: "g1",
             chart: "c",
             version: "1.0.0-rc.1+b.5",
-        }
-        .path();
-        assert_eq!(record.as_ref(), "charts/s/c/1.0.0-rc.1+b.5.json");
+        };
+        let record = key.path();
+        assert_eq!(record.as_ref(), "charts/s/g1/c/1.0.0-rc.1+b.5.json");
+        let parsed = parse_record_path(&record).unwrap();
         assert_eq!(
-            parse_record_path(&record),
-            Some(("s".into(), "c".into(), "1.0.0-rc.1+b.5".into()))
+            (parsed.space.as_str(), parsed.generation.as_str()),
+            ("s", "g1")
+        );
+        assert_eq!(
+            (parsed.chart.as_str(), parsed.version.as_str()),
+            ("c", "1.0.0-rc.1+b.5")
         );
         assert_eq!(
             StorageKey::SpaceMarker { space: "s" }.path().as_ref(),
             "spaces/s.json"
+        );
+        assert_eq!(
+            parse_space_marker(&Path::from("spaces/s.json")),
+            Some("s".into())
         );
         let digest = "ab".repeat(32);
         let blob = StorageKey::Blob { digest: &digest }.path();
         assert_eq!(blob.as_ref(), format!("blobs/sha256/ab/{digest}"));
         assert_eq!(parse_blob_path(&blob), Some(digest));
         assert_eq!(
-            parse_record_path(&Path::from("charts/s/c/1.0.0.json#3")),
+            parse_record_path(&Path::from("charts/s/g/c/1.0.0.json#3")),
             None
         );
     }

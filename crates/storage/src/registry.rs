@@ -1,6 +1,7 @@
 //! The registry operations: spaces, charts and versions over an object store.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -12,10 +13,13 @@ use chartyard_core::record::VersionRecord;
 use chartyard_core::{RegistryError, values, yaml};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::keys::{StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
+use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
 use crate::locks::{LockGuard, Locks};
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -28,7 +32,7 @@ pub struct RegistryOptions {
     /// Bounds on uploaded archives.
     pub limits: Limits,
     /// Whether the store supports compare-and-swap writes (`PutMode::Update`); where it
-    /// does, replacing a version is safe across processes, not only within one.
+    /// does, changing a version is safe across processes, not only within one.
     pub conditional_updates: bool,
 }
 
@@ -63,12 +67,46 @@ pub struct GcReport {
     pub referenced_blobs: usize,
     pub deleted_blobs: usize,
     pub deleted_bytes: u64,
+    /// Records of deleted spaces that were still in storage.
+    pub deleted_stale_records: usize,
+}
+
+/// The content of a space marker.
+#[derive(Debug, Serialize, Deserialize)]
+struct SpaceMarker {
+    created: String,
+    /// Names this incarnation of the space; its records live under it.
+    generation: String,
 }
 
 /// A parsed record, remembered with the ETag it was read at.
 struct CachedRecord {
     e_tag: String,
     record: Arc<VersionRecord>,
+}
+
+/// One version's place in storage, once its space's generation is known.
+struct VersionKey<'a> {
+    space: &'a str,
+    generation: String,
+    chart: &'a str,
+    version: &'a str,
+}
+
+impl VersionKey<'_> {
+    fn path(&self) -> Path {
+        StorageKey::VersionRecord {
+            space: self.space,
+            generation: &self.generation,
+            chart: self.chart,
+            version: self.version,
+        }
+        .path()
+    }
+
+    fn id(&self) -> String {
+        version_id(self.space, self.chart, self.version)
+    }
 }
 
 pub struct Registry {
@@ -88,6 +126,20 @@ fn now_rfc3339() -> String {
 
 fn version_id(space: &str, chart: &str, version: &str) -> String {
     format!("{space}/{chart}/{version}")
+}
+
+/// A fresh generation id: the time, and randomness from the standard library's
+/// randomly keyed hasher, so that replicas creating spaces at once do not collide.
+fn new_generation() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let random = RandomState::new().hash_one(nanos);
+    format!(
+        "{:012x}{:08x}",
+        (nanos / 1000) as u64 & 0xffff_ffff_ffff,
+        random as u32
+    )
 }
 
 impl Registry {
@@ -123,40 +175,44 @@ impl Registry {
         Ok(spaces)
     }
 
-    pub async fn space_exists(&self, space: &str) -> Result<bool> {
+    /// The current generation of a space, `None` if the space does not exist.
+    async fn generation(&self, space: &str) -> Result<Option<String>> {
         check_name("space", space)?;
-        match self
-            .store
-            .head(&StorageKey::SpaceMarker { space }.path())
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(e)),
-        }
+        let location = StorageKey::SpaceMarker { space }.path();
+        let bytes = match self.store.get(&location).await {
+            Ok(result) => result.bytes().await.map_err(storage_error)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error(e)),
+        };
+        let marker: SpaceMarker = serde_json::from_slice(&bytes).map_err(|e| {
+            RegistryError::internal(format!("corrupt space marker {location}: {e}"))
+        })?;
+        Ok(Some(marker.generation))
     }
 
-    async fn require_space(&self, space: &str) -> Result<()> {
-        if self.space_exists(space).await? {
-            Ok(())
-        } else {
-            Err(RegistryError::not_found(space))
-        }
+    /// The current generation of a space that must exist.
+    async fn require_generation(&self, space: &str) -> Result<String> {
+        self.generation(space)
+            .await?
+            .ok_or_else(|| RegistryError::not_found(space))
     }
 
     /// Creates a space; `AlreadyExists` if it does.
     pub async fn create_space(&self, space: &str) -> Result<()> {
         check_name("space", space)?;
         match self.put_space_marker(space).await? {
-            true => Ok(()),
-            false => Err(RegistryError::AlreadyExists(space.to_string())),
+            Some(_) => Ok(()),
+            None => Err(RegistryError::AlreadyExists(space.to_string())),
         }
     }
 
-    /// Writes the marker unless present; true if this call created the space.
-    async fn put_space_marker(&self, space: &str) -> Result<bool> {
-        let body = serde_json::to_vec(&serde_json::json!({ "created": now_rfc3339() }))
-            .map_err(RegistryError::internal)?;
+    /// Writes a new marker unless one exists; the new generation if this call created it.
+    async fn put_space_marker(&self, space: &str) -> Result<Option<String>> {
+        let marker = SpaceMarker {
+            created: now_rfc3339(),
+            generation: new_generation(),
+        };
+        let body = serde_json::to_vec(&marker).map_err(RegistryError::internal)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -166,16 +222,31 @@ impl Registry {
             .put_opts(&StorageKey::SpaceMarker { space }.path(), body.into(), opts)
             .await
         {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Ok(_) => Ok(Some(marker.generation)),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
             Err(e) => Err(storage_error(e)),
         }
     }
 
-    /// Deletes a space and every version in it. The marker goes first, so the space is
-    /// gone for readers at once; the archives are reclaimed by garbage collection.
+    /// The generation of a space, creating the space if it does not exist.
+    async fn ensure_space(&self, space: &str) -> Result<String> {
+        // A space deleted between our create attempt and our read is simply tried again.
+        for _ in 0..3 {
+            if let Some(generation) = self.generation(space).await? {
+                return Ok(generation);
+            }
+            if let Some(generation) = self.put_space_marker(space).await? {
+                return Ok(generation);
+            }
+        }
+        Err(RegistryError::Locked(space.to_string()))
+    }
+
+    /// Deletes a space and every version in it. The marker goes first, so the space and
+    /// all its versions are gone for readers at once; its records are swept next, and
+    /// archives are reclaimed by garbage collection.
     pub async fn delete_space(&self, space: &str) -> Result<()> {
-        check_name("space", space)?;
+        let generation = self.require_generation(space).await?;
         match self
             .store
             .delete(&StorageKey::SpaceMarker { space }.path())
@@ -187,8 +258,14 @@ impl Registry {
             }
             Err(e) => return Err(storage_error(e)),
         }
-        self.delete_prefix(&StorageKey::SpaceCharts { space }.path())
-            .await
+        self.delete_prefix(
+            &StorageKey::SpaceRecords {
+                space,
+                generation: &generation,
+            }
+            .path(),
+        )
+        .await
     }
 
     async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
@@ -211,17 +288,30 @@ impl Registry {
 
     /// Every version in a space, sorted by chart name, then version precedence.
     pub async fn space_versions(&self, space: &str) -> Result<Vec<StoredVersion>> {
-        self.require_space(space).await?;
-        self.versions_under(&StorageKey::SpaceCharts { space }.path())
-            .await
+        let generation = self.require_generation(space).await?;
+        self.versions_under(
+            &StorageKey::SpaceRecords {
+                space,
+                generation: &generation,
+            }
+            .path(),
+        )
+        .await
     }
 
     /// Every version of a chart, in version precedence; `NotFound` if it has none.
     pub async fn chart_versions(&self, space: &str, chart: &str) -> Result<Vec<StoredVersion>> {
-        check_name("space", space)?;
         check_name("chart", chart)?;
+        let generation = self.require_generation(space).await?;
         let versions = self
-            .versions_under(&StorageKey::ChartVersions { space, chart }.path())
+            .versions_under(
+                &StorageKey::ChartRecords {
+                    space,
+                    generation: &generation,
+                    chart,
+                }
+                .path(),
+            )
             .await?;
         if versions.is_empty() {
             return Err(RegistryError::not_found(format!("{space}/{chart}")));
@@ -241,48 +331,65 @@ impl Registry {
         Ok(charts)
     }
 
-    /// Lists records under a prefix, reading only those not already cached at their ETag.
+    /// Lists the records under a prefix and reads them.
     async fn versions_under(&self, prefix: &Path) -> Result<Vec<StoredVersion>> {
-        let metas: Vec<_> = self
+        let metas: Vec<ObjectMeta> = self
             .store
             .list(Some(prefix))
             .try_collect()
             .await
             .map_err(storage_error)?;
-        let listed: HashSet<Path> = metas.iter().map(|m| m.location.clone()).collect();
+        {
+            // Forget cached records under this prefix that no longer exist.
+            let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            cache.retain(|path, _| !path.prefix_matches(prefix) || listed.contains(path));
+        }
+        let mut found: Vec<StoredVersion> = self
+            .read_records(metas)
+            .await?
+            .into_iter()
+            .map(|(path, record)| StoredVersion {
+                space: path.space,
+                chart: path.chart,
+                version: path.version,
+                record,
+            })
+            .collect();
+        found.sort_by(|a, b| {
+            a.chart
+                .cmp(&b.chart)
+                .then_with(|| compare_versions(&a.version, &b.version))
+        });
+        Ok(found)
+    }
+
+    /// Reads listed records, only those not already cached at their ETag; records deleted
+    /// since the listing are left out.
+    async fn read_records(
+        &self,
+        metas: Vec<ObjectMeta>,
+    ) -> Result<Vec<(RecordPath, Arc<VersionRecord>)>> {
         let mut found = Vec::with_capacity(metas.len());
         let mut to_read = Vec::new();
         {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            // Forget cached records under this prefix that no longer exist.
-            cache.retain(|path, _| !path.prefix_matches(prefix) || listed.contains(path));
+            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
             for meta in metas {
-                let Some((space, chart, version)) = parse_record_path(&meta.location) else {
+                let Some(path) = parse_record_path(&meta.location) else {
                     continue;
                 };
                 match (&meta.e_tag, cache.get(&meta.location)) {
                     (Some(tag), Some(cached)) if *tag == cached.e_tag => {
-                        found.push(StoredVersion {
-                            space,
-                            chart,
-                            version,
-                            record: cached.record.clone(),
-                        });
+                        found.push((path, cached.record.clone()))
                     }
-                    _ => to_read.push((meta.location, space, chart, version)),
+                    _ => to_read.push((meta.location, path)),
                 }
             }
         }
-        let read: Vec<Option<StoredVersion>> = futures::stream::iter(to_read)
-            .map(|(location, space, chart, version)| async move {
+        let read: Vec<Option<(RecordPath, Arc<VersionRecord>)>> = futures::stream::iter(to_read)
+            .map(|(location, path)| async move {
                 match self.read_record(&location).await {
-                    Ok(record) => Ok(Some(StoredVersion {
-                        space,
-                        chart,
-                        version,
-                        record,
-                    })),
-                    // Deleted between the listing and the read: not there any more.
+                    Ok(record) => Ok(Some((path, record))),
                     Err(RegistryError::NotFound(_)) => Ok(None),
                     Err(e) => Err(e),
                 }
@@ -291,11 +398,6 @@ impl Registry {
             .try_collect()
             .await?;
         found.extend(read.into_iter().flatten());
-        found.sort_by(|a, b| {
-            a.chart
-                .cmp(&b.chart)
-                .then_with(|| compare_versions(&a.version, &b.version))
-        });
         Ok(found)
     }
 
@@ -327,11 +429,26 @@ impl Registry {
 
     // ---- one version ----
 
-    fn check_coordinates(space: &str, chart: &str, version: &str) -> Result<()> {
+    /// Checks the coordinates and finds the space's generation (`NotFound` without space).
+    async fn locate<'a>(
+        &self,
+        space: &'a str,
+        chart: &'a str,
+        version: &'a str,
+    ) -> Result<VersionKey<'a>> {
         check_name("space", space)?;
         check_name("chart", chart)?;
         parse_version(version)?;
-        Ok(())
+        let generation = self
+            .generation(space)
+            .await?
+            .ok_or_else(|| RegistryError::not_found(version_id(space, chart, version)))?;
+        Ok(VersionKey {
+            space,
+            generation,
+            chart,
+            version,
+        })
     }
 
     /// The record of one version.
@@ -341,20 +458,13 @@ impl Registry {
         chart: &str,
         version: &str,
     ) -> Result<Arc<VersionRecord>> {
-        Self::check_coordinates(space, chart, version)?;
-        self.read_record(
-            &StorageKey::VersionRecord {
-                space,
-                chart,
-                version,
-            }
-            .path(),
-        )
-        .await
-        .map_err(|e| match e {
-            RegistryError::NotFound(_) => {
-                RegistryError::not_found(version_id(space, chart, version))
-            }
+        let key = self.locate(space, chart, version).await?;
+        self.record_at(&key).await
+    }
+
+    async fn record_at(&self, key: &VersionKey<'_>) -> Result<Arc<VersionRecord>> {
+        self.read_record(&key.path()).await.map_err(|e| match e {
+            RegistryError::NotFound(_) => RegistryError::not_found(key.id()),
             e => e,
         })
     }
@@ -366,34 +476,37 @@ impl Registry {
         chart: &str,
         version: &str,
     ) -> Result<ArchiveStream> {
-        let record = self.version(space, chart, version).await?;
-        let blob = StorageKey::Blob {
-            digest: &record.digest,
-        }
-        .path();
-        let result = self.store.get(&blob).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => RegistryError::internal(format!(
-                "archive of {} is missing",
-                version_id(space, chart, version)
-            )),
-            e => storage_error(e),
-        })?;
+        let key = self.locate(space, chart, version).await?;
+        self.open_archive_at(&key).await
+    }
+
+    async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
+        let record = self.record_at(key).await?;
+        let result = self
+            .store
+            .get(
+                &StorageKey::Blob {
+                    digest: &record.digest,
+                }
+                .path(),
+            )
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    RegistryError::internal(format!("archive of {} is missing", key.id()))
+                }
+                e => storage_error(e),
+            })?;
         Ok(ArchiveStream {
             record,
             body: result.into_stream(),
         })
     }
 
-    /// The whole archive of one version, in memory (for rewriting it).
-    pub async fn archive_bytes(
-        &self,
-        space: &str,
-        chart: &str,
-        version: &str,
-    ) -> Result<(Arc<VersionRecord>, Bytes)> {
-        let stream = self.open_archive(space, chart, version).await?;
+    async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<Bytes> {
+        let stream = self.open_archive_at(key).await?;
         let chunks: Vec<Bytes> = stream.body.try_collect().await.map_err(storage_error)?;
-        Ok((stream.record, chunks.concat().into()))
+        Ok(chunks.concat().into())
     }
 
     /// Stores a new version from an uploaded archive; `AlreadyExists` if the version does.
@@ -401,7 +514,10 @@ impl Registry {
     pub async fn upload(&self, space: &str, archive: Bytes) -> Result<StoredVersion> {
         check_name("space", space)?;
         let chart = archive::load(&archive, &self.options.limits)?;
-        let (name, version) = (chart.metadata.name.clone(), chart.metadata.version.clone());
+        let (name, version) = (
+            chart.metadata.name.as_str(),
+            chart.metadata.version.as_str(),
+        );
         let record = VersionRecord::new(
             &chart,
             archive::sha256_hex(&archive),
@@ -409,31 +525,36 @@ impl Registry {
             now_rfc3339(),
         );
         self.put_blob(&record.digest, archive).await?;
-        self.put_space_marker(space).await?;
-        let key = StorageKey::VersionRecord {
+        let key = VersionKey {
             space,
-            chart: &name,
-            version: &version,
-        }
-        .path();
+            generation: self.ensure_space(space).await?,
+            chart: name,
+            version,
+        };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self.store.put_opts(&key, body.into(), opts).await {
+        match self.store.put_opts(&key.path(), body.into(), opts).await {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(RegistryError::AlreadyExists(version_id(
-                    space, &name, &version,
-                )));
+                return Err(RegistryError::AlreadyExists(key.id()));
             }
             Err(e) => return Err(storage_error(e)),
         }
+        // A space deleted while we wrote: our record went to the old generation, where no
+        // one will see it. Say so rather than claim the chart is stored.
+        if self.generation(space).await?.as_deref() != Some(&key.generation) {
+            let _ = self.store.delete(&key.path()).await;
+            return Err(RegistryError::not_found(format!(
+                "{space} (deleted during the upload)"
+            )));
+        }
         Ok(StoredVersion {
-            space: space.to_string(),
-            chart: name,
-            version,
+            space: space.into(),
+            chart: name.into(),
+            version: version.into(),
             record: Arc::new(record),
         })
     }
@@ -447,7 +568,7 @@ impl Registry {
         version: &str,
         archive: Bytes,
     ) -> Result<StoredVersion> {
-        Self::check_coordinates(space, chart, version)?;
+        let key = self.locate(space, chart, version).await?;
         let loaded = archive::load(&archive, &self.options.limits)?;
         if loaded.metadata.name != chart {
             return Err(RegistryError::invalid(format!(
@@ -461,16 +582,19 @@ impl Registry {
                 loaded.metadata.version
             )));
         }
-        let _lock = self.lock(space, chart, version).await?;
-        let current = self.current(space, chart, version).await?;
-        self.commit(space, &loaded, archive, current).await
+        let _lock = self.lock(&key).await?;
+        let current = self.current(&key).await?;
+        self.commit(&key, &loaded, archive, current).await
     }
 
     /// The values Helm computes for this version with no overrides (the seed's answer).
     pub async fn values(&self, space: &str, chart: &str, version: &str) -> Result<Value> {
-        let (_, archive) = self.archive_bytes(space, chart, version).await?;
-        let loaded = archive::load(&archive, &self.options.limits)?;
-        Ok(values::coalesce(&loaded))
+        let key = self.locate(space, chart, version).await?;
+        let archive = self.archive_bytes_at(&key).await?;
+        Ok(values::coalesce(&archive::load(
+            &archive,
+            &self.options.limits,
+        )?))
     }
 
     /// Replaces the chart's `values.yaml` with `new_values` (a JSON object); answers the
@@ -482,14 +606,14 @@ impl Registry {
         version: &str,
         new_values: Value,
     ) -> Result<Value> {
-        Self::check_coordinates(space, chart, version)?;
+        let key = self.locate(space, chart, version).await?;
         if !new_values.is_object() {
             return Err(RegistryError::invalid("values should be a JSON object"));
         }
         let values_yaml = yaml::to_yaml(&new_values)?;
-        let _lock = self.lock(space, chart, version).await?;
+        let _lock = self.lock(&key).await?;
         let updated = self
-            .rewrite_locked(space, chart, version, "values.yaml", values_yaml)
+            .rewrite_locked(&key, "values.yaml", values_yaml)
             .await?;
         Ok(values::coalesce(&updated))
     }
@@ -503,7 +627,7 @@ impl Registry {
         version: &str,
         mut new_metadata: ChartMetadata,
     ) -> Result<StoredVersion> {
-        Self::check_coordinates(space, chart, version)?;
+        let key = self.locate(space, chart, version).await?;
         if new_metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of name should be {chart}, but got {}",
@@ -516,8 +640,8 @@ impl Registry {
                 new_metadata.version
             )));
         }
-        let _lock = self.lock(space, chart, version).await?;
-        let current = self.version(space, chart, version).await?;
+        let _lock = self.lock(&key).await?;
+        let current = self.record_at(&key).await?;
         if new_metadata.api_version.is_empty() {
             new_metadata.api_version = current.metadata.api_version.clone();
         }
@@ -528,9 +652,8 @@ impl Registry {
         };
         new_metadata.validate()?;
         let chart_yaml = yaml::to_yaml(&new_metadata)?;
-        self.rewrite_locked(space, chart, version, "Chart.yaml", chart_yaml)
-            .await?;
-        let record = self.version(space, chart, version).await?;
+        self.rewrite_locked(&key, "Chart.yaml", chart_yaml).await?;
+        let record = self.record_at(&key).await?;
         Ok(StoredVersion {
             space: space.into(),
             chart: chart.into(),
@@ -542,30 +665,27 @@ impl Registry {
     /// Rewrites one file of a stored archive; the caller holds the version's lock.
     async fn rewrite_locked(
         &self,
-        space: &str,
-        chart: &str,
-        version: &str,
+        key: &VersionKey<'_>,
         file: &str,
         content: String,
     ) -> Result<Chart> {
         // The ETag is taken before the archive is read, so that a change in between makes
         // the conditional commit fail instead of being overwritten.
-        let current = self.current(space, chart, version).await?;
-        let (_, archive) = self.archive_bytes(space, chart, version).await?;
+        let current = self.current(key).await?;
+        let archive = self.archive_bytes_at(key).await?;
         let rewritten = archive::rewrite(
             &archive,
-            chart,
+            key.chart,
             &[(file, content.into_bytes())],
             &self.options.limits,
         )?;
         let loaded = archive::load(&rewritten, &self.options.limits)?;
-        self.commit(space, &loaded, rewritten.into(), current)
-            .await?;
+        self.commit(key, &loaded, rewritten.into(), current).await?;
         Ok(loaded)
     }
 
-    async fn lock(&self, space: &str, chart: &str, version: &str) -> Result<LockGuard> {
-        let id = version_id(space, chart, version);
+    async fn lock(&self, key: &VersionKey<'_>) -> Result<LockGuard> {
+        let id = key.id();
         self.locks
             .acquire(&id)
             .await
@@ -574,42 +694,25 @@ impl Registry {
 
     /// The current record's version tag, for a compare-and-swap commit; `NotFound` if the
     /// version does not exist.
-    async fn current(&self, space: &str, chart: &str, version: &str) -> Result<UpdateVersion> {
-        match self
-            .store
-            .head(
-                &StorageKey::VersionRecord {
-                    space,
-                    chart,
-                    version,
-                }
-                .path(),
-            )
-            .await
-        {
+    async fn current(&self, key: &VersionKey<'_>) -> Result<UpdateVersion> {
+        match self.store.head(&key.path()).await {
             Ok(meta) => Ok(UpdateVersion {
                 e_tag: meta.e_tag,
                 version: meta.version,
             }),
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(RegistryError::not_found(version_id(space, chart, version)))
-            }
+            Err(object_store::Error::NotFound { .. }) => Err(RegistryError::not_found(key.id())),
             Err(e) => Err(storage_error(e)),
         }
     }
 
-    /// Stores a changed archive of an existing version: blob first, then the record.
+    /// Stores a changed archive of an existing version: archive first, then the record.
     async fn commit(
         &self,
-        space: &str,
+        key: &VersionKey<'_>,
         chart: &Chart,
         archive: Bytes,
         current: UpdateVersion,
     ) -> Result<StoredVersion> {
-        let (name, version) = (
-            chart.metadata.name.as_str(),
-            chart.metadata.version.as_str(),
-        );
         let record = VersionRecord::new(
             chart,
             archive::sha256_hex(&archive),
@@ -617,12 +720,6 @@ impl Registry {
             now_rfc3339(),
         );
         self.put_blob(&record.digest, archive).await?;
-        let key = StorageKey::VersionRecord {
-            space,
-            chart: name,
-            version,
-        }
-        .path();
         let mode = if self.options.conditional_updates {
             PutMode::Update(current)
         } else {
@@ -632,7 +729,7 @@ impl Registry {
         match self
             .store
             .put_opts(
-                &key,
+                &key.path(),
                 body.into(),
                 PutOptions {
                     mode,
@@ -643,14 +740,14 @@ impl Registry {
         {
             Ok(_) => {}
             Err(object_store::Error::Precondition { .. }) => {
-                return Err(RegistryError::Locked(version_id(space, name, version)));
+                return Err(RegistryError::Locked(key.id()));
             }
             Err(e) => return Err(storage_error(e)),
         }
         Ok(StoredVersion {
-            space: space.into(),
-            chart: name.into(),
-            version: version.into(),
+            space: key.space.into(),
+            chart: key.chart.into(),
+            version: key.version.into(),
             record: Arc::new(record),
         })
     }
@@ -670,24 +767,11 @@ impl Registry {
 
     /// Deletes one version. Deleting a chart's last version removes the chart.
     pub async fn delete_version(&self, space: &str, chart: &str, version: &str) -> Result<()> {
-        Self::check_coordinates(space, chart, version)?;
-        let _lock = self.lock(space, chart, version).await?;
-        match self
-            .store
-            .delete(
-                &StorageKey::VersionRecord {
-                    space,
-                    chart,
-                    version,
-                }
-                .path(),
-            )
-            .await
-        {
+        let key = self.locate(space, chart, version).await?;
+        let _lock = self.lock(&key).await?;
+        match self.store.delete(&key.path()).await {
             Ok(()) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(RegistryError::not_found(version_id(space, chart, version)))
-            }
+            Err(object_store::Error::NotFound { .. }) => Err(RegistryError::not_found(key.id())),
             Err(e) => Err(storage_error(e)),
         }
     }
@@ -696,18 +780,16 @@ impl Registry {
     /// before the first record goes.
     pub async fn delete_chart(&self, space: &str, chart: &str) -> Result<()> {
         let versions = self.chart_versions(space, chart).await?;
-        let mut locks = Vec::with_capacity(versions.len());
+        let mut keys = Vec::with_capacity(versions.len());
         for stored in &versions {
-            locks.push(self.lock(space, chart, &stored.version).await?);
+            keys.push(self.locate(space, chart, &stored.version).await?);
         }
-        for stored in &versions {
-            let key = StorageKey::VersionRecord {
-                space,
-                chart,
-                version: &stored.version,
-            }
-            .path();
-            match self.store.delete(&key).await {
+        let mut held = Vec::with_capacity(keys.len());
+        for key in &keys {
+            held.push(self.lock(key).await?);
+        }
+        for key in &keys {
+            match self.store.delete(&key.path()).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(storage_error(e)),
             }
@@ -717,42 +799,70 @@ impl Registry {
 
     // ---- maintenance ----
 
-    /// Deletes archives no version refers to. Blobs younger than `grace` are kept: an
-    /// upload writes its blob before its record, and must not lose it in between.
+    /// Deletes what no live version needs: records of deleted spaces, and archives no
+    /// record refers to. Both are kept while younger than `grace`, because an upload writes
+    /// its archive before its record, and a new space's marker before its first record.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
+        let cutoff = SystemTime::now() - grace;
+        let mut generations = HashMap::new();
+        for space in self.list_spaces().await? {
+            if let Some(generation) = self.generation(&space).await? {
+                generations.insert(space, generation);
+            }
+        }
+        let mut report = GcReport::default();
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&StorageKey::AllRecords.path()))
+            .try_collect()
+            .await
+            .map_err(storage_error)?;
+        let mut live = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let Some(path) = parse_record_path(&meta.location) else {
+                continue;
+            };
+            if generations.get(&path.space) == Some(&path.generation) {
+                live.push(meta);
+            } else if SystemTime::from(meta.last_modified) < cutoff
+                && self.delete_if_present(&meta.location).await?
+            {
+                report.deleted_stale_records += 1;
+            }
+        }
         let referenced: HashSet<String> = self
-            .versions_under(&StorageKey::AllCharts.path())
+            .read_records(live)
             .await?
             .into_iter()
-            .map(|v| v.record.digest.clone())
+            .map(|(_, record)| record.digest.clone())
             .collect();
-        let cutoff = SystemTime::now() - grace;
-        let blobs: Vec<_> = self
+        report.referenced_blobs = referenced.len();
+        let blobs: Vec<ObjectMeta> = self
             .store
             .list(Some(&StorageKey::Blobs.path()))
             .try_collect()
             .await
             .map_err(storage_error)?;
-        let mut report = GcReport {
-            referenced_blobs: referenced.len(),
-            ..Default::default()
-        };
         for blob in blobs {
             let Some(digest) = parse_blob_path(&blob.location) else {
                 continue;
             };
-            if referenced.contains(&digest) || SystemTime::from(blob.last_modified) > cutoff {
+            if referenced.contains(&digest) || SystemTime::from(blob.last_modified) >= cutoff {
                 continue;
             }
-            match self.store.delete(&blob.location).await {
-                Ok(()) => {
-                    report.deleted_blobs += 1;
-                    report.deleted_bytes += blob.size;
-                }
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(storage_error(e)),
+            if self.delete_if_present(&blob.location).await? {
+                report.deleted_blobs += 1;
+                report.deleted_bytes += blob.size;
             }
         }
         Ok(report)
+    }
+
+    async fn delete_if_present(&self, location: &Path) -> Result<bool> {
+        match self.store.delete(location).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(storage_error(e)),
+        }
     }
 }
