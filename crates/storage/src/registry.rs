@@ -850,6 +850,13 @@ impl Registry {
             if referenced.contains(&digest) || SystemTime::from(blob.last_modified) >= cutoff {
                 continue;
             }
+            // An upload of the same bytes rewrites the archive (fresh timestamp) before it
+            // writes its record: look again right before deleting. What remains is the
+            // moment between this look and the delete.
+            match self.store.head(&blob.location).await {
+                Ok(now) if SystemTime::from(now.last_modified) < cutoff => {}
+                _ => continue,
+            }
             if self.delete_if_present(&blob.location).await? {
                 report.deleted_blobs += 1;
                 report.deleted_bytes += blob.size;
