@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -96,12 +96,6 @@ fn load_nested(
     budget: &mut Budget,
     depth: usize,
 ) -> Result<Chart, RegistryError> {
-    if depth > limits.max_depth {
-        return Err(invalid(format!(
-            "subcharts nest deeper than {}",
-            limits.max_depth
-        )));
-    }
     let files = read_files(archive, limits, budget)?;
     build_chart(files, limits, budget, depth)
 }
@@ -127,19 +121,45 @@ impl<R: Read> Read for LimitedReader<'_, R> {
     }
 }
 
+/// The tar stream inside a gzip archive. Every gzip member is read, as Go's reader (and
+/// so Helm) does, so that the registry sees the chart Helm will install.
+fn tar_reader<'a>(
+    archive: &'a [u8],
+    left: &'a mut u64,
+    limit: u64,
+) -> tar::Archive<LimitedReader<'a, MultiGzDecoder<&'a [u8]>>> {
+    tar::Archive::new(LimitedReader {
+        inner: MultiGzDecoder::new(archive),
+        left,
+        limit,
+    })
+}
+
+/// Reads what follows the tar's end marker, so that a corrupt or missing gzip trailer
+/// (CRC, length) is noticed rather than silently accepted.
+fn check_trailer<R: Read>(tar: tar::Archive<R>) -> Result<(), RegistryError> {
+    io::copy(&mut tar.into_inner(), &mut io::sink())
+        .map(|_| ())
+        .map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))
+}
+
 /// One file of an archive: its path inside the chart folder and its bytes.
 type Files = BTreeMap<String, Vec<u8>>;
 
 /// Where a tar entry lands in the chart, Helm style: the first path segment is the chart
 /// folder whatever its name (`./Chart.yaml` is fine), and the rest must stay inside it.
-/// `Ok(None)` means "not a chart file" (the folder entry itself).
-fn chart_path(raw: &str) -> Result<Option<String>, RegistryError> {
+fn chart_path(raw: &str) -> Result<String, RegistryError> {
     let raw = raw.replace('\\', "/");
+    let is_drive =
+        |p: &str| p.len() >= 2 && p.as_bytes()[1] == b':' && p.as_bytes()[0].is_ascii_alphabetic();
+    let mut parts = raw.split('/');
+    let first = parts.next().unwrap_or_default();
     if raw.starts_with('/') {
         return Err(invalid(format!("absolute path {raw:?}")));
     }
-    let mut parts = raw.split('/');
-    let first = parts.next().unwrap_or_default();
+    if is_drive(first) {
+        return Err(invalid(format!("path {raw:?} has a drive letter")));
+    }
     let mut rest = Vec::new();
     for part in parts {
         match part {
@@ -149,11 +169,7 @@ fn chart_path(raw: &str) -> Result<Option<String>, RegistryError> {
                     "path {raw:?} references a parent directory"
                 )));
             }
-            p if p.len() >= 2
-                && p.as_bytes()[1] == b':'
-                && p.as_bytes()[0].is_ascii_alphabetic()
-                && rest.is_empty() =>
-            {
+            p if rest.is_empty() && is_drive(p) => {
                 return Err(invalid(format!("path {raw:?} has a drive letter")));
             }
             p => rest.push(p),
@@ -164,13 +180,28 @@ fn chart_path(raw: &str) -> Result<Option<String>, RegistryError> {
             "path {raw:?} references a parent directory"
         )));
     }
-    if rest.is_empty() {
-        if first == "Chart.yaml" {
-            return Err(invalid("Chart.yaml is not inside a chart folder"));
-        }
-        return Ok(None);
+    match rest.is_empty() {
+        true if first == "Chart.yaml" => Err(invalid("Chart.yaml is not inside a chart folder")),
+        true => Err(invalid(format!("{raw:?} is outside the chart folder"))),
+        false => Ok(rest.join("/")),
     }
-    Ok(Some(rest.join("/")))
+}
+
+/// Whether a tar entry is a file Helm reads; folders and pax headers are skipped, and any
+/// other kind (links, devices, fifos) is refused.
+fn is_chart_file(kind: tar::EntryType, raw_path: &str) -> Result<bool, RegistryError> {
+    match kind {
+        tar::EntryType::Regular | tar::EntryType::Continuous => Ok(true),
+        tar::EntryType::Directory | tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {
+            Ok(false)
+        }
+        tar::EntryType::Symlink | tar::EntryType::Link => Err(invalid(format!(
+            "{raw_path:?} is a link; charts may only hold regular files"
+        ))),
+        other => Err(invalid(format!(
+            "{raw_path:?} is a {other:?} entry; charts may only hold regular files"
+        ))),
+    }
 }
 
 fn read_files(
@@ -178,46 +209,26 @@ fn read_files(
     limits: &Limits,
     budget: &mut Budget,
 ) -> Result<Files, RegistryError> {
-    let limit = limits.max_decompressed_bytes;
-    let reader = LimitedReader {
-        inner: GzDecoder::new(archive),
-        left: &mut budget.decompressed_left,
-        limit,
-    };
-    let mut tar = tar::Archive::new(reader);
+    let mut tar = tar_reader(
+        archive,
+        &mut budget.decompressed_left,
+        limits.max_decompressed_bytes,
+    );
     let mut files = Files::new();
-    let entries = tar
-        .entries()
-        .map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))?;
     let mut entries_left = budget.entries_left;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))?;
+    let not_tar = |e: io::Error| invalid(format!("not a gzipped tar archive: {e}"));
+    for entry in tar.entries().map_err(not_tar)? {
+        let mut entry = entry.map_err(not_tar)?;
         if entries_left == 0 {
             return Err(invalid(format!("more than {} entries", limits.max_entries)));
         }
         entries_left -= 1;
-        let kind = entry.header().entry_type();
         let raw_path = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| invalid("an entry's path is not UTF-8"))?;
-        match kind {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {}
-            tar::EntryType::Directory | tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {
-                continue;
-            }
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                return Err(invalid(format!(
-                    "{raw_path:?} is a link; charts may only hold regular files"
-                )));
-            }
-            other => {
-                return Err(invalid(format!(
-                    "{raw_path:?} is a {other:?} entry; charts may only hold regular files"
-                )));
-            }
-        }
-        let Some(path) = chart_path(&raw_path)? else {
+        if !is_chart_file(entry.header().entry_type(), &raw_path)? {
             continue;
-        };
+        }
+        let path = chart_path(&raw_path)?;
         let size = entry.header().size().map_err(|e| invalid(e.to_string()))?;
         if size > limits.max_file_bytes {
             return Err(invalid(format!(
@@ -239,6 +250,7 @@ fn read_files(
         }
         files.insert(path, data);
     }
+    check_trailer(tar)?;
     budget.entries_left = entries_left;
     Ok(files)
 }
@@ -249,6 +261,12 @@ fn build_chart(
     budget: &mut Budget,
     depth: usize,
 ) -> Result<Chart, RegistryError> {
+    if depth > limits.max_depth {
+        return Err(invalid(format!(
+            "subcharts nest deeper than {}",
+            limits.max_depth
+        )));
+    }
     let chart_yaml = files
         .remove("Chart.yaml")
         .ok_or_else(|| invalid("Chart.yaml file is missing"))?;
@@ -279,7 +297,8 @@ fn build_chart(
         },
     };
 
-    // Group charts/<name>/... folders and charts/<name>.tgz archives as Helm does.
+    // Group charts/<name>/... folders and charts/<name>.tgz archives as Helm does; names
+    // starting with `.` or `_` are not subcharts.
     let mut folders: BTreeMap<String, Files> = BTreeMap::new();
     let mut archives: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, data) in files {
@@ -299,35 +318,30 @@ fn build_chart(
             _ => {}
         }
     }
-    let mut subcharts = Vec::new();
-    let mut keyed: BTreeMap<String, Chart> = BTreeMap::new();
+    let in_subchart = |name: &str, e: RegistryError| {
+        RegistryError::invalid(format!("subchart charts/{name}: {e}"))
+    };
+    let mut subcharts: BTreeMap<String, Chart> = BTreeMap::new();
     for (name, files) in folders {
-        let sub = build_chart(files, limits, budget, depth + 1).map_err(|e| {
-            RegistryError::invalid(format!("subchart charts/{name}: {}", message(&e)))
-        })?;
-        keyed.insert(name, sub);
+        let sub =
+            build_chart(files, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
+        subcharts.insert(name, sub);
     }
     for (name, data) in archives {
-        let sub = load_nested(&data, limits, budget, depth + 1).map_err(|e| {
-            RegistryError::invalid(format!("subchart charts/{name}: {}", message(&e)))
-        })?;
-        keyed.insert(name, sub);
+        let sub =
+            load_nested(&data, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
+        subcharts.insert(name, sub);
     }
-    subcharts.extend(keyed.into_values());
     Ok(Chart {
         metadata,
         values,
-        subcharts,
+        subcharts: subcharts.into_values().collect(),
     })
 }
 
-fn message(e: &RegistryError) -> String {
-    e.to_string()
-}
-
 /// Rewrites an archive with some chart files replaced or added (paths relative to the
-/// chart folder, e.g. `values.yaml`). Every other file is copied with its header, so the
-/// result is the same chart with only those files changed. The files are written under
+/// chart folder, e.g. `values.yaml`). Every other file keeps its bytes, mode and time, so
+/// the result is the same chart with only those files changed. Files are written under
 /// `folder/`, the layout `helm package` produces, whatever folder the original used.
 pub fn rewrite(
     archive: &[u8],
@@ -336,52 +350,69 @@ pub fn rewrite(
     limits: &Limits,
 ) -> Result<Vec<u8>, RegistryError> {
     let mut left = limits.max_decompressed_bytes;
-    let reader = LimitedReader {
-        inner: GzDecoder::new(archive),
-        left: &mut left,
-        limit: limits.max_decompressed_bytes,
-    };
-    let mut tar = tar::Archive::new(reader);
+    let mut tar = tar_reader(archive, &mut left, limits.max_decompressed_bytes);
+    let replacements: BTreeMap<&str, &Vec<u8>> =
+        replacements.iter().map(|(p, d)| (*p, d)).collect();
+    let mut replaced = std::collections::BTreeSet::new();
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
-    let mut pending: BTreeMap<&str, &Vec<u8>> = replacements.iter().map(|(p, d)| (*p, d)).collect();
     let broken = |e: io::Error| invalid(e.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for entry in tar.entries().map_err(broken)? {
         let mut entry = entry.map_err(broken)?;
-        if !entry.header().entry_type().is_file() {
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if !is_chart_file(entry.header().entry_type(), &raw_path)? {
             continue;
         }
-        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(path) = chart_path(&raw_path)? else {
-            continue;
-        };
-        let data = match pending.remove(path.as_str()) {
-            Some(new) => new.clone(),
+        let path = chart_path(&raw_path)?;
+        let mode = entry.header().mode().unwrap_or(0o644);
+        let mtime = entry.header().mtime().unwrap_or(now);
+        // Every copy of a replaced file gets the new content: whichever one a reader
+        // takes, it sees the change.
+        let data = match replacements.get(path.as_str()) {
+            Some(new) => {
+                replaced.insert(path.clone());
+                (*new).clone()
+            }
             None => {
                 let mut data = Vec::new();
                 entry.read_to_end(&mut data).map_err(broken)?;
                 data
             }
         };
-        let mut header = entry.header().clone();
-        header.set_size(data.len() as u64);
-        builder
-            .append_data(&mut header, format!("{folder}/{path}"), data.as_slice())
-            .map_err(broken)?;
+        append_file(
+            &mut builder,
+            &format!("{folder}/{path}"),
+            &data,
+            mode,
+            mtime,
+        )
+        .map_err(broken)?;
     }
-    for (path, data) in pending {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_mtime(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        );
-        builder
-            .append_data(&mut header, format!("{folder}/{path}"), data.as_slice())
-            .map_err(broken)?;
+    check_trailer(tar)?;
+    for (path, data) in replacements.iter().filter(|(p, _)| !replaced.contains(**p)) {
+        append_file(&mut builder, &format!("{folder}/{path}"), data, 0o644, now).map_err(broken)?;
     }
-    let encoder = builder.into_inner().map_err(broken)?;
-    encoder.finish().map_err(broken)
+    builder
+        .into_inner()
+        .and_then(|encoder| encoder.finish())
+        .map_err(broken)
+}
+
+/// Appends a regular file with a fresh header (no stale name prefix or link fields).
+fn append_file<W: io::Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+    mtime: u64,
+) -> io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(mode);
+    header.set_mtime(mtime);
+    header.set_size(data.len() as u64);
+    builder.append_data(&mut header, path, data)
 }

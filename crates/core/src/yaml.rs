@@ -10,7 +10,7 @@ pub fn from_yaml<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Reg
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_nodes: 1_000_000,
-            max_depth: 100,
+            max_depth: 50,
             max_aliases: 10_000,
             max_documents: 1,
         },

@@ -142,6 +142,16 @@ fn new_generation() -> String {
     )
 }
 
+/// Runs chart parsing on a blocking thread: it is CPU work that must not stall the
+/// request workers, and deeply nested (but within budget) YAML needs stack.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
+}
+
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
@@ -513,7 +523,7 @@ impl Registry {
     /// Uploading into a missing space creates it.
     pub async fn upload(&self, space: &str, archive: Bytes) -> Result<StoredVersion> {
         check_name("space", space)?;
-        let chart = archive::load(&archive, &self.options.limits)?;
+        let chart = self.load_chart(archive.clone()).await?;
         let (name, version) = (
             chart.metadata.name.as_str(),
             chart.metadata.version.as_str(),
@@ -569,7 +579,7 @@ impl Registry {
         archive: Bytes,
     ) -> Result<StoredVersion> {
         let key = self.locate(space, chart, version).await?;
-        let loaded = archive::load(&archive, &self.options.limits)?;
+        let loaded = self.load_chart(archive.clone()).await?;
         if loaded.metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of chart should be {chart}, but got {}",
@@ -591,10 +601,7 @@ impl Registry {
     pub async fn values(&self, space: &str, chart: &str, version: &str) -> Result<Value> {
         let key = self.locate(space, chart, version).await?;
         let archive = self.archive_bytes_at(&key).await?;
-        Ok(values::coalesce(&archive::load(
-            &archive,
-            &self.options.limits,
-        )?))
+        Ok(values::coalesce(&self.load_chart(archive).await?))
     }
 
     /// Replaces the chart's `values.yaml` with `new_values` (a JSON object); answers the
@@ -673,15 +680,21 @@ impl Registry {
         // the conditional commit fail instead of being overwritten.
         let current = self.current(key).await?;
         let archive = self.archive_bytes_at(key).await?;
-        let rewritten = archive::rewrite(
-            &archive,
-            key.chart,
-            &[(file, content.into_bytes())],
-            &self.options.limits,
-        )?;
-        let loaded = archive::load(&rewritten, &self.options.limits)?;
-        self.commit(key, &loaded, rewritten.into(), current).await?;
+        let (folder, limits, file) = (key.chart.to_string(), self.options.limits, file.to_string());
+        let rewritten: Bytes = blocking(move || {
+            archive::rewrite(&archive, &folder, &[(&file, content.into_bytes())], &limits)
+        })
+        .await?
+        .into();
+        let loaded = self.load_chart(rewritten.clone()).await?;
+        self.commit(key, &loaded, rewritten, current).await?;
         Ok(loaded)
+    }
+
+    /// Parses an archive under the configured limits.
+    async fn load_chart(&self, archive: Bytes) -> Result<Chart> {
+        let limits = self.options.limits;
+        blocking(move || archive::load(&archive, &limits)).await
     }
 
     async fn lock(&self, key: &VersionKey<'_>) -> Result<LockGuard> {
