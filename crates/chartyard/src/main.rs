@@ -108,8 +108,11 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Chart parsing recurses through YAML and nested subcharts: give threads room for the
+    // deepest input the parse budgets allow.
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()?)
 }
 
