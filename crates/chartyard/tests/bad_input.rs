@@ -7,9 +7,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use common::{ChartBuilder, SEED_TEST1, Server, client, error, gzip, json, sha256};
+use common::{ChartBuilder, SEED_TEST1, Server, client, error, files_under, gzip, json, sha256};
 use reqwest::Method;
 use reqwest::blocking::{Response, multipart};
 use serde_json::{Value, json};
@@ -46,28 +46,21 @@ const WATCHED: &[&str] = &[
     "/spaces/good/charts/web/versions/0.1.0/manifests/values",
 ];
 
-fn files_under(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_under(root, &path, out);
-        } else {
-            let bytes = std::fs::read(&path).unwrap();
-            out.insert(
-                path.strip_prefix(root).unwrap().to_path_buf(),
-                sha256(&bytes),
-            );
-        }
-    }
-}
-
 fn snapshot(server: &Server) -> Snapshot {
     let answers = WATCHED
         .iter()
         .map(|path| (path.to_string(), json(server.get(path), 200)))
         .collect();
-    let mut files = BTreeMap::new();
-    files_under(&server.data.path, &server.data.path, &mut files);
+    let files: BTreeMap<PathBuf, String> = files_under(&server.data.path)
+        .into_iter()
+        .map(|path| {
+            let hash = sha256(&std::fs::read(&path).unwrap());
+            (
+                path.strip_prefix(&server.data.path).unwrap().to_path_buf(),
+                hash,
+            )
+        })
+        .collect();
     let records = files
         .keys()
         .filter(|p| p.starts_with("charts") && p.extension().is_some_and(|e| e == "json"))

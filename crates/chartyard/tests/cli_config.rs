@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json};
+use common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json, record_files};
 use reqwest::blocking::multipart;
 
 /// Runs `chartyard` with `args` in `dir` until it reports its address; returns the child
@@ -45,30 +45,6 @@ fn start(
     (child, address)
 }
 
-/// `space/chart/version` of the version records under a data directory
-/// (`charts/{space}/{generation}/{chart}/{version}.json`).
-fn record_files(data: &std::path::Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for space in std::fs::read_dir(data.join("charts")).unwrap().flatten() {
-        for generation in std::fs::read_dir(space.path()).unwrap().flatten() {
-            for chart in std::fs::read_dir(generation.path()).unwrap().flatten() {
-                for record in std::fs::read_dir(chart.path()).unwrap().flatten() {
-                    let name = record.file_name().into_string().unwrap();
-                    let version = name.strip_suffix(".json").unwrap().to_string();
-                    let (space, chart) = (space.file_name(), chart.file_name());
-                    found.push(format!(
-                        "{}/{}/{version}",
-                        space.to_str().unwrap(),
-                        chart.to_str().unwrap()
-                    ));
-                }
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 fn upload(base: &str, space: &str, archive: &[u8]) -> u16 {
     let form = multipart::Form::new().part(
         "chartfile",
@@ -91,7 +67,10 @@ fn serve_without_arguments_listens_on_8099_and_stores_under_data() {
     assert_eq!(upload("http://127.0.0.1:8099", "test", SEED_TEST1), 201);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(record_files(&dir.path.join("data")), ["test/test/1.0.0"]);
+    assert_eq!(
+        Vec::from_iter(record_files(&dir.path.join("data"))),
+        ["test/test/1.0.0"]
+    );
     assert!(dir.path.join("data/spaces/test.json").exists());
 }
 
@@ -109,7 +88,10 @@ fn seed_config_file_is_honoured_and_overridden_by_env_and_flags() {
     let (mut child, base) = start(&dir.path, &["serve", "--config", config], &[]);
     assert_eq!(upload(&base, "s", SEED_TEST1), 201);
     child.kill().unwrap();
-    assert_eq!(record_files(&dir.path.join("from-file")), ["s/test/1.0.0"]);
+    assert_eq!(
+        Vec::from_iter(record_files(&dir.path.join("from-file"))),
+        ["s/test/1.0.0"]
+    );
 
     let (mut child, base) = start(
         &dir.path,
@@ -118,7 +100,10 @@ fn seed_config_file_is_honoured_and_overridden_by_env_and_flags() {
     );
     assert_eq!(upload(&base, "s", SEED_TEST1), 201);
     child.kill().unwrap();
-    assert_eq!(record_files(&dir.path.join("from-env")), ["s/test/1.0.0"]);
+    assert_eq!(
+        Vec::from_iter(record_files(&dir.path.join("from-env"))),
+        ["s/test/1.0.0"]
+    );
 
     let (mut child, base) = start(
         &dir.path,
@@ -127,7 +112,10 @@ fn seed_config_file_is_honoured_and_overridden_by_env_and_flags() {
     );
     assert_eq!(upload(&base, "s", SEED_TEST1), 201);
     child.kill().unwrap();
-    assert_eq!(record_files(&dir.path.join("from-flag")), ["s/test/1.0.0"]);
+    assert_eq!(
+        Vec::from_iter(record_files(&dir.path.join("from-flag"))),
+        ["s/test/1.0.0"]
+    );
 
     // the in-memory driver keeps nothing on disk
     let (mut child, base) = start(
@@ -148,7 +136,10 @@ fn seed_config_file_is_honoured_and_overridden_by_env_and_flags() {
     );
     assert_eq!(listed["items"], serde_json::json!(["app"]));
     child.kill().unwrap();
-    assert_eq!(record_files(&dir.path.join("from-file")), ["s/test/1.0.0"]);
+    assert_eq!(
+        Vec::from_iter(record_files(&dir.path.join("from-file"))),
+        ["s/test/1.0.0"]
+    );
 }
 
 #[test]

@@ -6,12 +6,11 @@ mod common;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
-use common::{ChartBuilder, Server, sha256};
+use common::{ChartBuilder, Server, record_files, sha256};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
 
@@ -287,49 +286,6 @@ fn consistent_version(
 }
 
 /// Every regular file below `dir` (none if it does not exist).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
-/// `space/chart/version` of every version record on disk; each must be whole JSON.
-fn record_files(data: &Path) -> BTreeSet<String> {
-    let charts = data.join("charts");
-    files_under(&charts)
-        .into_iter()
-        .filter_map(|path| {
-            let relative = path
-                .strip_prefix(&charts)
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_string();
-            // charts/{space}/{generation}/{chart}/{version}.json
-            let parts: Vec<&str> = relative.strip_suffix(".json")?.split('/').collect();
-            assert_eq!(parts.len(), 4, "{relative}");
-            let key = format!("{}/{}/{}", parts[0], parts[2], parts[3]);
-            let bytes = std::fs::read(&path).unwrap();
-            serde_json::from_slice::<Value>(&bytes)
-                .unwrap_or_else(|e| panic!("corrupt record {} ({e})", path.display()));
-            Some(key)
-        })
-        .collect()
-}
-
 // ---- tests ----
 
 #[test]

@@ -7,12 +7,14 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{ChartBuilder, Server, binary, client, error, json, sha256};
+use common::{
+    ChartBuilder, Server, binary, client, error, files_under, json, record_files, sha256,
+};
 use reqwest::blocking::{Client, Response, multipart};
 use serde_json::{Value, json};
 
@@ -69,69 +71,6 @@ fn items(body: &Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
-}
-
-/// Every regular file below `dir` (none if it does not exist).
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-/// Asserts that every `*.json` under `data/charts` is a whole JSON record, and answers the
-/// `(space, chart, version)` of each.
-fn record_files(data: &Path) -> BTreeSet<(String, String, String)> {
-    let charts = data.join("charts");
-    let mut records = BTreeSet::new();
-    for path in files_under(&charts) {
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let Some(version) = name.strip_suffix(".json") else {
-            // Only a store's staging files (`{version}.json#N`) may sit next to records.
-            assert!(
-                name.contains(".json#"),
-                "unexpected file under charts/: {}",
-                path.display()
-            );
-            continue;
-        };
-        let bytes = std::fs::read(&path).unwrap();
-        let record: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "partial or corrupt record {} ({e}): {:?}",
-                path.display(),
-                String::from_utf8_lossy(&bytes)
-            )
-        });
-        assert!(record["digest"].is_string(), "{}: {record}", path.display());
-        let relative: Vec<String> = path
-            .strip_prefix(&charts)
-            .unwrap()
-            .iter()
-            .map(|p| p.to_str().unwrap().to_string())
-            .collect();
-        // charts/{space}/{generation}/{chart}/{version}.json
-        assert_eq!(relative.len(), 4, "{}", path.display());
-        records.insert((
-            relative[0].clone(),
-            relative[2].clone(),
-            version.to_string(),
-        ));
-    }
-    records
 }
 
 /// Names of the blob files under `data/blobs/sha256`, asserting the `{hh}/{hex}` layout.
@@ -393,7 +332,7 @@ fn state_survives_restarts() {
         // The files on disk are exactly the versions the API lists.
         let expected: BTreeSet<_> = sent
             .keys()
-            .map(|(s, c, v)| (s.to_string(), c.to_string(), v.to_string()))
+            .map(|(s, c, v)| format!("{s}/{c}/{v}"))
             .collect();
         assert_eq!(record_files(&server.data.path), expected);
     }
@@ -457,7 +396,7 @@ fn killed_upload_leaves_nothing_behind() {
         assert_eq!(server.download("crash", "other", "0.1.0"), other);
         assert_eq!(
             record_files(&server.data.path),
-            BTreeSet::from([("crash".into(), "other".into(), "0.1.0".into())])
+            BTreeSet::from(["crash/other/0.1.0".to_string()])
         );
     }
 
@@ -576,7 +515,7 @@ fn kill_during_upload_storm() {
     // Record files on disk are exactly the listed versions.
     let listed: BTreeSet<_> = present
         .iter()
-        .map(|&i| (plan[i].0.clone(), plan[i].1.clone(), plan[i].2.clone()))
+        .map(|&i| format!("{}/{}/{}", plan[i].0, plan[i].1, plan[i].2))
         .collect();
     assert_eq!(records, listed);
     // Whole or absent: each listed version downloads exactly what was sent for it.

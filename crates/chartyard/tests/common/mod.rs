@@ -326,6 +326,62 @@ pub fn helm(major: u8) -> Option<PathBuf> {
     None
 }
 
+/// Every regular file below `dir`, sorted (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `space/chart/version` of every version record under a data directory
+/// (`charts/{space}/{generation}/{chart}/{version}.json`), asserting that each is whole
+/// JSON; only a store's staging files (`{version}.json#N`) may sit beside them.
+pub fn record_files(data: &Path) -> std::collections::BTreeSet<String> {
+    let charts = data.join("charts");
+    let mut records = std::collections::BTreeSet::new();
+    for path in files_under(&charts) {
+        let relative = path
+            .strip_prefix(&charts)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let Some(stem) = relative.strip_suffix(".json") else {
+            assert!(
+                relative.contains(".json#"),
+                "unexpected file under charts/: {relative}"
+            );
+            continue;
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        let record: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "partial or corrupt record {relative} ({e}): {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        assert!(record["digest"].is_string(), "{relative}: {record}");
+        let parts: Vec<&str> = stem.split('/').collect();
+        assert_eq!(parts.len(), 4, "{relative}");
+        records.insert(format!("{}/{}/{}", parts[0], parts[2], parts[3]));
+    }
+    records
+}
+
 /// sha256 hex of bytes.
 pub fn sha256(data: &[u8]) -> String {
     chartyard_core::archive::sha256_hex(data)
