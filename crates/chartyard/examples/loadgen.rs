@@ -19,14 +19,10 @@ fn chart_archive(chart: &str, version: &str) -> Vec<u8> {
     let mut tar = tar::Builder::new(Vec::new());
     let template = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  replicas: {{ .Values.replicaCount }}\n".to_string();
     // About 4 KiB of incompressible text, so the archive is the size of a typical small chart.
-    let mut seed = version.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |h, b| {
-        h.rotate_left(5) ^ b as u64
-    });
+    let mut seed = version.bytes().fold(0x9e37_79b9_7f4a_7c15_u64, |h, b| h.rotate_left(5) ^ b as u64);
     let readme: String = (0..512)
         .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             format!("{:016x}", seed)[..8].to_string()
         })
         .collect();
@@ -37,10 +33,7 @@ fn chart_archive(chart: &str, version: &str) -> Vec<u8> {
                 "apiVersion: v2\nname: {chart}\nversion: {version}\ndescription: load test chart\nappVersion: \"1.0\"\n"
             ),
         ),
-        (
-            "values.yaml",
-            "replicaCount: 1\nimage:\n  repository: nginx\n  tag: stable\n".to_string(),
-        ),
+        ("values.yaml", "replicaCount: 1\nimage:\n  repository: nginx\n  tag: stable\n".to_string()),
         ("templates/deployment.yaml", template),
         ("README.md", readme),
     ];
@@ -49,8 +42,7 @@ fn chart_archive(chart: &str, version: &str) -> Vec<u8> {
         header.set_size(body.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, format!("{chart}/{name}"), body.as_bytes())
-            .unwrap();
+        tar.append_data(&mut header, format!("{chart}/{name}"), body.as_bytes()).unwrap();
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar.into_inner().unwrap()).unwrap();
@@ -66,12 +58,7 @@ struct Outcome {
 fn report(kind: &str, outcomes: &mut [Outcome], elapsed: Duration) {
     outcomes.sort_by_key(|o| o.latency);
     let n = outcomes.len();
-    let pct = |p: f64| {
-        outcomes[((n as f64 * p) as usize).min(n - 1)]
-            .latency
-            .as_secs_f64()
-            * 1000.0
-    };
+    let pct = |p: f64| outcomes[((n as f64 * p) as usize).min(n - 1)].latency.as_secs_f64() * 1000.0;
     let errors = outcomes.iter().filter(|o| !o.ok).count();
     let bytes: usize = outcomes.iter().map(|o| o.bytes).sum();
     println!(
@@ -87,10 +74,7 @@ fn report(kind: &str, outcomes: &mut [Outcome], elapsed: Duration) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().unwrap();
     let number = |i: usize| args[i].parse::<usize>().expect("a number");
     match args.get(1).map(String::as_str) {
         Some("upload") => {
@@ -117,17 +101,9 @@ async fn main() {
                         let part = reqwest::multipart::Part::bytes(archive).file_name("chart.tgz");
                         let form = reqwest::multipart::Form::new().part("chartfile", part);
                         let t = Instant::now();
-                        let ok = client
-                            .post(url.as_str())
-                            .multipart(form)
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status() == 201);
-                        Outcome {
-                            latency: t.elapsed(),
-                            ok,
-                            bytes: len,
-                        }
+                        let ok =
+                            client.post(url.as_str()).multipart(form).send().await.is_ok_and(|r| r.status() == 201);
+                        Outcome { latency: t.elapsed(), ok, bytes: len }
                     }
                 })
                 .buffer_unordered(concurrency)
@@ -143,10 +119,7 @@ async fn main() {
                 .flat_map(|_| first..first + count)
                 .map(|i| {
                     let version = format!("1.0.{i}");
-                    format!(
-                        "{}{suffix}",
-                        prefix.replace("{v}", &version).replace("{c}", &chart)
-                    )
+                    format!("{}{suffix}", prefix.replace("{v}", &version).replace("{c}", &chart))
                 })
                 .collect();
             let started = Instant::now();
@@ -159,11 +132,7 @@ async fn main() {
                             Ok(r) if r.status() == 200 => r.bytes().await.ok(),
                             _ => None,
                         };
-                        Outcome {
-                            latency: t.elapsed(),
-                            ok: body.is_some(),
-                            bytes: body.map_or(0, |b| b.len()),
-                        }
+                        Outcome { latency: t.elapsed(), ok: body.is_some(), bytes: body.map_or(0, |b| b.len()) }
                     }
                 })
                 .buffer_unordered(concurrency)

@@ -81,15 +81,8 @@ struct ManagerConfig {
 
 /// Parameters chartyard reads; others (driver options of docker distribution that have
 /// no meaning here) are reported and ignored.
-const KNOWN_PARAMETERS: &[&str] = &[
-    "resourcelocker",
-    "storagedriver",
-    "rootdirectory",
-    "locktimeout",
-    "maxuploadsize",
-    "fsync",
-    "lockerparameters",
-];
+const KNOWN_PARAMETERS: &[&str] =
+    &["resourcelocker", "storagedriver", "rootdirectory", "locktimeout", "maxuploadsize", "fsync", "lockerparameters"];
 
 fn error(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
@@ -106,20 +99,14 @@ impl SettingsArgs {
                 serde_saphyr::from_str::<Option<FileConfig>>(&text)
                     .map_err(|e| {
                         let message = e.to_string();
-                        error(format!(
-                            "config {}: {}",
-                            path.display(),
-                            message.lines().next().unwrap_or_default()
-                        ))
+                        error(format!("config {}: {}", path.display(), message.lines().next().unwrap_or_default()))
                     })?
                     .unwrap_or_default()
             }
         };
         let manager = file.manager.unwrap_or_default();
         if let Some(name) = manager.name.as_deref().filter(|n| *n != "simple") {
-            return Err(error(format!(
-                "manager.name: unknown manager {name:?} (expected simple)"
-            )));
+            return Err(error(format!("manager.name: unknown manager {name:?} (expected simple)")));
         }
         let mut parameters = manager.parameters.unwrap_or_else(|| {
             if self.config.is_some() {
@@ -137,41 +124,21 @@ impl SettingsArgs {
                 parameters.insert(key.to_string(), value);
             }
         };
-        set(
-            "storagedriver",
-            self.storage_driver.clone().map(Value::from),
-        );
-        set(
-            "rootdirectory",
-            self.root_directory
-                .as_ref()
-                .map(|p| Value::from(p.to_string_lossy().into_owned())),
-        );
+        set("storagedriver", self.storage_driver.clone().map(Value::from));
+        set("rootdirectory", self.root_directory.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned())));
         set("locktimeout", self.lock_timeout.map(Value::from));
         set("maxuploadsize", self.max_upload_size.map(Value::from));
         set("fsync", self.fsync.map(Value::from));
 
-        let ignored: Vec<String> = parameters
-            .keys()
-            .filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let ignored: Vec<String> =
+            parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
         let settings = Settings {
-            listen: self
-                .listen
-                .clone()
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            listen: self.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             backend: backend(&parameters)?,
             lock_timeout: Duration::from_millis(number(&parameters, "locktimeout")?.unwrap_or(0)),
-            max_upload_bytes: number(&parameters, "maxuploadsize")?
-                .unwrap_or(DEFAULT_MAX_UPLOAD_BYTES) as usize,
+            max_upload_bytes: number(&parameters, "maxuploadsize")?.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES) as usize,
         };
-        match parameters
-            .get("resourcelocker")
-            .map(|v| text(v, "resourcelocker"))
-            .transpose()?
-        {
+        match parameters.get("resourcelocker").map(|v| text(v, "resourcelocker")).transpose()? {
             None | Some("memory") => {}
             Some(other) => {
                 return Err(error(format!(
@@ -180,20 +147,14 @@ impl SettingsArgs {
             }
         }
         if settings.max_upload_bytes == 0 {
-            return Err(error(
-                "manager.parameters.maxuploadsize: must be greater than 0",
-            ));
+            return Err(error("manager.parameters.maxuploadsize: must be greater than 0"));
         }
         Ok((settings, ignored))
     }
 }
 
 fn text<'a>(value: &'a Value, key: &str) -> Result<&'a str, ConfigError> {
-    value.as_str().ok_or_else(|| {
-        error(format!(
-            "manager.parameters.{key}: expected a string, got {value}"
-        ))
-    })
+    value.as_str().ok_or_else(|| error(format!("manager.parameters.{key}: expected a string, got {value}")))
 }
 
 fn number(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<u64>, ConfigError> {
@@ -205,22 +166,20 @@ fn number(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<u64>
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    parsed.map(Some).ok_or_else(|| {
-        error(format!(
-            "manager.parameters.{key}: expected a non-negative whole number, got {value}"
-        ))
-    })
+    parsed
+        .map(Some)
+        .ok_or_else(|| error(format!("manager.parameters.{key}: expected a non-negative whole number, got {value}")))
 }
 
 fn backend(parameters: &BTreeMap<String, Value>) -> Result<Backend, ConfigError> {
-    let driver = parameters.get("storagedriver").ok_or_else(|| {
-        error("manager.parameters.storagedriver: missing (expected filesystem or inmemory)")
-    })?;
+    let driver = parameters
+        .get("storagedriver")
+        .ok_or_else(|| error("manager.parameters.storagedriver: missing (expected filesystem or inmemory)"))?;
     match text(driver, "storagedriver")? {
         "filesystem" => {
-            let root = parameters
-                .get("rootdirectory")
-                .ok_or_else(|| error("manager.parameters.rootdirectory: missing (required by storagedriver filesystem)"))?;
+            let root = parameters.get("rootdirectory").ok_or_else(|| {
+                error("manager.parameters.rootdirectory: missing (required by storagedriver filesystem)")
+            })?;
             let root = text(root, "rootdirectory")?;
             if root.is_empty() {
                 return Err(error("manager.parameters.rootdirectory: must not be empty"));
@@ -230,15 +189,10 @@ fn backend(parameters: &BTreeMap<String, Value>) -> Result<Backend, ConfigError>
                 Some(Value::Bool(b)) => *b,
                 Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
                 Some(other) => {
-                    return Err(error(format!(
-                        "manager.parameters.fsync: expected true or false, got {other}"
-                    )));
+                    return Err(error(format!("manager.parameters.fsync: expected true or false, got {other}")));
                 }
             };
-            Ok(Backend::Filesystem {
-                root: PathBuf::from(root),
-                fsync,
-            })
+            Ok(Backend::Filesystem { root: PathBuf::from(root), fsync })
         }
         "inmemory" => Ok(Backend::InMemory),
         other => Err(error(format!(
@@ -264,17 +218,9 @@ mod tests {
     fn with_file(yaml: &str) -> Result<(Settings, Vec<String>), ConfigError> {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("chartyard-config-{}-{n}.yaml", std::process::id()));
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let result = SettingsArgs {
-            config: Some(path.clone()),
-            ..Default::default()
-        }
-        .resolve();
+        let path = std::env::temp_dir().join(format!("chartyard-config-{}-{n}.yaml", std::process::id()));
+        std::fs::File::create(&path).unwrap().write_all(yaml.as_bytes()).unwrap();
+        let result = SettingsArgs { config: Some(path.clone()), ..Default::default() }.resolve();
         std::fs::remove_file(path).unwrap();
         result
     }
@@ -283,13 +229,7 @@ mod tests {
     fn defaults_without_a_file() {
         let (settings, ignored) = SettingsArgs::default().resolve().unwrap();
         assert_eq!(settings.listen, ":8099");
-        assert_eq!(
-            settings.backend,
-            Backend::Filesystem {
-                root: "./data".into(),
-                fsync: true
-            }
-        );
+        assert_eq!(settings.backend, Backend::Filesystem { root: "./data".into(), fsync: true });
         assert_eq!(settings.lock_timeout, Duration::ZERO);
         assert!(ignored.is_empty());
     }
@@ -299,47 +239,20 @@ mod tests {
         let yaml = "listen: \":9999\"\nmanager:\n  name: \"simple\"\n  parameters:\n    resourcelocker: memory\n    storagedriver: filesystem\n    rootdirectory: /srv/charts\n    locktimeout: 1000\n";
         let (settings, _) = with_file(yaml).unwrap();
         assert_eq!(settings.listen, ":9999");
-        assert_eq!(
-            settings.backend,
-            Backend::Filesystem {
-                root: "/srv/charts".into(),
-                fsync: true
-            }
-        );
+        assert_eq!(settings.backend, Backend::Filesystem { root: "/srv/charts".into(), fsync: true });
         assert_eq!(settings.lock_timeout, Duration::from_millis(1000));
     }
 
     #[test]
     fn errors_name_the_key() {
         let bad_driver = "manager:\n  parameters:\n    storagedriver: floppy\n";
-        assert!(
-            with_file(bad_driver)
-                .unwrap_err()
-                .to_string()
-                .contains("manager.parameters.storagedriver")
-        );
+        assert!(with_file(bad_driver).unwrap_err().to_string().contains("manager.parameters.storagedriver"));
         let no_root = "manager:\n  parameters:\n    storagedriver: filesystem\n";
-        assert!(
-            with_file(no_root)
-                .unwrap_err()
-                .to_string()
-                .contains("manager.parameters.rootdirectory")
-        );
+        assert!(with_file(no_root).unwrap_err().to_string().contains("manager.parameters.rootdirectory"));
         let no_driver = "manager:\n  parameters:\n    rootdirectory: /x\n";
-        assert!(
-            with_file(no_driver)
-                .unwrap_err()
-                .to_string()
-                .contains("storagedriver")
-        );
-        let bad_timeout =
-            "manager:\n  parameters:\n    storagedriver: inmemory\n    locktimeout: soon\n";
-        assert!(
-            with_file(bad_timeout)
-                .unwrap_err()
-                .to_string()
-                .contains("manager.parameters.locktimeout")
-        );
+        assert!(with_file(no_driver).unwrap_err().to_string().contains("storagedriver"));
+        let bad_timeout = "manager:\n  parameters:\n    storagedriver: inmemory\n    locktimeout: soon\n";
+        assert!(with_file(bad_timeout).unwrap_err().to_string().contains("manager.parameters.locktimeout"));
         let typo = "listen: \":1\"\nmanagr: {}\n";
         assert!(with_file(typo).unwrap_err().to_string().contains("managr"));
     }

@@ -18,12 +18,7 @@ use crate::config::{Settings, SettingsArgs, bind_address};
 #[command(name = "chartyard", version, about = "A Helm chart registry")]
 struct Cli {
     /// Log line format.
-    #[arg(
-        long,
-        global = true,
-        env = "CHARTYARD_LOG_FORMAT",
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "CHARTYARD_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -54,10 +49,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let (args, grace) = match &cli.command {
         Command::Serve(args) => (args, None),
-        Command::Gc {
-            settings,
-            grace_seconds,
-        } => (settings, Some(Duration::from_secs(*grace_seconds))),
+        Command::Gc { settings, grace_seconds } => (settings, Some(Duration::from_secs(*grace_seconds))),
     };
     let settings = match args.resolve() {
         Ok((settings, ignored)) => {
@@ -110,20 +102,12 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // Chart parsing recurses through YAML and nested subcharts: give threads room for the
     // deepest input the parse budgets allow.
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(8 << 20)
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build()?)
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
-    let app = chartyard_http::app(
-        registry,
-        &HttpOptions {
-            max_body_bytes: settings.max_upload_bytes,
-        },
-    );
+    let app = chartyard_http::app(registry, &HttpOptions { max_body_bytes: settings.max_upload_bytes });
     runtime()?.block_on(async move {
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
@@ -139,9 +123,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         let listener = listener.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })
@@ -171,10 +153,7 @@ fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
     println!(
         "referenced archives: {}, deleted archives: {} ({} bytes), deleted records of deleted spaces: {}",
-        report.referenced_blobs,
-        report.deleted_blobs,
-        report.deleted_bytes,
-        report.deleted_stale_records
+        report.referenced_blobs, report.deleted_blobs, report.deleted_bytes, report.deleted_stale_records
     );
     Ok(())
 }

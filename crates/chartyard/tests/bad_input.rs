@@ -47,29 +47,17 @@ const WATCHED: &[&str] = &[
 ];
 
 fn snapshot(server: &Server) -> Snapshot {
-    let answers = WATCHED
-        .iter()
-        .map(|path| (path.to_string(), json(server.get(path), 200)))
-        .collect();
+    let answers = WATCHED.iter().map(|path| (path.to_string(), json(server.get(path), 200))).collect();
     let files: BTreeMap<PathBuf, String> = files_under(&server.data.path)
         .into_iter()
         .map(|path| {
             let hash = sha256(&std::fs::read(&path).unwrap());
-            (
-                path.strip_prefix(&server.data.path).unwrap().to_path_buf(),
-                hash,
-            )
+            (path.strip_prefix(&server.data.path).unwrap().to_path_buf(), hash)
         })
         .collect();
-    let records = files
-        .keys()
-        .filter(|p| p.starts_with("charts") && p.extension().is_some_and(|e| e == "json"))
-        .count();
-    Snapshot {
-        answers,
-        records,
-        files,
-    }
+    let records =
+        files.keys().filter(|p| p.starts_with("charts") && p.extension().is_some_and(|e| e == "json")).count();
+    Snapshot { answers, records, files }
 }
 
 /// A server holding two good charts, and what it looked like before any bad request.
@@ -96,20 +84,10 @@ impl Guarded {
     #[track_caller]
     fn assert_untouched(&self, case: &str) {
         assert!(self.server.healthy(), "{case}: the server is not healthy");
-        assert_eq!(
-            self.server.download("good", "test", "1.0.0"),
-            SEED_TEST1,
-            "{case}: test-1.0.0 changed"
-        );
-        assert!(
-            self.server.download("good", "web", "0.1.0") == web_chart(),
-            "{case}: web-0.1.0 changed"
-        );
+        assert_eq!(self.server.download("good", "test", "1.0.0"), SEED_TEST1, "{case}: test-1.0.0 changed");
+        assert!(self.server.download("good", "web", "0.1.0") == web_chart(), "{case}: web-0.1.0 changed");
         let now = snapshot(&self.server);
-        assert_eq!(
-            now.records, self.before.records,
-            "{case}: version records appeared or vanished"
-        );
+        assert_eq!(now.records, self.before.records, "{case}: version records appeared or vanished");
         assert_eq!(now, self.before, "{case}: stored data changed");
     }
 
@@ -119,10 +97,7 @@ impl Guarded {
     fn refused(&self, case: &str, response: Response, status: u16, needle: &str) {
         eprintln!("case: {case}");
         let message = error(response, status);
-        assert!(
-            message.contains(needle),
-            "{case}: message {message:?} does not mention {needle:?}"
-        );
+        assert!(message.contains(needle), "{case}: message {message:?} does not mention {needle:?}");
         self.assert_untouched(case);
     }
 }
@@ -134,18 +109,8 @@ fn send(server: &Server, method: Method, path: &str) -> reqwest::blocking::Reque
 }
 
 /// A raw body with a content type.
-fn send_body(
-    server: &Server,
-    method: Method,
-    path: &str,
-    content_type: &str,
-    body: impl Into<Vec<u8>>,
-) -> Response {
-    send(server, method, path)
-        .header("content-type", content_type)
-        .body(body.into())
-        .send()
-        .unwrap()
+fn send_body(server: &Server, method: Method, path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+    send(server, method, path).header("content-type", content_type).body(body.into()).send().unwrap()
 }
 
 fn multipart_with(server: &Server, method: Method, path: &str, form: multipart::Form) -> Response {
@@ -171,9 +136,7 @@ fn chart_part(archive: &[u8]) -> multipart::Part {
 /// Uploads without unwrapping the transport result: a server that died answers nothing.
 fn try_upload(server: &Server, space: &str, archive: &[u8]) -> reqwest::Result<Response> {
     let form = multipart::Form::new().part("chartfile", chart_part(archive));
-    send(server, Method::POST, &format!("/spaces/{space}/charts"))
-        .multipart(form)
-        .send()
+    send(server, Method::POST, &format!("/spaces/{space}/charts")).multipart(form).send()
 }
 
 // ---- hostile archives ----
@@ -185,21 +148,15 @@ fn test_with(path: &str, data: &str) -> Vec<u8> {
 }
 
 fn test_with_entry(path: &str, kind: tar::EntryType) -> Vec<u8> {
-    ChartBuilder::new("test", "1.0.0")
-        .entry(path, "", kind)
-        .build()
+    ChartBuilder::new("test", "1.0.0").entry(path, "", kind).build()
 }
 
 fn test_chart_yaml(chart_yaml: &str) -> Vec<u8> {
-    ChartBuilder::new("test", "1.0.0")
-        .with("test/Chart.yaml", chart_yaml)
-        .build()
+    ChartBuilder::new("test", "1.0.0").with("test/Chart.yaml", chart_yaml).build()
 }
 
 fn test_values(values: &str) -> Vec<u8> {
-    ChartBuilder::new("test", "1.0.0")
-        .with("test/values.yaml", values)
-        .build()
+    ChartBuilder::new("test", "1.0.0").with("test/values.yaml", values).build()
 }
 
 /// Chart `test-1.0.0` plus `files` files of `size` zeros, streamed into the encoder.
@@ -210,34 +167,23 @@ fn zero_bomb(files: usize, size: u64) -> Vec<u8> {
     let mut header = tar::Header::new_gnu();
     header.set_mode(0o644);
     header.set_size(chart.len() as u64);
-    builder
-        .append_data(&mut header, "test/Chart.yaml", chart.as_bytes())
-        .unwrap();
+    builder.append_data(&mut header, "test/Chart.yaml", chart.as_bytes()).unwrap();
     for i in 0..files {
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
         header.set_size(size);
         let zeros = std::io::repeat(0).take(size);
-        builder
-            .append_data(&mut header, format!("test/files/zeros-{i}"), zeros)
-            .unwrap();
+        builder.append_data(&mut header, format!("test/files/zeros-{i}"), zeros).unwrap();
     }
     builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// Chart `l{level}` holding `l{level+1}` as charts/*.tgz, `levels` charts in all.
 fn nested_archives(level: usize, levels: usize) -> Vec<u8> {
-    let name = if level == 0 {
-        "test".to_string()
-    } else {
-        format!("l{level}")
-    };
+    let name = if level == 0 { "test".to_string() } else { format!("l{level}") };
     let mut chart = ChartBuilder::new(&name, "1.0.0");
     if level + 1 < levels {
-        chart = chart.file(
-            &format!("{name}/charts/l{}-1.0.0.tgz", level + 1),
-            nested_archives(level + 1, levels),
-        );
+        chart = chart.file(&format!("{name}/charts/l{}-1.0.0.tgz", level + 1), nested_archives(level + 1, levels));
     }
     chart.build()
 }
@@ -269,48 +215,20 @@ fn hostile_archives() -> Vec<(String, Vec<u8>, &'static str)> {
     use tar::EntryType;
     let good = ChartBuilder::new("test", "1.0.0").build();
     let mut cases: Vec<(String, Vec<u8>, &'static str)> = vec![
-        (
-            "gzip bomb: 24 x 5 MiB of zeros".into(),
-            zero_bomb(24, 5 * 1024 * 1024),
-            "decompressed size exceeds",
-        ),
-        (
-            "one 6 MiB file".into(),
-            zero_bomb(1, 6 * 1024 * 1024),
-            "larger than",
-        ),
-        (
-            "subcharts nested 17 deep".into(),
-            nested_archives(0, 18),
-            "nest deeper than 16",
-        ),
-        (
-            "symlink".into(),
-            test_with_entry("test/templates/passwd", EntryType::Symlink),
-            "is a link",
-        ),
-        (
-            "hardlink".into(),
-            test_with_entry("test/templates/passwd", EntryType::Link),
-            "is a link",
-        ),
-        (
-            "fifo".into(),
-            test_with_entry("test/templates/pipe", EntryType::Fifo),
-            "regular files",
-        ),
+        ("gzip bomb: 24 x 5 MiB of zeros".into(), zero_bomb(24, 5 * 1024 * 1024), "decompressed size exceeds"),
+        ("one 6 MiB file".into(), zero_bomb(1, 6 * 1024 * 1024), "larger than"),
+        ("subcharts nested 17 deep".into(), nested_archives(0, 18), "nest deeper than 16"),
+        ("symlink".into(), test_with_entry("test/templates/passwd", EntryType::Symlink), "is a link"),
+        ("hardlink".into(), test_with_entry("test/templates/passwd", EntryType::Link), "is a link"),
+        ("fifo".into(), test_with_entry("test/templates/pipe", EntryType::Fifo), "regular files"),
         (
             "Chart.yaml at the root".into(),
-            ChartBuilder::empty()
-                .file("Chart.yaml", "apiVersion: v2\nname: test\nversion: 1.0.0\n")
-                .build(),
+            ChartBuilder::empty().file("Chart.yaml", "apiVersion: v2\nname: test\nversion: 1.0.0\n").build(),
             "not inside a chart folder",
         ),
         (
             "no Chart.yaml".into(),
-            ChartBuilder::empty()
-                .file("test/values.yaml", "a: 1\n")
-                .build(),
+            ChartBuilder::empty().file("test/values.yaml", "a: 1\n").build(),
             "Chart.yaml file is missing",
         ),
         (
@@ -326,109 +244,44 @@ fn hostile_archives() -> Vec<(String, Vec<u8>, &'static str)> {
             test_chart_yaml("apiVersion: v2\nname: [test\nversion: 1.0.0\n"),
             "Chart.yaml is not valid YAML",
         ),
-        (
-            "billion laughs in values.yaml".into(),
-            test_values(&billion_laughs()),
-            "values.yaml is not valid YAML",
-        ),
+        ("billion laughs in values.yaml".into(), test_values(&billion_laughs()), "values.yaml is not valid YAML"),
         (
             "values nested 100 000 deep in flow sequences".into(),
-            test_values(&format!(
-                "a: {}{}\n",
-                "[".repeat(100_000),
-                "]".repeat(100_000)
-            )),
+            test_values(&format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000))),
             "values.yaml is not valid YAML",
         ),
-        (
-            "values.yaml is a list".into(),
-            test_values("- a\n- b\n"),
-            "values.yaml is not a table",
-        ),
-        (
-            "no name".into(),
-            test_chart_yaml("apiVersion: v2\nversion: 1.0.0\n"),
-            "name is required",
-        ),
-        (
-            "no version".into(),
-            test_chart_yaml("apiVersion: v2\nname: test\n"),
-            "version is required",
-        ),
-        (
-            "apiVersion v3".into(),
-            test_chart_yaml("apiVersion: v3\nname: test\nversion: 1.0.0\n"),
-            "is not v1 or v2",
-        ),
-        (
-            "not gzip".into(),
-            b"this is not a chart archive".to_vec(),
-            "not a gzipped tar archive",
-        ),
-        (
-            "uncompressed tar".into(),
-            ChartBuilder::new("test", "1.0.0").tar(),
-            "not a gzipped tar archive",
-        ),
-        (
-            "gzip of text".into(),
-            gzip(b"plain text"),
-            "not a gzipped tar archive",
-        ),
-        (
-            "truncated gzip".into(),
-            good[..good.len() / 2].to_vec(),
-            "not a gzipped tar archive",
-        ),
+        ("values.yaml is a list".into(), test_values("- a\n- b\n"), "values.yaml is not a table"),
+        ("no name".into(), test_chart_yaml("apiVersion: v2\nversion: 1.0.0\n"), "name is required"),
+        ("no version".into(), test_chart_yaml("apiVersion: v2\nname: test\n"), "version is required"),
+        ("apiVersion v3".into(), test_chart_yaml("apiVersion: v3\nname: test\nversion: 1.0.0\n"), "is not v1 or v2"),
+        ("not gzip".into(), b"this is not a chart archive".to_vec(), "not a gzipped tar archive"),
+        ("uncompressed tar".into(), ChartBuilder::new("test", "1.0.0").tar(), "not a gzipped tar archive"),
+        ("gzip of text".into(), gzip(b"plain text"), "not a gzipped tar archive"),
+        ("truncated gzip".into(), good[..good.len() / 2].to_vec(), "not a gzipped tar archive"),
         ("empty".into(), Vec::new(), "not a gzipped tar archive"),
     ];
     for path in ["/etc/passwd", "/test/templates/x.yaml", "\\etc\\passwd"] {
-        cases.push((
-            format!("absolute path {path}"),
-            test_with(path, "x"),
-            "absolute path",
-        ));
+        cases.push((format!("absolute path {path}"), test_with(path, "x"), "absolute path"));
     }
-    for path in [
-        "../x",
-        "test/../../x",
-        "test/templates/../../../etc/passwd",
-        "test/templates/..",
-        "..\\x",
-        "test\\..\\..\\x",
-    ] {
-        cases.push((
-            format!("parent path {path}"),
-            test_with(path, "x"),
-            "references a parent directory",
-        ));
+    for path in
+        ["../x", "test/../../x", "test/templates/../../../etc/passwd", "test/templates/..", "..\\x", "test\\..\\..\\x"]
+    {
+        cases.push((format!("parent path {path}"), test_with(path, "x"), "references a parent directory"));
     }
-    for path in [
-        "test/C:/Windows/x.yaml",
-        "test\\C:\\Windows\\x.yaml",
-        "test/c:x",
-    ] {
-        cases.push((
-            format!("drive letter {path}"),
-            test_with(path, "x"),
-            "has a drive letter",
-        ));
+    for path in ["test/C:/Windows/x.yaml", "test\\C:\\Windows\\x.yaml", "test/c:x"] {
+        cases.push((format!("drive letter {path}"), test_with(path, "x"), "has a drive letter"));
     }
     for version in ["1.0", "v1.0.0", "latest", "01.0.0"] {
         cases.push((
             format!("version {version}"),
-            test_chart_yaml(&format!(
-                "apiVersion: v2\nname: test\nversion: \"{version}\"\n"
-            )),
+            test_chart_yaml(&format!("apiVersion: v2\nname: test\nversion: \"{version}\"\n")),
             "is not SemVer 2",
         ));
     }
     for name in ["../x", "a/b", "_x", "-x"] {
         cases.push((
             format!("name {name}"),
-            test_chart_yaml(&format!(
-                "apiVersion: v2\nname: \"{name}\"\nversion: 1.0.0\n"
-            )),
+            test_chart_yaml(&format!("apiVersion: v2\nname: \"{name}\"\nversion: 1.0.0\n")),
             "must match",
         ));
     }
@@ -437,11 +290,7 @@ fn hostile_archives() -> Vec<(String, Vec<u8>, &'static str)> {
     for i in 0..20_000 {
         many = many.file(&format!("test/f/{i}"), "");
     }
-    cases.push((
-        "20 003 entries".into(),
-        many.build(),
-        "more than 20000 entries",
-    ));
+    cases.push(("20 003 entries".into(), many.build(), "more than 20000 entries"));
     cases
 }
 
@@ -453,12 +302,7 @@ fn hostile_archives_are_refused_on_upload() {
         guarded.refused(&format!("POST {case}"), response, 400, needle);
         // Into a new space too: refusing must not leave the space behind.
         let response = guarded.server.upload("fresh", &archive);
-        guarded.refused(
-            &format!("POST into new space, {case}"),
-            response,
-            400,
-            needle,
-        );
+        guarded.refused(&format!("POST into new space, {case}"), response, 400, needle);
     }
     error(guarded.server.get("/spaces/fresh/charts"), 404);
 }
@@ -482,22 +326,13 @@ fn deeply_nested_values_do_not_crash_the_server() {
     let server = &guarded.server;
     let cases: [(&str, String, &[u16]); 3] = [
         ("block maps 90 deep", nested_block_maps(90), &[201, 400]),
-        (
-            "flow maps 100 000 deep",
-            format!("a: {}1{}\n", "{a: ".repeat(100_000), "}".repeat(100_000)),
-            &[400],
-        ),
+        ("flow maps 100 000 deep", format!("a: {}1{}\n", "{a: ".repeat(100_000), "}".repeat(100_000)), &[400]),
         ("block maps 2 000 deep", nested_block_maps(2000), &[400]),
     ];
     for (case, values, expected) in cases {
-        let archive = ChartBuilder::new("deep", "1.0.0")
-            .with("deep/values.yaml", values)
-            .build();
+        let archive = ChartBuilder::new("deep", "1.0.0").with("deep/values.yaml", values).build();
         let response = try_upload(server, "good", &archive);
-        assert!(
-            server.healthy(),
-            "{case}: the server died (answer: {response:?})"
-        );
+        assert!(server.healthy(), "{case}: the server died (answer: {response:?})");
         let response = response.unwrap();
         let status = response.status().as_u16();
         assert!(expected.contains(&status), "{case}: status {status}");
@@ -508,11 +343,7 @@ fn deeply_nested_values_do_not_crash_the_server() {
             let message = error(response, 400);
             assert!(message.contains("values.yaml"), "{case}: {message}");
         }
-        assert_eq!(
-            server.download("good", "test", "1.0.0"),
-            SEED_TEST1,
-            "{case}"
-        );
+        assert_eq!(server.download("good", "test", "1.0.0"), SEED_TEST1, "{case}");
         assert_eq!(
             json(server.get("/spaces/good/charts?limit=1000"), 200),
             guarded.before.answers["/spaces/good/charts?limit=1000"],
@@ -530,32 +361,18 @@ fn deeply_nested_subchart_folders_do_not_crash_the_server() {
     let mut builder = tar::Builder::new(Vec::new());
     let mut folder = "test".to_string();
     for level in 0..1000 {
-        let name = if level == 0 {
-            "test".to_string()
-        } else {
-            format!("l{level}")
-        };
+        let name = if level == 0 { "test".to_string() } else { format!("l{level}") };
         let yaml = format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n");
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o644);
         header.set_size(yaml.len() as u64);
-        builder
-            .append_data(&mut header, format!("{folder}/Chart.yaml"), yaml.as_bytes())
-            .unwrap();
+        builder.append_data(&mut header, format!("{folder}/Chart.yaml"), yaml.as_bytes()).unwrap();
         folder = format!("{folder}/charts/l{}", level + 1);
     }
     let archive = gzip(&builder.into_inner().unwrap());
     let response = try_upload(&guarded.server, "good", &archive);
-    assert!(
-        guarded.server.healthy(),
-        "the server died (answer: {response:?})"
-    );
-    guarded.refused(
-        "1 000 nested subchart folders",
-        response.unwrap(),
-        400,
-        "nest deeper than 16",
-    );
+    assert!(guarded.server.healthy(), "the server died (answer: {response:?})");
+    guarded.refused("1 000 nested subchart folders", response.unwrap(), 400, "nest deeper than 16");
 }
 
 // ---- requests without a usable chart ----
@@ -569,9 +386,7 @@ fn uploads_without_a_chart_are_refused() {
 
     for (method, path) in [(Method::POST, upload), (Method::PUT, replace)] {
         let case = |what: &str| format!("{method} {what}");
-        let form = multipart::Form::new()
-            .text("name", "test")
-            .part("file", chart_part(SEED_TEST1));
+        let form = multipart::Form::new().text("name", "test").part("file", chart_part(SEED_TEST1));
         guarded.refused(
             &case("multipart without chartfile"),
             multipart_with(server, method.clone(), path, form),
@@ -579,12 +394,7 @@ fn uploads_without_a_chart_are_refused() {
             "chartfile",
         );
         let form = multipart::Form::new();
-        guarded.refused(
-            &case("empty multipart"),
-            multipart_with(server, method.clone(), path, form),
-            400,
-            "multipart",
-        );
+        guarded.refused(&case("empty multipart"), multipart_with(server, method.clone(), path, form), 400, "multipart");
         let form = multipart::Form::new().part("chartfile", chart_part(b""));
         guarded.refused(
             &case("empty chartfile"),
@@ -594,13 +404,7 @@ fn uploads_without_a_chart_are_refused() {
         );
         guarded.refused(
             &case("multipart without boundary"),
-            send_body(
-                server,
-                method.clone(),
-                path,
-                "multipart/form-data",
-                SEED_TEST1,
-            ),
+            send_body(server, method.clone(), path, "multipart/form-data", SEED_TEST1),
             400,
             "multipart",
         );
@@ -632,12 +436,7 @@ fn uploads_without_a_chart_are_refused() {
             "not implemented",
         );
     }
-    guarded.refused(
-        "POST without a body",
-        send(server, Method::POST, upload).send().unwrap(),
-        501,
-        "not implemented",
-    );
+    guarded.refused("POST without a body", send(server, Method::POST, upload).send().unwrap(), 501, "not implemented");
     // Replace has no such alternative: a non-multipart body is a bad request.
     guarded.refused(
         "PUT application/gzip",
@@ -659,9 +458,7 @@ fn chart_of_100_kib(name: &str, version: &str) -> Vec<u8> {
             state as u8
         })
         .collect();
-    let archive = ChartBuilder::new(name, version)
-        .file(&format!("{name}/files/noise.bin"), noise)
-        .build();
+    let archive = ChartBuilder::new(name, version).file(&format!("{name}/files/noise.bin"), noise).build();
     assert!(archive.len() > 100 * 1024, "{} bytes", archive.len());
     archive
 }
@@ -675,51 +472,26 @@ fn bodies_over_the_upload_limit_are_refused_with_413() {
     // rest and report that instead of the answer.
     let upload = |space: &str, archive: &[u8]| {
         let (content_type, body) = multipart_body("chartfile", archive);
-        send_body(
-            server,
-            Method::POST,
-            &format!("/spaces/{space}/charts"),
-            &content_type,
-            body,
-        )
+        send_body(server, Method::POST, &format!("/spaces/{space}/charts"), &content_type, body)
     };
     let big = chart_of_100_kib("big", "1.0.0");
     guarded.refused("POST 100 KiB", upload("good", &big), 413, "");
-    guarded.refused(
-        "POST 100 KiB into a new space",
-        upload("fresh", &big),
-        413,
-        "",
-    );
+    guarded.refused("POST 100 KiB into a new space", upload("fresh", &big), 413, "");
     let (content_type, body) = multipart_body("chartfile", &chart_of_100_kib("test", "1.0.0"));
     let path = "/spaces/good/charts/test/versions/1.0.0";
-    guarded.refused(
-        "PUT 100 KiB",
-        send_body(server, Method::PUT, path, &content_type, body),
-        413,
-        "",
-    );
+    guarded.refused("PUT 100 KiB", send_body(server, Method::PUT, path, &content_type, body), 413, "");
     let big_json = json!({ "padding": "x".repeat(100 * 1024) });
     guarded.refused(
         "PUT 100 KiB of values",
-        server.put_json(
-            "/spaces/good/charts/test/versions/1.0.0/manifests/values",
-            &big_json,
-        ),
+        server.put_json("/spaces/good/charts/test/versions/1.0.0/manifests/values", &big_json),
         413,
         "",
     );
-    let mut metadata = json(
-        server.get("/spaces/good/charts/test/versions/1.0.0/manifests/metadata"),
-        200,
-    );
+    let mut metadata = json(server.get("/spaces/good/charts/test/versions/1.0.0/manifests/metadata"), 200);
     metadata["description"] = json!("x".repeat(100 * 1024));
     guarded.refused(
         "PUT 100 KiB of metadata",
-        server.put_json(
-            "/spaces/good/charts/test/versions/1.0.0/manifests/metadata",
-            &metadata,
-        ),
+        server.put_json("/spaces/good/charts/test/versions/1.0.0/manifests/metadata", &metadata),
         413,
         "",
     );
@@ -738,46 +510,23 @@ fn routes(s: &str, c: &str, v: &str) -> Vec<(Method, String, Option<Value>)> {
         (Method::DELETE, format!("/spaces/{s}"), None),
         (Method::GET, format!("/spaces/{s}/metadata"), None),
         (Method::GET, format!("/spaces/{s}/metadata/latest"), None),
-        (
-            Method::GET,
-            format!("/spaces/{s}/charts/{c}/versions"),
-            None,
-        ),
+        (Method::GET, format!("/spaces/{s}/charts/{c}/versions"), None),
         (Method::DELETE, format!("/spaces/{s}/charts/{c}"), None),
-        (
-            Method::GET,
-            format!("/spaces/{s}/charts/{c}/metadata"),
-            None,
-        ),
-        (
-            Method::GET,
-            format!("/spaces/{s}/charts/{c}/metadata/latest"),
-            None,
-        ),
+        (Method::GET, format!("/spaces/{s}/charts/{c}/metadata"), None),
+        (Method::GET, format!("/spaces/{s}/charts/{c}/metadata/latest"), None),
         (Method::GET, version.clone(), None),
         (Method::DELETE, version.clone(), None),
         (Method::GET, format!("{version}/manifests/metadata"), None),
-        (
-            Method::PUT,
-            format!("{version}/manifests/metadata"),
-            Some(metadata),
-        ),
+        (Method::PUT, format!("{version}/manifests/metadata"), Some(metadata)),
         (Method::GET, format!("{version}/manifests/values"), None),
-        (
-            Method::PUT,
-            format!("{version}/manifests/values"),
-            Some(json!({"a": 1})),
-        ),
+        (Method::PUT, format!("{version}/manifests/values"), Some(json!({"a": 1}))),
     ]
 }
 
 /// The routes of [`routes`] that name chart `c`.
 fn chart_routes(s: &str, c: &str, v: &str) -> Vec<(Method, String, Option<Value>)> {
     let prefix = format!("/spaces/{s}/charts/{c}");
-    routes(s, c, v)
-        .into_iter()
-        .filter(|(_, path, _)| path.starts_with(&prefix))
-        .collect()
+    routes(s, c, v).into_iter().filter(|(_, path, _)| path.starts_with(&prefix)).collect()
 }
 
 fn call(server: &Server, method: &Method, path: &str, body: &Option<Value>) -> Response {
@@ -793,50 +542,23 @@ fn invalid_names_are_refused_on_every_route() {
     let guarded = Guarded::start();
     let server = &guarded.server;
     let long = "a".repeat(254);
-    let bad_names = [
-        "_bad",
-        "-x",
-        long.as_str(),
-        "..%2F",
-        "..%2Fgood",
-        "a%2Fb",
-        "a.b",
-        "%C3%A4",
-    ];
+    let bad_names = ["_bad", "-x", long.as_str(), "..%2F", "..%2Fgood", "a%2Fb", "a.b", "%C3%A4"];
     for bad in bad_names {
         // a bad space with a real chart and version, then a bad chart in the good space
-        for (method, path, body) in routes(bad, "test", "1.0.0")
-            .into_iter()
-            .chain(chart_routes("good", bad, "1.0.0"))
-        {
+        for (method, path, body) in routes(bad, "test", "1.0.0").into_iter().chain(chart_routes("good", bad, "1.0.0")) {
             let case = format!("{method} {path}");
             let response = call(server, &method, &path, &body);
             guarded.refused(&case, response, 400, "is invalid");
         }
-        guarded.refused(
-            &format!("create space {bad}"),
-            server.create_space(bad),
-            400,
-            "is invalid",
-        );
-        guarded.refused(
-            &format!("upload into {bad}"),
-            server.upload(bad, &web_chart()),
-            400,
-            "is invalid",
-        );
+        guarded.refused(&format!("create space {bad}"), server.create_space(bad), 400, "is invalid");
+        guarded.refused(&format!("upload into {bad}"), server.upload(bad, &web_chart()), 400, "is invalid");
         guarded.refused(
             &format!("replace in space {bad}"),
             server.replace(bad, "test", "1.0.0", SEED_TEST1),
             400,
             "is invalid",
         );
-        guarded.refused(
-            &format!("replace chart {bad}"),
-            server.replace("good", bad, "1.0.0", SEED_TEST1),
-            400,
-            "",
-        );
+        guarded.refused(&format!("replace chart {bad}"), server.replace("good", bad, "1.0.0", SEED_TEST1), 400, "");
     }
 }
 
@@ -845,20 +567,14 @@ fn invalid_versions_in_paths_are_refused() {
     let guarded = Guarded::start();
     let server = &guarded.server;
     for bad in ["1.0", "v1.0.0", "latest", "01.0.0", "1.0.0-", "1.0.0.0"] {
-        for (method, path, body) in routes("good", "test", bad)
-            .into_iter()
-            .filter(|(_, path, _)| path.contains("/versions/"))
+        for (method, path, body) in
+            routes("good", "test", bad).into_iter().filter(|(_, path, _)| path.contains("/versions/"))
         {
             let case = format!("{method} {path}");
             let response = call(server, &method, &path, &body);
             guarded.refused(&case, response, 400, "is not SemVer 2");
         }
-        guarded.refused(
-            &format!("replace version {bad}"),
-            server.replace("good", "test", bad, SEED_TEST1),
-            400,
-            "",
-        );
+        guarded.refused(&format!("replace version {bad}"), server.replace("good", "test", bad, SEED_TEST1), 400, "");
     }
 }
 
@@ -908,37 +624,13 @@ fn malformed_metadata_bodies_are_refused() {
             metadata
         };
         let cases = [
-            (
-                "changed name",
-                changed("name", json!("other")),
-                "value of name",
-            ),
-            (
-                "changed version",
-                changed("version", json!("9.9.9")),
-                "value of version",
-            ),
+            ("changed name", changed("name", json!("other")), "value of name"),
+            ("changed version", changed("version", json!("9.9.9")), "value of version"),
             ("no name", changed("name", json!("")), "value of name"),
-            (
-                "type weird",
-                changed("type", json!("weird")),
-                "not application or library",
-            ),
-            (
-                "apiVersion v3",
-                changed("apiVersion", json!("v3")),
-                "is not v1 or v2",
-            ),
-            (
-                "name is a number",
-                changed("name", json!(5)),
-                "chart metadata",
-            ),
-            (
-                "keywords is a string",
-                changed("keywords", json!("k")),
-                "chart metadata",
-            ),
+            ("type weird", changed("type", json!("weird")), "not application or library"),
+            ("apiVersion v3", changed("apiVersion", json!("v3")), "is not v1 or v2"),
+            ("name is a number", changed("name", json!(5)), "chart metadata"),
+            ("keywords is a string", changed("keywords", json!("k")), "chart metadata"),
         ];
         for (case, body, needle) in cases {
             let response = server.put_json(&path, &body);
@@ -955,30 +647,16 @@ fn missing_resources_are_404() {
     // a missing space (every route), a missing chart and a missing version in `good`
     cases.extend(routes("nope", "test", "1.0.0"));
     cases.extend(chart_routes("good", "nope", "1.0.0"));
-    cases.extend(
-        routes("good", "test", "9.9.9")
-            .into_iter()
-            .filter(|(_, path, _)| path.contains("/versions/")),
-    );
+    cases.extend(routes("good", "test", "9.9.9").into_iter().filter(|(_, path, _)| path.contains("/versions/")));
     for (method, path, body) in cases {
         let case = format!("{method} {path}");
         guarded.refused(&case, call(server, &method, &path, &body), 404, "");
     }
     // Replacing a version that does not exist stores nothing.
     let archive = ChartBuilder::new("test", "9.9.9").build();
-    guarded.refused(
-        "replace a missing version",
-        server.replace("good", "test", "9.9.9", &archive),
-        404,
-        "",
-    );
+    guarded.refused("replace a missing version", server.replace("good", "test", "9.9.9", &archive), 404, "");
     let archive = ChartBuilder::new("test", "1.0.0").build();
-    guarded.refused(
-        "replace in a missing space",
-        server.replace("nope", "test", "1.0.0", &archive),
-        404,
-        "",
-    );
+    guarded.refused("replace in a missing space", server.replace("nope", "test", "1.0.0", &archive), 404, "");
 }
 
 #[test]
@@ -1023,14 +701,8 @@ fn unknown_routes_and_wrong_methods_are_json_errors() {
         (Method::PUT, "/spaces/good/charts/test"),
         (Method::POST, "/spaces/good/charts/test/versions"),
         (Method::POST, "/spaces/good/charts/test/versions/1.0.0"),
-        (
-            Method::DELETE,
-            "/spaces/good/charts/test/versions/1.0.0/manifests/values",
-        ),
-        (
-            Method::POST,
-            "/spaces/good/charts/test/versions/1.0.0/manifests/metadata",
-        ),
+        (Method::DELETE, "/spaces/good/charts/test/versions/1.0.0/manifests/values"),
+        (Method::POST, "/spaces/good/charts/test/versions/1.0.0/manifests/metadata"),
         (Method::POST, "/spaces/good/metadata"),
         (Method::DELETE, "/spaces/good/charts/test/metadata/latest"),
     ];

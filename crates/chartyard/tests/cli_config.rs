@@ -12,11 +12,7 @@ use reqwest::blocking::multipart;
 
 /// Runs `chartyard` with `args` in `dir` until it reports its address; returns the child
 /// and the address it printed.
-fn start(
-    dir: &std::path::Path,
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (std::process::Child, String) {
+fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
     let mut child = Command::new(binary())
         .args(args)
         .current_dir(dir)
@@ -30,33 +26,17 @@ fn start(
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
             }
         }
     });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("no address reported");
+    let address = rx.recv_timeout(Duration::from_secs(30)).expect("no address reported");
     (child, address)
 }
 
 fn upload(base: &str, space: &str, archive: &[u8]) -> u16 {
-    let form = multipart::Form::new().part(
-        "chartfile",
-        multipart::Part::bytes(archive.to_vec()).file_name("c.tgz"),
-    );
-    client()
-        .post(format!("{base}/api/v1/spaces/{space}/charts"))
-        .multipart(form)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
+    let form = multipart::Form::new().part("chartfile", multipart::Part::bytes(archive.to_vec()).file_name("c.tgz"));
+    client().post(format!("{base}/api/v1/spaces/{space}/charts")).multipart(form).send().unwrap().status().as_u16()
 }
 
 #[test]
@@ -67,10 +47,7 @@ fn serve_without_arguments_listens_on_8099_and_stores_under_data() {
     assert_eq!(upload("http://127.0.0.1:8099", "test", SEED_TEST1), 201);
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(
-        Vec::from_iter(record_files(&dir.path.join("data"))),
-        ["test/test/1.0.0"]
-    );
+    assert_eq!(Vec::from_iter(record_files(&dir.path.join("data"))), ["test/test/1.0.0"]);
     assert!(dir.path.join("data/spaces/test.json").exists());
 }
 
@@ -88,22 +65,12 @@ fn seed_config_file_is_honoured_and_overridden_by_env_and_flags() {
     let (mut child, base) = start(&dir.path, &["serve", "--config", config], &[]);
     assert_eq!(upload(&base, "s", SEED_TEST1), 201);
     child.kill().unwrap();
-    assert_eq!(
-        Vec::from_iter(record_files(&dir.path.join("from-file"))),
-        ["s/test/1.0.0"]
-    );
+    assert_eq!(Vec::from_iter(record_files(&dir.path.join("from-file"))), ["s/test/1.0.0"]);
 
-    let (mut child, base) = start(
-        &dir.path,
-        &["serve", "-c", config],
-        &[("CHARTYARD_ROOT_DIRECTORY", "from-env")],
-    );
+    let (mut child, base) = start(&dir.path, &["serve", "-c", config], &[("CHARTYARD_ROOT_DIRECTORY", "from-env")]);
     assert_eq!(upload(&base, "s", SEED_TEST1), 201);
     child.kill().unwrap();
-    assert_eq!(
-        Vec::from_iter(record_files(&dir.path.join("from-env"))),
-        ["s/test/1.0.0"]
-    );
+    assert_eq!(Vec::from_iter(record_files(&dir.path.join("from-env"))), ["s/test/1.0.0"]);
 
     let (mut child, base) = start(
         &dir.path,
@@ -112,52 +79,24 @@ fn seed_config_file_is_honoured_and_overridden_by_env_and_flags() {
     );
     assert_eq!(upload(&base, "s", SEED_TEST1), 201);
     child.kill().unwrap();
-    assert_eq!(
-        Vec::from_iter(record_files(&dir.path.join("from-flag"))),
-        ["s/test/1.0.0"]
-    );
+    assert_eq!(Vec::from_iter(record_files(&dir.path.join("from-flag"))), ["s/test/1.0.0"]);
 
     // the in-memory driver keeps nothing on disk
-    let (mut child, base) = start(
-        &dir.path,
-        &["serve", "-c", config, "--storage-driver", "inmemory"],
-        &[],
-    );
-    assert_eq!(
-        upload(&base, "mem", &ChartBuilder::new("app", "1.0.0").build()),
-        201
-    );
-    let listed = json(
-        client()
-            .get(format!("{base}/api/v1/spaces/mem/charts"))
-            .send()
-            .unwrap(),
-        200,
-    );
+    let (mut child, base) = start(&dir.path, &["serve", "-c", config, "--storage-driver", "inmemory"], &[]);
+    assert_eq!(upload(&base, "mem", &ChartBuilder::new("app", "1.0.0").build()), 201);
+    let listed = json(client().get(format!("{base}/api/v1/spaces/mem/charts")).send().unwrap(), 200);
     assert_eq!(listed["items"], serde_json::json!(["app"]));
     child.kill().unwrap();
-    assert_eq!(
-        Vec::from_iter(record_files(&dir.path.join("from-file"))),
-        ["s/test/1.0.0"]
-    );
+    assert_eq!(Vec::from_iter(record_files(&dir.path.join("from-file"))), ["s/test/1.0.0"]);
 }
 
 #[test]
 fn config_errors_exit_with_one_line_naming_the_key() {
     let dir = TempDir::new("bad-config");
     let cases = [
-        (
-            "manager:\n  parameters:\n    storagedriver: floppy\n",
-            "manager.parameters.storagedriver",
-        ),
-        (
-            "manager:\n  parameters:\n    storagedriver: filesystem\n",
-            "manager.parameters.rootdirectory",
-        ),
-        (
-            "manager:\n  parameters:\n    rootdirectory: ./x\n",
-            "manager.parameters.storagedriver",
-        ),
+        ("manager:\n  parameters:\n    storagedriver: floppy\n", "manager.parameters.storagedriver"),
+        ("manager:\n  parameters:\n    storagedriver: filesystem\n", "manager.parameters.rootdirectory"),
+        ("manager:\n  parameters:\n    rootdirectory: ./x\n", "manager.parameters.storagedriver"),
         (
             "manager:\n  parameters:\n    storagedriver: inmemory\n    resourcelocker: redis\n",
             "manager.parameters.resourcelocker",
@@ -173,20 +112,13 @@ fn config_errors_exit_with_one_line_naming_the_key() {
     for (i, (yaml, key)) in cases.iter().enumerate() {
         let path = dir.path.join(format!("c{i}.yaml"));
         std::fs::write(&path, yaml).unwrap();
-        let output = Command::new(binary())
-            .args(["serve", "--config"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let output = Command::new(binary()).args(["serve", "--config"]).arg(&path).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{yaml}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{yaml}: {stderr}");
         assert!(stderr.contains(key), "{yaml}: expected {key} in {stderr}");
     }
-    let missing = Command::new(binary())
-        .args(["serve", "--config", "/nonexistent/config.yaml"])
-        .output()
-        .unwrap();
+    let missing = Command::new(binary()).args(["serve", "--config", "/nonexistent/config.yaml"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.yaml"));
 }

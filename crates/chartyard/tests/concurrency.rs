@@ -46,14 +46,9 @@ impl Answer {
         );
         if self.status >= 400 {
             let body = self.json();
-            let reason = body["reason"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{}: no reason in error body {body}", self.op));
-            assert!(
-                ["ReasonRequest", "ReasonInternal", "ResourceLocking"].contains(&reason),
-                "{}: {body}",
-                self.op
-            );
+            let reason =
+                body["reason"].as_str().unwrap_or_else(|| panic!("{}: no reason in error body {body}", self.op));
+            assert!(["ReasonRequest", "ReasonInternal", "ResourceLocking"].contains(&reason), "{}: {body}", self.op);
             assert!(body["message"].is_string(), "{}: {body}", self.op);
             if self.status == 423 {
                 assert_eq!(reason, "ResourceLocking", "{}: {body}", self.op);
@@ -73,13 +68,7 @@ struct Api {
 
 impl Api {
     fn new(server: &Server) -> Self {
-        Self {
-            base: server.api(""),
-            client: Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .unwrap(),
-        }
+        Self { base: server.api(""), client: Client::builder().timeout(Duration::from_secs(60)).build().unwrap() }
     }
 
     fn send(&self, op: &'static str, request: reqwest::blocking::RequestBuilder) -> Answer {
@@ -92,38 +81,22 @@ impl Api {
                     .unwrap_or_else(|e| format!("reading the body failed: {e}").into_bytes());
                 Answer { op, status, body }
             }
-            Err(e) => Answer {
-                op,
-                status: 0,
-                body: format!("request failed: {e}").into_bytes(),
-            },
+            Err(e) => Answer { op, status: 0, body: format!("request failed: {e}").into_bytes() },
         }
     }
 
     fn form(archive: &[u8]) -> multipart::Form {
-        multipart::Form::new().part(
-            "chartfile",
-            multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"),
-        )
+        multipart::Form::new().part("chartfile", multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"))
     }
 
     fn upload(&self, space: &str, archive: &[u8]) -> Answer {
         let url = format!("{}/spaces/{space}/charts", self.base);
-        self.send(
-            "upload",
-            self.client.post(url).multipart(Self::form(archive)),
-        )
+        self.send("upload", self.client.post(url).multipart(Self::form(archive)))
     }
 
     fn replace(&self, space: &str, chart: &str, version: &str, archive: &[u8]) -> Answer {
-        let url = format!(
-            "{}/spaces/{space}/charts/{chart}/versions/{version}",
-            self.base
-        );
-        self.send(
-            "replace",
-            self.client.put(url).multipart(Self::form(archive)),
-        )
+        let url = format!("{}/spaces/{space}/charts/{chart}/versions/{version}", self.base);
+        self.send("replace", self.client.put(url).multipart(Self::form(archive)))
     }
 
     fn put_json(&self, op: &'static str, path: &str, body: &Value) -> Answer {
@@ -153,14 +126,9 @@ fn archive(name: &str, version: &str, tag: &str, description: &str) -> Vec<u8> {
     ChartBuilder::new(name, version)
         .with(
             &format!("{name}/Chart.yaml"),
-            format!(
-                "apiVersion: v2\nname: {name}\nversion: {version}\ndescription: {description:?}\n"
-            ),
+            format!("apiVersion: v2\nname: {name}\nversion: {version}\ndescription: {description:?}\n"),
         )
-        .with(
-            &format!("{name}/values.yaml"),
-            format!("replicaCount: 1\ntag: {tag:?}\n"),
-        )
+        .with(&format!("{name}/values.yaml"), format!("replicaCount: 1\ntag: {tag:?}\n"))
         .build()
 }
 
@@ -189,10 +157,7 @@ fn together<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T>
 
 /// The version list of a chart (`?limit=1000`), or `None` on 404.
 fn list_versions(api: &Api, space: &str, chart: &str) -> Option<Vec<String>> {
-    let answer = api.get(
-        "list versions",
-        &format!("/spaces/{space}/charts/{chart}/versions?limit=1000"),
-    );
+    let answer = api.get("list versions", &format!("/spaces/{space}/charts/{chart}/versions?limit=1000"));
     answer.check(&[200, 404]);
     if answer.status == 404 {
         return None;
@@ -241,33 +206,20 @@ fn semver_order(a: &str, b: &str) -> Ordering {
 /// Checks a stored version is whole and self-consistent: its archive loads, and the values
 /// and metadata the API reports are the archive's. Answers (values, metadata), or `None`
 /// if the version does not exist.
-fn consistent_version(
-    api: &Api,
-    space: &str,
-    chart: &str,
-    version: &str,
-) -> Option<(Value, Value)> {
+fn consistent_version(api: &Api, space: &str, chart: &str, version: &str) -> Option<(Value, Value)> {
     let path = format!("/spaces/{space}/charts/{chart}/versions/{version}");
     let listed = list_versions(api, space, chart).is_some_and(|v| v.iter().any(|x| x == version));
     let download = api.get("download", &path);
     download.check(&[200, 404]);
     assert_eq!(download.status == 200, listed, "{path} listed {listed}");
     if download.status == 404 {
-        api.get("metadata", &format!("{path}/manifests/metadata"))
-            .check(&[404]);
-        api.get("values", &format!("{path}/manifests/values"))
-            .check(&[404]);
+        api.get("metadata", &format!("{path}/manifests/metadata")).check(&[404]);
+        api.get("values", &format!("{path}/manifests/values")).check(&[404]);
         return None;
     }
     let loaded = chartyard_core::archive::load(&download.body, &Default::default())
         .unwrap_or_else(|e| panic!("{path}: stored archive does not load: {e}"));
-    assert_eq!(
-        (
-            loaded.metadata.name.as_str(),
-            loaded.metadata.version.as_str()
-        ),
-        (chart, version)
-    );
+    assert_eq!((loaded.metadata.name.as_str(), loaded.metadata.version.as_str()), (chart, version));
     let metadata = api.get("metadata", &format!("{path}/manifests/metadata"));
     let metadata = metadata.check(&[200]).json();
     let values = api.get("values", &format!("{path}/manifests/values"));
@@ -277,11 +229,7 @@ fn consistent_version(
         serde_json::to_value(loaded.metadata_tree()).unwrap(),
         "{path}: metadata disagrees with the archive"
     );
-    assert_eq!(
-        values,
-        chartyard_core::values::coalesce(&loaded),
-        "{path}: values disagree with the archive"
-    );
+    assert_eq!(values, chartyard_core::values::coalesce(&loaded), "{path}: values disagree with the archive");
     Some((values, metadata))
 }
 
@@ -310,10 +258,7 @@ fn concurrent_uploads_of_distinct_versions() {
 
     let answers = together(THREADS, |t| {
         let api = Api::new(&server);
-        (t..VERSIONS)
-            .step_by(THREADS)
-            .map(|i| (i, api.upload("space", &plan[i].1)))
-            .collect::<Vec<_>>()
+        (t..VERSIONS).step_by(THREADS).map(|i| (i, api.upload("space", &plan[i].1))).collect::<Vec<_>>()
     });
     for (i, answer) in answers.iter().flatten() {
         answer.check(&[201]);
@@ -327,26 +272,16 @@ fn concurrent_uploads_of_distinct_versions() {
     assert_eq!(list_versions(&api, "space", "many"), Some(expected.clone()));
     let metadata = api.get("metadata", "/spaces/space/charts/many/metadata?limit=1000");
     let metadata = metadata.check(&[200]).json();
-    let listed: Vec<&str> = metadata["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["version"].as_str().unwrap())
-        .collect();
+    let listed: Vec<&str> =
+        metadata["items"].as_array().unwrap().iter().map(|m| m["version"].as_str().unwrap()).collect();
     assert_eq!(listed, expected);
     for (version, bytes) in &plan {
-        let download = api.get(
-            "download",
-            &format!("/spaces/space/charts/many/versions/{version}"),
-        );
+        let download = api.get("download", &format!("/spaces/space/charts/many/versions/{version}"));
         download.check(&[200]);
         assert_eq!(sha256(&download.body), sha256(bytes), "{version}");
     }
     assert_eq!(record_files(&server.data.path).len(), VERSIONS);
-    eprintln!(
-        "concurrent_uploads_of_distinct_versions: {:?}",
-        started.elapsed()
-    );
+    eprintln!("concurrent_uploads_of_distinct_versions: {:?}", started.elapsed());
 }
 
 #[test]
@@ -357,35 +292,22 @@ fn same_version_uploaded_at_once_has_exactly_one_winner() {
     for (contenders, rounds) in [(2, 10), (16, 4)] {
         for round in 0..rounds {
             let version = format!("{contenders}.{round}.0");
-            let candidates: Vec<Vec<u8>> = (0..contenders)
-                .map(|k| archive("race", &version, &format!("contender-{k}"), "race"))
-                .collect();
-            let answers = together(contenders, |k| {
-                Api::new(&server).upload("race", &candidates[k])
-            });
+            let candidates: Vec<Vec<u8>> =
+                (0..contenders).map(|k| archive("race", &version, &format!("contender-{k}"), "race")).collect();
+            let answers = together(contenders, |k| Api::new(&server).upload("race", &candidates[k]));
             for answer in &answers {
                 answer.check(&[201, 409]);
             }
-            let winners: Vec<usize> = (0..contenders)
-                .filter(|&k| answers[k].status == 201)
-                .collect();
+            let winners: Vec<usize> = (0..contenders).filter(|&k| answers[k].status == 201).collect();
             assert_eq!(winners.len(), 1, "{version}: {answers:?}");
 
             let path = format!("/spaces/race/charts/race/versions/{version}");
             let stored = api.get("download", &path);
             stored.check(&[200]);
-            let matching: Vec<usize> = (0..contenders)
-                .filter(|&k| candidates[k] == stored.body)
-                .collect();
-            assert_eq!(
-                matching, winners,
-                "{version}: the stored archive is not the winner's"
-            );
+            let matching: Vec<usize> = (0..contenders).filter(|&k| candidates[k] == stored.body).collect();
+            assert_eq!(matching, winners, "{version}: the stored archive is not the winner's");
             let values = api.get("values", &format!("{path}/manifests/values"));
-            assert_eq!(
-                values.check(&[200]).json(),
-                archive_values(&format!("contender-{}", winners[0]))
-            );
+            assert_eq!(values.check(&[200]).json(), archive_values(&format!("contender-{}", winners[0])));
             // The losers still conflict afterwards, and nothing changed.
             for k in (0..contenders).filter(|k| *k != winners[0]).take(2) {
                 api.upload("race", &candidates[k]).check(&[409]);
@@ -395,15 +317,8 @@ fn same_version_uploaded_at_once_has_exactly_one_winner() {
     }
     let versions = list_versions(&api, "race", "race").unwrap();
     assert_eq!(versions.len(), 14);
-    assert_eq!(
-        versions.iter().collect::<BTreeSet<_>>().len(),
-        14,
-        "{versions:?}"
-    );
-    eprintln!(
-        "same_version_uploaded_at_once_has_exactly_one_winner: {:?}",
-        started.elapsed()
-    );
+    assert_eq!(versions.iter().collect::<BTreeSet<_>>().len(), 14, "{versions:?}");
+    eprintln!("same_version_uploaded_at_once_has_exactly_one_winner: {:?}", started.elapsed());
 }
 
 /// One round of every kind of change to `mixed/mod/1.0.0` at once, starting from
@@ -417,12 +332,7 @@ fn modification_round(
     const PATH: &str = "/spaces/mixed/charts/mod/versions/1.0.0";
     let api = Api::new(server);
     // Start each round with the version present (it may survive from the last round).
-    let base = archive(
-        "mod",
-        "1.0.0",
-        &format!("base-{round}"),
-        &format!("base {round}"),
-    );
+    let base = archive("mod", "1.0.0", &format!("base-{round}"), &format!("base {round}"));
     let base_upload = api.upload("mixed", &base);
     base_upload.check(&[201, 409]);
     assert_eq!(
@@ -430,18 +340,8 @@ fn modification_round(
         previous.is_some(),
         "round {round}: the version's existence changed between rounds"
     );
-    let replacement = archive(
-        "mod",
-        "1.0.0",
-        &format!("replaced-{round}"),
-        &format!("replaced {round}"),
-    );
-    let reupload = archive(
-        "mod",
-        "1.0.0",
-        &format!("reuploaded-{round}"),
-        &format!("reuploaded {round}"),
-    );
+    let replacement = archive("mod", "1.0.0", &format!("replaced-{round}"), &format!("replaced {round}"));
+    let reupload = archive("mod", "1.0.0", &format!("reuploaded-{round}"), &format!("reuploaded {round}"));
     let new_values = json!({"replicaCount": round, "tag": format!("put-{round}")});
     let new_metadata = json!({"apiVersion": "v2", "name": "mod", "version": "1.0.0",
                               "description": format!("put {round}"), "icon": "https://example.com/i.png"});
@@ -451,11 +351,7 @@ fn modification_round(
         match op {
             0 => api.replace("mixed", "mod", "1.0.0", &replacement),
             1 => api.put_json("values", &format!("{PATH}/manifests/values"), &new_values),
-            2 => api.put_json(
-                "metadata",
-                &format!("{PATH}/manifests/metadata"),
-                &new_metadata,
-            ),
+            2 => api.put_json("metadata", &format!("{PATH}/manifests/metadata"), &new_metadata),
             3 => api.delete("delete", PATH),
             4 => api.upload("mixed", &reupload),
             5 => api.get("get values", &format!("{PATH}/manifests/values")),
@@ -490,9 +386,7 @@ fn modification_round(
     let tags = ["base", "replaced", "reuploaded", "put"].map(|t| format!("{t}-{round}"));
     let mut possible_values: Vec<Value> = tags[..3].iter().map(|t| archive_values(t)).collect();
     possible_values.push(new_values);
-    let mut descriptions = ["base", "replaced", "reuploaded", "put"]
-        .map(|t| format!("{t} {round}"))
-        .to_vec();
+    let mut descriptions = ["base", "replaced", "reuploaded", "put"].map(|t| format!("{t} {round}")).to_vec();
     // If every change of this round was refused, the version is as the last round left it
     // (and only then does the base upload conflict).
     if let Some((values, description)) = previous {
@@ -512,18 +406,13 @@ fn concurrent_changes_to_one_version_stay_consistent() {
         let api = Api::new(&server);
         let mut previous = None;
         for round in 0..rounds {
-            let (answers, possible_values, descriptions) =
-                modification_round(&server, round, previous.take());
+            let (answers, possible_values, descriptions) = modification_round(&server, round, previous.take());
             for answer in &answers {
                 *statuses.entry((answer.op, answer.status)).or_default() += 1;
             }
             let present = consistent_version(&api, "mixed", "mod", "1.0.0");
             let records = record_files(&server.data.path);
-            assert_eq!(
-                records.contains("mixed/mod/1.0.0"),
-                present.is_some(),
-                "{records:?}"
-            );
+            assert_eq!(records.contains("mixed/mod/1.0.0"), present.is_some(), "{records:?}");
             if let Some((values, metadata)) = present {
                 assert!(
                     possible_values.contains(&values),
@@ -539,35 +428,22 @@ fn concurrent_changes_to_one_version_stay_consistent() {
         }
     }
     eprintln!("statuses (op, status) -> count: {statuses:?}");
-    eprintln!(
-        "concurrent_changes_to_one_version_stay_consistent: {:?}",
-        started.elapsed()
-    );
+    eprintln!("concurrent_changes_to_one_version_stay_consistent: {:?}", started.elapsed());
 }
 
 /// `threads` simultaneous edits of `lock/busy/1.0.0` (values, metadata and replace in
 /// turn), `rounds` times or until `stop` says so; answers every answer.
-fn contend(
-    server: &Server,
-    threads: usize,
-    rounds: usize,
-    stop: impl Fn(&[Answer]) -> bool,
-) -> Vec<Answer> {
+fn contend(server: &Server, threads: usize, rounds: usize, stop: impl Fn(&[Answer]) -> bool) -> Vec<Answer> {
     const PATH: &str = "/spaces/lock/charts/busy/versions/1.0.0";
     let api = Api::new(server);
-    api.upload("lock", &archive("busy", "1.0.0", "initial", "initial"))
-        .check(&[201]);
+    api.upload("lock", &archive("busy", "1.0.0", "initial", "initial")).check(&[201]);
     let mut all = Vec::new();
     for round in 0..rounds {
         let answers = together(threads, |t| {
             let api = Api::new(server);
             let id = format!("{round}-{t}");
             match t % 3 {
-                0 => api.put_json(
-                    "values",
-                    &format!("{PATH}/manifests/values"),
-                    &json!({"tag": id}),
-                ),
+                0 => api.put_json("values", &format!("{PATH}/manifests/values"), &json!({"tag": id})),
                 1 => api.put_json(
                     "metadata",
                     &format!("{PATH}/manifests/metadata"),
@@ -613,10 +489,7 @@ fn long_lock_timeout_waits_instead_of_failing() {
         answer.check(&[200]);
     }
     assert_eq!(answers.len(), 64);
-    eprintln!(
-        "long_lock_timeout_waits_instead_of_failing: {:?}",
-        started.elapsed()
-    );
+    eprintln!("long_lock_timeout_waits_instead_of_failing: {:?}", started.elapsed());
 }
 
 #[test]
@@ -709,45 +582,28 @@ fn uploads_while_other_spaces_come_and_go() {
 
     let api = Api::new(&server);
     let spaces = api.get("list spaces", "/spaces?limit=1000");
-    let mut expected_spaces: Vec<String> = (0..UPLOADERS)
-        .map(|s| format!("up{s}"))
-        .chain((0..CHURNERS).map(|c| format!("churn{c}")))
-        .collect();
+    let mut expected_spaces: Vec<String> =
+        (0..UPLOADERS).map(|s| format!("up{s}")).chain((0..CHURNERS).map(|c| format!("churn{c}"))).collect();
     expected_spaces.sort();
-    assert_eq!(
-        strings(&spaces.check(&[200]).json()["items"]),
-        expected_spaces
-    );
+    assert_eq!(strings(&spaces.check(&[200]).json()["items"]), expected_spaces);
 
     let mut expected_records = BTreeSet::new();
     for s in 0..UPLOADERS {
         let space = format!("up{s}");
         let charts = api.get("list charts", &format!("/spaces/{space}/charts?limit=1000"));
         let expected_charts: Vec<String> = (0..UPLOADERS).map(|t| format!("c{t}")).collect();
-        assert_eq!(
-            strings(&charts.check(&[200]).json()["items"]),
-            expected_charts
-        );
+        assert_eq!(strings(&charts.check(&[200]).json()["items"]), expected_charts);
         for t in 0..UPLOADERS {
             let chart = format!("c{t}");
-            let mut expected: Vec<String> = (0..UPLOADS_EACH)
-                .filter(|&j| space_of(t, j) == space)
-                .map(version_of)
-                .collect();
+            let mut expected: Vec<String> =
+                (0..UPLOADS_EACH).filter(|&j| space_of(t, j) == space).map(version_of).collect();
             expected.sort_by(|a, b| semver_order(a, b));
             for version in &expected {
                 expected_records.insert(format!("{space}/{chart}/{version}"));
                 let j: usize = version.rsplit('.').next().unwrap().parse().unwrap();
                 let bytes = archive(&chart, version, &format!("{t}-{j}"), "up");
-                let download = api.get(
-                    "download",
-                    &format!("/spaces/{space}/charts/{chart}/versions/{version}"),
-                );
-                assert_eq!(
-                    download.check(&[200]).body,
-                    bytes,
-                    "{space}/{chart}/{version}"
-                );
+                let download = api.get("download", &format!("/spaces/{space}/charts/{chart}/versions/{version}"));
+                assert_eq!(download.check(&[200]).body, bytes, "{space}/{chart}/{version}");
             }
             assert_eq!(list_versions(&api, &space, &chart), Some(expected));
         }
@@ -762,10 +618,7 @@ fn uploads_while_other_spaces_come_and_go() {
     }
     // Deleted spaces left no records behind.
     assert_eq!(record_files(&server.data.path), expected_records);
-    eprintln!(
-        "uploads_while_other_spaces_come_and_go: {:?}",
-        started.elapsed()
-    );
+    eprintln!("uploads_while_other_spaces_come_and_go: {:?}", started.elapsed());
 }
 
 /// Deleting a space while an upload into it is in flight must end in a state that some
@@ -802,16 +655,9 @@ fn deleting_a_space_during_an_upload_into_it_leaves_no_orphans() {
         let listed = strings(&spaces.check(&[200]).json()["items"]).contains(&space);
         let charts = api.get("list charts", &format!("/spaces/{space}/charts"));
         charts.check(&[200, 404]);
-        let late_version = api.get(
-            "download",
-            &format!("/spaces/{space}/charts/late/versions/1.0.0"),
-        );
+        let late_version = api.get("download", &format!("/spaces/{space}/charts/late/versions/1.0.0"));
         late_version.check(&[200, 404]);
-        api.get(
-            "download",
-            &format!("/spaces/{space}/charts/first/versions/1.0.0"),
-        )
-        .check(&[404]);
+        api.get("download", &format!("/spaces/{space}/charts/first/versions/1.0.0")).check(&[404]);
         let state = format!(
             "round {round} (delete {delay:?} after the upload started): space listed: {listed}, \
              GET /spaces/{space}/charts -> {} {}, GET .../late/versions/1.0.0 -> {}",
@@ -820,10 +666,7 @@ fn deleting_a_space_during_an_upload_into_it_leaves_no_orphans() {
             late_version.status
         );
         if answers[1].status == 404 {
-            assert!(
-                !listed && late_version.status == 404,
-                "{state}: a refused upload left a version"
-            );
+            assert!(!listed && late_version.status == 404, "{state}: a refused upload left a version");
         } else if listed {
             // delete, then upload
             assert_eq!(charts.status, 200, "{state}");
@@ -840,8 +683,5 @@ fn deleting_a_space_during_an_upload_into_it_leaves_no_orphans() {
             );
         }
     }
-    eprintln!(
-        "deleting_a_space_during_an_upload_into_it_leaves_no_orphans: {:?}",
-        started.elapsed()
-    );
+    eprintln!("deleting_a_space_during_an_upload_into_it_leaves_no_orphans: {:?}", started.elapsed());
 }

@@ -12,9 +12,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{
-    ChartBuilder, Server, binary, client, error, files_under, json, record_files, sha256,
-};
+use common::{ChartBuilder, Server, binary, client, error, files_under, json, record_files, sha256};
 use reqwest::blocking::{Client, Response, multipart};
 use serde_json::{Value, json};
 
@@ -24,10 +22,7 @@ use serde_json::{Value, json};
 /// different tag gives different bytes.
 fn archive(name: &str, version: &str, tag: &str) -> Vec<u8> {
     ChartBuilder::new(name, version)
-        .with(
-            &format!("{name}/values.yaml"),
-            format!("replicaCount: 1\ntag: {tag:?}\n"),
-        )
+        .with(&format!("{name}/values.yaml"), format!("replicaCount: 1\ntag: {tag:?}\n"))
         .build()
 }
 
@@ -46,20 +41,14 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 
 /// The version list of a chart, or `None` when the API answers 404.
 fn versions(server: &Server, space: &str, chart: &str) -> Option<Vec<String>> {
-    let response = server.get(&format!(
-        "/spaces/{space}/charts/{chart}/versions?limit=1000"
-    ));
+    let response = server.get(&format!("/spaces/{space}/charts/{chart}/versions?limit=1000"));
     if response.status() == 404 {
         error(response, 404);
         return None;
     }
     let body = json(response, 200);
-    let items: Vec<String> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let items: Vec<String> =
+        body["items"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     assert_eq!(body["metadata"]["total"], items.len(), "{body}");
     Some(items)
 }
@@ -80,19 +69,8 @@ fn blob_files(data: &Path) -> BTreeSet<String> {
         .into_iter()
         .map(|path| {
             let name = path.file_name().unwrap().to_str().unwrap().to_string();
-            let folder = path
-                .parent()
-                .unwrap()
-                .file_name()
-                .unwrap()
-                .to_str()
-                .unwrap();
-            assert_eq!(
-                path.parent().unwrap().parent().unwrap(),
-                root,
-                "{}",
-                path.display()
-            );
+            let folder = path.parent().unwrap().file_name().unwrap().to_str().unwrap();
+            assert_eq!(path.parent().unwrap().parent().unwrap(), root, "{}", path.display());
             assert_eq!(&name[..2.min(name.len())], folder, "{}", path.display());
             name
         })
@@ -106,50 +84,29 @@ fn snapshot(server: &Server) -> BTreeMap<String, Value> {
     let spaces = json(server.get("/spaces?limit=1000"), 200);
     state.insert("spaces".to_string(), spaces.clone());
     for space in items(&spaces) {
-        let charts = json(
-            server.get(&format!("/spaces/{space}/charts?limit=1000")),
-            200,
-        );
+        let charts = json(server.get(&format!("/spaces/{space}/charts?limit=1000")), 200);
         state.insert(format!("{space} charts"), charts.clone());
         state.insert(
             format!("{space} metadata"),
-            json(
-                server.get(&format!("/spaces/{space}/metadata?limit=1000")),
-                200,
-            ),
+            json(server.get(&format!("/spaces/{space}/metadata?limit=1000")), 200),
         );
         state.insert(
             format!("{space} latest"),
-            json(
-                server.get(&format!("/spaces/{space}/metadata/latest?limit=1000")),
-                200,
-            ),
+            json(server.get(&format!("/spaces/{space}/metadata/latest?limit=1000")), 200),
         );
         for chart in items(&charts) {
             let versions = versions(server, &space, &chart).unwrap();
             state.insert(format!("{space}/{chart} versions"), json!(versions));
             state.insert(
                 format!("{space}/{chart} latest"),
-                json(
-                    server.get(&format!("/spaces/{space}/charts/{chart}/metadata/latest")),
-                    200,
-                ),
+                json(server.get(&format!("/spaces/{space}/charts/{chart}/metadata/latest")), 200),
             );
             for version in versions {
                 let path = format!("/spaces/{space}/charts/{chart}/versions/{version}");
                 let bytes = server.download(&space, &chart, &version);
-                state.insert(
-                    format!("{path} archive"),
-                    json!({"sha256": sha256(&bytes), "size": bytes.len()}),
-                );
-                state.insert(
-                    format!("{path} metadata"),
-                    json(server.get(&format!("{path}/manifests/metadata")), 200),
-                );
-                state.insert(
-                    format!("{path} values"),
-                    json(server.get(&format!("{path}/manifests/values")), 200),
-                );
+                state.insert(format!("{path} archive"), json!({"sha256": sha256(&bytes), "size": bytes.len()}));
+                state.insert(format!("{path} metadata"), json(server.get(&format!("{path}/manifests/metadata")), 200));
+                state.insert(format!("{path} values"), json(server.get(&format!("{path}/manifests/values")), 200));
             }
         }
     }
@@ -174,9 +131,7 @@ fn multipart_body(archive: &[u8]) -> (Vec<u8>, usize, &'static str) {
 /// of `body`; the headers announce the whole body.
 fn raw_upload(server: &Server, space: &str, body: &[u8], boundary: &str, sent: usize) -> TcpStream {
     let mut stream = TcpStream::connect(server.address()).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST /api/v1/spaces/{space}/charts HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
         server.address(),
@@ -190,27 +145,14 @@ fn raw_upload(server: &Server, space: &str, body: &[u8], boundary: &str, sent: u
 
 /// A pseudo-random delay in `min..min+spread` milliseconds (from the clock).
 fn jitter(min: u64, spread: u64) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     Duration::from_millis(min + nanos % spread.max(1))
 }
 
-fn upload_with(
-    client: &Client,
-    api: &str,
-    space: &str,
-    archive: &[u8],
-) -> reqwest::Result<Response> {
-    let form = multipart::Form::new().part(
-        "chartfile",
-        multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"),
-    );
-    client
-        .post(format!("{api}/spaces/{space}/charts"))
-        .multipart(form)
-        .send()
+fn upload_with(client: &Client, api: &str, space: &str, archive: &[u8]) -> reqwest::Result<Response> {
+    let form =
+        multipart::Form::new().part("chartfile", multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"));
+    client.post(format!("{api}/spaces/{space}/charts")).multipart(form).send()
 }
 
 // ---- tests ----
@@ -241,39 +183,20 @@ fn state_survives_restarts() {
     // Change values and metadata of alpha/web/1.1.0.
     let path = "/spaces/alpha/charts/web/versions/1.1.0";
     let new_values = json!({"replicaCount": 7, "image": {"tag": "v7"}, "list": [1, 2, 3]});
-    assert_eq!(
-        json(
-            server.put_json(&format!("{path}/manifests/values"), &new_values),
-            200
-        ),
-        new_values
-    );
+    assert_eq!(json(server.put_json(&format!("{path}/manifests/values"), &new_values), 200), new_values);
     let mut metadata = json(server.get(&format!("{path}/manifests/metadata")), 200);
     metadata["description"] = json!("edited before the restart");
     metadata["icon"] = json!("https://example.com/icon.png");
     metadata["keywords"] = json!(["one", "two"]);
-    let updated = json(
-        server.put_json(&format!("{path}/manifests/metadata"), &metadata),
-        200,
-    );
+    let updated = json(server.put_json(&format!("{path}/manifests/metadata"), &metadata), 200);
     assert_eq!(updated["description"], "edited before the restart");
     // Replace beta/web/1.0.0 with other bytes.
     let replacement = archive("web", "1.0.0", "b-web-replaced");
     json(server.replace("beta", "web", "1.0.0", &replacement), 200);
     sent.insert(("beta", "web", "1.0.0"), replacement);
     // Delete one version and one whole chart (its only version).
-    assert_eq!(
-        server
-            .delete("/spaces/alpha/charts/web/versions/1.0.0")
-            .status(),
-        204
-    );
-    assert_eq!(
-        server
-            .delete("/spaces/beta/charts/tmp/versions/0.0.1")
-            .status(),
-        204
-    );
+    assert_eq!(server.delete("/spaces/alpha/charts/web/versions/1.0.0").status(), 204);
+    assert_eq!(server.delete("/spaces/beta/charts/tmp/versions/0.0.1").status(), 204);
     sent.remove(&("alpha", "web", "1.0.0"));
     sent.remove(&("beta", "tmp", "0.0.1"));
 
@@ -283,10 +206,7 @@ fn state_survives_restarts() {
     assert_eq!(before["alpha charts"]["items"], json!(["db", "web"]));
     assert_eq!(before["beta charts"]["items"], json!(["cache", "web"]));
     assert_eq!(before["empty charts"]["items"], json!([]));
-    assert_eq!(
-        before["alpha/web versions"],
-        json!(["1.1.0", "1.10.0", "2.0.0-rc.1"])
-    );
+    assert_eq!(before["alpha/web versions"], json!(["1.1.0", "1.10.0", "2.0.0-rc.1"]));
 
     for round in 0..2 {
         server.restart();
@@ -301,17 +221,10 @@ fn state_survives_restarts() {
             if (*space, *chart, *version) == ("alpha", "web", "1.1.0") {
                 continue;
             }
-            assert_eq!(
-                server.download(space, chart, version),
-                *bytes,
-                "{space}/{chart}/{version}"
-            );
+            assert_eq!(server.download(space, chart, version), *bytes, "{space}/{chart}/{version}");
         }
         // The edited version carries both edits.
-        assert_eq!(
-            json(server.get(&format!("{path}/manifests/values")), 200),
-            new_values
-        );
+        assert_eq!(json(server.get(&format!("{path}/manifests/values")), 200), new_values);
         let md = json(server.get(&format!("{path}/manifests/metadata")), 200);
         assert_eq!(md["description"], "edited before the restart");
         assert_eq!(md["icon"], "https://example.com/icon.png");
@@ -324,16 +237,10 @@ fn state_survives_restarts() {
         // Deleted things stay deleted.
         error(server.get("/spaces/alpha/charts/web/versions/1.0.0"), 404);
         error(server.get("/spaces/beta/charts/tmp/versions"), 404);
-        error(
-            server.get("/spaces/beta/charts/tmp/versions/0.0.1/manifests/metadata"),
-            404,
-        );
+        error(server.get("/spaces/beta/charts/tmp/versions/0.0.1/manifests/metadata"), 404);
 
         // The files on disk are exactly the versions the API lists.
-        let expected: BTreeSet<_> = sent
-            .keys()
-            .map(|(s, c, v)| format!("{s}/{c}/{v}"))
-            .collect();
+        let expected: BTreeSet<_> = sent.keys().map(|(s, c, v)| format!("{s}/{c}/{v}")).collect();
         assert_eq!(record_files(&server.data.path), expected);
     }
 
@@ -354,10 +261,7 @@ fn killed_upload_leaves_nothing_behind() {
 
     // A ~2 MiB archive, so that the upload is really in flight when the server dies.
     let big = ChartBuilder::new("crashy", "1.0.0")
-        .file(
-            "crashy/files/payload.bin",
-            noise(2 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15),
-        )
+        .file("crashy/files/payload.bin", noise(2 * 1024 * 1024, 0x9e37_79b9_7f4a_7c15))
         .build();
     assert!(big.len() > 2 * 1024 * 1024, "{}", big.len());
     let (body, archive_start, boundary) = multipart_body(&big);
@@ -373,14 +277,8 @@ fn killed_upload_leaves_nothing_behind() {
         server.restart();
 
         error(server.get("/spaces/crash/charts/crashy/versions"), 404);
-        error(
-            server.get("/spaces/crash/charts/crashy/versions/1.0.0"),
-            404,
-        );
-        error(
-            server.get("/spaces/crash/charts/crashy/versions/1.0.0/manifests/metadata"),
-            404,
-        );
+        error(server.get("/spaces/crash/charts/crashy/versions/1.0.0"), 404);
+        error(server.get("/spaces/crash/charts/crashy/versions/1.0.0/manifests/metadata"), 404);
         assert_eq!(
             json(server.get("/spaces"), 200),
             json!({"metadata": {"total": 1, "itemsLength": 1}, "items": ["crash"]})
@@ -389,15 +287,9 @@ fn killed_upload_leaves_nothing_behind() {
             json(server.get("/spaces/crash/charts"), 200),
             json!({"metadata": {"total": 1, "itemsLength": 1}, "items": ["other"]})
         );
-        assert_eq!(
-            json(server.get("/spaces/crash/metadata"), 200)["metadata"]["total"],
-            1
-        );
+        assert_eq!(json(server.get("/spaces/crash/metadata"), 200)["metadata"]["total"], 1);
         assert_eq!(server.download("crash", "other", "0.1.0"), other);
-        assert_eq!(
-            record_files(&server.data.path),
-            BTreeSet::from(["crash/other/0.1.0".to_string()])
-        );
+        assert_eq!(record_files(&server.data.path), BTreeSet::from(["crash/other/0.1.0".to_string()]));
     }
 
     // The very same request, sent whole, is accepted: the killed ones were valid uploads.
@@ -406,25 +298,15 @@ fn killed_upload_leaves_nothing_behind() {
     let mut buffer = [0u8; 4096];
     while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
         let n = stream.read(&mut buffer).unwrap();
-        assert!(
-            n > 0,
-            "connection closed: {}",
-            String::from_utf8_lossy(&answer)
-        );
+        assert!(n > 0, "connection closed: {}", String::from_utf8_lossy(&answer));
         answer.extend_from_slice(&buffer[..n]);
     }
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert_eq!(server.download("crash", "crashy", "1.0.0"), big);
-    assert_eq!(
-        versions(&server, "crash", "crashy"),
-        Some(vec!["1.0.0".to_string()])
-    );
+    assert_eq!(versions(&server, "crash", "crashy"), Some(vec!["1.0.0".to_string()]));
     error(server.upload("crash", &big), 409);
-    eprintln!(
-        "killed_upload_leaves_nothing_behind: {:?}",
-        started.elapsed()
-    );
+    eprintln!("killed_upload_leaves_nothing_behind: {:?}", started.elapsed());
 }
 
 #[test]
@@ -452,10 +334,7 @@ fn kill_during_upload_storm() {
             .map(|t| {
                 let (barrier, api, plan) = (barrier.clone(), api.clone(), &plan);
                 scope.spawn(move || {
-                    let client = Client::builder()
-                        .timeout(Duration::from_secs(20))
-                        .build()
-                        .unwrap();
+                    let client = Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
                     barrier.wait();
                     let mut answered = Vec::new();
                     for i in (t..VERSIONS).step_by(THREADS) {
@@ -479,16 +358,9 @@ fn kill_during_upload_storm() {
     });
     let answers: BTreeMap<usize, Option<u16>> = answers.into_iter().flatten().collect();
     for (i, status) in &answers {
-        assert!(
-            matches!(status, None | Some(201)),
-            "upload {i} answered {status:?}"
-        );
+        assert!(matches!(status, None | Some(201)), "upload {i} answered {status:?}");
     }
-    let acknowledged: BTreeSet<usize> = answers
-        .iter()
-        .filter(|(_, s)| **s == Some(201))
-        .map(|(i, _)| *i)
-        .collect();
+    let acknowledged: BTreeSet<usize> = answers.iter().filter(|(_, s)| **s == Some(201)).map(|(i, _)| *i).collect();
 
     server.restart();
     let data = server.data.path.clone();
@@ -501,9 +373,7 @@ fn kill_during_upload_storm() {
             for version in versions(&server, space, chart).unwrap_or_default() {
                 let i = plan
                     .iter()
-                    .position(|(s, c, v, _)| {
-                        (s.as_str(), c.as_str(), v.as_str()) == (space, chart, &version)
-                    })
+                    .position(|(s, c, v, _)| (s.as_str(), c.as_str(), v.as_str()) == (space, chart, &version))
                     .unwrap_or_else(|| panic!("{space}/{chart}/{version} was never sent"));
                 present.insert(i);
             }
@@ -513,33 +383,18 @@ fn kill_during_upload_storm() {
     let lost: Vec<_> = acknowledged.difference(&present).collect();
     assert!(lost.is_empty(), "acknowledged uploads lost: {lost:?}");
     // Record files on disk are exactly the listed versions.
-    let listed: BTreeSet<_> = present
-        .iter()
-        .map(|&i| format!("{}/{}/{}", plan[i].0, plan[i].1, plan[i].2))
-        .collect();
+    let listed: BTreeSet<_> = present.iter().map(|&i| format!("{}/{}/{}", plan[i].0, plan[i].1, plan[i].2)).collect();
     assert_eq!(records, listed);
     // Whole or absent: each listed version downloads exactly what was sent for it.
     for &i in &present {
         let (space, chart, version, bytes) = &plan[i];
         let downloaded = server.download(space, chart, version);
-        assert_eq!(
-            sha256(&downloaded),
-            sha256(bytes),
-            "{space}/{chart}/{version}"
-        );
-        let md = json(
-            server.get(&format!(
-                "/spaces/{space}/charts/{chart}/versions/{version}/manifests/metadata"
-            )),
-            200,
-        );
+        assert_eq!(sha256(&downloaded), sha256(bytes), "{space}/{chart}/{version}");
+        let md =
+            json(server.get(&format!("/spaces/{space}/charts/{chart}/versions/{version}/manifests/metadata")), 200);
         assert_eq!(md["version"], version.as_str());
     }
-    eprintln!(
-        "kill_during_upload_storm: {} acknowledged, {} present of {VERSIONS}",
-        acknowledged.len(),
-        present.len()
-    );
+    eprintln!("kill_during_upload_storm: {} acknowledged, {} present of {VERSIONS}", acknowledged.len(), present.len());
 
     // Re-uploading: the missing ones are accepted, the present ones conflict.
     let (client, api) = (client(), server.api(""));
@@ -580,11 +435,7 @@ fn run_gc(data: &Path, grace_seconds: u64) -> (usize, usize) {
         .output()
         .expect("run chartyard gc");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "gc failed: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "gc failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
     // "referenced archives: N, deleted archives: M (B bytes)"
     let number_after = |label: &str| -> usize {
         stdout
@@ -598,10 +449,7 @@ fn run_gc(data: &Path, grace_seconds: u64) -> (usize, usize) {
             .parse()
             .unwrap_or_else(|e| panic!("{label:?} in {stdout:?}: {e}"))
     };
-    (
-        number_after("referenced archives:"),
-        number_after("deleted archives:"),
-    )
+    (number_after("referenced archives:"), number_after("deleted archives:"))
 }
 
 #[test]
@@ -614,53 +462,24 @@ fn garbage_collection_removes_exactly_the_unreferenced_archives() {
     // The same bytes in another space: one blob, two versions.
     json(server.upload("gc2", &shared), 201);
     for (chart, version) in [("app", "1.0.1"), ("app", "1.0.2"), ("lib", "2.0.0")] {
-        json(
-            server.upload(
-                "gc",
-                &archive(chart, version, &format!("{chart}-{version}")),
-            ),
-            201,
-        );
+        json(server.upload("gc", &archive(chart, version, &format!("{chart}-{version}"))), 201);
     }
     json(server.upload("gc3", &archive("gone", "0.1.0", "gone")), 201);
 
     // Replace (old archive unreferenced), update values and metadata (each rewrites the
     // archive), delete a version whose blob is shared (it must stay), delete a version
     // and a whole space.
-    json(
-        server.replace("gc", "app", "1.0.1", &archive("app", "1.0.1", "replaced")),
-        200,
-    );
-    json(
-        server.put_json(
-            "/spaces/gc/charts/app/versions/1.0.2/manifests/values",
-            &json!({"replicaCount": 5}),
-        ),
-        200,
-    );
+    json(server.replace("gc", "app", "1.0.1", &archive("app", "1.0.1", "replaced")), 200);
+    json(server.put_json("/spaces/gc/charts/app/versions/1.0.2/manifests/values", &json!({"replicaCount": 5})), 200);
     let md_path = "/spaces/gc/charts/app/versions/1.0.2/manifests/metadata";
     let mut md = json(server.get(md_path), 200);
     md["description"] = json!("rewritten by the metadata update");
     json(server.put_json(md_path, &md), 200);
-    assert_eq!(
-        server
-            .delete("/spaces/gc/charts/app/versions/1.0.0")
-            .status(),
-        204
-    );
-    assert_eq!(
-        server
-            .delete("/spaces/gc/charts/lib/versions/2.0.0")
-            .status(),
-        204
-    );
+    assert_eq!(server.delete("/spaces/gc/charts/app/versions/1.0.0").status(), 204);
+    assert_eq!(server.delete("/spaces/gc/charts/lib/versions/2.0.0").status(), 204);
     assert_eq!(server.delete("/spaces/gc3").status(), 204);
 
-    let remaining = [
-        ("gc", "app", "1.0.1"),
-        ("gc", "app", "1.0.2"),
-        ("gc2", "app", "1.0.0"),
-    ];
+    let remaining = [("gc", "app", "1.0.1"), ("gc", "app", "1.0.2"), ("gc2", "app", "1.0.0")];
     let before: Vec<(Vec<u8>, Value, Value)> = remaining
         .iter()
         .map(|(space, chart, version)| {
@@ -678,10 +497,7 @@ fn garbage_collection_removes_exactly_the_unreferenced_archives() {
 
     server.kill();
     let blobs_before = blob_files(&data);
-    assert!(
-        referenced.is_subset(&blobs_before),
-        "{referenced:?} not all in {blobs_before:?}"
-    );
+    assert!(referenced.is_subset(&blobs_before), "{referenced:?} not all in {blobs_before:?}");
     let unreferenced = blobs_before.difference(&referenced).count();
     // 1.0.1's original, 1.0.2's original and its values-only rewrite, lib, gone.
     assert_eq!(unreferenced, 5, "{blobs_before:?}");
@@ -692,10 +508,7 @@ fn garbage_collection_removes_exactly_the_unreferenced_archives() {
 
     let (referenced_count, deleted) = run_gc(&data, 0);
     assert!(deleted > 0);
-    assert_eq!(
-        (referenced_count, deleted),
-        (referenced.len(), unreferenced)
-    );
+    assert_eq!((referenced_count, deleted), (referenced.len(), unreferenced));
     assert_eq!(blob_files(&data), referenced);
     // A second run finds nothing more.
     assert_eq!(run_gc(&data, 0), (referenced.len(), 0));
@@ -704,22 +517,13 @@ fn garbage_collection_removes_exactly_the_unreferenced_archives() {
     for ((space, chart, version), (bytes, metadata, values)) in remaining.iter().zip(&before) {
         let path = format!("/spaces/{space}/charts/{chart}/versions/{version}");
         assert_eq!(server.download(space, chart, version), *bytes, "{path}");
-        assert_eq!(
-            json(server.get(&format!("{path}/manifests/metadata")), 200),
-            *metadata
-        );
-        assert_eq!(
-            json(server.get(&format!("{path}/manifests/values")), 200),
-            *values
-        );
+        assert_eq!(json(server.get(&format!("{path}/manifests/metadata")), 200), *metadata);
+        assert_eq!(json(server.get(&format!("{path}/manifests/values")), 200), *values);
     }
     error(server.get("/spaces/gc3/charts"), 404);
     // Collected archives can be uploaded again.
     let lib = archive("lib", "2.0.0", "lib-2.0.0");
     json(server.upload("gc", &lib), 201);
     assert_eq!(server.download("gc", "lib", "2.0.0"), lib);
-    eprintln!(
-        "garbage_collection_removes_exactly_the_unreferenced_archives: {:?}",
-        started.elapsed()
-    );
+    eprintln!("garbage_collection_removes_exactly_the_unreferenced_archives: {:?}", started.elapsed());
 }

@@ -10,11 +10,7 @@ use serde_json::json;
 
 fn helm_output(helm: &Path, args: &[&str]) -> String {
     let output = Command::new(helm).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -22,19 +18,10 @@ fn helm_output(helm: &Path, args: &[&str]) -> String {
 fn helm_reads_downloads_after_values_and_metadata_updates() {
     let server = Server::start();
     let dir = TempDir::new("helm");
-    json(
-        server.upload("s", &ChartBuilder::new("app", "1.0.0").build()),
-        201,
-    );
+    json(server.upload("s", &ChartBuilder::new("app", "1.0.0").build()), 201);
     json(server.upload("s", SEED_TEST1), 201);
     let app = "/spaces/s/charts/app/versions/1.0.0/manifests";
-    json(
-        server.put_json(
-            &format!("{app}/values"),
-            &json!({"replicaCount": 7, "mode": "on"}),
-        ),
-        200,
-    );
+    json(server.put_json(&format!("{app}/values"), &json!({"replicaCount": 7, "mode": "on"})), 200);
     let mut md = json(server.get(&format!("{app}/metadata")), 200);
     md["description"] = json!("rewritten by the registry");
     md["appVersion"] = json!("1.10");
@@ -49,19 +36,10 @@ fn helm_reads_downloads_after_values_and_metadata_updates() {
     for major in [3, 4] {
         let Some(helm) = helm(major) else { continue };
         let chart = helm_output(&helm, &["show", "chart", app_tgz.to_str().unwrap()]);
-        assert!(
-            chart.contains("description: rewritten by the registry"),
-            "{chart}"
-        );
-        assert!(
-            chart.contains("appVersion: \"1.10\""),
-            "helm v{major} reads appVersion as a string: {chart}"
-        );
+        assert!(chart.contains("description: rewritten by the registry"), "{chart}");
+        assert!(chart.contains("appVersion: \"1.10\""), "helm v{major} reads appVersion as a string: {chart}");
         let values = helm_output(&helm, &["show", "values", app_tgz.to_str().unwrap()]);
-        assert!(
-            values.contains("replicaCount: 7") && values.contains("\"on\""),
-            "{values}"
-        );
+        assert!(values.contains("replicaCount: 7") && values.contains("\"on\""), "{values}");
         let rendered = helm_output(&helm, &["template", "x", app_tgz.to_str().unwrap()]);
         assert!(rendered.contains("replicas: \"7\""), "{rendered}");
         let rendered = helm_output(&helm, &["template", "x", seed_tgz.to_str().unwrap()]);
@@ -83,29 +61,14 @@ fn every_corpus_chart_uploads_and_downloads_byte_identical() {
         let archive = std::fs::read(corpus.join(cols[0])).unwrap();
         assert_eq!(sha256(&archive), cols[8]);
         let link = json(server.upload("real", &archive), 201);
-        assert_eq!(
-            (
-                link["chart"].as_str().unwrap(),
-                link["version"].as_str().unwrap()
-            ),
-            (cols[1], cols[2])
-        );
-        expected.push((
-            cols[1].to_string(),
-            cols[2].to_string(),
-            cols[8].to_string(),
-            cols[3].to_string(),
-        ));
+        assert_eq!((link["chart"].as_str().unwrap(), link["version"].as_str().unwrap()), (cols[1], cols[2]));
+        expected.push((cols[1].to_string(), cols[2].to_string(), cols[8].to_string(), cols[3].to_string()));
     }
     assert_eq!(expected.len(), 145);
     let all = json(server.get("/spaces/real/metadata?limit=1000"), 200);
     assert_eq!(all["metadata"]["total"], 145);
     for (name, version, digest, api_version) in &expected {
-        assert_eq!(
-            sha256(&server.download("real", name, version)),
-            *digest,
-            "{name}-{version}"
-        );
+        assert_eq!(sha256(&server.download("real", name, version)), *digest, "{name}-{version}");
         let md = json(
             server.get(&format!(
                 "/spaces/real/charts/{name}/versions/{}/manifests/metadata",

@@ -53,11 +53,7 @@ pub struct Chart {
 impl Chart {
     /// The seed's nested metadata: this chart's fields with its subcharts as `dependencies`.
     pub fn metadata_tree(&self) -> MetadataTree {
-        MetadataTree(
-            self.metadata
-                .clone()
-                .with_dependencies(self.subchart_trees()),
-        )
+        MetadataTree(self.metadata.clone().with_dependencies(self.subchart_trees()))
     }
 
     /// The nested metadata of the subcharts.
@@ -78,10 +74,7 @@ fn invalid(message: impl Into<String>) -> RegistryError {
 
 /// Loads and validates a chart archive.
 pub fn load(archive: &[u8], limits: &Limits) -> Result<Chart, RegistryError> {
-    let mut budget = Budget {
-        decompressed_left: limits.max_decompressed_bytes,
-        entries_left: limits.max_entries,
-    };
+    let mut budget = Budget { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries };
     load_nested(archive, limits, &mut budget, 0)
 }
 
@@ -90,12 +83,7 @@ struct Budget {
     entries_left: usize,
 }
 
-fn load_nested(
-    archive: &[u8],
-    limits: &Limits,
-    budget: &mut Budget,
-    depth: usize,
-) -> Result<Chart, RegistryError> {
+fn load_nested(archive: &[u8], limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
     let files = read_files(archive, limits, budget)?;
     build_chart(files, limits, budget, depth)
 }
@@ -111,10 +99,7 @@ impl<R: Read> Read for LimitedReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n as u64 > *self.left {
-            return Err(io::Error::other(format!(
-                "decompressed size exceeds {} bytes",
-                self.limit
-            )));
+            return Err(io::Error::other(format!("decompressed size exceeds {} bytes", self.limit)));
         }
         *self.left -= n as u64;
         Ok(n)
@@ -128,11 +113,7 @@ fn tar_reader<'a>(
     left: &'a mut u64,
     limit: u64,
 ) -> tar::Archive<LimitedReader<'a, MultiGzDecoder<&'a [u8]>>> {
-    tar::Archive::new(LimitedReader {
-        inner: MultiGzDecoder::new(archive),
-        left,
-        limit,
-    })
+    tar::Archive::new(LimitedReader { inner: MultiGzDecoder::new(archive), left, limit })
 }
 
 /// Reads what follows the tar's end marker, so that a corrupt or missing gzip trailer
@@ -150,8 +131,7 @@ type Files = BTreeMap<String, Vec<u8>>;
 /// folder whatever its name (`./Chart.yaml` is fine), and the rest must stay inside it.
 fn chart_path(raw: &str) -> Result<String, RegistryError> {
     let raw = raw.replace('\\', "/");
-    let is_drive =
-        |p: &str| p.len() >= 2 && p.as_bytes()[1] == b':' && p.as_bytes()[0].is_ascii_alphabetic();
+    let is_drive = |p: &str| p.len() >= 2 && p.as_bytes()[1] == b':' && p.as_bytes()[0].is_ascii_alphabetic();
     let mut parts = raw.split('/');
     let first = parts.next().unwrap_or_default();
     if raw.starts_with('/') {
@@ -165,9 +145,7 @@ fn chart_path(raw: &str) -> Result<String, RegistryError> {
         match part {
             "" | "." => {}
             ".." => {
-                return Err(invalid(format!(
-                    "path {raw:?} references a parent directory"
-                )));
+                return Err(invalid(format!("path {raw:?} references a parent directory")));
             }
             p if rest.is_empty() && is_drive(p) => {
                 return Err(invalid(format!("path {raw:?} has a drive letter")));
@@ -176,9 +154,7 @@ fn chart_path(raw: &str) -> Result<String, RegistryError> {
         }
     }
     if first == ".." {
-        return Err(invalid(format!(
-            "path {raw:?} references a parent directory"
-        )));
+        return Err(invalid(format!("path {raw:?} references a parent directory")));
     }
     match rest.is_empty() {
         true if first == "Chart.yaml" => Err(invalid("Chart.yaml is not inside a chart folder")),
@@ -192,28 +168,16 @@ fn chart_path(raw: &str) -> Result<String, RegistryError> {
 fn is_chart_file(kind: tar::EntryType, raw_path: &str) -> Result<bool, RegistryError> {
     match kind {
         tar::EntryType::Regular | tar::EntryType::Continuous => Ok(true),
-        tar::EntryType::Directory | tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {
-            Ok(false)
+        tar::EntryType::Directory | tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => Ok(false),
+        tar::EntryType::Symlink | tar::EntryType::Link => {
+            Err(invalid(format!("{raw_path:?} is a link; charts may only hold regular files")))
         }
-        tar::EntryType::Symlink | tar::EntryType::Link => Err(invalid(format!(
-            "{raw_path:?} is a link; charts may only hold regular files"
-        ))),
-        other => Err(invalid(format!(
-            "{raw_path:?} is a {other:?} entry; charts may only hold regular files"
-        ))),
+        other => Err(invalid(format!("{raw_path:?} is a {other:?} entry; charts may only hold regular files"))),
     }
 }
 
-fn read_files(
-    archive: &[u8],
-    limits: &Limits,
-    budget: &mut Budget,
-) -> Result<Files, RegistryError> {
-    let mut tar = tar_reader(
-        archive,
-        &mut budget.decompressed_left,
-        limits.max_decompressed_bytes,
-    );
+fn read_files(archive: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Files, RegistryError> {
+    let mut tar = tar_reader(archive, &mut budget.decompressed_left, limits.max_decompressed_bytes);
     let mut files = Files::new();
     let mut entries_left = budget.entries_left;
     let not_tar = |e: io::Error| invalid(format!("not a gzipped tar archive: {e}"));
@@ -223,18 +187,15 @@ fn read_files(
             return Err(invalid(format!("more than {} entries", limits.max_entries)));
         }
         entries_left -= 1;
-        let raw_path = String::from_utf8(entry.path_bytes().into_owned())
-            .map_err(|_| invalid("an entry's path is not UTF-8"))?;
+        let raw_path =
+            String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| invalid("an entry's path is not UTF-8"))?;
         if !is_chart_file(entry.header().entry_type(), &raw_path)? {
             continue;
         }
         let path = chart_path(&raw_path)?;
         let size = entry.header().size().map_err(|e| invalid(e.to_string()))?;
         if size > limits.max_file_bytes {
-            return Err(invalid(format!(
-                "{path} is larger than {} bytes",
-                limits.max_file_bytes
-            )));
+            return Err(invalid(format!("{path} is larger than {} bytes", limits.max_file_bytes)));
         }
         let mut data = Vec::with_capacity(size as usize);
         entry
@@ -243,10 +204,7 @@ fn read_files(
             .read_to_end(&mut data)
             .map_err(|e| invalid(format!("reading {path}: {e}")))?;
         if data.len() as u64 > limits.max_file_bytes {
-            return Err(invalid(format!(
-                "{path} is larger than {} bytes",
-                limits.max_file_bytes
-            )));
+            return Err(invalid(format!("{path} is larger than {} bytes", limits.max_file_bytes)));
         }
         files.insert(path, data);
     }
@@ -255,21 +213,11 @@ fn read_files(
     Ok(files)
 }
 
-fn build_chart(
-    mut files: Files,
-    limits: &Limits,
-    budget: &mut Budget,
-    depth: usize,
-) -> Result<Chart, RegistryError> {
+fn build_chart(mut files: Files, limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
     if depth > limits.max_depth {
-        return Err(invalid(format!(
-            "subcharts nest deeper than {}",
-            limits.max_depth
-        )));
+        return Err(invalid(format!("subcharts nest deeper than {}", limits.max_depth)));
     }
-    let chart_yaml = files
-        .remove("Chart.yaml")
-        .ok_or_else(|| invalid("Chart.yaml file is missing"))?;
+    let chart_yaml = files.remove("Chart.yaml").ok_or_else(|| invalid("Chart.yaml file is missing"))?;
     let mut metadata: ChartMetadata = from_yaml(&chart_yaml, "Chart.yaml")?;
     if metadata.api_version.is_empty() {
         // Helm's loader treats a chart without apiVersion as a v1 chart.
@@ -307,10 +255,7 @@ fn build_chart(
         };
         match inside.split_once('/') {
             Some((name, rest)) if !name.starts_with(['.', '_']) => {
-                folders
-                    .entry(name.to_string())
-                    .or_default()
-                    .insert(rest.to_string(), data);
+                folders.entry(name.to_string()).or_default().insert(rest.to_string(), data);
             }
             None if inside.ends_with(".tgz") && !inside.starts_with(['.', '_']) => {
                 archives.insert(inside.to_string(), data);
@@ -318,25 +263,17 @@ fn build_chart(
             _ => {}
         }
     }
-    let in_subchart = |name: &str, e: RegistryError| {
-        RegistryError::invalid(format!("subchart charts/{name}: {e}"))
-    };
+    let in_subchart = |name: &str, e: RegistryError| RegistryError::invalid(format!("subchart charts/{name}: {e}"));
     let mut subcharts: BTreeMap<String, Chart> = BTreeMap::new();
     for (name, files) in folders {
-        let sub =
-            build_chart(files, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
+        let sub = build_chart(files, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
         subcharts.insert(name, sub);
     }
     for (name, data) in archives {
-        let sub =
-            load_nested(&data, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
+        let sub = load_nested(&data, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
         subcharts.insert(name, sub);
     }
-    Ok(Chart {
-        metadata,
-        values,
-        subcharts: subcharts.into_values().collect(),
-    })
+    Ok(Chart { metadata, values, subcharts: subcharts.into_values().collect() })
 }
 
 /// Rewrites an archive with some chart files replaced or added (paths relative to the
@@ -351,15 +288,12 @@ pub fn rewrite(
 ) -> Result<Vec<u8>, RegistryError> {
     let mut left = limits.max_decompressed_bytes;
     let mut tar = tar_reader(archive, &mut left, limits.max_decompressed_bytes);
-    let replacements: BTreeMap<&str, &Vec<u8>> =
-        replacements.iter().map(|(p, d)| (*p, d)).collect();
+    let replacements: BTreeMap<&str, &Vec<u8>> = replacements.iter().map(|(p, d)| (*p, d)).collect();
     let mut replaced = std::collections::BTreeSet::new();
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
     let broken = |e: io::Error| invalid(e.to_string());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     for entry in tar.entries().map_err(broken)? {
         let mut entry = entry.map_err(broken)?;
         let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -382,23 +316,13 @@ pub fn rewrite(
                 data
             }
         };
-        append_file(
-            &mut builder,
-            &format!("{folder}/{path}"),
-            &data,
-            mode,
-            mtime,
-        )
-        .map_err(broken)?;
+        append_file(&mut builder, &format!("{folder}/{path}"), &data, mode, mtime).map_err(broken)?;
     }
     check_trailer(tar)?;
     for (path, data) in replacements.iter().filter(|(p, _)| !replaced.contains(**p)) {
         append_file(&mut builder, &format!("{folder}/{path}"), data, 0o644, now).map_err(broken)?;
     }
-    builder
-        .into_inner()
-        .and_then(|encoder| encoder.finish())
-        .map_err(broken)
+    builder.into_inner().and_then(|encoder| encoder.finish()).map_err(broken)
 }
 
 /// Appends a regular file with a fresh header (no stale name prefix or link fields).

@@ -79,11 +79,7 @@ pub struct Dependency {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    #[serde(
-        default,
-        rename = "import-values",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, rename = "import-values", skip_serializing_if = "Vec::is_empty")]
     pub import_values: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub alias: String,
@@ -143,8 +139,7 @@ impl ChartMetadata {
         if self.version.is_empty() {
             return invalid("version is required".into());
         }
-        crate::names::parse_version(&self.version)
-            .map_err(|e| RegistryError::invalid(format!("Chart.yaml: {e}")))?;
+        crate::names::parse_version(&self.version).map_err(|e| RegistryError::invalid(format!("Chart.yaml: {e}")))?;
         match self.chart_type.as_str() {
             "" | "application" | "library" => {}
             other => return invalid(format!("type {other:?} is not application or library")),

@@ -12,9 +12,9 @@ pub const MAX_NAME_LEN: usize = 253;
 pub fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     match bytes.first() {
-        Some(first) if first.is_ascii_alphanumeric() && bytes.len() <= MAX_NAME_LEN => bytes
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-'),
+        Some(first) if first.is_ascii_alphanumeric() && bytes.len() <= MAX_NAME_LEN => {
+            bytes.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+        }
         _ => false,
     }
 }
@@ -32,11 +32,8 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), RegistryError> {
 
 /// Parses a chart version: full SemVer 2, pre-release and build metadata allowed.
 pub fn parse_version(version: &str) -> Result<semver::Version, RegistryError> {
-    semver::Version::parse(version).map_err(|e| {
-        RegistryError::invalid(format!(
-            "version is invalid: {version:?} is not SemVer 2 ({e})"
-        ))
-    })
+    semver::Version::parse(version)
+        .map_err(|e| RegistryError::invalid(format!("version is invalid: {version:?} is not SemVer 2 ({e})")))
 }
 
 /// SemVer precedence, with build metadata as a final tie-breaker so that the order is
@@ -87,28 +84,9 @@ mod tests {
 
     #[test]
     fn versions_order_by_precedence() {
-        let mut v = vec![
-            "1.10.0",
-            "1.2.0",
-            "1.2.0-rc.1",
-            "1.2.0-alpha",
-            "0.9.9",
-            "1.2.0+b2",
-            "1.2.0+b1",
-        ];
+        let mut v = vec!["1.10.0", "1.2.0", "1.2.0-rc.1", "1.2.0-alpha", "0.9.9", "1.2.0+b2", "1.2.0+b1"];
         v.sort_by(|a, b| compare_versions(a, b));
-        assert_eq!(
-            v,
-            [
-                "0.9.9",
-                "1.2.0-alpha",
-                "1.2.0-rc.1",
-                "1.2.0",
-                "1.2.0+b1",
-                "1.2.0+b2",
-                "1.10.0"
-            ]
-        );
+        assert_eq!(v, ["0.9.9", "1.2.0-alpha", "1.2.0-rc.1", "1.2.0", "1.2.0+b1", "1.2.0+b2", "1.10.0"]);
     }
 
     #[test]

@@ -13,10 +13,7 @@ pub struct Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Self {
-            start: 0,
-            limit: DEFAULT_LIMIT,
-        }
+        Self { start: 0, limit: DEFAULT_LIMIT }
     }
 }
 
@@ -27,15 +24,12 @@ impl Page {
         fn number(name: &str, raw: Option<&str>, default: i64) -> Result<i64, RegistryError> {
             match raw {
                 None | Some("") => Ok(default),
-                Some(raw) => raw.parse().map_err(|_| {
-                    RegistryError::invalid(format!("{name} should be number, but got {raw:?}"))
-                }),
+                Some(raw) => {
+                    raw.parse().map_err(|_| RegistryError::invalid(format!("{name} should be number, but got {raw:?}")))
+                }
             }
         }
-        Ok(Self {
-            start: number("start", start, 0)?,
-            limit: number("limit", limit, DEFAULT_LIMIT)?,
-        })
+        Ok(Self { start: number("start", start, 0)?, limit: number("limit", limit, DEFAULT_LIMIT)? })
     }
 
     /// The index range of this page in a list of `total` items. Like the seed, a negative

@@ -25,21 +25,11 @@ pub struct VersionRecord {
 
 impl VersionRecord {
     pub fn new(chart: &Chart, digest: String, size: u64, created: String) -> Self {
-        Self {
-            digest,
-            size,
-            created,
-            metadata: chart.metadata.clone(),
-            subcharts: chart.subchart_trees(),
-        }
+        Self { digest, size, created, metadata: chart.metadata.clone(), subcharts: chart.subchart_trees() }
     }
 
     /// The seed's metadata object for this version.
     pub fn metadata_tree(&self) -> MetadataTree {
-        MetadataTree(
-            self.metadata
-                .clone()
-                .with_dependencies(self.subcharts.clone()),
-        )
+        MetadataTree(self.metadata.clone().with_dependencies(self.subcharts.clone()))
     }
 }

@@ -17,9 +17,7 @@ pub fn coalesce(chart: &Chart) -> Value {
             _ => Map::new(),
         };
         if let Some(globals) = &parent_globals {
-            let entry = defaults
-                .entry("global")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = defaults.entry("global").or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(sub_globals) = entry {
                 for (k, v) in globals {
                     sub_globals.insert(k.clone(), v.clone());
@@ -70,22 +68,13 @@ mod tests {
 
     fn chart(name: &str, values: Value, subcharts: Vec<Chart>) -> Chart {
         let metadata: ChartMetadata =
-            serde_json::from_value(json!({"apiVersion":"v2","name":name,"version":"1.0.0"}))
-                .unwrap();
-        Chart {
-            metadata,
-            values: values.as_object().unwrap().clone(),
-            subcharts,
-        }
+            serde_json::from_value(json!({"apiVersion":"v2","name":name,"version":"1.0.0"})).unwrap();
+        Chart { metadata, values: values.as_object().unwrap().clone(), subcharts }
     }
 
     #[test]
     fn parent_wins_and_defaults_are_kept() {
-        let db = chart(
-            "db",
-            json!({"port": 5432, "storage": {"size": "8Gi", "class": "std"}}),
-            vec![],
-        );
+        let db = chart("db", json!({"port": 5432, "storage": {"size": "8Gi", "class": "std"}}), vec![]);
         let web = chart(
             "web",
             json!({"replicas": 2, "db": {"storage": {"size": "50Gi"}, "port": null}, "global": {"env": "prod"}}),

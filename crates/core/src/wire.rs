@@ -22,13 +22,7 @@ pub struct ListMetadata {
 
 impl<T> ListResponse<T> {
     pub fn new(total: usize, items: Vec<T>) -> Self {
-        Self {
-            metadata: ListMetadata {
-                total,
-                items_length: items.len(),
-            },
-            items,
-        }
+        Self { metadata: ListMetadata { total, items_length: items.len() }, items }
     }
 }
 

@@ -15,12 +15,8 @@ pub fn from_yaml<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Reg
             max_documents: 1,
         },
     };
-    serde_saphyr::from_slice_with_options(bytes, options).map_err(|e| {
-        RegistryError::invalid(format!(
-            "{what} is not valid YAML: {}",
-            first_line(&e.to_string())
-        ))
-    })
+    serde_saphyr::from_slice_with_options(bytes, options)
+        .map_err(|e| RegistryError::invalid(format!("{what} is not valid YAML: {}", first_line(&e.to_string()))))
 }
 
 /// Writes YAML; strings a YAML 1.1 reader would take for another type are quoted.

@@ -23,14 +23,7 @@ fn every_corpus_chart_loads_with_its_manifest_name_and_version() {
         let (file, name, version) = (cols[0], cols[1], cols[2]);
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let chart = load(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(
-            (
-                chart.metadata.name.as_str(),
-                chart.metadata.version.as_str()
-            ),
-            (name, version),
-            "{file}"
-        );
+        assert_eq!((chart.metadata.name.as_str(), chart.metadata.version.as_str()), (name, version), "{file}");
         loaded += 1;
     }
     assert_eq!(loaded, 147);

@@ -26,10 +26,7 @@ struct Entry {
 }
 
 fn file(path: &str, data: impl Into<Vec<u8>>) -> Entry {
-    Entry {
-        data: data.into(),
-        ..special(path, EntryType::Regular)
-    }
+    Entry { data: data.into(), ..special(path, EntryType::Regular) }
 }
 
 fn dir(path: &str) -> Entry {
@@ -37,20 +34,12 @@ fn dir(path: &str) -> Entry {
 }
 
 fn link(path: &str, kind: EntryType, target: &str) -> Entry {
-    Entry {
-        link: Some(target.into()),
-        ..special(path, kind)
-    }
+    Entry { link: Some(target.into()), ..special(path, kind) }
 }
 
 /// An entry with no content: a directory, device, FIFO, ...
 fn special(path: &str, kind: EntryType) -> Entry {
-    Entry {
-        path: path.into(),
-        kind,
-        data: Vec::new(),
-        link: None,
-    }
+    Entry { path: path.into(), kind, data: Vec::new(), link: None }
 }
 
 /// A plain (uncompressed) tar of the entries. Paths up to 100 bytes go into the header
@@ -66,11 +55,7 @@ fn tar_of(entries: &[Entry]) -> Vec<u8> {
 fn append<W: Write>(builder: &mut tar::Builder<W>, entry: &Entry) {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(entry.kind);
-    header.set_mode(if entry.kind == EntryType::Directory {
-        0o755
-    } else {
-        0o644
-    });
+    header.set_mode(if entry.kind == EntryType::Directory { 0o755 } else { 0o644 });
     header.set_mtime(1_700_000_000);
     header.set_size(entry.data.len() as u64);
     if let Some(target) = &entry.link {
@@ -83,9 +68,7 @@ fn append<W: Write>(builder: &mut tar::Builder<W>, entry: &Entry) {
         header.set_cksum();
         builder.append(&header, entry.data.as_slice()).unwrap();
     } else {
-        builder
-            .append_data(&mut header, &entry.path, entry.data.as_slice())
-            .unwrap();
+        builder.append_data(&mut header, &entry.path, entry.data.as_slice()).unwrap();
     }
 }
 
@@ -108,10 +91,7 @@ fn chart_files(folder: &str, name: &str, version: &str) -> Vec<Entry> {
     vec![
         file(&format!("{folder}/Chart.yaml"), chart_yaml(name, version)),
         file(&format!("{folder}/values.yaml"), "replicaCount: 1\n"),
-        file(
-            &format!("{folder}/templates/cm.yaml"),
-            "kind: ConfigMap\ndata:\n  n: {{ .Values.replicaCount }}\n",
-        ),
+        file(&format!("{folder}/templates/cm.yaml"), "kind: ConfigMap\ndata:\n  n: {{ .Values.replicaCount }}\n"),
     ]
 }
 
@@ -124,19 +104,11 @@ fn demo_with(extra: Vec<Entry>) -> Vec<u8> {
 
 /// A valid chart whose Chart.yaml is `chart_yaml` and values.yaml is `values`.
 fn demo_yaml(chart_yaml: &str, values: &str) -> Vec<u8> {
-    tgz(&[
-        file("demo/Chart.yaml", chart_yaml),
-        file("demo/values.yaml", values),
-    ])
+    tgz(&[file("demo/Chart.yaml", chart_yaml), file("demo/values.yaml", values)])
 }
 
 fn small_limits() -> Limits {
-    Limits {
-        max_decompressed_bytes: 64 * 1024,
-        max_file_bytes: 1024 * 1024,
-        max_entries: 100,
-        max_depth: 2,
-    }
+    Limits { max_decompressed_bytes: 64 * 1024, max_file_bytes: 1024 * 1024, max_entries: 100, max_depth: 2 }
 }
 
 /// A highly compressible tgz: chart `demo` plus `files` files of `size` zero bytes each.
@@ -152,11 +124,7 @@ fn zero_bomb(files: usize, size: usize) -> Vec<u8> {
         header.set_mode(0o644);
         header.set_size(size as u64);
         builder
-            .append_data(
-                &mut header,
-                format!("demo/files/zeros-{i}"),
-                std::io::repeat(0).take(size as u64),
-            )
+            .append_data(&mut header, format!("demo/files/zeros-{i}"), std::io::repeat(0).take(size as u64))
             .unwrap();
     }
     builder.into_inner().unwrap().finish().unwrap()
@@ -169,10 +137,7 @@ fn zero_bomb(files: usize, size: usize) -> Vec<u8> {
 fn refused(case: &str, archive: &[u8], limits: &Limits, needle: &str) -> String {
     match load(archive, limits) {
         Err(RegistryError::Invalid(message)) => {
-            assert!(
-                message.contains(needle),
-                "{case}: message {message:?} does not mention {needle:?}"
-            );
+            assert!(message.contains(needle), "{case}: message {message:?} does not mention {needle:?}");
             message
         }
         Err(other) => panic!("{case}: expected Invalid, got {other:?}"),
@@ -214,21 +179,11 @@ fn gzip_bomb_over_a_small_budget_is_refused() {
     // 1 MiB of zeros in one file: each file is allowed, the expansion is not.
     let bomb = zero_bomb(1, 1024 * 1024);
     assert!(bomb.len() < 16 * 1024, "the bomb should be small");
-    refused(
-        "one big file",
-        &bomb,
-        &small_limits(),
-        "decompressed size exceeds",
-    );
+    refused("one big file", &bomb, &small_limits(), "decompressed size exceeds");
 
     // The budget is for the whole archive: 40 files of 2 KiB each are each tiny.
     let spread = zero_bomb(40, 2048);
-    refused(
-        "many files",
-        &spread,
-        &small_limits(),
-        "decompressed size exceeds",
-    );
+    refused("many files", &spread, &small_limits(), "decompressed size exceeds");
 
     // ... and for archives nested in charts/: two 40 KiB subcharts share the 64 KiB.
     let sub = |name: &str| {
@@ -236,16 +191,8 @@ fn gzip_bomb_over_a_small_budget_is_refused() {
         entries.push(file(&format!("{name}/files/pad"), vec![0u8; 40 * 1024]));
         tgz(&entries)
     };
-    let nested = demo_with(vec![
-        file("demo/charts/a-1.0.0.tgz", sub("a")),
-        file("demo/charts/b-1.0.0.tgz", sub("b")),
-    ]);
-    refused(
-        "nested archives",
-        &nested,
-        &small_limits(),
-        "decompressed size exceeds",
-    );
+    let nested = demo_with(vec![file("demo/charts/a-1.0.0.tgz", sub("a")), file("demo/charts/b-1.0.0.tgz", sub("b"))]);
+    refused("nested archives", &nested, &small_limits(), "decompressed size exceeds");
 }
 
 #[test]
@@ -255,19 +202,12 @@ fn gzip_bomb_over_the_default_budget_fails_fast() {
     assert!(bomb.len() < 1024 * 1024, "bomb is {} bytes", bomb.len());
     let started = Instant::now();
     refused_default("default budget", &bomb, "decompressed size exceeds");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
 #[test]
 fn file_over_max_file_bytes_is_refused() {
-    let limits = Limits {
-        max_file_bytes: 1000,
-        ..Limits::default()
-    };
+    let limits = Limits { max_file_bytes: 1000, ..Limits::default() };
     let big = demo_with(vec![file("demo/files/big", vec![b'x'; 1001])]);
     refused("1001 bytes", &big, &limits, "larger than 1000 bytes");
     // Exactly at the limit is fine.
@@ -281,10 +221,7 @@ fn file_over_max_file_bytes_is_refused() {
 
 #[test]
 fn too_many_entries_are_refused() {
-    let limits = Limits {
-        max_entries: 10,
-        ..Limits::default()
-    };
+    let limits = Limits { max_entries: 10, ..Limits::default() };
     let mut entries = chart_files("demo", "demo", "1.0.0");
     for i in 0..8 {
         entries.push(file(&format!("demo/templates/t{i}.yaml"), "x: 1\n"));
@@ -296,12 +233,7 @@ fn too_many_entries_are_refused() {
     for i in 0..8 {
         entries.push(dir(&format!("demo/d{i}/")));
     }
-    refused(
-        "11 entries",
-        &tgz(&entries),
-        &limits,
-        "more than 10 entries",
-    );
+    refused("11 entries", &tgz(&entries), &limits, "more than 10 entries");
 
     // The count spans nested archives: 4 + 8 entries.
     let mut sub = chart_files("sub", "sub", "1.0.0");
@@ -327,10 +259,7 @@ fn nested_archives(level: usize, levels: usize) -> Vec<u8> {
     let name = format!("l{level}");
     let mut entries = chart_files(&name, &name, "1.0.0");
     if level + 1 < levels {
-        entries.push(file(
-            &format!("{name}/charts/l{}-1.0.0.tgz", level + 1),
-            nested_archives(level + 1, levels),
-        ));
+        entries.push(file(&format!("{name}/charts/l{}-1.0.0.tgz", level + 1), nested_archives(level + 1, levels)));
     }
     tgz(&entries)
 }
@@ -341,22 +270,14 @@ fn nested_folders(levels: usize) -> Vec<u8> {
     let mut folder = "l0".to_string();
     for level in 0..levels {
         let name = format!("l{level}");
-        entries.push(file(
-            &format!("{folder}/Chart.yaml"),
-            chart_yaml(&name, "1.0.0"),
-        ));
+        entries.push(file(&format!("{folder}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
         folder = format!("{folder}/charts/l{}", level + 1);
     }
     tgz(&entries)
 }
 
 fn depth(chart: &Chart) -> usize {
-    chart
-        .subcharts
-        .iter()
-        .map(|s| 1 + depth(s))
-        .max()
-        .unwrap_or(0)
+    chart.subcharts.iter().map(|s| 1 + depth(s)).max().unwrap_or(0)
 }
 
 #[test]
@@ -364,12 +285,7 @@ fn subcharts_nested_as_archives_deeper_than_max_depth_are_refused() {
     // max_depth 2: the top chart and two levels of subcharts.
     let ok = load(&nested_archives(0, 3), &small_limits()).unwrap();
     assert_eq!(depth(&ok), 2);
-    refused(
-        "3 levels",
-        &nested_archives(0, 4),
-        &small_limits(),
-        "nest deeper than 2",
-    );
+    refused("3 levels", &nested_archives(0, 4), &small_limits(), "nest deeper than 2");
 
     // The default limit is 16.
     assert_eq!(depth(&loads("16 levels", &nested_archives(0, 17))), 16);
@@ -382,12 +298,7 @@ fn subcharts_nested_as_folders_deeper_than_max_depth_are_refused() {
     // charts/a/charts/a/... recurses without limit.
     let ok = load(&nested_folders(3), &small_limits()).unwrap();
     assert_eq!(depth(&ok), 2);
-    refused(
-        "3 levels",
-        &nested_folders(4),
-        &small_limits(),
-        "nest deeper than 2",
-    );
+    refused("3 levels", &nested_folders(4), &small_limits(), "nest deeper than 2");
     refused_default("17 levels", &nested_folders(18), "nest deeper than 16");
 }
 
@@ -395,12 +306,9 @@ fn subcharts_nested_as_folders_deeper_than_max_depth_are_refused() {
 fn deeply_nested_subchart_folders_do_not_overflow_the_stack() {
     // 1 000 folder levels are a ~70 KiB upload; refusing them must not need a stack
     // frame per level first.
-    isolated(
-        "deeply_nested_subchart_folders_do_not_overflow_the_stack",
-        || {
-            refused_default("1000 levels", &nested_folders(1000), "nest deeper than 16");
-        },
-    );
+    isolated("deeply_nested_subchart_folders_do_not_overflow_the_stack", || {
+        refused_default("1000 levels", &nested_folders(1000), "nest deeper than 16");
+    });
 }
 
 // ---- entry kinds and paths ----
@@ -419,22 +327,13 @@ fn links_and_special_entries_are_refused() {
     }
     for kind in [EntryType::Char, EntryType::Block, EntryType::Fifo] {
         let archive = demo_with(vec![special("demo/templates/dev", kind)]);
-        refused_default(
-            &format!("{kind:?}"),
-            &archive,
-            "charts may only hold regular files",
-        );
+        refused_default(&format!("{kind:?}"), &archive, "charts may only hold regular files");
     }
 }
 
 #[test]
 fn absolute_paths_are_refused() {
-    for path in [
-        "/etc/passwd",
-        "/demo/templates/x.yaml",
-        "//x",
-        "\\etc\\passwd",
-    ] {
+    for path in ["/etc/passwd", "/demo/templates/x.yaml", "//x", "\\etc\\passwd"] {
         refused_default(path, &demo_with(vec![file(path, "x")]), "absolute path");
     }
     // A chart made only of absolute paths.
@@ -460,29 +359,16 @@ fn parent_directory_paths_are_refused_wherever_they_appear() {
         "demo/templates\\..\\..\\x",
     ];
     for path in paths {
-        refused_default(
-            path,
-            &demo_with(vec![file(path, "x: 1\n")]),
-            "references a parent directory",
-        );
+        refused_default(path, &demo_with(vec![file(path, "x: 1\n")]), "references a parent directory");
     }
 }
 
 #[test]
 fn windows_drive_letters_are_refused() {
     // Helm refuses a drive path inside the chart folder (after its first segment).
-    let paths = [
-        "demo/C:/Windows/evil.yaml",
-        "demo/c:evil.yaml",
-        "demo\\C:\\Windows\\evil.yaml",
-        "demo/Z:",
-    ];
+    let paths = ["demo/C:/Windows/evil.yaml", "demo/c:evil.yaml", "demo\\C:\\Windows\\evil.yaml", "demo/Z:"];
     for path in paths {
-        refused_default(
-            path,
-            &demo_with(vec![file(path, "x: 1\n")]),
-            "has a drive letter",
-        );
+        refused_default(path, &demo_with(vec![file(path, "x: 1\n")]), "has a drive letter");
     }
 }
 
@@ -490,10 +376,7 @@ fn windows_drive_letters_are_refused() {
 fn windows_absolute_paths_at_the_archive_root_are_refused() {
     // `C:\demo\Chart.yaml` is as absolute on Windows as `/demo/Chart.yaml` is on Unix,
     // and the module promises absolute paths are refused outright.
-    let archive = tgz(&[
-        file("C:\\Chart.yaml", chart_yaml("demo", "1.0.0")),
-        file("C:\\values.yaml", "a: 1\n"),
-    ]);
+    let archive = tgz(&[file("C:\\Chart.yaml", chart_yaml("demo", "1.0.0")), file("C:\\values.yaml", "a: 1\n")]);
     refused_default("C:\\Chart.yaml", &archive, "drive letter");
 }
 
@@ -502,10 +385,8 @@ fn backslash_separators_are_normalised() {
     // Helm turns `\` into `/` before anything else; so does chartyard, so a chart packed
     // on Windows loads, and `\` can not be used to sneak `..` or `/` past the checks
     // (see the two tests above).
-    let archive = tgz(&[
-        file("demo\\Chart.yaml", chart_yaml("demo", "1.0.0")),
-        file("demo\\values.yaml", "fromWindows: true\n"),
-    ]);
+    let archive =
+        tgz(&[file("demo\\Chart.yaml", chart_yaml("demo", "1.0.0")), file("demo\\values.yaml", "fromWindows: true\n")]);
     let chart = loads("backslashes", &archive);
     assert_eq!(chart.values["fromWindows"], true);
 }
@@ -514,10 +395,7 @@ fn backslash_separators_are_normalised() {
 
 #[test]
 fn chart_yaml_at_the_archive_root_is_refused() {
-    let archive = tgz(&[
-        file("Chart.yaml", chart_yaml("demo", "1.0.0")),
-        file("values.yaml", "a: 1\n"),
-    ]);
+    let archive = tgz(&[file("Chart.yaml", chart_yaml("demo", "1.0.0")), file("values.yaml", "a: 1\n")]);
     refused_default("root Chart.yaml", &archive, "not inside a chart folder");
 }
 
@@ -536,18 +414,9 @@ fn other_files_at_the_archive_root_are_refused() {
 fn missing_chart_yaml_is_refused() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("values only", tgz(&[file("demo/values.yaml", "a: 1\n")])),
-        (
-            "Chart.yaml one level too deep",
-            tgz(&[file("demo/sub/Chart.yaml", chart_yaml("demo", "1.0.0"))]),
-        ),
-        (
-            "chart.yaml in lower case",
-            tgz(&[file("demo/chart.yaml", chart_yaml("demo", "1.0.0"))]),
-        ),
-        (
-            "only directories",
-            tgz(&[dir("demo/"), dir("demo/templates/"), dir("demo/charts/")]),
-        ),
+        ("Chart.yaml one level too deep", tgz(&[file("demo/sub/Chart.yaml", chart_yaml("demo", "1.0.0"))])),
+        ("chart.yaml in lower case", tgz(&[file("demo/chart.yaml", chart_yaml("demo", "1.0.0"))])),
+        ("only directories", tgz(&[dir("demo/"), dir("demo/templates/"), dir("demo/charts/")])),
         ("empty tar", gzip(&tar_of(&[]))),
     ];
     for (case, archive) in cases {
@@ -588,20 +457,9 @@ fn empty_input_is_refused() {
 
 #[test]
 fn truncated_gzip_is_refused() {
-    let archive = demo_with(vec![file(
-        "demo/files/data",
-        (0..50_000u32)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect::<Vec<_>>(),
-    )]);
-    for cut in [
-        5,
-        10,
-        30,
-        archive.len() / 3,
-        archive.len() / 2,
-        archive.len() - 100,
-    ] {
+    let archive =
+        demo_with(vec![file("demo/files/data", (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<_>>())]);
+    for cut in [5, 10, 30, archive.len() / 3, archive.len() / 2, archive.len() - 100] {
         let message = match load(&archive[..cut], &Limits::default()) {
             Err(RegistryError::Invalid(message)) => message,
             other => panic!("cut at {cut}: expected Invalid, got {other:?}"),
@@ -627,11 +485,7 @@ fn gzip_with_a_missing_or_corrupt_trailer_is_refused() {
     // intact; an archive without it is truncated, one with a wrong CRC is corrupt, and
     // `gzip -t` / `tar xzf` refuse both.
     let archive = demo_with(Vec::new());
-    refused_default(
-        "without trailer",
-        &archive[..archive.len() - 8],
-        "not a gzipped tar archive",
-    );
+    refused_default("without trailer", &archive[..archive.len() - 8], "not a gzipped tar archive");
     let mut corrupt = archive.clone();
     let n = corrupt.len();
     corrupt[n - 8] ^= 0xff; // CRC-32
@@ -652,10 +506,7 @@ fn concatenated_gzip_members_are_read_as_helm_reads_them() {
         Err(RegistryError::Invalid(_)) => {}
         Err(other) => panic!("expected Invalid, got {other:?}"),
         Ok(chart) => assert_eq!(
-            (
-                chart.metadata.name.as_str(),
-                chart.metadata.version.as_str()
-            ),
+            (chart.metadata.name.as_str(), chart.metadata.version.as_str()),
             ("second", "6.6.6"),
             "loaded a different chart than Helm would"
         ),
@@ -667,28 +518,13 @@ fn concatenated_gzip_members_are_read_as_helm_reads_them() {
 #[test]
 fn invalid_chart_yaml_is_refused() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "unclosed flow",
-            b"apiVersion: v2\nname: [demo\nversion: 1.0.0\n".to_vec(),
-        ),
-        (
-            "tab indentation",
-            b"apiVersion: v2\nname: demo\n\tversion: 1.0.0\n".to_vec(),
-        ),
+        ("unclosed flow", b"apiVersion: v2\nname: [demo\nversion: 1.0.0\n".to_vec()),
+        ("tab indentation", b"apiVersion: v2\nname: demo\n\tversion: 1.0.0\n".to_vec()),
         ("a list", b"- apiVersion: v2\n- name: demo\n".to_vec()),
         ("a scalar", b"just text\n".to_vec()),
-        (
-            "name is a map",
-            b"apiVersion: v2\nname: {a: 1}\nversion: 1.0.0\n".to_vec(),
-        ),
-        (
-            "two documents",
-            b"apiVersion: v2\nname: demo\nversion: 1.0.0\n---\nname: other\n".to_vec(),
-        ),
-        (
-            "not UTF-8",
-            b"apiVersion: v2\nname: d\xffmo\nversion: 1.0.0\n".to_vec(),
-        ),
+        ("name is a map", b"apiVersion: v2\nname: {a: 1}\nversion: 1.0.0\n".to_vec()),
+        ("two documents", b"apiVersion: v2\nname: demo\nversion: 1.0.0\n---\nname: other\n".to_vec()),
+        ("not UTF-8", b"apiVersion: v2\nname: d\xffmo\nversion: 1.0.0\n".to_vec()),
     ];
     for (case, yaml) in cases {
         let archive = tgz(&[file("demo/Chart.yaml", yaml)]);
@@ -701,15 +537,11 @@ fn invalid_chart_yaml_is_refused() {
 
 /// A "billion laughs" document: 9 levels of 10 aliases each, 10^9 nodes expanded.
 fn billion_laughs(key: &str) -> String {
-    let mut yaml = String::from(
-        "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
-    );
+    let mut yaml =
+        String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
     for i in 1..=9 {
         let prev = format!("*a{}", i - 1);
-        yaml.push_str(&format!(
-            "a{i}: &a{i} [{}]\n",
-            [prev.as_str(); 10].join(",")
-        ));
+        yaml.push_str(&format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(",")));
     }
     yaml.push_str(&format!("{key}: *a9\n"));
     yaml
@@ -722,32 +554,17 @@ fn yaml_alias_bombs_are_refused_fast() {
     refused_default("values.yaml", &archive, "values.yaml is not valid YAML");
 
     // The same bomb in Chart.yaml: unknown keys are skipped, but not for free.
-    let chart = format!(
-        "{}{}",
-        chart_yaml("demo", "1.0.0"),
-        billion_laughs("x-bomb")
-    );
+    let chart = format!("{}{}", chart_yaml("demo", "1.0.0"), billion_laughs("x-bomb"));
     let archive = tgz(&[file("demo/Chart.yaml", chart)]);
     refused_default("Chart.yaml", &archive, "Chart.yaml is not valid YAML");
 
     // And in a v1 chart's requirements.yaml.
     let archive = tgz(&[
-        file(
-            "demo/Chart.yaml",
-            "apiVersion: v1\nname: demo\nversion: 1.0.0\n",
-        ),
+        file("demo/Chart.yaml", "apiVersion: v1\nname: demo\nversion: 1.0.0\n"),
         file("demo/requirements.yaml", billion_laughs("dependencies")),
     ]);
-    refused_default(
-        "requirements.yaml",
-        &archive,
-        "requirements.yaml is not valid YAML",
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    refused_default("requirements.yaml", &archive, "requirements.yaml is not valid YAML");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
 /// Set in the child process [`isolated`] starts.
@@ -809,20 +626,11 @@ fn deeply_nested_yaml_is_refused() {
         refused_default("block maps", &archive, "values.yaml is not valid YAML");
 
         // Deep nesting in Chart.yaml too.
-        let chart = format!(
-            "{}sources: {}{}\n",
-            chart_yaml("demo", "1.0.0"),
-            "[".repeat(depth),
-            "]".repeat(depth)
-        );
+        let chart = format!("{}sources: {}{}\n", chart_yaml("demo", "1.0.0"), "[".repeat(depth), "]".repeat(depth));
         let archive = tgz(&[file("demo/Chart.yaml", chart)]);
         eprintln!("case: Chart.yaml");
         refused_default("Chart.yaml", &archive, "Chart.yaml is not valid YAML");
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     });
 }
 
@@ -830,29 +638,23 @@ fn deeply_nested_yaml_is_refused() {
 fn yaml_nested_within_the_depth_budget_does_not_overflow_the_stack() {
     // The YAML budget allows 100 levels; every depth up to it must be answered (loaded
     // or refused), not crash the thread that parses it.
-    isolated(
-        "yaml_nested_within_the_depth_budget_does_not_overflow_the_stack",
-        || {
-            for depth in [30, 60, 90, 99] {
-                eprintln!("loading values.yaml nested {depth} levels deep");
-                let archive = demo_yaml(&chart_yaml("demo", "1.0.0"), &nested_block_maps(depth));
-                match load(&archive, &Limits::default()) {
-                    Ok(_) | Err(RegistryError::Invalid(_)) => {}
-                    Err(other) => panic!("depth {depth}: {other:?}"),
-                }
+    isolated("yaml_nested_within_the_depth_budget_does_not_overflow_the_stack", || {
+        for depth in [30, 60, 90, 99] {
+            eprintln!("loading values.yaml nested {depth} levels deep");
+            let archive = demo_yaml(&chart_yaml("demo", "1.0.0"), &nested_block_maps(depth));
+            match load(&archive, &Limits::default()) {
+                Ok(_) | Err(RegistryError::Invalid(_)) => {}
+                Err(other) => panic!("depth {depth}: {other:?}"),
             }
-        },
-    );
+        }
+    });
 }
 
 #[test]
 fn values_yaml_that_is_not_a_table_is_refused() {
-    for (case, values) in [
-        ("a list", "- a\n- b\n"),
-        ("a string", "hello\n"),
-        ("a number", "42\n"),
-        ("a bool", "true\n"),
-    ] {
+    for (case, values) in
+        [("a list", "- a\n- b\n"), ("a string", "hello\n"), ("a number", "42\n"), ("a bool", "true\n")]
+    {
         let archive = demo_yaml(&chart_yaml("demo", "1.0.0"), values);
         refused_default(case, &archive, "values.yaml is not a table");
     }
@@ -863,26 +665,10 @@ fn values_yaml_that_is_not_a_table_is_refused() {
 #[test]
 fn missing_name_or_version_is_refused() {
     let cases = [
-        (
-            "no name",
-            "apiVersion: v2\nversion: 1.0.0\n",
-            "name is required",
-        ),
-        (
-            "empty name",
-            "apiVersion: v2\nname: \"\"\nversion: 1.0.0\n",
-            "name is required",
-        ),
-        (
-            "no version",
-            "apiVersion: v2\nname: demo\n",
-            "version is required",
-        ),
-        (
-            "empty version",
-            "apiVersion: v2\nname: demo\nversion: \"\"\n",
-            "version is required",
-        ),
+        ("no name", "apiVersion: v2\nversion: 1.0.0\n", "name is required"),
+        ("empty name", "apiVersion: v2\nname: \"\"\nversion: 1.0.0\n", "name is required"),
+        ("no version", "apiVersion: v2\nname: demo\n", "version is required"),
+        ("empty version", "apiVersion: v2\nname: demo\nversion: \"\"\n", "version is required"),
     ];
     for (case, yaml, needle) in cases {
         refused_default(case, &tgz(&[file("demo/Chart.yaml", yaml)]), needle);
@@ -891,35 +677,17 @@ fn missing_name_or_version_is_refused() {
 
 #[test]
 fn non_semver_versions_are_refused() {
-    let versions = [
-        "1.0", "v1.0.0", "01.0.0", "1.0.0-", "latest", "1", "1.0.0.0", "1.0.0 ", "1.0.0+", "-1.0.0",
-    ];
+    let versions = ["1.0", "v1.0.0", "01.0.0", "1.0.0-", "latest", "1", "1.0.0.0", "1.0.0 ", "1.0.0+", "-1.0.0"];
     for version in versions {
         let yaml = format!("apiVersion: v2\nname: demo\nversion: {version:?}\n");
-        refused_default(
-            version,
-            &tgz(&[file("demo/Chart.yaml", yaml)]),
-            "is not SemVer 2",
-        );
+        refused_default(version, &tgz(&[file("demo/Chart.yaml", yaml)]), "is not SemVer 2");
     }
 }
 
 #[test]
 fn bad_chart_names_are_refused() {
     let long = "a".repeat(254);
-    let names = [
-        "../x",
-        "a/b",
-        "_x",
-        "-x",
-        "a.b",
-        "a b",
-        "ä",
-        ".",
-        "..",
-        "x\\y",
-        long.as_str(),
-    ];
+    let names = ["../x", "a/b", "_x", "-x", "a.b", "a b", "ä", ".", "..", "x\\y", long.as_str()];
     for name in names {
         let yaml = format!("apiVersion: v2\nname: {name:?}\nversion: 1.0.0\n");
         refused_default(name, &tgz(&[file("demo/Chart.yaml", yaml)]), "must match");
@@ -929,26 +697,10 @@ fn bad_chart_names_are_refused() {
 #[test]
 fn other_metadata_rules_are_enforced() {
     let cases = [
-        (
-            "apiVersion v3",
-            "apiVersion: v3\nname: demo\nversion: 1.0.0\n",
-            "is not v1 or v2",
-        ),
-        (
-            "apiVersion V2",
-            "apiVersion: V2\nname: demo\nversion: 1.0.0\n",
-            "is not v1 or v2",
-        ),
-        (
-            "unknown type",
-            "apiVersion: v2\nname: demo\nversion: 1.0.0\ntype: weird\n",
-            "is not application or library",
-        ),
-        (
-            "type in v1",
-            "apiVersion: v1\nname: demo\nversion: 1.0.0\ntype: library\n",
-            "only allowed in apiVersion v2",
-        ),
+        ("apiVersion v3", "apiVersion: v3\nname: demo\nversion: 1.0.0\n", "is not v1 or v2"),
+        ("apiVersion V2", "apiVersion: V2\nname: demo\nversion: 1.0.0\n", "is not v1 or v2"),
+        ("unknown type", "apiVersion: v2\nname: demo\nversion: 1.0.0\ntype: weird\n", "is not application or library"),
+        ("type in v1", "apiVersion: v1\nname: demo\nversion: 1.0.0\ntype: library\n", "only allowed in apiVersion v2"),
         (
             "dependency without name",
             "apiVersion: v2\nname: demo\nversion: 1.0.0\ndependencies:\n- version: 1.0.0\n",
@@ -976,10 +728,7 @@ fn hostile_subcharts_are_refused_with_their_path() {
 
     let message = refused_default(
         "bad version in folder subchart",
-        &demo_with(vec![file(
-            "demo/charts/db/Chart.yaml",
-            chart_yaml("db", "1.0"),
-        )]),
+        &demo_with(vec![file("demo/charts/db/Chart.yaml", chart_yaml("db", "1.0"))]),
         "is not SemVer 2",
     );
     assert!(message.contains("charts/db"), "{message}");
@@ -998,35 +747,23 @@ fn seed_layout_with_dot_folder_loads() {
     // The seed's test charts were packed from inside the chart folder: ./Chart.yaml.
     let archive = tgz(&[
         dir("./"),
-        file(
-            "./Chart.yaml",
-            "apiVersion: v1\ndescription: A chart for e2e testing\nname: test\nversion: 1.0.0\n",
-        ),
+        file("./Chart.yaml", "apiVersion: v1\ndescription: A chart for e2e testing\nname: test\nversion: 1.0.0\n"),
         dir("./templates/"),
-        file(
-            "./values.yaml",
-            "replicaCount: 3\ncpu:\n  requests: 1000m\n",
-        ),
+        file("./values.yaml", "replicaCount: 3\ncpu:\n  requests: 1000m\n"),
         file("./templates/deployment.yaml", "kind: Deployment\n"),
     ]);
     let chart = loads("seed layout", &archive);
     assert_eq!(chart.metadata.name, "test");
     assert_eq!(chart.metadata.version, "1.0.0");
     assert_eq!(chart.metadata.api_version, "v1");
-    assert_eq!(
-        serde_json::Value::Object(chart.values),
-        json!({"replicaCount": 3, "cpu": {"requests": "1000m"}})
-    );
+    assert_eq!(serde_json::Value::Object(chart.values), json!({"replicaCount": 3, "cpu": {"requests": "1000m"}}));
     assert!(chart.subcharts.is_empty());
 }
 
 #[test]
 fn utf8_byte_order_marks_are_ignored() {
     // Helm strips a UTF-8 BOM from every file; charts saved by Windows editors have one.
-    let archive = demo_yaml(
-        &format!("\u{feff}{}", chart_yaml("demo", "1.0.0")),
-        "\u{feff}bom: true\n",
-    );
+    let archive = demo_yaml(&format!("\u{feff}{}", chart_yaml("demo", "1.0.0")), "\u{feff}bom: true\n");
     let chart = loads("BOM", &archive);
     assert_eq!(chart.metadata.name, "demo");
     assert_eq!(chart.values["bom"], true);
@@ -1034,10 +771,7 @@ fn utf8_byte_order_marks_are_ignored() {
 
 #[test]
 fn chart_without_api_version_is_v1() {
-    let chart = loads(
-        "no apiVersion",
-        &tgz(&[file("demo/Chart.yaml", "name: demo\nversion: 1.0.0\n")]),
-    );
+    let chart = loads("no apiVersion", &tgz(&[file("demo/Chart.yaml", "name: demo\nversion: 1.0.0\n")]));
     assert_eq!(chart.metadata.api_version, "v1");
     assert!(chart.values.is_empty(), "no values.yaml means no values");
 }
@@ -1048,10 +782,7 @@ fn subcharts_load_recursively_from_folders_and_archives() {
     let cache = tgz(&[
         file("cache/Chart.yaml", chart_yaml("cache", "2.0.0")),
         file("cache/values.yaml", "size: 1Gi\n"),
-        file(
-            "cache/charts/metrics/Chart.yaml",
-            chart_yaml("metrics", "0.1.0"),
-        ),
+        file("cache/charts/metrics/Chart.yaml", chart_yaml("metrics", "0.1.0")),
     ]);
     let archive = demo_with(vec![
         file("demo/charts/db/Chart.yaml", chart_yaml("db", "3.0.0-rc.1")),
@@ -1059,22 +790,12 @@ fn subcharts_load_recursively_from_folders_and_archives() {
         file("demo/charts/db/templates/svc.yaml", "kind: Service\n"),
         file("demo/charts/cache-2.0.0.tgz", cache),
         // Helm ignores these: hidden and underscore folders, and non-archive files.
-        file(
-            "demo/charts/_helpers/Chart.yaml",
-            chart_yaml("ignored", "1.0.0"),
-        ),
-        file(
-            "demo/charts/.git/Chart.yaml",
-            chart_yaml("ignored", "1.0.0"),
-        ),
+        file("demo/charts/_helpers/Chart.yaml", chart_yaml("ignored", "1.0.0")),
+        file("demo/charts/.git/Chart.yaml", chart_yaml("ignored", "1.0.0")),
         file("demo/charts/README.md", "not a chart"),
     ]);
     let chart = loads("subcharts", &archive);
-    let names: Vec<&str> = chart
-        .subcharts
-        .iter()
-        .map(|s| s.metadata.name.as_str())
-        .collect();
+    let names: Vec<&str> = chart.subcharts.iter().map(|s| s.metadata.name.as_str()).collect();
     assert_eq!(names, ["cache", "db"], "sorted by folder or file name");
     let (cache, db) = (&chart.subcharts[0], &chart.subcharts[1]);
     assert_eq!(cache.metadata.version, "2.0.0");
@@ -1087,14 +808,8 @@ fn subcharts_load_recursively_from_folders_and_archives() {
     let tree = serde_json::to_value(chart.metadata_tree()).unwrap();
     assert_eq!(tree["name"], "demo");
     assert_eq!(tree["dependencies"][0]["name"], "cache");
-    assert_eq!(
-        tree["dependencies"][0]["dependencies"][0]["name"],
-        "metrics"
-    );
-    assert_eq!(
-        tree["dependencies"][0]["dependencies"][0]["version"],
-        "0.1.0"
-    );
+    assert_eq!(tree["dependencies"][0]["dependencies"][0]["name"], "metrics");
+    assert_eq!(tree["dependencies"][0]["dependencies"][0]["version"], "0.1.0");
     assert_eq!(tree["dependencies"][1]["name"], "db");
     assert_eq!(tree["dependencies"][1]["version"], "3.0.0-rc.1");
     assert_eq!(tree["dependencies"].as_array().unwrap().len(), 2);
@@ -1103,10 +818,7 @@ fn subcharts_load_recursively_from_folders_and_archives() {
 #[test]
 fn v1_requirements_fill_dependencies() {
     let archive = tgz(&[
-        file(
-            "demo/Chart.yaml",
-            "apiVersion: v1\nname: demo\nversion: 1.0.0\n",
-        ),
+        file("demo/Chart.yaml", "apiVersion: v1\nname: demo\nversion: 1.0.0\n"),
         file(
             "demo/requirements.yaml",
             "dependencies:\n- name: mariadb\n  version: 7.x.x\n  repository: https://charts.example.com\n  condition: mariadb.enabled\n- name: redis\n  version: ~10.0.0\n  repository: \"@stable\"\n  alias: cache\n",
@@ -1115,56 +827,27 @@ fn v1_requirements_fill_dependencies() {
     let chart = loads("v1", &archive);
     let deps = &chart.metadata.dependencies;
     assert_eq!(deps.len(), 2);
-    assert_eq!(
-        (deps[0].name.as_str(), deps[0].version.as_str()),
-        ("mariadb", "7.x.x")
-    );
+    assert_eq!((deps[0].name.as_str(), deps[0].version.as_str()), ("mariadb", "7.x.x"));
     assert_eq!(deps[0].repository, "https://charts.example.com");
     assert_eq!(deps[0].condition, "mariadb.enabled");
-    assert_eq!(
-        (deps[1].name.as_str(), deps[1].alias.as_str()),
-        ("redis", "cache")
-    );
+    assert_eq!((deps[1].name.as_str(), deps[1].alias.as_str()), ("redis", "cache"));
 
     // An empty requirements.yaml means no dependencies; a broken one is refused.
     let empty = tgz(&[
-        file(
-            "demo/Chart.yaml",
-            "apiVersion: v1\nname: demo\nversion: 1.0.0\n",
-        ),
+        file("demo/Chart.yaml", "apiVersion: v1\nname: demo\nversion: 1.0.0\n"),
         file("demo/requirements.yaml", ""),
     ]);
-    assert!(
-        loads("empty requirements", &empty)
-            .metadata
-            .dependencies
-            .is_empty()
-    );
+    assert!(loads("empty requirements", &empty).metadata.dependencies.is_empty());
     let broken = tgz(&[
-        file(
-            "demo/Chart.yaml",
-            "apiVersion: v1\nname: demo\nversion: 1.0.0\n",
-        ),
-        file(
-            "demo/requirements.yaml",
-            "dependencies:\n- version: 1.0.0\n",
-        ),
+        file("demo/Chart.yaml", "apiVersion: v1\nname: demo\nversion: 1.0.0\n"),
+        file("demo/requirements.yaml", "dependencies:\n- version: 1.0.0\n"),
     ]);
-    refused_default(
-        "dependency without name",
-        &broken,
-        "a dependency has no name",
-    );
+    refused_default("dependency without name", &broken, "a dependency has no name");
 }
 
 #[test]
 fn prerelease_and_build_versions_load() {
-    for version in [
-        "1.2.3-rc.1+build.5",
-        "0.0.1-alpha",
-        "1.0.0+20240101",
-        "10.20.30-a.b-c.1",
-    ] {
+    for version in ["1.2.3-rc.1+build.5", "0.0.1-alpha", "1.0.0+20240101", "10.20.30-a.b-c.1"] {
         let chart = loads(version, &tgz(&chart_files("demo", "demo", version)));
         assert_eq!(chart.metadata.version, version);
     }
@@ -1177,31 +860,16 @@ fn rewrite_replaces_values_and_keeps_every_other_file() {
     // Seed layout in, `helm package` layout (test/...) out.
     let original = tgz(&[
         dir("./"),
-        file(
-            "./Chart.yaml",
-            "apiVersion: v1\nname: test\nversion: 1.0.0\n",
-        ),
+        file("./Chart.yaml", "apiVersion: v1\nname: test\nversion: 1.0.0\n"),
         file("./values.yaml", "replicaCount: 3\n"),
         dir("./templates/"),
-        file(
-            "./templates/deployment.yaml",
-            "kind: Deployment\n{{ .Values.replicaCount }}\n",
-        ),
+        file("./templates/deployment.yaml", "kind: Deployment\n{{ .Values.replicaCount }}\n"),
         file("./charts/db/Chart.yaml", chart_yaml("db", "1.0.0")),
-        file(
-            "./charts/cache-1.0.0.tgz",
-            tgz(&chart_files("cache", "cache", "1.0.0")),
-        ),
+        file("./charts/cache-1.0.0.tgz", tgz(&chart_files("cache", "cache", "1.0.0"))),
         file("./files/binary", (0..=255u8).collect::<Vec<_>>()),
     ]);
     let new_values = b"replicaCount: 4\nnew: true\n".to_vec();
-    let rewritten = rewrite(
-        &original,
-        "test",
-        &[("values.yaml", new_values.clone())],
-        &Limits::default(),
-    )
-    .unwrap();
+    let rewritten = rewrite(&original, "test", &[("values.yaml", new_values.clone())], &Limits::default()).unwrap();
 
     let before = contents(&original);
     let after = contents(&rewritten);
@@ -1212,11 +880,7 @@ fn rewrite_replaces_values_and_keeps_every_other_file() {
         .into_iter()
         .map(|(path, (_, data))| {
             let path = path.strip_prefix("./").unwrap().to_string();
-            let data = if path == "values.yaml" {
-                new_values.clone()
-            } else {
-                data
-            };
+            let data = if path == "values.yaml" { new_values.clone() } else { data };
             (format!("test/{path}"), data)
         })
         .collect();
@@ -1224,10 +888,7 @@ fn rewrite_replaces_values_and_keeps_every_other_file() {
     assert_eq!(actual, expected, "only values.yaml changed, byte for byte");
 
     let chart = loads("rewritten", &rewritten);
-    assert_eq!(
-        serde_json::Value::Object(chart.values),
-        json!({"replicaCount": 4, "new": true})
-    );
+    assert_eq!(serde_json::Value::Object(chart.values), json!({"replicaCount": 4, "new": true}));
     assert_eq!(chart.metadata.name, "test");
     assert_eq!(chart.subcharts.len(), 2);
 }
@@ -1235,18 +896,9 @@ fn rewrite_replaces_values_and_keeps_every_other_file() {
 #[test]
 fn rewrite_adds_a_missing_file() {
     let original = tgz(&[file("demo/Chart.yaml", chart_yaml("demo", "1.0.0"))]);
-    let rewritten = rewrite(
-        &original,
-        "demo",
-        &[("values.yaml", b"a: 1\n".to_vec())],
-        &Limits::default(),
-    )
-    .unwrap();
+    let rewritten = rewrite(&original, "demo", &[("values.yaml", b"a: 1\n".to_vec())], &Limits::default()).unwrap();
     let files = contents(&rewritten);
-    assert_eq!(
-        files.keys().collect::<Vec<_>>(),
-        ["demo/Chart.yaml", "demo/values.yaml"]
-    );
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["demo/Chart.yaml", "demo/values.yaml"]);
     assert_eq!(loads("added", &rewritten).values["a"], 1);
 }
 
@@ -1258,18 +910,10 @@ fn rewrite_keeps_every_file_that_load_accepts() {
     contiguous.kind = EntryType::Continuous;
     let original = demo_with(vec![contiguous]);
     loads("original", &original);
-    let rewritten = rewrite(
-        &original,
-        "demo",
-        &[("values.yaml", b"a: 2\n".to_vec())],
-        &Limits::default(),
-    )
-    .unwrap();
+    let rewritten = rewrite(&original, "demo", &[("values.yaml", b"a: 2\n".to_vec())], &Limits::default()).unwrap();
     let files = contents(&rewritten);
     assert_eq!(
-        files
-            .get("demo/templates/contiguous.yaml")
-            .map(|(_, d)| d.as_slice()),
+        files.get("demo/templates/contiguous.yaml").map(|(_, d)| d.as_slice()),
         Some(&b"kind: Secret\n"[..]),
         "files: {:?}",
         files.keys().collect::<Vec<_>>()
@@ -1282,13 +926,8 @@ fn rewrite_changes_every_copy_of_a_duplicated_file() {
     // rewrite must change what load will read, not just the first copy.
     let original = demo_with(vec![file("demo/values.yaml", "copy: second\n")]);
     assert_eq!(loads("original", &original).values["copy"], "second");
-    let rewritten = rewrite(
-        &original,
-        "demo",
-        &[("values.yaml", b"copy: new\n".to_vec())],
-        &Limits::default(),
-    )
-    .unwrap();
+    let rewritten =
+        rewrite(&original, "demo", &[("values.yaml", b"copy: new\n".to_vec())], &Limits::default()).unwrap();
     assert_eq!(loads("rewritten", &rewritten).values["copy"], "new");
 }
 
@@ -1297,16 +936,12 @@ fn rewrite_moves_long_ustar_paths_into_the_new_folder() {
     // `helm package` (Go's archive/tar) writes paths over 100 bytes in USTAR form, split
     // into the header's prefix and name fields. Rewriting under a shorter folder must not
     // keep the old prefix in front of the new path.
-    let folder =
-        "a-folder-name-that-is-long-enough-to-push-paths-over-one-hundred-bytes-xxxxxxxxxxxxxx";
+    let folder = "a-folder-name-that-is-long-enough-to-push-paths-over-one-hundred-bytes-xxxxxxxxxxxxxx";
     let mut builder = tar::Builder::new(Vec::new());
     for (path, data) in [
         (format!("{folder}/Chart.yaml"), chart_yaml("demo", "1.0.0")),
         (format!("{folder}/values.yaml"), "a: 1\n".to_string()),
-        (
-            format!("{folder}/templates/configmap.yaml"),
-            "kind: ConfigMap\n".to_string(),
-        ),
+        (format!("{folder}/templates/configmap.yaml"), "kind: ConfigMap\n".to_string()),
     ] {
         let mut header = tar::Header::new_ustar();
         header.set_path(&path).unwrap();
@@ -1318,21 +953,11 @@ fn rewrite_moves_long_ustar_paths_into_the_new_folder() {
     let original = gzip(&builder.into_inner().unwrap());
     assert_eq!(loads("original", &original).values["a"], 1);
 
-    let rewritten = rewrite(
-        &original,
-        "demo",
-        &[("values.yaml", b"a: 2\n".to_vec())],
-        &Limits::default(),
-    )
-    .unwrap();
+    let rewritten = rewrite(&original, "demo", &[("values.yaml", b"a: 2\n".to_vec())], &Limits::default()).unwrap();
     let files = contents(&rewritten);
     assert_eq!(
         files.keys().collect::<Vec<_>>(),
-        [
-            "demo/Chart.yaml",
-            "demo/templates/configmap.yaml",
-            "demo/values.yaml"
-        ]
+        ["demo/Chart.yaml", "demo/templates/configmap.yaml", "demo/values.yaml"]
     );
     assert_eq!(loads("rewritten", &rewritten).values["a"], 2);
 }
@@ -1340,35 +965,14 @@ fn rewrite_moves_long_ustar_paths_into_the_new_folder() {
 #[test]
 fn rewrite_refuses_hostile_archives() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        (
-            "parent path",
-            demo_with(vec![file("demo/../x", "x")]),
-            "parent directory",
-        ),
-        (
-            "absolute path",
-            demo_with(vec![file("/etc/x", "x")]),
-            "absolute path",
-        ),
-        (
-            "root Chart.yaml",
-            tgz(&[file("Chart.yaml", chart_yaml("demo", "1.0.0"))]),
-            "not inside a chart folder",
-        ),
+        ("parent path", demo_with(vec![file("demo/../x", "x")]), "parent directory"),
+        ("absolute path", demo_with(vec![file("/etc/x", "x")]), "absolute path"),
+        ("root Chart.yaml", tgz(&[file("Chart.yaml", chart_yaml("demo", "1.0.0"))]), "not inside a chart folder"),
         ("not gzip", b"nope".to_vec(), ""),
-        (
-            "bomb",
-            zero_bomb(1, 1024 * 1024),
-            "decompressed size exceeds",
-        ),
+        ("bomb", zero_bomb(1, 1024 * 1024), "decompressed size exceeds"),
     ];
     for (case, archive, needle) in cases {
-        match rewrite(
-            &archive,
-            "demo",
-            &[("values.yaml", b"a: 1\n".to_vec())],
-            &small_limits(),
-        ) {
+        match rewrite(&archive, "demo", &[("values.yaml", b"a: 1\n".to_vec())], &small_limits()) {
             Err(RegistryError::Invalid(message)) => {
                 assert!(message.contains(needle), "{case}: {message}")
             }

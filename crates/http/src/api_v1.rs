@@ -29,54 +29,26 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/spaces", get(list_spaces).post(create_space))
         .route("/spaces/{space}", delete(delete_space))
-        .route(
-            "/spaces/{space}/charts",
-            get(list_charts).post(upload_or_compose),
-        )
+        .route("/spaces/{space}/charts", get(list_charts).post(upload_or_compose))
         .route("/spaces/{space}/charts/{chart}", delete(delete_chart))
-        .route(
-            "/spaces/{space}/charts/{chart}/versions",
-            get(list_versions),
-        )
+        .route("/spaces/{space}/charts/{chart}/versions", get(list_versions))
         .route(VERSION, get(download).put(replace).delete(delete_version))
-        .route(
-            &format!("{VERSION}/manifests/metadata"),
-            get(version_metadata).put(update_metadata),
-        )
-        .route(
-            &format!("{VERSION}/manifests/values"),
-            get(version_values).put(update_values),
-        )
+        .route(&format!("{VERSION}/manifests/metadata"), get(version_metadata).put(update_metadata))
+        .route(&format!("{VERSION}/manifests/values"), get(version_values).put(update_values))
         .route("/spaces/{space}/metadata", get(space_metadata))
-        .route(
-            "/spaces/{space}/metadata/latest",
-            get(space_latest_metadata),
-        )
-        .route(
-            "/spaces/{space}/charts/{chart}/metadata",
-            get(chart_metadata),
-        )
-        .route(
-            "/spaces/{space}/charts/{chart}/metadata/latest",
-            get(chart_latest_metadata),
-        )
+        .route("/spaces/{space}/metadata/latest", get(space_latest_metadata))
+        .route("/spaces/{space}/charts/{chart}/metadata", get(chart_metadata))
+        .route("/spaces/{space}/charts/{chart}/metadata/latest", get(chart_latest_metadata))
         .method_not_allowed_fallback(method_not_allowed)
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method not allowed on this resource",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this resource")
 }
 
 /// The OpenAPI document of this API, as the seed served it.
 pub async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json")).into_response()
 }
 
 fn version_link(space: &str, chart: &str, version: &str) -> String {
@@ -94,25 +66,15 @@ fn chart_link(stored: &StoredVersion) -> ChartLink {
 
 /// One page of `items`, in the seed's list shape.
 fn page_of<T: Serialize>(query: &HashMap<String, String>, items: Vec<T>) -> ApiResult<Response> {
-    let page = Page::parse(
-        query.get("start").map(String::as_str),
-        query.get("limit").map(String::as_str),
-    )?;
+    let page = Page::parse(query.get("start").map(String::as_str), query.get("limit").map(String::as_str))?;
     let total = items.len();
-    let items: Vec<T> = items
-        .into_iter()
-        .skip(page.range(total).start)
-        .take(page.range(total).len())
-        .collect();
+    let items: Vec<T> = items.into_iter().skip(page.range(total).start).take(page.range(total).len()).collect();
     Ok(axum::Json(ListResponse::new(total, items)).into_response())
 }
 
 // ---- spaces ----
 
-async fn list_spaces(
-    State(app): State<AppState>,
-    Query(query): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
+async fn list_spaces(State(app): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult<Response> {
     page_of(&query, app.registry.list_spaces().await?)
 }
 
@@ -125,17 +87,11 @@ async fn create_space(
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("can't find param space in request"))?;
     app.registry.create_space(space).await?;
-    let link = Link {
-        name: space.clone(),
-        link: format!("/api/v1/spaces/{space}"),
-    };
+    let link = Link { name: space.clone(), link: format!("/api/v1/spaces/{space}") };
     Ok((StatusCode::CREATED, axum::Json(link)).into_response())
 }
 
-async fn delete_space(
-    State(app): State<AppState>,
-    Path(space): Path<String>,
-) -> ApiResult<StatusCode> {
+async fn delete_space(State(app): State<AppState>, Path(space): Path<String>) -> ApiResult<StatusCode> {
     app.registry.delete_space(&space).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -157,10 +113,7 @@ async fn upload_or_compose(
     headers: HeaderMap,
     request: Request,
 ) -> ApiResult<Response> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.contains("multipart/form-data") {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -174,20 +127,15 @@ async fn upload_or_compose(
 
 /// The bytes of the `chartfile` field of a multipart body.
 async fn chart_file(request: Request) -> ApiResult<Bytes> {
-    let mut multipart = Multipart::from_request(request, &()).await.map_err(|e| {
-        ApiError::bad_request(format!(
-            "body is not multipart/form-data: {}",
-            e.body_text()
-        ))
-    })?;
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("body is not multipart/form-data: {}", e.body_text())))?;
     while let Some(field) = multipart.next_field().await? {
         if field.name() == Some(CHART_FILE_FIELD) {
             return Ok(field.bytes().await?);
         }
     }
-    Err(ApiError::bad_request(format!(
-        "can't find param {CHART_FILE_FIELD} in request"
-    )))
+    Err(ApiError::bad_request(format!("can't find param {CHART_FILE_FIELD} in request")))
 }
 
 async fn delete_chart(
@@ -217,10 +165,7 @@ async fn download(
     let headers = [
         (header::CONTENT_TYPE, "application/gzip".to_string()),
         (header::CONTENT_LENGTH, archive.record.size.to_string()),
-        (
-            header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{chart}-{version}.tgz\""),
-        ),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{chart}-{version}.tgz\"")),
     ];
     Ok((headers, Body::from_stream(archive.body)).into_response())
 }
@@ -231,10 +176,7 @@ async fn replace(
     request: Request,
 ) -> ApiResult<Response> {
     let archive = chart_file(request).await?;
-    let stored = app
-        .registry
-        .replace(&space, &chart, &version, archive)
-        .await?;
+    let stored = app.registry.replace(&space, &chart, &version, archive).await?;
     Ok(axum::Json(chart_link(&stored)).into_response())
 }
 
@@ -242,9 +184,7 @@ async fn delete_version(
     State(app): State<AppState>,
     Path((space, chart, version)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    app.registry
-        .delete_version(&space, &chart, &version)
-        .await?;
+    app.registry.delete_version(&space, &chart, &version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -254,12 +194,7 @@ async fn version_metadata(
     State(app): State<AppState>,
     Path((space, chart, version)): Path<(String, String, String)>,
 ) -> ApiResult<axum::Json<Metadata>> {
-    Ok(axum::Json(
-        app.registry
-            .version(&space, &chart, &version)
-            .await?
-            .metadata_tree(),
-    ))
+    Ok(axum::Json(app.registry.version(&space, &chart, &version).await?.metadata_tree()))
 }
 
 async fn update_metadata(
@@ -267,21 +202,14 @@ async fn update_metadata(
     Path((space, chart, version)): Path<(String, String, String)>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::Json<Metadata>> {
-    let mut fields: Value = serde_json::from_slice(&body?).map_err(|e| {
-        ApiError::bad_request(format!("body should be chart metadata in JSON: {e}"))
-    })?;
-    let object = fields
-        .as_object_mut()
-        .ok_or_else(|| ApiError::bad_request("body should be a JSON object"))?;
+    let mut fields: Value = serde_json::from_slice(&body?)
+        .map_err(|e| ApiError::bad_request(format!("body should be chart metadata in JSON: {e}")))?;
+    let object = fields.as_object_mut().ok_or_else(|| ApiError::bad_request("body should be a JSON object"))?;
     // In this API `dependencies` lists the subcharts; they are not editable here.
     object.remove("dependencies");
-    let metadata: ChartMetadata = serde_json::from_value(fields).map_err(|e| {
-        ApiError::bad_request(format!("body should be chart metadata in JSON: {e}"))
-    })?;
-    let stored = app
-        .registry
-        .update_metadata(&space, &chart, &version, metadata)
-        .await?;
+    let metadata: ChartMetadata = serde_json::from_value(fields)
+        .map_err(|e| ApiError::bad_request(format!("body should be chart metadata in JSON: {e}")))?;
+    let stored = app.registry.update_metadata(&space, &chart, &version, metadata).await?;
     Ok(axum::Json(stored.record.metadata_tree()))
 }
 
@@ -289,9 +217,7 @@ async fn version_values(
     State(app): State<AppState>,
     Path((space, chart, version)): Path<(String, String, String)>,
 ) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(
-        app.registry.values(&space, &chart, &version).await?,
-    ))
+    Ok(axum::Json(app.registry.values(&space, &chart, &version).await?))
 }
 
 async fn update_values(
@@ -301,11 +227,7 @@ async fn update_values(
 ) -> ApiResult<axum::Json<Value>> {
     let values: Value = serde_json::from_slice(&body?)
         .map_err(|e| ApiError::bad_request(format!("values should be a JSON object: {e}")))?;
-    Ok(axum::Json(
-        app.registry
-            .update_values(&space, &chart, &version, values)
-            .await?,
-    ))
+    Ok(axum::Json(app.registry.update_values(&space, &chart, &version, values).await?))
 }
 
 async fn space_metadata(
@@ -314,10 +236,7 @@ async fn space_metadata(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let versions = app.registry.space_versions(&space).await?;
-    page_of(
-        &query,
-        versions.iter().map(|v| v.record.metadata_tree()).collect(),
-    )
+    page_of(&query, versions.iter().map(|v| v.record.metadata_tree()).collect())
 }
 
 /// The latest version of each chart in a space, by chart name.
@@ -327,11 +246,8 @@ async fn space_latest_metadata(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let versions = app.registry.space_versions(&space).await?;
-    let latest: Vec<Metadata> = versions
-        .chunk_by(|a, b| a.chart == b.chart)
-        .filter_map(latest_of)
-        .map(|v| v.record.metadata_tree())
-        .collect();
+    let latest: Vec<Metadata> =
+        versions.chunk_by(|a, b| a.chart == b.chart).filter_map(latest_of).map(|v| v.record.metadata_tree()).collect();
     page_of(&query, latest)
 }
 
@@ -341,10 +257,7 @@ async fn chart_metadata(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let versions = app.registry.chart_versions(&space, &chart).await?;
-    page_of(
-        &query,
-        versions.iter().map(|v| v.record.metadata_tree()).collect(),
-    )
+    page_of(&query, versions.iter().map(|v| v.record.metadata_tree()).collect())
 }
 
 async fn chart_latest_metadata(
@@ -352,8 +265,7 @@ async fn chart_latest_metadata(
     Path((space, chart)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<Metadata>> {
     let versions = app.registry.chart_versions(&space, &chart).await?;
-    let newest = latest_of(&versions)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "metadata not found"))?;
+    let newest = latest_of(&versions).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "metadata not found"))?;
     Ok(axum::Json(newest.record.metadata_tree()))
 }
 

@@ -16,10 +16,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
+        Self { status, message: message.into() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -33,9 +30,7 @@ impl ApiError {
     fn reason(&self) -> &'static str {
         match self.status {
             StatusCode::LOCKED => reason::LOCKING,
-            s if s.is_client_error() && s != StatusCode::NOT_FOUND && s != StatusCode::CONFLICT => {
-                reason::REQUEST
-            }
+            s if s.is_client_error() && s != StatusCode::NOT_FOUND && s != StatusCode::CONFLICT => reason::REQUEST,
             _ => reason::INTERNAL,
         }
     }
@@ -73,10 +68,7 @@ impl From<MultipartError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            message: self.message.clone(),
-            reason: self.reason().to_string(),
-        };
+        let body = ErrorBody { message: self.message.clone(), reason: self.reason().to_string() };
         (self.status, axum::Json(body)).into_response()
     }
 }

@@ -34,9 +34,7 @@ pub struct HttpOptions {
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 20 * 1024 * 1024,
-        }
+        Self { max_body_bytes: 20 * 1024 * 1024 }
     }
 }
 
@@ -50,9 +48,7 @@ pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal_message("internal server error").into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal_message("internal server error").into_response()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))

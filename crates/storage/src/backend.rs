@@ -39,22 +39,15 @@ impl Backend {
     pub fn open(&self) -> Result<OpenedBackend, String> {
         match self {
             Self::Filesystem { root, fsync } => {
-                std::fs::create_dir_all(root)
-                    .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+                std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
                 let store = LocalFileSystem::new_with_prefix(root)
                     .map_err(|e| format!("cannot use {}: {e}", root.display()))?
                     // Removing a chart's last record must remove the chart's folder too.
                     .with_automatic_cleanup(true)
                     .with_fsync(*fsync);
-                Ok(OpenedBackend {
-                    store: Arc::new(store),
-                    conditional_updates: false,
-                })
+                Ok(OpenedBackend { store: Arc::new(store), conditional_updates: false })
             }
-            Self::InMemory => Ok(OpenedBackend {
-                store: Arc::new(InMemory::new()),
-                conditional_updates: true,
-            }),
+            Self::InMemory => Ok(OpenedBackend { store: Arc::new(InMemory::new()), conditional_updates: true }),
         }
     }
 }

@@ -26,18 +26,9 @@ pub enum StorageKey<'a> {
     /// Prefix of every version record of one generation of a space.
     SpaceRecords { space: &'a str, generation: &'a str },
     /// Prefix of every version record of a chart.
-    ChartRecords {
-        space: &'a str,
-        generation: &'a str,
-        chart: &'a str,
-    },
+    ChartRecords { space: &'a str, generation: &'a str, chart: &'a str },
     /// The record of one chart version.
-    VersionRecord {
-        space: &'a str,
-        generation: &'a str,
-        chart: &'a str,
-        version: &'a str,
-    },
+    VersionRecord { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
     /// Prefix of all version records.
     AllRecords,
     /// Prefix of all archives.
@@ -54,27 +45,15 @@ impl StorageKey<'_> {
             Self::Spaces => Path::from("spaces"),
             Self::SpaceMarker { space } => Path::from(format!("spaces/{space}{JSON_SUFFIX}")),
             Self::AllRecords => Path::from("charts"),
-            Self::SpaceRecords { space, generation } => {
-                Path::from(format!("charts/{space}/{generation}"))
+            Self::SpaceRecords { space, generation } => Path::from(format!("charts/{space}/{generation}")),
+            Self::ChartRecords { space, generation, chart } => {
+                Path::from(format!("charts/{space}/{generation}/{chart}"))
             }
-            Self::ChartRecords {
-                space,
-                generation,
-                chart,
-            } => Path::from(format!("charts/{space}/{generation}/{chart}")),
-            Self::VersionRecord {
-                space,
-                generation,
-                chart,
-                version,
-            } => Path::from(format!(
-                "charts/{space}/{generation}/{chart}/{version}{JSON_SUFFIX}"
-            )),
+            Self::VersionRecord { space, generation, chart, version } => {
+                Path::from(format!("charts/{space}/{generation}/{chart}/{version}{JSON_SUFFIX}"))
+            }
             Self::Blobs => Path::from("blobs/sha256"),
-            Self::Blob { digest } => Path::from(format!(
-                "blobs/sha256/{}/{digest}",
-                &digest[..2.min(digest.len())]
-            )),
+            Self::Blob { digest } => Path::from(format!("blobs/sha256/{}/{digest}", &digest[..2.min(digest.len())])),
         }
     }
 }
@@ -121,9 +100,7 @@ pub fn parse_space_marker(path: &Path) -> Option<String> {
 
 /// The digest a blob key names.
 pub fn parse_blob_path(path: &Path) -> Option<String> {
-    path.filename()
-        .filter(|f| f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_string)
+    path.filename().filter(|f| f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_string)
 }
 
 #[cfg(test)]
@@ -132,38 +109,18 @@ mod tests {
 
     #[test]
     fn layout() {
-        let key = StorageKey::VersionRecord {
-            space: "s",
-            generation: "g1",
-            chart: "c",
-            version: "1.0.0-rc.1+b.5",
-        };
+        let key = StorageKey::VersionRecord { space: "s", generation: "g1", chart: "c", version: "1.0.0-rc.1+b.5" };
         let record = key.path();
         assert_eq!(record.as_ref(), "charts/s/g1/c/1.0.0-rc.1+b.5.json");
         let parsed = parse_record_path(&record).unwrap();
-        assert_eq!(
-            (parsed.space.as_str(), parsed.generation.as_str()),
-            ("s", "g1")
-        );
-        assert_eq!(
-            (parsed.chart.as_str(), parsed.version.as_str()),
-            ("c", "1.0.0-rc.1+b.5")
-        );
-        assert_eq!(
-            StorageKey::SpaceMarker { space: "s" }.path().as_ref(),
-            "spaces/s.json"
-        );
-        assert_eq!(
-            parse_space_marker(&Path::from("spaces/s.json")),
-            Some("s".into())
-        );
+        assert_eq!((parsed.space.as_str(), parsed.generation.as_str()), ("s", "g1"));
+        assert_eq!((parsed.chart.as_str(), parsed.version.as_str()), ("c", "1.0.0-rc.1+b.5"));
+        assert_eq!(StorageKey::SpaceMarker { space: "s" }.path().as_ref(), "spaces/s.json");
+        assert_eq!(parse_space_marker(&Path::from("spaces/s.json")), Some("s".into()));
         let digest = "ab".repeat(32);
         let blob = StorageKey::Blob { digest: &digest }.path();
         assert_eq!(blob.as_ref(), format!("blobs/sha256/ab/{digest}"));
         assert_eq!(parse_blob_path(&blob), Some(digest));
-        assert_eq!(
-            parse_record_path(&Path::from("charts/s/g/c/1.0.0.json#3")),
-            None
-        );
+        assert_eq!(parse_record_path(&Path::from("charts/s/g/c/1.0.0.json#3")), None);
     }
 }

@@ -25,10 +25,7 @@ pub struct LockGuard {
 
 impl Locks {
     pub fn new(timeout: Duration) -> Self {
-        Self {
-            timeout,
-            table: Arc::default(),
-        }
+        Self { timeout, table: Arc::default() }
     }
 
     /// Takes the lock on `key`, or `None` if it stayed busy for longer than the timeout.
@@ -40,21 +37,11 @@ impl Locks {
         let guard = if self.timeout.is_zero() {
             mutex.try_lock_owned().ok()
         } else {
-            tokio::time::timeout(self.timeout, mutex.lock_owned())
-                .await
-                .ok()
+            tokio::time::timeout(self.timeout, mutex.lock_owned()).await.ok()
         };
-        let lock = LockGuard {
-            key: key.to_string(),
-            guard,
-            table: self.table.clone(),
-        };
+        let lock = LockGuard { key: key.to_string(), guard, table: self.table.clone() };
         // Even on failure `lock` is built so that its drop cleans the table entry up.
-        if lock.guard.is_some() {
-            Some(lock)
-        } else {
-            None
-        }
+        if lock.guard.is_some() { Some(lock) } else { None }
     }
 }
 
@@ -62,10 +49,7 @@ impl Drop for LockGuard {
     fn drop(&mut self) {
         self.guard.take();
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table
-            .get(&self.key)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
+        if table.get(&self.key).is_some_and(|m| Arc::strong_count(m) == 1) {
             table.remove(&self.key);
         }
     }

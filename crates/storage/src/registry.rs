@@ -13,9 +13,7 @@ use chartyard_core::record::VersionRecord;
 use chartyard_core::{RegistryError, values, yaml};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
-};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,11 +36,7 @@ pub struct RegistryOptions {
 
 impl Default for RegistryOptions {
     fn default() -> Self {
-        Self {
-            lock_timeout: Duration::ZERO,
-            limits: Limits::default(),
-            conditional_updates: false,
-        }
+        Self { lock_timeout: Duration::ZERO, limits: Limits::default(), conditional_updates: false }
     }
 }
 
@@ -131,36 +125,21 @@ fn version_id(space: &str, chart: &str, version: &str) -> String {
 /// A fresh generation id: the time, and randomness from the standard library's
 /// randomly keyed hasher, so that replicas creating spaces at once do not collide.
 fn new_generation() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let random = RandomState::new().hash_one(nanos);
-    format!(
-        "{:012x}{:08x}",
-        (nanos / 1000) as u64 & 0xffff_ffff_ffff,
-        random as u32
-    )
+    format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
 }
 
 /// Runs chart parsing on a blocking thread: it is CPU work that must not stall the
 /// request workers, and deeply nested (but within budget) YAML needs stack.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
 }
 
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
-        Self {
-            store,
-            options,
-            locks,
-            records: Mutex::default(),
-        }
+        Self { store, options, locks, records: Mutex::default() }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -171,16 +150,8 @@ impl Registry {
 
     /// All spaces, sorted by name.
     pub async fn list_spaces(&self) -> Result<Vec<String>> {
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&StorageKey::Spaces.path()))
-            .await
-            .map_err(storage_error)?;
-        let mut spaces: Vec<String> = listing
-            .objects
-            .iter()
-            .filter_map(|o| parse_space_marker(&o.location))
-            .collect();
+        let listing = self.store.list_with_delimiter(Some(&StorageKey::Spaces.path())).await.map_err(storage_error)?;
+        let mut spaces: Vec<String> = listing.objects.iter().filter_map(|o| parse_space_marker(&o.location)).collect();
         spaces.sort();
         Ok(spaces)
     }
@@ -194,17 +165,14 @@ impl Registry {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(storage_error(e)),
         };
-        let marker: SpaceMarker = serde_json::from_slice(&bytes).map_err(|e| {
-            RegistryError::internal(format!("corrupt space marker {location}: {e}"))
-        })?;
+        let marker: SpaceMarker = serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::internal(format!("corrupt space marker {location}: {e}")))?;
         Ok(Some(marker.generation))
     }
 
     /// The current generation of a space that must exist.
     async fn require_generation(&self, space: &str) -> Result<String> {
-        self.generation(space)
-            .await?
-            .ok_or_else(|| RegistryError::not_found(space))
+        self.generation(space).await?.ok_or_else(|| RegistryError::not_found(space))
     }
 
     /// Creates a space; `AlreadyExists` if it does.
@@ -218,20 +186,10 @@ impl Registry {
 
     /// Writes a new marker unless one exists; the new generation if this call created it.
     async fn put_space_marker(&self, space: &str) -> Result<Option<String>> {
-        let marker = SpaceMarker {
-            created: now_rfc3339(),
-            generation: new_generation(),
-        };
+        let marker = SpaceMarker { created: now_rfc3339(), generation: new_generation() };
         let body = serde_json::to_vec(&marker).map_err(RegistryError::internal)?;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .store
-            .put_opts(&StorageKey::SpaceMarker { space }.path(), body.into(), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&StorageKey::SpaceMarker { space }.path(), body.into(), opts).await {
             Ok(_) => Ok(Some(marker.generation)),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
             Err(e) => Err(storage_error(e)),
@@ -257,41 +215,22 @@ impl Registry {
     /// archives are reclaimed by garbage collection.
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         let generation = self.require_generation(space).await?;
-        match self
-            .store
-            .delete(&StorageKey::SpaceMarker { space }.path())
-            .await
-        {
+        match self.store.delete(&StorageKey::SpaceMarker { space }.path()).await {
             Ok(()) => {}
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(RegistryError::not_found(space));
             }
             Err(e) => return Err(storage_error(e)),
         }
-        self.delete_prefix(
-            &StorageKey::SpaceRecords {
-                space,
-                generation: &generation,
-            }
-            .path(),
-        )
-        .await
+        self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await
     }
 
     async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
-        let locations = self
-            .store
-            .list(Some(prefix))
-            .map_ok(|meta| meta.location)
-            .boxed();
-        self.store
-            .delete_stream(locations)
-            .try_for_each(|_| async { Ok(()) })
-            .await
-            .or_else(|e| match e {
-                object_store::Error::NotFound { .. } => Ok(()),
-                e => Err(storage_error(e)),
-            })
+        let locations = self.store.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
+        self.store.delete_stream(locations).try_for_each(|_| async { Ok(()) }).await.or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(()),
+            e => Err(storage_error(e)),
+        })
     }
 
     // ---- listings ----
@@ -299,30 +238,15 @@ impl Registry {
     /// Every version in a space, sorted by chart name, then version precedence.
     pub async fn space_versions(&self, space: &str) -> Result<Vec<StoredVersion>> {
         let generation = self.require_generation(space).await?;
-        self.versions_under(
-            &StorageKey::SpaceRecords {
-                space,
-                generation: &generation,
-            }
-            .path(),
-        )
-        .await
+        self.versions_under(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await
     }
 
     /// Every version of a chart, in version precedence; `NotFound` if it has none.
     pub async fn chart_versions(&self, space: &str, chart: &str) -> Result<Vec<StoredVersion>> {
         check_name("chart", chart)?;
         let generation = self.require_generation(space).await?;
-        let versions = self
-            .versions_under(
-                &StorageKey::ChartRecords {
-                    space,
-                    generation: &generation,
-                    chart,
-                }
-                .path(),
-            )
-            .await?;
+        let versions =
+            self.versions_under(&StorageKey::ChartRecords { space, generation: &generation, chart }.path()).await?;
         if versions.is_empty() {
             return Err(RegistryError::not_found(format!("{space}/{chart}")));
         }
@@ -331,24 +255,14 @@ impl Registry {
 
     /// Chart names in a space, sorted by byte order.
     pub async fn list_charts(&self, space: &str) -> Result<Vec<String>> {
-        let mut charts: Vec<String> = self
-            .space_versions(space)
-            .await?
-            .into_iter()
-            .map(|v| v.chart)
-            .collect();
+        let mut charts: Vec<String> = self.space_versions(space).await?.into_iter().map(|v| v.chart).collect();
         charts.dedup();
         Ok(charts)
     }
 
     /// Lists the records under a prefix and reads them.
     async fn versions_under(&self, prefix: &Path) -> Result<Vec<StoredVersion>> {
-        let metas: Vec<ObjectMeta> = self
-            .store
-            .list(Some(prefix))
-            .try_collect()
-            .await
-            .map_err(storage_error)?;
+        let metas: Vec<ObjectMeta> = self.store.list(Some(prefix)).try_collect().await.map_err(storage_error)?;
         {
             // Forget cached records under this prefix that no longer exist.
             let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
@@ -359,27 +273,15 @@ impl Registry {
             .read_records(metas)
             .await?
             .into_iter()
-            .map(|(path, record)| StoredVersion {
-                space: path.space,
-                chart: path.chart,
-                version: path.version,
-                record,
-            })
+            .map(|(path, record)| StoredVersion { space: path.space, chart: path.chart, version: path.version, record })
             .collect();
-        found.sort_by(|a, b| {
-            a.chart
-                .cmp(&b.chart)
-                .then_with(|| compare_versions(&a.version, &b.version))
-        });
+        found.sort_by(|a, b| a.chart.cmp(&b.chart).then_with(|| compare_versions(&a.version, &b.version)));
         Ok(found)
     }
 
     /// Reads listed records, only those not already cached at their ETag; records deleted
     /// since the listing are left out.
-    async fn read_records(
-        &self,
-        metas: Vec<ObjectMeta>,
-    ) -> Result<Vec<(RecordPath, Arc<VersionRecord>)>> {
+    async fn read_records(&self, metas: Vec<ObjectMeta>) -> Result<Vec<(RecordPath, Arc<VersionRecord>)>> {
         let mut found = Vec::with_capacity(metas.len());
         let mut to_read = Vec::new();
         {
@@ -389,9 +291,7 @@ impl Registry {
                     continue;
                 };
                 match (&meta.e_tag, cache.get(&meta.location)) {
-                    (Some(tag), Some(cached)) if *tag == cached.e_tag => {
-                        found.push((path, cached.record.clone()))
-                    }
+                    (Some(tag), Some(cached)) if *tag == cached.e_tag => found.push((path, cached.record.clone())),
                     _ => to_read.push((meta.location, path)),
                 }
             }
@@ -426,13 +326,7 @@ impl Registry {
         let record = Arc::new(record);
         if let Some(e_tag) = e_tag {
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(
-                location.clone(),
-                CachedRecord {
-                    e_tag,
-                    record: record.clone(),
-                },
-            );
+            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() });
         }
         Ok(record)
     }
@@ -440,34 +334,17 @@ impl Registry {
     // ---- one version ----
 
     /// Checks the coordinates and finds the space's generation (`NotFound` without space).
-    async fn locate<'a>(
-        &self,
-        space: &'a str,
-        chart: &'a str,
-        version: &'a str,
-    ) -> Result<VersionKey<'a>> {
+    async fn locate<'a>(&self, space: &'a str, chart: &'a str, version: &'a str) -> Result<VersionKey<'a>> {
         check_name("space", space)?;
         check_name("chart", chart)?;
         parse_version(version)?;
-        let generation = self
-            .generation(space)
-            .await?
-            .ok_or_else(|| RegistryError::not_found(version_id(space, chart, version)))?;
-        Ok(VersionKey {
-            space,
-            generation,
-            chart,
-            version,
-        })
+        let generation =
+            self.generation(space).await?.ok_or_else(|| RegistryError::not_found(version_id(space, chart, version)))?;
+        Ok(VersionKey { space, generation, chart, version })
     }
 
     /// The record of one version.
-    pub async fn version(
-        &self,
-        space: &str,
-        chart: &str,
-        version: &str,
-    ) -> Result<Arc<VersionRecord>> {
+    pub async fn version(&self, space: &str, chart: &str, version: &str) -> Result<Arc<VersionRecord>> {
         let key = self.locate(space, chart, version).await?;
         self.record_at(&key).await
     }
@@ -480,37 +357,21 @@ impl Registry {
     }
 
     /// The archive of one version, streamed from storage.
-    pub async fn open_archive(
-        &self,
-        space: &str,
-        chart: &str,
-        version: &str,
-    ) -> Result<ArchiveStream> {
+    pub async fn open_archive(&self, space: &str, chart: &str, version: &str) -> Result<ArchiveStream> {
         let key = self.locate(space, chart, version).await?;
         self.open_archive_at(&key).await
     }
 
     async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
         let record = self.record_at(key).await?;
-        let result = self
-            .store
-            .get(
-                &StorageKey::Blob {
-                    digest: &record.digest,
-                }
-                .path(),
-            )
-            .await
-            .map_err(|e| match e {
+        let result =
+            self.store.get(&StorageKey::Blob { digest: &record.digest }.path()).await.map_err(|e| match e {
                 object_store::Error::NotFound { .. } => {
                     RegistryError::internal(format!("archive of {} is missing", key.id()))
                 }
                 e => storage_error(e),
             })?;
-        Ok(ArchiveStream {
-            record,
-            body: result.into_stream(),
-        })
+        Ok(ArchiveStream { record, body: result.into_stream() })
     }
 
     async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<Bytes> {
@@ -524,28 +385,12 @@ impl Registry {
     pub async fn upload(&self, space: &str, archive: Bytes) -> Result<StoredVersion> {
         check_name("space", space)?;
         let chart = self.load_chart(archive.clone()).await?;
-        let (name, version) = (
-            chart.metadata.name.as_str(),
-            chart.metadata.version.as_str(),
-        );
-        let record = VersionRecord::new(
-            &chart,
-            archive::sha256_hex(&archive),
-            archive.len() as u64,
-            now_rfc3339(),
-        );
+        let (name, version) = (chart.metadata.name.as_str(), chart.metadata.version.as_str());
+        let record = VersionRecord::new(&chart, archive::sha256_hex(&archive), archive.len() as u64, now_rfc3339());
         self.put_blob(&record.digest, archive).await?;
-        let key = VersionKey {
-            space,
-            generation: self.ensure_space(space).await?,
-            chart: name,
-            version,
-        };
+        let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         match self.store.put_opts(&key.path(), body.into(), opts).await {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
@@ -557,27 +402,14 @@ impl Registry {
         // one will see it. Say so rather than claim the chart is stored.
         if self.generation(space).await?.as_deref() != Some(&key.generation) {
             let _ = self.store.delete(&key.path()).await;
-            return Err(RegistryError::not_found(format!(
-                "{space} (deleted during the upload)"
-            )));
+            return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
-        Ok(StoredVersion {
-            space: space.into(),
-            chart: name.into(),
-            version: version.into(),
-            record: Arc::new(record),
-        })
+        Ok(StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record: Arc::new(record) })
     }
 
     /// Replaces the archive of an existing version; the archive must hold that chart and
     /// version.
-    pub async fn replace(
-        &self,
-        space: &str,
-        chart: &str,
-        version: &str,
-        archive: Bytes,
-    ) -> Result<StoredVersion> {
+    pub async fn replace(&self, space: &str, chart: &str, version: &str, archive: Bytes) -> Result<StoredVersion> {
         let key = self.locate(space, chart, version).await?;
         let loaded = self.load_chart(archive.clone()).await?;
         if loaded.metadata.name != chart {
@@ -606,22 +438,14 @@ impl Registry {
 
     /// Replaces the chart's `values.yaml` with `new_values` (a JSON object); answers the
     /// values of the updated version.
-    pub async fn update_values(
-        &self,
-        space: &str,
-        chart: &str,
-        version: &str,
-        new_values: Value,
-    ) -> Result<Value> {
+    pub async fn update_values(&self, space: &str, chart: &str, version: &str, new_values: Value) -> Result<Value> {
         let key = self.locate(space, chart, version).await?;
         if !new_values.is_object() {
             return Err(RegistryError::invalid("values should be a JSON object"));
         }
         let values_yaml = yaml::to_yaml(&new_values)?;
         let _lock = self.lock(&key).await?;
-        let updated = self
-            .rewrite_locked(&key, "values.yaml", values_yaml)
-            .await?;
+        let updated = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
         Ok(values::coalesce(&updated))
     }
 
@@ -661,31 +485,20 @@ impl Registry {
         let chart_yaml = yaml::to_yaml(&new_metadata)?;
         self.rewrite_locked(&key, "Chart.yaml", chart_yaml).await?;
         let record = self.record_at(&key).await?;
-        Ok(StoredVersion {
-            space: space.into(),
-            chart: chart.into(),
-            version: version.into(),
-            record,
-        })
+        Ok(StoredVersion { space: space.into(), chart: chart.into(), version: version.into(), record })
     }
 
     /// Rewrites one file of a stored archive; the caller holds the version's lock.
-    async fn rewrite_locked(
-        &self,
-        key: &VersionKey<'_>,
-        file: &str,
-        content: String,
-    ) -> Result<Chart> {
+    async fn rewrite_locked(&self, key: &VersionKey<'_>, file: &str, content: String) -> Result<Chart> {
         // The ETag is taken before the archive is read, so that a change in between makes
         // the conditional commit fail instead of being overwritten.
         let current = self.current(key).await?;
         let archive = self.archive_bytes_at(key).await?;
         let (folder, limits, file) = (key.chart.to_string(), self.options.limits, file.to_string());
-        let rewritten: Bytes = blocking(move || {
-            archive::rewrite(&archive, &folder, &[(&file, content.into_bytes())], &limits)
-        })
-        .await?
-        .into();
+        let rewritten: Bytes =
+            blocking(move || archive::rewrite(&archive, &folder, &[(&file, content.into_bytes())], &limits))
+                .await?
+                .into();
         let loaded = self.load_chart(rewritten.clone()).await?;
         self.commit(key, &loaded, rewritten, current).await?;
         Ok(loaded)
@@ -699,20 +512,14 @@ impl Registry {
 
     async fn lock(&self, key: &VersionKey<'_>) -> Result<LockGuard> {
         let id = key.id();
-        self.locks
-            .acquire(&id)
-            .await
-            .ok_or(RegistryError::Locked(id))
+        self.locks.acquire(&id).await.ok_or(RegistryError::Locked(id))
     }
 
     /// The current record's version tag, for a compare-and-swap commit; `NotFound` if the
     /// version does not exist.
     async fn current(&self, key: &VersionKey<'_>) -> Result<UpdateVersion> {
         match self.store.head(&key.path()).await {
-            Ok(meta) => Ok(UpdateVersion {
-                e_tag: meta.e_tag,
-                version: meta.version,
-            }),
+            Ok(meta) => Ok(UpdateVersion { e_tag: meta.e_tag, version: meta.version }),
             Err(object_store::Error::NotFound { .. }) => Err(RegistryError::not_found(key.id())),
             Err(e) => Err(storage_error(e)),
         }
@@ -726,31 +533,11 @@ impl Registry {
         archive: Bytes,
         current: UpdateVersion,
     ) -> Result<StoredVersion> {
-        let record = VersionRecord::new(
-            chart,
-            archive::sha256_hex(&archive),
-            archive.len() as u64,
-            now_rfc3339(),
-        );
+        let record = VersionRecord::new(chart, archive::sha256_hex(&archive), archive.len() as u64, now_rfc3339());
         self.put_blob(&record.digest, archive).await?;
-        let mode = if self.options.conditional_updates {
-            PutMode::Update(current)
-        } else {
-            PutMode::Overwrite
-        };
+        let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
-        match self
-            .store
-            .put_opts(
-                &key.path(),
-                body.into(),
-                PutOptions {
-                    mode,
-                    ..Default::default()
-                },
-            )
-            .await
-        {
+        match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
             Ok(_) => {}
             Err(object_store::Error::Precondition { .. }) => {
                 return Err(RegistryError::Locked(key.id()));
@@ -769,10 +556,7 @@ impl Registry {
     /// that a blob in use is fresh and garbage collection's grace period protects it.
     async fn put_blob(&self, digest: &str, archive: Bytes) -> Result<()> {
         self.store
-            .put(
-                &StorageKey::Blob { digest }.path(),
-                PutPayload::from(archive),
-            )
+            .put(&StorageKey::Blob { digest }.path(), PutPayload::from(archive))
             .await
             .map(|_| ())
             .map_err(storage_error)
@@ -824,12 +608,8 @@ impl Registry {
             }
         }
         let mut report = GcReport::default();
-        let metas: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&StorageKey::AllRecords.path()))
-            .try_collect()
-            .await
-            .map_err(storage_error)?;
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&StorageKey::AllRecords.path())).try_collect().await.map_err(storage_error)?;
         let mut live = Vec::with_capacity(metas.len());
         for meta in metas {
             let Some(path) = parse_record_path(&meta.location) else {
@@ -837,25 +617,15 @@ impl Registry {
             };
             if generations.get(&path.space) == Some(&path.generation) {
                 live.push(meta);
-            } else if SystemTime::from(meta.last_modified) < cutoff
-                && self.delete_if_present(&meta.location).await?
-            {
+            } else if SystemTime::from(meta.last_modified) < cutoff && self.delete_if_present(&meta.location).await? {
                 report.deleted_stale_records += 1;
             }
         }
-        let referenced: HashSet<String> = self
-            .read_records(live)
-            .await?
-            .into_iter()
-            .map(|(_, record)| record.digest.clone())
-            .collect();
+        let referenced: HashSet<String> =
+            self.read_records(live).await?.into_iter().map(|(_, record)| record.digest.clone()).collect();
         report.referenced_blobs = referenced.len();
-        let blobs: Vec<ObjectMeta> = self
-            .store
-            .list(Some(&StorageKey::Blobs.path()))
-            .try_collect()
-            .await
-            .map_err(storage_error)?;
+        let blobs: Vec<ObjectMeta> =
+            self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
         for blob in blobs {
             let Some(digest) = parse_blob_path(&blob.location) else {
                 continue;

@@ -31,12 +31,7 @@ impl Server {
         let data = TempDir::new("data");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let (child, base) = spawn(&data.path, &extra_args);
-        Self {
-            child,
-            base,
-            data,
-            extra_args,
-        }
+        Self { child, base, data, extra_args }
     }
 
     /// Kills the process at once (SIGKILL): nothing gets to clean up.
@@ -71,36 +66,23 @@ impl Server {
 
     /// Uploads an archive as the seed's clients do (multipart field `chartfile`).
     pub fn upload(&self, space: &str, archive: &[u8]) -> Response {
-        let form = multipart::Form::new().part(
-            "chartfile",
-            multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"),
-        );
-        client()
-            .post(self.api(&format!("/spaces/{space}/charts")))
-            .multipart(form)
-            .send()
-            .unwrap()
+        let form =
+            multipart::Form::new().part("chartfile", multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"));
+        client().post(self.api(&format!("/spaces/{space}/charts"))).multipart(form).send().unwrap()
     }
 
     pub fn replace(&self, space: &str, chart: &str, version: &str, archive: &[u8]) -> Response {
-        let form = multipart::Form::new().part(
-            "chartfile",
-            multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"),
-        );
+        let form =
+            multipart::Form::new().part("chartfile", multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"));
         client()
-            .put(self.api(&format!(
-                "/spaces/{space}/charts/{chart}/versions/{version}"
-            )))
+            .put(self.api(&format!("/spaces/{space}/charts/{chart}/versions/{version}")))
             .multipart(form)
             .send()
             .unwrap()
     }
 
     pub fn create_space(&self, space: &str) -> Response {
-        client()
-            .post(self.api(&format!("/spaces?space={space}")))
-            .send()
-            .unwrap()
+        client().post(self.api(&format!("/spaces?space={space}"))).send().unwrap()
     }
 
     pub fn delete(&self, path: &str) -> Response {
@@ -112,19 +94,14 @@ impl Server {
     }
 
     pub fn download(&self, space: &str, chart: &str, version: &str) -> Vec<u8> {
-        let response = self.get(&format!(
-            "/spaces/{space}/charts/{chart}/versions/{version}"
-        ));
+        let response = self.get(&format!("/spaces/{space}/charts/{chart}/versions/{version}"));
         assert_eq!(response.status(), 200, "download {space}/{chart}/{version}");
         response.bytes().unwrap().to_vec()
     }
 
     /// Whether the server still answers.
     pub fn healthy(&self) -> bool {
-        client()
-            .get(self.url("/health"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
+        client().get(self.url("/health")).send().is_ok_and(|r| r.status() == 200)
     }
 }
 
@@ -154,11 +131,7 @@ fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
         // Keep draining so the server never blocks on a full pipe.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on ").nth(1) {
-                let base = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                let base = rest.split_whitespace().next().unwrap_or_default().to_string();
                 let _ = tx.send(base);
             }
             if std::env::var_os("CHARTYARD_TEST_LOGS").is_some() {
@@ -166,17 +139,12 @@ fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
             }
         }
     });
-    let base = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not report its address");
+    let base = rx.recv_timeout(Duration::from_secs(30)).expect("server did not report its address");
     (child, base)
 }
 
 pub fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
+    Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
 
 /// JSON body of a response, asserting its status.
@@ -190,17 +158,9 @@ pub fn json(response: Response, status: u16) -> Value {
 /// Asserts a seed-style error answer and returns its message.
 pub fn error(response: Response, status: u16) -> String {
     let body = json(response, status);
-    let reason = body["reason"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no reason in {body}"));
-    assert!(
-        ["ReasonRequest", "ReasonInternal", "ResourceLocking"].contains(&reason),
-        "{body}"
-    );
-    body["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no message in {body}"))
-        .to_string()
+    let reason = body["reason"].as_str().unwrap_or_else(|| panic!("no reason in {body}"));
+    assert!(["ReasonRequest", "ReasonInternal", "ResourceLocking"].contains(&reason), "{body}");
+    body["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_string()
 }
 
 /// A directory removed when dropped.
@@ -212,8 +172,7 @@ impl TempDir {
     pub fn new(label: &str) -> Self {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("chartyard-test-{}-{label}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("chartyard-test-{}-{label}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         Self { path }
@@ -247,14 +206,11 @@ impl ChartBuilder {
     }
 
     pub fn empty() -> Self {
-        Self {
-            entries: Vec::new(),
-        }
+        Self { entries: Vec::new() }
     }
 
     pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
-        self.entries
-            .push((path.to_string(), data.into(), tar::EntryType::Regular));
+        self.entries.push((path.to_string(), data.into(), tar::EntryType::Regular));
         self
     }
 
@@ -313,15 +269,11 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// A real Helm binary, when the test tools are installed (`scripts/install-test-tools.sh`).
 /// Under CI a missing binary is a failure, elsewhere the caller skips.
 pub fn helm(major: u8) -> Option<PathBuf> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../.tools/helm{major}/helm"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../.tools/helm{major}/helm"));
     if path.exists() {
         return Some(path);
     }
-    assert!(
-        std::env::var("CI").is_err(),
-        "helm v{major} is not installed; run scripts/install-test-tools.sh"
-    );
+    assert!(std::env::var("CI").is_err(), "helm v{major} is not installed; run scripts/install-test-tools.sh");
     eprintln!("helm v{major} not installed; skipping");
     None
 }
@@ -354,25 +306,14 @@ pub fn record_files(data: &Path) -> std::collections::BTreeSet<String> {
     let charts = data.join("charts");
     let mut records = std::collections::BTreeSet::new();
     for path in files_under(&charts) {
-        let relative = path
-            .strip_prefix(&charts)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let relative = path.strip_prefix(&charts).unwrap().to_str().unwrap().to_string();
         let Some(stem) = relative.strip_suffix(".json") else {
-            assert!(
-                relative.contains(".json#"),
-                "unexpected file under charts/: {relative}"
-            );
+            assert!(relative.contains(".json#"), "unexpected file under charts/: {relative}");
             continue;
         };
         let bytes = std::fs::read(&path).unwrap();
         let record: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!(
-                "partial or corrupt record {relative} ({e}): {:?}",
-                String::from_utf8_lossy(&bytes)
-            )
+            panic!("partial or corrupt record {relative} ({e}): {:?}", String::from_utf8_lossy(&bytes))
         });
         assert!(record["digest"].is_string(), "{relative}: {record}");
         let parts: Vec<&str> = stem.split('/').collect();
