@@ -50,6 +50,14 @@ pub struct SettingsArgs {
     /// Flush every write to disk before answering [config: manager.parameters.fsync].
     #[arg(long, env = "CHARTYARD_FSYNC")]
     pub fsync: Option<bool>,
+    /// Space also served at the root (/index.yaml, /api/charts) for single-tenant
+    /// ChartMuseum users [config: manager.parameters.defaultspace].
+    #[arg(long, env = "CHARTYARD_DEFAULT_SPACE")]
+    pub default_space: Option<String>,
+    /// Let ChartMuseum's `?force` overwrite existing versions
+    /// [config: manager.parameters.allowoverwrite].
+    #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE")]
+    pub allow_overwrite: Option<bool>,
 }
 
 /// Everything the server needs to start.
@@ -59,6 +67,8 @@ pub struct Settings {
     pub backend: Backend,
     pub lock_timeout: Duration,
     pub max_upload_bytes: usize,
+    pub default_space: Option<String>,
+    pub allow_overwrite: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = ":8099";
@@ -81,8 +91,17 @@ struct ManagerConfig {
 
 /// Parameters chartyard reads; others (driver options of docker distribution that have
 /// no meaning here) are reported and ignored.
-const KNOWN_PARAMETERS: &[&str] =
-    &["resourcelocker", "storagedriver", "rootdirectory", "locktimeout", "maxuploadsize", "fsync", "lockerparameters"];
+const KNOWN_PARAMETERS: &[&str] = &[
+    "resourcelocker",
+    "storagedriver",
+    "rootdirectory",
+    "locktimeout",
+    "maxuploadsize",
+    "fsync",
+    "lockerparameters",
+    "defaultspace",
+    "allowoverwrite",
+];
 
 fn error(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
@@ -129,6 +148,8 @@ impl SettingsArgs {
         set("locktimeout", self.lock_timeout.map(Value::from));
         set("maxuploadsize", self.max_upload_size.map(Value::from));
         set("fsync", self.fsync.map(Value::from));
+        set("defaultspace", self.default_space.clone().map(Value::from));
+        set("allowoverwrite", self.allow_overwrite.map(Value::from));
 
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
@@ -137,7 +158,16 @@ impl SettingsArgs {
             backend: backend(&parameters)?,
             lock_timeout: Duration::from_millis(number(&parameters, "locktimeout")?.unwrap_or(0)),
             max_upload_bytes: number(&parameters, "maxuploadsize")?.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES) as usize,
+            default_space: parameters
+                .get("defaultspace")
+                .map(|v| text(v, "defaultspace").map(str::to_string))
+                .transpose()?,
+            allow_overwrite: flag(&parameters, "allowoverwrite", false)?,
         };
+        if let Some(space) = &settings.default_space {
+            chartyard_core::names::check_name("space", space)
+                .map_err(|e| error(format!("manager.parameters.defaultspace: {e}")))?;
+        }
         match parameters.get("resourcelocker").map(|v| text(v, "resourcelocker")).transpose()? {
             None | Some("memory") => {}
             Some(other) => {
@@ -169,6 +199,15 @@ fn number(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<u64>
     parsed
         .map(Some)
         .ok_or_else(|| error(format!("manager.parameters.{key}: expected a non-negative whole number, got {value}")))
+}
+
+fn flag(parameters: &BTreeMap<String, Value>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match parameters.get(key) {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        Some(other) => Err(error(format!("manager.parameters.{key}: expected true or false, got {other}"))),
+    }
 }
 
 fn backend(parameters: &BTreeMap<String, Value>) -> Result<Backend, ConfigError> {

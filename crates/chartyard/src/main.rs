@@ -107,7 +107,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
-    let app = chartyard_http::app(registry, &HttpOptions { max_body_bytes: settings.max_upload_bytes });
+    let app = chartyard_http::app(
+        registry,
+        &HttpOptions {
+            max_body_bytes: settings.max_upload_bytes,
+            default_space: settings.default_space.clone(),
+            allow_overwrite: settings.allow_overwrite,
+        },
+    );
     runtime()?.block_on(async move {
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)

@@ -7,9 +7,11 @@
 
 pub mod archive;
 pub mod error;
+pub mod index;
 pub mod metadata;
 pub mod names;
 pub mod paging;
+pub mod provenance;
 pub mod record;
 pub mod values;
 pub mod wire;

@@ -30,6 +30,21 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), RegistryError> {
     }
 }
 
+/// Space names that would collide with top-level routes (`/api`, `/v2`, `/health`, ...).
+pub const RESERVED_SPACE_NAMES: &[&str] = &["api", "apidocs", "charts", "health", "info", "metrics", "v1", "v2"];
+
+/// Checks a name for a space about to be created.
+pub fn check_new_space_name(space: &str) -> Result<(), RegistryError> {
+    check_name("space", space)?;
+    if RESERVED_SPACE_NAMES.contains(&space) {
+        return Err(RegistryError::invalid(format!(
+            "space is invalid: {space:?} is reserved for the server's own routes ({})",
+            RESERVED_SPACE_NAMES.join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Parses a chart version: full SemVer 2, pre-release and build metadata allowed.
 pub fn parse_version(version: &str) -> Result<semver::Version, RegistryError> {
     semver::Version::parse(version)

@@ -161,7 +161,17 @@ async fn download(
     State(app): State<AppState>,
     Path((space, chart, version)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let archive = app.registry.open_archive(&space, &chart, &version).await?;
+    Ok(archive_response(&app, &space, &chart, &version).await?)
+}
+
+/// A version's archive, streamed with its length: the exact stored bytes.
+pub(crate) async fn archive_response(
+    app: &AppState,
+    space: &str,
+    chart: &str,
+    version: &str,
+) -> Result<Response, chartyard_core::RegistryError> {
+    let archive = app.registry.open_archive(space, chart, version).await?;
     let headers = [
         (header::CONTENT_TYPE, "application/gzip".to_string()),
         (header::CONTENT_LENGTH, archive.record.size.to_string()),

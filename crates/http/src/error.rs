@@ -27,6 +27,14 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     fn reason(&self) -> &'static str {
         match self.status {
             StatusCode::LOCKED => reason::LOCKING,

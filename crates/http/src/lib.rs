@@ -3,7 +3,10 @@
 //! Status codes exist only here ([`error`]).
 
 pub mod api_v1;
+pub mod chartmuseum;
 pub mod error;
+pub mod repo;
+mod space;
 
 use std::sync::Arc;
 
@@ -23,6 +26,10 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// The space served at the root (`/index.yaml`, `/api/charts`), if any.
+    pub default_space: Option<String>,
+    /// Whether ChartMuseum's `?force` may overwrite an existing version.
+    pub allow_overwrite: bool,
 }
 
 /// Settings of the HTTP layer.
@@ -30,21 +37,33 @@ pub struct AppState {
 pub struct HttpOptions {
     /// Largest request body accepted (uploads, JSON), in bytes.
     pub max_body_bytes: usize,
+    /// The space served at the root for single-tenant ChartMuseum users.
+    pub default_space: Option<String>,
+    /// Whether ChartMuseum's `?force` may overwrite an existing version.
+    pub allow_overwrite: bool,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { max_body_bytes: 20 * 1024 * 1024 }
+        Self { max_body_bytes: 20 * 1024 * 1024, default_space: None, allow_overwrite: false }
     }
 }
 
 /// The whole HTTP application; tests drive it over a real socket.
 pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
-    let state = AppState { registry };
-    Router::new()
+    let state =
+        AppState { registry, default_space: options.default_space.clone(), allow_overwrite: options.allow_overwrite };
+    let mut router = Router::new()
         .nest("/api/v1", api_v1::routes())
+        .merge(chartmuseum::routes("/api/{space}"))
+        .merge(repo::routes("/{space}"));
+    if options.default_space.is_some() {
+        router = router.merge(chartmuseum::routes("/api")).merge(repo::routes(""));
+    }
+    router
         .route("/apidocs.json", get(api_v1::openapi))
         .route("/health", get(health))
+        .route("/info", get(info))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
@@ -59,6 +78,10 @@ pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
 
 async fn health() -> Response {
     axum::Json(serde_json::json!({ "healthy": true })).into_response()
+}
+
+async fn info() -> Response {
+    axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
 }
 
 async fn not_found() -> Response {

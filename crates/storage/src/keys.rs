@@ -3,6 +3,7 @@
 //! ```text
 //! spaces/{space}.json                                  space marker: {"created","generation"}
 //! charts/{space}/{generation}/{chart}/{version}.json   version record
+//! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, if any
 //! blobs/sha256/{hex[0..2]}/{hex}                       chart archive, content-addressed
 //! ```
 //!
@@ -29,6 +30,8 @@ pub enum StorageKey<'a> {
     ChartRecords { space: &'a str, generation: &'a str, chart: &'a str },
     /// The record of one chart version.
     VersionRecord { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
+    /// The provenance file of one chart version, when it has one.
+    Provenance { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
     /// Prefix of all version records.
     AllRecords,
     /// Prefix of all archives.
@@ -38,6 +41,7 @@ pub enum StorageKey<'a> {
 }
 
 pub const JSON_SUFFIX: &str = ".json";
+pub const PROVENANCE_SUFFIX: &str = ".prov";
 
 impl StorageKey<'_> {
     pub fn path(&self) -> Path {
@@ -51,6 +55,9 @@ impl StorageKey<'_> {
             }
             Self::VersionRecord { space, generation, chart, version } => {
                 Path::from(format!("charts/{space}/{generation}/{chart}/{version}{JSON_SUFFIX}"))
+            }
+            Self::Provenance { space, generation, chart, version } => {
+                Path::from(format!("charts/{space}/{generation}/{chart}/{version}{PROVENANCE_SUFFIX}"))
             }
             Self::Blobs => Path::from("blobs/sha256"),
             Self::Blob { digest } => Path::from(format!("blobs/sha256/{}/{digest}", &digest[..2.min(digest.len())])),

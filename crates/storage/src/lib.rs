@@ -10,8 +10,10 @@
 //!   ETag so that a repeated listing costs one LIST and no GETs.
 
 pub mod backend;
+mod index;
 pub mod keys;
 pub mod locks;
 mod registry;
 
-pub use registry::{ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion};
+pub use index::RenderedIndex;
+pub use registry::{ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions};

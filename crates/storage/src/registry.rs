@@ -8,15 +8,16 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
-use chartyard_core::names::{check_name, compare_versions, parse_version};
+use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
 use chartyard_core::record::VersionRecord;
-use chartyard_core::{RegistryError, values, yaml};
+use chartyard_core::{RegistryError, provenance, values, yaml};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::index::{RenderedIndex, SpaceIndex};
 use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
 use crate::locks::{LockGuard, Locks};
 
@@ -98,6 +99,16 @@ impl VersionKey<'_> {
         .path()
     }
 
+    fn provenance_path(&self) -> Path {
+        StorageKey::Provenance {
+            space: self.space,
+            generation: &self.generation,
+            chart: self.chart,
+            version: self.version,
+        }
+        .path()
+    }
+
     fn id(&self) -> String {
         version_id(self.space, self.chart, self.version)
     }
@@ -108,6 +119,20 @@ pub struct Registry {
     options: RegistryOptions,
     locks: Locks,
     records: Mutex<HashMap<Path, CachedRecord>>,
+    /// Each space's index, loaded on first use and then kept current by this registry's
+    /// own writes.
+    indexes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<SpaceIndex>>>>>,
+    /// Makes index ETags differ between processes.
+    process_nonce: String,
+}
+
+/// How an upload treats an existing version and provenance.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// A provenance file to store with the chart; it must match the archive.
+    pub provenance: Option<Bytes>,
+    /// Replace the version if it exists instead of refusing with `AlreadyExists`.
+    pub overwrite: bool,
 }
 
 fn storage_error(e: object_store::Error) -> RegistryError {
@@ -139,7 +164,14 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
-        Self { store, options, locks, records: Mutex::default() }
+        Self {
+            store,
+            options,
+            locks,
+            records: Mutex::default(),
+            indexes: Mutex::default(),
+            process_nonce: new_generation(),
+        }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -177,7 +209,7 @@ impl Registry {
 
     /// Creates a space; `AlreadyExists` if it does.
     pub async fn create_space(&self, space: &str) -> Result<()> {
-        check_name("space", space)?;
+        check_new_space_name(space)?;
         match self.put_space_marker(space).await? {
             Some(_) => Ok(()),
             None => Err(RegistryError::AlreadyExists(space.to_string())),
@@ -203,6 +235,7 @@ impl Registry {
             if let Some(generation) = self.generation(space).await? {
                 return Ok(generation);
             }
+            check_new_space_name(space)?;
             if let Some(generation) = self.put_space_marker(space).await? {
                 return Ok(generation);
             }
@@ -222,6 +255,7 @@ impl Registry {
             }
             Err(e) => return Err(storage_error(e)),
         }
+        *self.index_slot(space).lock().await = None;
         self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await
     }
 
@@ -383,20 +417,42 @@ impl Registry {
     /// Stores a new version from an uploaded archive; `AlreadyExists` if the version does.
     /// Uploading into a missing space creates it.
     pub async fn upload(&self, space: &str, archive: Bytes) -> Result<StoredVersion> {
+        self.upload_with(space, archive, UploadOptions::default()).await
+    }
+
+    /// Stores a version from an uploaded archive, with its provenance file if given
+    /// (checked against the archive before anything is written), replacing an existing
+    /// version only when `overwrite` is set.
+    pub async fn upload_with(&self, space: &str, archive: Bytes, options: UploadOptions) -> Result<StoredVersion> {
         check_name("space", space)?;
         let chart = self.load_chart(archive.clone()).await?;
         let (name, version) = (chart.metadata.name.as_str(), chart.metadata.version.as_str());
-        let record = VersionRecord::new(&chart, archive::sha256_hex(&archive), archive.len() as u64, now_rfc3339());
-        self.put_blob(&record.digest, archive).await?;
+        let digest = archive::sha256_hex(&archive);
+        if let Some(prov) = &options.provenance {
+            provenance::parse(prov)?.check(name, version, &digest)?;
+        }
+        let record = VersionRecord::new(&chart, digest, archive.len() as u64, now_rfc3339());
+        self.put_blob(&record.digest, archive.clone()).await?;
         let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&key.path(), body.into(), opts).await {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                return Err(RegistryError::AlreadyExists(key.id()));
+        let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
+            Ok(_) => StoredVersion {
+                space: space.into(),
+                chart: name.into(),
+                version: version.into(),
+                record: Arc::new(record),
+            },
+            Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
+                let _lock = self.lock(&key).await?;
+                let current = self.current(&key).await?;
+                self.commit(&key, &chart, archive, current).await?
             }
+            Err(object_store::Error::AlreadyExists { .. }) => return Err(RegistryError::AlreadyExists(key.id())),
             Err(e) => return Err(storage_error(e)),
+        };
+        if let Some(prov) = options.provenance {
+            self.store.put(&key.provenance_path(), prov.into()).await.map_err(storage_error)?;
         }
         // A space deleted while we wrote: our record went to the old generation, where no
         // one will see it. Say so rather than claim the chart is stored.
@@ -404,7 +460,32 @@ impl Registry {
             let _ = self.store.delete(&key.path()).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
-        Ok(StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record: Arc::new(record) })
+        self.update_index(space, &key.generation, |index| index.insert(name, version, &stored.record)).await;
+        Ok(stored)
+    }
+
+    /// Stores a provenance file for the version it names; it must match that version's
+    /// archive.
+    pub async fn put_provenance(&self, space: &str, prov: Bytes) -> Result<StoredVersion> {
+        let claims = provenance::parse(&prov)?;
+        let key = self.locate(space, &claims.name, &claims.version).await?;
+        let _lock = self.lock(&key).await?;
+        let record = self.record_at(&key).await?;
+        claims.check(&claims.name, &claims.version, &record.digest)?;
+        self.store.put(&key.provenance_path(), prov.into()).await.map_err(storage_error)?;
+        Ok(StoredVersion { space: space.into(), chart: claims.name.clone(), version: claims.version.clone(), record })
+    }
+
+    /// The provenance file of a version; `NotFound` if it has none.
+    pub async fn provenance(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
+        let key = self.locate(space, chart, version).await?;
+        match self.store.get(&key.provenance_path()).await {
+            Ok(result) => result.bytes().await.map_err(storage_error),
+            Err(object_store::Error::NotFound { .. }) => {
+                Err(RegistryError::not_found(format!("provenance of {}", key.id())))
+            }
+            Err(e) => Err(storage_error(e)),
+        }
     }
 
     /// Replaces the archive of an existing version; the archive must hold that chart and
@@ -544,12 +625,71 @@ impl Registry {
             }
             Err(e) => return Err(storage_error(e)),
         }
-        Ok(StoredVersion {
-            space: key.space.into(),
-            chart: key.chart.into(),
-            version: key.version.into(),
-            record: Arc::new(record),
+        // A provenance file signs the old archive's digest: it no longer holds.
+        self.delete_if_present(&key.provenance_path()).await?;
+        let record = Arc::new(record);
+        self.update_index(key.space, &key.generation, |index| index.insert(key.chart, key.version, &record)).await;
+        Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
+    }
+
+    // ---- indexes ----
+
+    /// The repository index of a space, from ready bytes unless something changed.
+    pub async fn space_index(&self, space: &str) -> Result<Arc<RenderedIndex>> {
+        self.with_index(space, |index| Ok(index.rendered(&self.process_nonce))).await
+    }
+
+    /// The index entries of every chart in a space (name order, newest version first).
+    pub async fn index_entries(&self, space: &str) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>> {
+        self.with_index(space, |index| Ok(index.entries())).await
+    }
+
+    /// The index entries of one chart, newest version first.
+    pub async fn chart_index_entries(&self, space: &str, chart: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
+        check_name("chart", chart)?;
+        self.with_index(space, |index| {
+            index.chart_entries(chart).ok_or_else(|| RegistryError::not_found(format!("{space}/{chart}")))
         })
+        .await
+    }
+
+    fn index_slot(&self, space: &str) -> Arc<tokio::sync::Mutex<Option<SpaceIndex>>> {
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        indexes.entry(space.to_string()).or_default().clone()
+    }
+
+    /// Runs `f` on a space's index, building it from the records first if needed.
+    async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
+        check_name("space", space)?;
+        let slot = self.index_slot(space);
+        let mut loaded = slot.lock().await;
+        if loaded.is_none() {
+            let generation = self.require_generation(space).await?;
+            let mut index = SpaceIndex::new(generation.clone());
+            let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+            for stored in self.versions_under(&records).await? {
+                index.insert(&stored.chart, &stored.version, &stored.record)?;
+            }
+            *loaded = Some(index);
+        }
+        match loaded.as_mut() {
+            Some(index) => f(index),
+            None => Err(RegistryError::not_found(space)),
+        }
+    }
+
+    /// Applies a write to a loaded index of the same generation; any other loaded index is
+    /// dropped, to be rebuilt from storage when next asked for.
+    async fn update_index(&self, space: &str, generation: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<()>) {
+        let slot = self.index_slot(space);
+        let mut loaded = slot.lock().await;
+        let keep = match loaded.as_mut() {
+            Some(index) if index.generation == generation => f(index).is_ok(),
+            _ => false,
+        };
+        if !keep {
+            *loaded = None;
+        }
     }
 
     /// Stores archive bytes under their digest. Always written (not create-if-absent) so
@@ -567,10 +707,17 @@ impl Registry {
         let key = self.locate(space, chart, version).await?;
         let _lock = self.lock(&key).await?;
         match self.store.delete(&key.path()).await {
-            Ok(()) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => Err(RegistryError::not_found(key.id())),
-            Err(e) => Err(storage_error(e)),
+            Ok(()) => {}
+            Err(object_store::Error::NotFound { .. }) => return Err(RegistryError::not_found(key.id())),
+            Err(e) => return Err(storage_error(e)),
         }
+        self.delete_if_present(&key.provenance_path()).await?;
+        self.update_index(space, &key.generation, |index| {
+            index.remove(chart, version);
+            Ok(())
+        })
+        .await;
+        Ok(())
     }
 
     /// Deletes every version of a chart, all or nothing: every version's lock is taken
@@ -586,10 +733,15 @@ impl Registry {
             held.push(self.lock(key).await?);
         }
         for key in &keys {
-            match self.store.delete(&key.path()).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(storage_error(e)),
-            }
+            self.delete_if_present(&key.path()).await?;
+            self.delete_if_present(&key.provenance_path()).await?;
+        }
+        if let Some(key) = keys.first() {
+            self.update_index(space, &key.generation, |index| {
+                index.remove_chart(chart);
+                Ok(())
+            })
+            .await;
         }
         Ok(())
     }

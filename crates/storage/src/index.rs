@@ -1,0 +1,145 @@
+//! Per-space repository indexes, kept in memory and updated entry by entry.
+//!
+//! An index is built once per space from the version records (never from archives), then
+//! every write through this registry inserts or removes single entries. The full
+//! `index.yaml` is assembled from pre-rendered fragments when first asked for after a
+//! change, and served from those ready bytes until the next change.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use chartyard_core::RegistryError;
+use chartyard_core::index;
+use chartyard_core::names::compare_versions;
+use chartyard_core::record::VersionRecord;
+use serde_json::{Map, Value};
+
+/// A version string ordered by SemVer precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VersionOrder(pub String);
+
+impl Ord for VersionOrder {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_versions(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for VersionOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One version's index entry, as data and as a YAML fragment.
+struct IndexedVersion {
+    entry: Map<String, Value>,
+    yaml: String,
+}
+
+/// The ready bytes of an index.
+pub struct RenderedIndex {
+    pub yaml: Bytes,
+    pub json: Bytes,
+    /// Changes with every change of the index, and between processes.
+    pub etag: String,
+    yaml_gzip: OnceLock<Bytes>,
+}
+
+impl RenderedIndex {
+    /// `index.yaml` gzip-compressed, made on first request.
+    pub fn yaml_gzip(&self) -> Bytes {
+        self.yaml_gzip
+            .get_or_init(|| {
+                use std::io::Write;
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let _ = encoder.write_all(&self.yaml);
+                encoder.finish().unwrap_or_default().into()
+            })
+            .clone()
+    }
+}
+
+/// The index of one generation of a space.
+pub(crate) struct SpaceIndex {
+    pub generation: String,
+    charts: BTreeMap<String, BTreeMap<VersionOrder, IndexedVersion>>,
+    revision: u64,
+    rendered: Option<Arc<RenderedIndex>>,
+}
+
+impl SpaceIndex {
+    pub fn new(generation: String) -> Self {
+        Self { generation, charts: BTreeMap::new(), revision: 0, rendered: None }
+    }
+
+    pub fn insert(&mut self, chart: &str, version: &str, record: &VersionRecord) -> Result<(), RegistryError> {
+        let entry = index::entry(record, index::archive_url(chart, version));
+        let yaml = index::entry_yaml(&entry)?;
+        self.charts
+            .entry(chart.to_string())
+            .or_default()
+            .insert(VersionOrder(version.to_string()), IndexedVersion { entry, yaml });
+        self.changed();
+        Ok(())
+    }
+
+    pub fn remove(&mut self, chart: &str, version: &str) {
+        if let Some(versions) = self.charts.get_mut(chart) {
+            versions.remove(&VersionOrder(version.to_string()));
+            if versions.is_empty() {
+                self.charts.remove(chart);
+            }
+        }
+        self.changed();
+    }
+
+    pub fn remove_chart(&mut self, chart: &str) {
+        self.charts.remove(chart);
+        self.changed();
+    }
+
+    fn changed(&mut self) {
+        self.revision += 1;
+        self.rendered = None;
+    }
+
+    /// The entries of every chart, newest version first.
+    pub fn entries(&self) -> Vec<(String, Vec<Map<String, Value>>)> {
+        self.charts
+            .iter()
+            .map(|(name, versions)| (name.clone(), versions.values().rev().map(|v| v.entry.clone()).collect()))
+            .collect()
+    }
+
+    /// The entries of one chart, newest version first.
+    pub fn chart_entries(&self, chart: &str) -> Option<Vec<Map<String, Value>>> {
+        self.charts.get(chart).map(|versions| versions.values().rev().map(|v| v.entry.clone()).collect())
+    }
+
+    /// The ready bytes, assembled if anything changed since the last time.
+    pub fn rendered(&mut self, process_nonce: &str) -> Arc<RenderedIndex> {
+        if let Some(rendered) = &self.rendered {
+            return rendered.clone();
+        }
+        let generated = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        let charts = self.charts.iter().map(|(name, versions)| {
+            (name.as_str(), versions.values().rev().map(|v| v.yaml.as_str()).collect::<Vec<_>>())
+        });
+        let yaml = index::index_yaml(&generated, charts);
+        let charts = self
+            .charts
+            .iter()
+            .map(|(name, versions)| (name.as_str(), versions.values().rev().map(|v| &v.entry).collect()));
+        let json = index::index_json(&generated, charts);
+        let rendered = Arc::new(RenderedIndex {
+            yaml: yaml.into(),
+            json: json.into(),
+            etag: format!("\"{process_nonce}-{}-{}\"", self.generation, self.revision),
+            yaml_gzip: OnceLock::new(),
+        });
+        self.rendered = Some(rendered.clone());
+        rendered
+    }
+}
