@@ -61,15 +61,10 @@ pub fn index_yaml<'a>(generated: &str, charts: impl Iterator<Item = (&'a str, Ve
 }
 
 /// The same index as JSON (Helm 3.13+ reads either).
-pub fn index_json<'a>(
-    generated: &str,
-    charts: impl Iterator<Item = (&'a str, Vec<&'a Map<String, Value>>)>,
-) -> Vec<u8> {
+pub fn index_json(generated: &str, charts: Vec<(String, Vec<Map<String, Value>>)>) -> Vec<u8> {
     let entries: Map<String, Value> = charts
-        .map(|(name, versions)| {
-            let list = versions.into_iter().map(|e| Value::Object(e.clone())).collect();
-            (name.to_string(), Value::Array(list))
-        })
+        .into_iter()
+        .map(|(name, versions)| (name, Value::Array(versions.into_iter().map(Value::Object).collect())))
         .collect();
     let index = serde_json::json!({ "apiVersion": "v1", "entries": entries, "generated": generated });
     serde_json::to_vec(&index).unwrap_or_default()

@@ -32,10 +32,18 @@ impl PartialOrd for VersionOrder {
     }
 }
 
-/// One version's index entry, as data and as a YAML fragment.
+/// One version in the index: its record (shared with the record cache) and its entry
+/// pre-rendered as YAML.
 struct IndexedVersion {
-    entry: Map<String, Value>,
+    chart: String,
+    record: Arc<VersionRecord>,
     yaml: String,
+}
+
+impl IndexedVersion {
+    fn entry(&self) -> Map<String, Value> {
+        index::entry(&self.record, index::archive_url(&self.chart, &self.record.metadata.version))
+    }
 }
 
 /// The ready bytes of an index.
@@ -74,13 +82,10 @@ impl SpaceIndex {
         Self { generation, charts: BTreeMap::new(), revision: 0, rendered: None }
     }
 
-    pub fn insert(&mut self, chart: &str, version: &str, record: &VersionRecord) -> Result<(), RegistryError> {
-        let entry = index::entry(record, index::archive_url(chart, version));
-        let yaml = index::entry_yaml(&entry)?;
-        self.charts
-            .entry(chart.to_string())
-            .or_default()
-            .insert(VersionOrder(version.to_string()), IndexedVersion { entry, yaml });
+    pub fn insert(&mut self, chart: &str, version: &str, record: &Arc<VersionRecord>) -> Result<(), RegistryError> {
+        let yaml = index::entry_yaml(&index::entry(record, index::archive_url(chart, version)))?;
+        let indexed = IndexedVersion { chart: chart.to_string(), record: record.clone(), yaml };
+        self.charts.entry(chart.to_string()).or_default().insert(VersionOrder(version.to_string()), indexed);
         self.changed();
         Ok(())
     }
@@ -109,13 +114,13 @@ impl SpaceIndex {
     pub fn entries(&self) -> Vec<(String, Vec<Map<String, Value>>)> {
         self.charts
             .iter()
-            .map(|(name, versions)| (name.clone(), versions.values().rev().map(|v| v.entry.clone()).collect()))
+            .map(|(name, versions)| (name.clone(), versions.values().rev().map(IndexedVersion::entry).collect()))
             .collect()
     }
 
     /// The entries of one chart, newest version first.
     pub fn chart_entries(&self, chart: &str) -> Option<Vec<Map<String, Value>>> {
-        self.charts.get(chart).map(|versions| versions.values().rev().map(|v| v.entry.clone()).collect())
+        self.charts.get(chart).map(|versions| versions.values().rev().map(IndexedVersion::entry).collect())
     }
 
     /// The ready bytes, assembled if anything changed since the last time.
@@ -128,11 +133,7 @@ impl SpaceIndex {
             (name.as_str(), versions.values().rev().map(|v| v.yaml.as_str()).collect::<Vec<_>>())
         });
         let yaml = index::index_yaml(&generated, charts);
-        let charts = self
-            .charts
-            .iter()
-            .map(|(name, versions)| (name.as_str(), versions.values().rev().map(|v| &v.entry).collect()));
-        let json = index::index_json(&generated, charts);
+        let json = index::index_json(&generated, self.entries());
         let rendered = Arc::new(RenderedIndex {
             yaml: yaml.into(),
             json: json.into(),
