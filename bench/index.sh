@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Repository index cost as a space grows, in one run:
+#  - upload throughput with 10,000 and with 100,000 versions already in the space (the
+#    ratio shows whether an upload's cost grows with the repository; it should stay near 1);
+#  - index.yaml requests per second from chartyard, and from nginx serving the very same
+#    bytes as a static file (the ratio is chartyard / nginx; the goal is >= 0.8);
+#  - time to serve the first index.yaml after a restart;
+#  - chartyard's peak memory.
+# Usage: bench/index.sh [SMALL] [LARGE]   (defaults 10000 100000; needs nginx-light and wrk)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SMALL=${1:-10000}
+LARGE=${2:-100000}
+CHARTS=10
+
+cargo build --release --quiet --bin chartyard --example loadgen
+BIN=target/release/chartyard
+LOADGEN=target/release/examples/loadgen
+WORK=$(mktemp -d)
+chmod 755 "$WORK"
+cleanup() {
+  [[ -n ${CY_PID:-} ]] && kill "$CY_PID" 2>/dev/null || true
+  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/static" "$WORK/tmp"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+CY_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+CY="http://127.0.0.1:$CY_PORT"
+
+start_chartyard() {
+  CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/data" 2>>"$WORK/chartyard.log" &
+  CY_PID=$!
+  for _ in $(seq 100); do curl -sf "$CY/health" >/dev/null && return; sleep 0.05; done
+}
+peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$CY_PID/status"; }
+
+cat >"$WORK/nginx.conf" <<CONF
+user root;
+worker_processes $(nproc);
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
+  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
+  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/static; }
+}
+CONF
+nginx -c "$WORK/nginx.conf"
+start_chartyard
+
+# Fill the space to `target` versions, spread over $CHARTS charts, 1.0.N each.
+filled=0
+fill_to() {
+  local target=$1 per=$(( ($1 - filled) / CHARTS ))
+  for c in $(seq 0 $((CHARTS - 1))); do
+    "$LOADGEN" upload "$CY" bench "chart$c" $((filled / CHARTS)) "$per" 64 >/dev/null
+  done
+  filled=$target
+}
+rps() { wrk -t2 -c8 -d5s --timeout 30s "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+declare -A upload index_cy index_ng first_index index_bytes
+for size in "$SMALL" "$LARGE"; do
+  fill_to "$size"
+  # 1000 more uploads at concurrency 200 into a space of this size (new chart, same space)
+  upload[$size]=$(field "$("$LOADGEN" upload "$CY" bench "extra$size" 0 1000 200)" per_second)
+  filled=$((filled + 1000))
+  curl -sf "$CY/bench/index.yaml" -o "$WORK/static/index.yaml"
+  index_bytes[$size]=$(stat -c %s "$WORK/static/index.yaml")
+  index_cy[$size]=$(rps "$CY/bench/index.yaml")
+  index_ng[$size]=$(rps "http://127.0.0.1:$NGINX_PORT/index.yaml")
+  peak=$(peak_mib)
+  kill "$CY_PID"; wait "$CY_PID" 2>/dev/null || true
+  start_chartyard
+  first_index[$size]=$(curl -sf -o /dev/null -w '%{time_total}' "$CY/bench/index.yaml")
+  echo "size $size: upload ${upload[$size]}/s, index ${index_cy[$size]} vs nginx ${index_ng[$size]} req/s, first index after restart ${first_index[$size]} s, peak RSS before restart ${peak} MiB" >&2
+done
+
+echo "chartyard $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, $CHARTS charts, fsync on"
+echo "| versions in space | uploads/s (1000, 200 concurrent) | index.yaml size | chartyard index req/s | nginx req/s | ratio | first index after restart |"
+echo "|---|---|---|---|---|---|---|"
+for size in "$SMALL" "$LARGE"; do
+  ratio=$(python3 -c "print(f'{${index_cy[$size]} / ${index_ng[$size]}:.2f}')")
+  echo "| $size | ${upload[$size]} | $((index_bytes[$size] / 1024)) KiB | ${index_cy[$size]} | ${index_ng[$size]} | $ratio | ${first_index[$size]} s |"
+done
+python3 -c "print(f'upload ratio {$LARGE} / {$SMALL}: {${upload[$LARGE]} / ${upload[$SMALL]}:.2f}')"
+echo "chartyard peak RSS after the last restart and first index: $(peak_mib) MiB"
