@@ -40,8 +40,8 @@ async fn index_json(
     SpaceName(space): SpaceName,
     headers: HeaderMap,
 ) -> Result<Response, CmError> {
-    let index = app.registry.space_index(&space).await?;
-    Ok(index_response(&headers, &index.etag, "application/json", index.json.clone(), None))
+    let index = app.registry.space_index_json(&space).await?;
+    Ok(index_response(&headers, &index.etag, "application/json", index.json(), None))
 }
 
 /// An index answer with its ETag: 304 when the client has it already.

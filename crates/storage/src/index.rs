@@ -49,13 +49,20 @@ impl IndexedVersion {
 /// The ready bytes of an index.
 pub struct RenderedIndex {
     pub yaml: Bytes,
-    pub json: Bytes,
     /// Changes with every change of the index, and between processes.
     pub etag: String,
+    generated: String,
     yaml_gzip: OnceLock<Bytes>,
+    /// `index.json`, made on first request: few clients ask for it.
+    json: OnceLock<Bytes>,
 }
 
 impl RenderedIndex {
+    /// `index.json`; present when the index was fetched with `SpaceIndex::rendered_json`.
+    pub fn json(&self) -> Bytes {
+        self.json.get().cloned().unwrap_or_default()
+    }
+
     /// `index.yaml` gzip-compressed, made on first request.
     pub fn yaml_gzip(&self) -> Bytes {
         self.yaml_gzip
@@ -133,14 +140,21 @@ impl SpaceIndex {
             (name.as_str(), versions.values().rev().map(|v| v.yaml.as_str()).collect::<Vec<_>>())
         });
         let yaml = index::index_yaml(&generated, charts);
-        let json = index::index_json(&generated, self.entries());
         let rendered = Arc::new(RenderedIndex {
             yaml: yaml.into(),
-            json: json.into(),
             etag: format!("\"{process_nonce}-{}-{}\"", self.generation, self.revision),
+            generated,
             yaml_gzip: OnceLock::new(),
+            json: OnceLock::new(),
         });
         self.rendered = Some(rendered.clone());
+        rendered
+    }
+
+    /// The ready bytes with `index.json` made too.
+    pub fn rendered_json(&mut self, process_nonce: &str) -> Arc<RenderedIndex> {
+        let rendered = self.rendered(process_nonce);
+        rendered.json.get_or_init(|| index::index_json(&rendered.generated, self.entries()).into());
         rendered
     }
 }

@@ -639,6 +639,11 @@ impl Registry {
         self.with_index(space, |index| Ok(index.rendered(&self.process_nonce))).await
     }
 
+    /// The same, with `index.json` rendered too.
+    pub async fn space_index_json(&self, space: &str) -> Result<Arc<RenderedIndex>> {
+        self.with_index(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
+    }
+
     /// The index entries of every chart in a space (name order, newest version first).
     pub async fn index_entries(&self, space: &str) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>> {
         self.with_index(space, |index| Ok(index.entries())).await
