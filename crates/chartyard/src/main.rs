@@ -108,7 +108,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let app = chartyard_http::app(
-        registry,
+        registry.clone(),
         &HttpOptions {
             max_body_bytes: settings.max_upload_bytes,
             default_space: settings.default_space.clone(),
@@ -116,6 +116,14 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         },
     );
     runtime()?.block_on(async move {
+        // The default space answers at the root from the start, so `helm repo add` works
+        // against a fresh server.
+        if let Some(space) = &settings.default_space {
+            match registry.create_space(space).await {
+                Ok(()) | Err(chartyard_core::RegistryError::AlreadyExists(_)) => {}
+                Err(e) => anyhow::bail!("default space {space}: {e}"),
+            }
+        }
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
             .await

@@ -32,7 +32,12 @@ async fn index_yaml(
     let index = app.registry.space_index(&space).await?;
     // Helm sends no Accept-Encoding and does not decompress: gzip only when asked for.
     let gzipped = accepts_gzip(&headers).then(|| index.yaml_gzip());
-    Ok(index_response(&headers, &index.etag, "application/x-yaml", index.yaml.clone(), gzipped))
+    // Each encoding is its own representation, with its own tag.
+    let etag = match gzipped {
+        Some(_) => format!("{}-gzip\"", index.etag.trim_end_matches('"')),
+        None => index.etag.clone(),
+    };
+    Ok(index_response(&headers, &etag, "application/x-yaml", index.yaml.clone(), gzipped))
 }
 
 async fn index_json(

@@ -614,7 +614,13 @@ impl Registry {
         archive: Bytes,
         current: UpdateVersion,
     ) -> Result<StoredVersion> {
-        let record = VersionRecord::new(chart, archive::sha256_hex(&archive), archive.len() as u64, now_rfc3339());
+        // A version keeps the time it was first published, whatever replaces its archive.
+        let created = match self.record_at(key).await {
+            Ok(previous) => previous.created.clone(),
+            Err(RegistryError::NotFound(_)) => now_rfc3339(),
+            Err(e) => return Err(e),
+        };
+        let record = VersionRecord::new(chart, archive::sha256_hex(&archive), archive.len() as u64, created);
         self.put_blob(&record.digest, archive).await?;
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
