@@ -34,11 +34,11 @@ enum LogFormat {
 enum Command {
     /// Run the registry server.
     Serve(SettingsArgs),
-    /// Delete stored archives that no chart version refers to any more.
+    /// Delete stored blobs (archives, OCI manifests and configs) no chart version needs.
     Gc {
         #[command(flatten)]
         settings: SettingsArgs,
-        /// Keep unreferenced archives younger than this many seconds (uploads in flight).
+        /// Keep unreferenced blobs younger than this many seconds (uploads in flight).
         #[arg(long, default_value_t = 3600)]
         grace_seconds: u64,
     },
@@ -167,7 +167,7 @@ fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
     println!(
-        "referenced archives: {}, deleted archives: {} ({} bytes), deleted records of deleted spaces: {}",
+        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}",
         report.referenced_blobs, report.deleted_blobs, report.deleted_bytes, report.deleted_stale_records
     );
     Ok(())

@@ -10,6 +10,7 @@ pub mod error;
 pub mod index;
 pub mod metadata;
 pub mod names;
+pub mod oci;
 pub mod paging;
 pub mod provenance;
 pub mod record;

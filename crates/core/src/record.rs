@@ -21,11 +21,37 @@ pub struct VersionRecord {
     /// The subcharts inside the archive, nested.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subcharts: Vec<MetadataTree>,
+    /// The version's OCI manifest, stored as a blob when the version was stored (pushed
+    /// byte-exact over OCI, or written by the registry), so its digest never changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestRef>,
+}
+
+/// Where a version's OCI manifest is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestRef {
+    /// `sha256:<hex>` of the manifest bytes.
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    /// `sha256:<hex>` of the config blob.
+    pub config: String,
+    /// `sha256:<hex>` of a provenance layer, when the manifest has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 impl VersionRecord {
     pub fn new(chart: &Chart, digest: String, size: u64, created: String) -> Self {
-        Self { digest, size, created, metadata: chart.metadata.clone(), subcharts: chart.subchart_trees() }
+        Self {
+            digest,
+            size,
+            created,
+            metadata: chart.metadata.clone(),
+            subcharts: chart.subchart_trees(),
+            manifest: None,
+        }
     }
 
     /// The seed's metadata object for this version.

@@ -96,7 +96,7 @@ async fn upload(
     let overwrite = force && app.allow_overwrite;
     let saved = match (chart, provenance) {
         (Some(chart), provenance) if !chart.is_empty() => {
-            let options = UploadOptions { provenance, overwrite };
+            let options = UploadOptions { provenance, overwrite, ..Default::default() };
             app.registry.upload_with(&space, chart, options).await.map_err(|e| match e {
                 RegistryError::AlreadyExists(_) => CmError::new(StatusCode::CONFLICT, "file already exists"),
                 e => e.into(),

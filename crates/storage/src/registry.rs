@@ -9,7 +9,8 @@ use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
 use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
-use chartyard_core::record::VersionRecord;
+use chartyard_core::oci::{self, Descriptor};
+use chartyard_core::record::{ManifestRef, VersionRecord};
 use chartyard_core::{RegistryError, provenance, values, yaml};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -133,6 +134,9 @@ pub struct UploadOptions {
     pub provenance: Option<Bytes>,
     /// Replace the version if it exists instead of refusing with `AlreadyExists`.
     pub overwrite: bool,
+    /// The OCI manifest the chart was pushed with, stored byte-exact; without one the
+    /// registry writes a manifest of its own.
+    pub manifest: Option<Bytes>,
 }
 
 fn storage_error(e: object_store::Error) -> RegistryError {
@@ -153,6 +157,17 @@ fn new_generation() -> String {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let random = RandomState::new().hash_one(nanos);
     format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
+}
+
+/// The hex digests of every blob a version needs: its archive, and its OCI manifest,
+/// config and provenance layer.
+fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
+    let mut blobs = vec![record.digest.clone()];
+    if let Some(manifest) = &record.manifest {
+        let digests = [Some(&manifest.digest), Some(&manifest.config), manifest.provenance.as_ref()];
+        blobs.extend(digests.into_iter().flatten().filter_map(|d| oci::parse_digest(d).ok()).map(str::to_string));
+    }
+    blobs
 }
 
 /// Runs chart parsing on a blocking thread: it is CPU work that must not stall the
@@ -431,8 +446,7 @@ impl Registry {
         if let Some(prov) = &options.provenance {
             provenance::parse(prov)?.check(name, version, &digest)?;
         }
-        let record = VersionRecord::new(&chart, digest, archive.len() as u64, now_rfc3339());
-        self.put_blob(&record.digest, archive.clone()).await?;
+        let record = self.prepare(&chart, archive.clone(), options.provenance.as_ref(), options.manifest).await?;
         let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
@@ -446,7 +460,7 @@ impl Registry {
             Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
-                self.commit(&key, &chart, archive, current).await?
+                self.commit_record(&key, record, current).await?
             }
             Err(object_store::Error::AlreadyExists { .. }) => return Err(RegistryError::AlreadyExists(key.id())),
             Err(e) => return Err(storage_error(e)),
@@ -614,14 +628,83 @@ impl Registry {
         archive: Bytes,
         current: UpdateVersion,
     ) -> Result<StoredVersion> {
-        // A version keeps the time it was first published, whatever replaces its archive.
-        let created = match self.record_at(key).await {
-            Ok(previous) => previous.created.clone(),
-            Err(RegistryError::NotFound(_)) => now_rfc3339(),
-            Err(e) => return Err(e),
+        let record = self.prepare(chart, archive, None, None).await?;
+        self.commit_record(key, record, current).await
+    }
+
+    /// Writes everything a version's record refers to (archive, OCI config and manifest,
+    /// provenance layer) and answers the record, not yet written.
+    async fn prepare(
+        &self,
+        chart: &Chart,
+        archive: Bytes,
+        provenance: Option<&Bytes>,
+        pushed_manifest: Option<Bytes>,
+    ) -> Result<VersionRecord> {
+        let mut record = VersionRecord::new(chart, archive::sha256_hex(&archive), archive.len() as u64, now_rfc3339());
+        let chart_layer = Descriptor {
+            media_type: oci::HELM_CHART_MEDIA_TYPE.into(),
+            digest: format!("sha256:{}", record.digest),
+            size: record.size,
+            artifact_type: None,
+            annotations: None,
         };
-        let record = VersionRecord::new(chart, archive::sha256_hex(&archive), archive.len() as u64, created);
         self.put_blob(&record.digest, archive).await?;
+        let manifest = match pushed_manifest {
+            Some(bytes) => bytes,
+            None => {
+                let config = Bytes::from(oci::chart_config(&chart.metadata));
+                let config_layer = Descriptor {
+                    media_type: oci::HELM_CONFIG_MEDIA_TYPE.into(),
+                    digest: oci::digest_of(&config),
+                    size: config.len() as u64,
+                    artifact_type: None,
+                    annotations: None,
+                };
+                self.put_blob(oci::parse_digest(&config_layer.digest)?, config).await?;
+                let provenance_layer = match provenance {
+                    Some(prov) => {
+                        let digest = oci::digest_of(prov);
+                        self.put_blob(oci::parse_digest(&digest)?, prov.clone()).await?;
+                        Some(Descriptor {
+                            media_type: oci::HELM_PROVENANCE_MEDIA_TYPE.into(),
+                            digest,
+                            size: prov.len() as u64,
+                            artifact_type: None,
+                            annotations: None,
+                        })
+                    }
+                    None => None,
+                };
+                oci::chart_manifest(&config_layer, &chart_layer, provenance_layer.as_ref()).into()
+            }
+        };
+        let parsed = oci::Manifest::parse(&manifest, None)?;
+        let digest = oci::digest_of(&manifest);
+        record.manifest = Some(ManifestRef {
+            digest: digest.clone(),
+            size: manifest.len() as u64,
+            media_type: parsed.media_type.clone().unwrap_or_else(|| oci::OCI_MANIFEST_MEDIA_TYPE.into()),
+            config: parsed.config.as_ref().map(|c| c.digest.clone()).unwrap_or_default(),
+            provenance: parsed.provenance_layer().map(|l| l.digest.clone()),
+        });
+        self.put_blob(oci::parse_digest(&digest)?, manifest).await?;
+        Ok(record)
+    }
+
+    /// Replaces a version's record with a prepared one; the caller holds its lock.
+    async fn commit_record(
+        &self,
+        key: &VersionKey<'_>,
+        mut record: VersionRecord,
+        current: UpdateVersion,
+    ) -> Result<StoredVersion> {
+        // A version keeps the time it was first published, whatever replaces its archive.
+        match self.record_at(key).await {
+            Ok(previous) => record.created = previous.created.clone(),
+            Err(RegistryError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
@@ -784,8 +867,10 @@ impl Registry {
                 report.deleted_stale_records += 1;
             }
         }
-        let referenced: HashSet<String> =
-            self.read_records(live).await?.into_iter().map(|(_, record)| record.digest.clone()).collect();
+        let mut referenced = HashSet::new();
+        for (_, record) in self.read_records(live).await? {
+            referenced.extend(referenced_blobs(&record));
+        }
         report.referenced_blobs = referenced.len();
         let blobs: Vec<ObjectMeta> =
             self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
