@@ -87,6 +87,7 @@ mod tests {
             created: "2026-01-01T00:00:00Z".into(),
             metadata,
             subcharts: vec![],
+            manifest: None,
         }
     }
 
