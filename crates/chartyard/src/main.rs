@@ -94,6 +94,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
     let options = RegistryOptions {
         lock_timeout: settings.lock_timeout,
         conditional_updates: opened.conditional_updates,
+        max_blob_bytes: settings.max_upload_bytes,
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))

@@ -5,6 +5,7 @@
 pub mod api_v1;
 pub mod chartmuseum;
 pub mod error;
+pub mod oci;
 pub mod repo;
 mod space;
 
@@ -28,8 +29,11 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The space served at the root (`/index.yaml`, `/api/charts`), if any.
     pub default_space: Option<String>,
-    /// Whether ChartMuseum's `?force` may overwrite an existing version.
+    /// Whether ChartMuseum's `?force` (and an OCI push of an existing version) may
+    /// overwrite it.
     pub allow_overwrite: bool,
+    /// Largest OCI manifest accepted.
+    pub max_manifest_bytes: usize,
 }
 
 /// Settings of the HTTP layer.
@@ -51,12 +55,17 @@ impl Default for HttpOptions {
 
 /// The whole HTTP application; tests drive it over a real socket.
 pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
-    let state =
-        AppState { registry, default_space: options.default_space.clone(), allow_overwrite: options.allow_overwrite };
+    let state = AppState {
+        registry,
+        default_space: options.default_space.clone(),
+        allow_overwrite: options.allow_overwrite,
+        max_manifest_bytes: 4 * 1024 * 1024,
+    };
     let mut router = Router::new()
         .nest("/api/v1", api_v1::routes())
         .merge(chartmuseum::routes("/api/{space}"))
-        .merge(repo::routes("/{space}"));
+        .merge(repo::routes("/{space}"))
+        .merge(oci::routes());
     if options.default_space.is_some() {
         router = router.merge(chartmuseum::routes("/api")).merge(repo::routes(""));
     }

@@ -4,7 +4,11 @@
 //! spaces/{space}.json                                  space marker: {"created","generation"}
 //! charts/{space}/{generation}/{chart}/{version}.json   version record
 //! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, if any
-//! blobs/sha256/{hex[0..2]}/{hex}                       chart archive, content-addressed
+//! blobs/sha256/{hex[0..2]}/{hex}                       every blob (archives, OCI manifests,
+//!                                                      configs, layers), content-addressed
+//! oci/{space}/{generation}/{name}/manifests/{hex}.json a manifest known in an OCI repository
+//! oci/{space}/{generation}/{name}/tags/{tag}.json      a tag of a non-chart artifact
+//! uploads/{id}/session.json, uploads/{id}/part-{offset} a blob upload in progress
 //! ```
 //!
 //! A space exists iff its marker does; a version exists iff its record exists under the
@@ -34,6 +38,24 @@ pub enum StorageKey<'a> {
     Provenance { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
     /// Prefix of all version records.
     AllRecords,
+    /// Prefix of every OCI repository of one generation of a space.
+    SpaceRepositories { space: &'a str, generation: &'a str },
+    /// A manifest known in an OCI repository (its bytes are a blob): `{mediaType, ...}`.
+    RepositoryManifest { space: &'a str, generation: &'a str, name: &'a str, digest: &'a str },
+    /// Prefix of the manifests known in an OCI repository.
+    RepositoryManifests { space: &'a str, generation: &'a str, name: &'a str },
+    /// A tag of an artifact that is not a chart version: `{"digest"}`.
+    RepositoryTag { space: &'a str, generation: &'a str, name: &'a str, tag: &'a str },
+    /// Prefix of those tags.
+    RepositoryTags { space: &'a str, generation: &'a str, name: &'a str },
+    /// Prefix of every OCI repository.
+    AllRepositories,
+    /// The state of a blob upload session.
+    UploadSession { id: &'a str },
+    /// A chunk of a blob upload, by its offset.
+    UploadPart { id: &'a str, offset: u64 },
+    /// Prefix of everything of an upload session.
+    Upload { id: &'a str },
     /// Prefix of all archives.
     Blobs,
     /// An archive, by sha256 hex digest.
@@ -59,6 +81,23 @@ impl StorageKey<'_> {
             Self::Provenance { space, generation, chart, version } => {
                 Path::from(format!("charts/{space}/{generation}/{chart}/{version}{PROVENANCE_SUFFIX}"))
             }
+            Self::SpaceRepositories { space, generation } => Path::from(format!("oci/{space}/{generation}")),
+            Self::RepositoryManifest { space, generation, name, digest } => {
+                Path::from(format!("oci/{space}/{generation}/{name}/manifests/{digest}{JSON_SUFFIX}"))
+            }
+            Self::RepositoryManifests { space, generation, name } => {
+                Path::from(format!("oci/{space}/{generation}/{name}/manifests"))
+            }
+            Self::RepositoryTag { space, generation, name, tag } => {
+                Path::from(format!("oci/{space}/{generation}/{name}/tags/{tag}{JSON_SUFFIX}"))
+            }
+            Self::RepositoryTags { space, generation, name } => {
+                Path::from(format!("oci/{space}/{generation}/{name}/tags"))
+            }
+            Self::AllRepositories => Path::from("oci"),
+            Self::UploadSession { id } => Path::from(format!("uploads/{id}/session{JSON_SUFFIX}")),
+            Self::UploadPart { id, offset } => Path::from(format!("uploads/{id}/part-{offset:020}")),
+            Self::Upload { id } => Path::from(format!("uploads/{id}")),
             Self::Blobs => Path::from("blobs/sha256"),
             Self::Blob { digest } => Path::from(format!("blobs/sha256/{}/{digest}", &digest[..2.min(digest.len())])),
         }

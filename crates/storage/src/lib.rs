@@ -13,6 +13,7 @@ pub mod backend;
 mod index;
 pub mod keys;
 pub mod locks;
+pub mod oci;
 mod registry;
 
 pub use index::RenderedIndex;

@@ -34,11 +34,18 @@ pub struct RegistryOptions {
     /// Whether the store supports compare-and-swap writes (`PutMode::Update`); where it
     /// does, changing a version is safe across processes, not only within one.
     pub conditional_updates: bool,
+    /// Largest blob an OCI client may upload.
+    pub max_blob_bytes: usize,
 }
 
 impl Default for RegistryOptions {
     fn default() -> Self {
-        Self { lock_timeout: Duration::ZERO, limits: Limits::default(), conditional_updates: false }
+        Self {
+            lock_timeout: Duration::ZERO,
+            limits: Limits::default(),
+            conditional_updates: false,
+            max_blob_bytes: 20 * 1024 * 1024,
+        }
     }
 }
 
@@ -116,8 +123,8 @@ impl VersionKey<'_> {
 }
 
 pub struct Registry {
-    store: Arc<dyn ObjectStore>,
-    options: RegistryOptions,
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) options: RegistryOptions,
     locks: Locks,
     records: Mutex<HashMap<Path, CachedRecord>>,
     /// Each space's index, loaded on first use and then kept current by this registry's
@@ -139,11 +146,11 @@ pub struct UploadOptions {
     pub manifest: Option<Bytes>,
 }
 
-fn storage_error(e: object_store::Error) -> RegistryError {
+pub(crate) fn storage_error(e: object_store::Error) -> RegistryError {
     RegistryError::internal(format!("storage: {e}"))
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
 
@@ -153,7 +160,7 @@ fn version_id(space: &str, chart: &str, version: &str) -> String {
 
 /// A fresh generation id: the time, and randomness from the standard library's
 /// randomly keyed hasher, so that replicas creating spaces at once do not collide.
-fn new_generation() -> String {
+pub(crate) fn new_generation() -> String {
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let random = RandomState::new().hash_one(nanos);
     format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
@@ -204,7 +211,7 @@ impl Registry {
     }
 
     /// The current generation of a space, `None` if the space does not exist.
-    async fn generation(&self, space: &str) -> Result<Option<String>> {
+    pub(crate) async fn generation(&self, space: &str) -> Result<Option<String>> {
         check_name("space", space)?;
         let location = StorageKey::SpaceMarker { space }.path();
         let bytes = match self.store.get(&location).await {
@@ -218,7 +225,7 @@ impl Registry {
     }
 
     /// The current generation of a space that must exist.
-    async fn require_generation(&self, space: &str) -> Result<String> {
+    pub(crate) async fn require_generation(&self, space: &str) -> Result<String> {
         self.generation(space).await?.ok_or_else(|| RegistryError::not_found(space))
     }
 
@@ -244,7 +251,7 @@ impl Registry {
     }
 
     /// The generation of a space, creating the space if it does not exist.
-    async fn ensure_space(&self, space: &str) -> Result<String> {
+    pub(crate) async fn ensure_space(&self, space: &str) -> Result<String> {
         // A space deleted between our create attempt and our read is simply tried again.
         for _ in 0..3 {
             if let Some(generation) = self.generation(space).await? {
@@ -271,10 +278,11 @@ impl Registry {
             Err(e) => return Err(storage_error(e)),
         }
         *self.index_slot(space).lock().await = None;
-        self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await
+        self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await?;
+        self.delete_prefix(&StorageKey::SpaceRepositories { space, generation: &generation }.path()).await
     }
 
-    async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
+    pub(crate) async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
         let locations = self.store.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
         self.store.delete_stream(locations).try_for_each(|_| async { Ok(()) }).await.or_else(|e| match e {
             object_store::Error::NotFound { .. } => Ok(()),
@@ -600,7 +608,7 @@ impl Registry {
     }
 
     /// Parses an archive under the configured limits.
-    async fn load_chart(&self, archive: Bytes) -> Result<Chart> {
+    pub(crate) async fn load_chart(&self, archive: Bytes) -> Result<Chart> {
         let limits = self.options.limits;
         blocking(move || archive::load(&archive, &limits)).await
     }
@@ -788,7 +796,7 @@ impl Registry {
 
     /// Stores archive bytes under their digest. Always written (not create-if-absent) so
     /// that a blob in use is fresh and garbage collection's grace period protects it.
-    async fn put_blob(&self, digest: &str, archive: Bytes) -> Result<()> {
+    pub(crate) async fn put_blob(&self, digest: &str, archive: Bytes) -> Result<()> {
         self.store
             .put(&StorageKey::Blob { digest }.path(), PutPayload::from(archive))
             .await
@@ -871,6 +879,15 @@ impl Registry {
         for (_, record) in self.read_records(live).await? {
             referenced.extend(referenced_blobs(&record));
         }
+        referenced.extend(self.repository_blobs(&generations).await?);
+        // Upload sessions nobody finished.
+        let uploads: Vec<ObjectMeta> =
+            self.store.list(Some(&Path::from("uploads"))).try_collect().await.map_err(storage_error)?;
+        for upload in uploads {
+            if SystemTime::from(upload.last_modified) < cutoff {
+                self.delete_if_present(&upload.location).await?;
+            }
+        }
         report.referenced_blobs = referenced.len();
         let blobs: Vec<ObjectMeta> =
             self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
@@ -896,7 +913,7 @@ impl Registry {
         Ok(report)
     }
 
-    async fn delete_if_present(&self, location: &Path) -> Result<bool> {
+    pub(crate) async fn delete_if_present(&self, location: &Path) -> Result<bool> {
         match self.store.delete(location).await {
             Ok(()) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),

@@ -1,0 +1,320 @@
+//! The OCI distribution API under `/v2/`: `helm push`/`pull oci://` and any OCI client.
+//! Repository names are `{space}/{name}`; the path after `/v2/` is parsed here rather
+//! than by nested route patterns, since names contain slashes.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use chartyard_core::RegistryError;
+use chartyard_core::oci;
+use chartyard_storage::oci::{ByteStream, OciError, OciErrorKind};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+
+use crate::AppState;
+
+const API_VERSION_HEADER: &str = "docker-distribution-api-version";
+const DIGEST_HEADER: &str = "docker-content-digest";
+const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v2", get(version_check)).route("/v2/", get(version_check)).route("/v2/{*rest}", any(dispatch))
+}
+
+async fn version_check() -> Response {
+    ([(API_VERSION_HEADER, "registry/2.0")], axum::Json(json!({}))).into_response()
+}
+
+/// An error in the spec's shape: `{"errors":[{"code","message","detail"}]}`.
+struct Error(OciError);
+
+impl From<OciError> for Error {
+    fn from(error: OciError) -> Self {
+        Self(error)
+    }
+}
+
+impl From<RegistryError> for Error {
+    fn from(error: RegistryError) -> Self {
+        Self(error.into())
+    }
+}
+
+fn error(kind: OciErrorKind, message: impl Into<String>) -> Error {
+    Error(OciError::new(kind, message))
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        use OciErrorKind::*;
+        let (status, code) = match self.0.kind {
+            BlobUnknown => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+            BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+            BlobUploadInvalid => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+            DigestInvalid => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            ManifestBlobUnknown => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+            ManifestInvalid => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+            ManifestUnknown => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+            NameInvalid => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+            NameUnknown => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            SizeInvalid => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+            RangeInvalid => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            Denied => (StatusCode::FORBIDDEN, "DENIED"),
+            Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
+            Other => match &self.0.source {
+                Some(RegistryError::Invalid(_)) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+                Some(RegistryError::NotFound(_)) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+                Some(RegistryError::AlreadyExists(_)) => (StatusCode::FORBIDDEN, "DENIED"),
+                Some(RegistryError::Locked(_)) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+                Some(RegistryError::TooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+                Some(RegistryError::Internal(detail)) => {
+                    tracing::error!(error = %detail, "OCI request failed");
+                    let body =
+                        json!({"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": null}]});
+                    return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+                }
+                None => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+            },
+        };
+        let body = json!({"errors": [{"code": code, "message": self.0.message, "detail": null}]});
+        (status, [(API_VERSION_HEADER, "registry/2.0")], axum::Json(body)).into_response()
+    }
+}
+
+/// What the path after `/v2/` asks for.
+enum Target<'a> {
+    Tags,
+    Manifest(&'a str),
+    Blob(&'a str),
+    Upload(&'a str),
+    Referrers(&'a str),
+}
+
+/// Splits `{name}/{operation}`; `name` is `{space}/{repository}`.
+fn parse(rest: &str) -> Result<(&str, &str, Target<'_>), Error> {
+    let (name, target) = if let Some(name) = rest.strip_suffix("/tags/list") {
+        (name, Target::Tags)
+    } else if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
+        (name, Target::Upload(id))
+    } else if let Some(name) = rest.strip_suffix("/blobs/uploads") {
+        (name, Target::Upload(""))
+    } else if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
+        (name, Target::Manifest(reference))
+    } else if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
+        (name, Target::Blob(digest))
+    } else if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
+        (name, Target::Referrers(digest))
+    } else {
+        return Err(error(OciErrorKind::Unsupported, format!("/v2/{rest} is not an OCI distribution endpoint")));
+    };
+    match name.split_once('/') {
+        Some((space, repository)) if !repository.contains('/') => Ok((space, repository, target)),
+        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {name:?} must be {{space}}/{{name}}"))),
+    }
+}
+
+async fn dispatch(
+    State(app): State<AppState>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    request: Request,
+) -> Result<Response, Error> {
+    let method = request.method().clone();
+    let (space, name, target) = parse(&rest)?;
+    let (space, name) = (space.to_string(), name.to_string());
+    let base = format!("/v2/{space}/{name}");
+    let registry = &app.registry;
+    match (target, method) {
+        (Target::Tags, Method::GET) => tags(&app, &space, &name, &query).await,
+        (Target::Manifest(reference), method @ (Method::GET | Method::HEAD)) => {
+            let manifest = registry.get_manifest(&space, &name, reference).await?;
+            let headers = [
+                (header::CONTENT_TYPE, manifest.media_type),
+                (header::CONTENT_LENGTH, manifest.bytes.len().to_string()),
+                (header::HeaderName::from_static(DIGEST_HEADER), manifest.digest.clone()),
+                (header::ETAG, format!("\"{}\"", manifest.digest)),
+            ];
+            let body = if method == Method::HEAD { Body::empty() } else { Body::from(manifest.bytes) };
+            Ok((headers, body).into_response())
+        }
+        (Target::Manifest(reference), Method::PUT) => {
+            let reference = reference.to_string();
+            let content_type = content_type(request.headers());
+            let bytes = axum::body::to_bytes(request.into_body(), app.max_manifest_bytes)
+                .await
+                .map_err(|e| error(OciErrorKind::SizeInvalid, format!("manifest body: {e}")))?;
+            let subject =
+                oci::Manifest::parse(&bytes, content_type.as_deref()).ok().and_then(|m| m.subject.map(|s| s.digest));
+            let digest = registry
+                .put_manifest(&space, &name, &reference, bytes, content_type.as_deref(), app.allow_overwrite)
+                .await?;
+            let mut response = created(&format!("{base}/manifests/{digest}"), &digest);
+            if let Some(subject) = subject.and_then(|s| HeaderValue::from_str(&s).ok()) {
+                response.headers_mut().insert("oci-subject", subject);
+            }
+            Ok(response)
+        }
+        (Target::Manifest(reference), Method::DELETE) => {
+            registry.delete_manifest(&space, &name, reference).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Target::Blob(digest), method @ (Method::GET | Method::HEAD)) => {
+            let range = parse_range(request.headers())?;
+            let blob = registry.open_blob(&space, &name, digest, range).await?;
+            let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+            let mut headers = vec![
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (header::CONTENT_LENGTH, (blob.range.end - blob.range.start).to_string()),
+                (header::HeaderName::from_static(DIGEST_HEADER), digest.to_string()),
+                (header::ACCEPT_RANGES, "bytes".to_string()),
+            ];
+            if range.is_some() {
+                headers.push((
+                    header::CONTENT_RANGE,
+                    format!("bytes {}-{}/{}", blob.range.start, blob.range.end - 1, blob.size),
+                ));
+            }
+            let body = if method == Method::HEAD { Body::empty() } else { Body::from_stream(blob.body) };
+            let mut response = (status, body).into_response();
+            for (name, value) in headers {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            Ok(response)
+        }
+        (Target::Blob(_), Method::DELETE) => Err(error(
+            OciErrorKind::Unsupported,
+            "blobs are not deleted one by one; unreferenced blobs are reclaimed by `chartyard gc`",
+        )),
+        (Target::Upload(""), Method::POST) => {
+            if let (Some(digest), Some(_from)) = (query.get("mount"), query.get("from"))
+                && registry.mount_blob(&space, &name, digest).await?
+            {
+                return Ok(created(&format!("{base}/blobs/{digest}"), digest));
+            }
+            if let Some(digest) = query.get("digest") {
+                registry.put_whole_blob(&space, &name, digest, body_stream(request)).await?;
+                return Ok(created(&format!("{base}/blobs/{digest}"), digest));
+            }
+            let id = registry.start_upload(&space, &name).await?;
+            Ok(upload_accepted(&base, &id, 0))
+        }
+        (Target::Upload(id), Method::PATCH) if !id.is_empty() => {
+            let id = id.to_string();
+            let start = content_range_start(request.headers())?;
+            let end = registry.append_upload(&space, &name, &id, start, body_stream(request)).await?;
+            Ok(upload_accepted(&base, &id, end))
+        }
+        (Target::Upload(id), Method::PUT) if !id.is_empty() => {
+            let id = id.to_string();
+            let digest = query.get("digest").ok_or_else(|| error(OciErrorKind::DigestInvalid, "PUT needs ?digest="))?;
+            registry.finish_upload(&space, &name, &id, digest, body_stream(request)).await?;
+            Ok(created(&format!("{base}/blobs/{digest}"), digest))
+        }
+        (Target::Upload(id), Method::GET) if !id.is_empty() => {
+            let end = registry.upload_offset(&space, &name, id).await?;
+            let mut response = upload_accepted(&base, id, end);
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            Ok(response)
+        }
+        (Target::Upload(id), Method::DELETE) if !id.is_empty() => {
+            registry.cancel_upload(&space, &name, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Target::Referrers(digest), Method::GET) => {
+            let artifact_type = query.get("artifactType").map(String::as_str);
+            let manifests = registry.referrers(&space, &name, digest, artifact_type).await?;
+            let index = json!({ "schemaVersion": 2, "mediaType": oci::OCI_INDEX_MEDIA_TYPE, "manifests": manifests });
+            let mut response = ([(header::CONTENT_TYPE, oci::OCI_INDEX_MEDIA_TYPE)], index.to_string()).into_response();
+            if artifact_type.is_some() {
+                response.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
+            }
+            Ok(response)
+        }
+        (_, method) => Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{rest}"))),
+    }
+}
+
+/// `GET tags/list` with `n` and `last`, and a `Link` to the next page.
+async fn tags(app: &AppState, space: &str, name: &str, query: &HashMap<String, String>) -> Result<Response, Error> {
+    let mut tags = app.registry.tags(space, name).await?;
+    if let Some(last) = query.get("last") {
+        tags.retain(|t| t.as_str() > last.as_str());
+    }
+    let mut next = None;
+    if let Some(n) = query.get("n") {
+        let n: usize = n.parse().map_err(|_| error(OciErrorKind::Unsupported, "n must be a number"))?;
+        if tags.len() > n {
+            tags.truncate(n);
+            next = tags.last().map(|last| format!("</v2/{space}/{name}/tags/list?n={n}&last={last}>; rel=\"next\""));
+        }
+    }
+    let mut response = axum::Json(json!({ "name": format!("{space}/{name}"), "tags": tags })).into_response();
+    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+fn created(location: &str, digest: &str) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, location.to_string()),
+            (header::HeaderName::from_static(DIGEST_HEADER), digest.to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn upload_accepted(base: &str, id: &str, end: u64) -> Response {
+    let range = if end == 0 { "0-0".to_string() } else { format!("0-{}", end - 1) };
+    (
+        StatusCode::ACCEPTED,
+        [
+            (header::LOCATION, format!("{base}/blobs/uploads/{id}")),
+            (header::RANGE, range),
+            (header::HeaderName::from_static(UPLOAD_UUID_HEADER), id.to_string()),
+            (header::CONTENT_LENGTH, "0".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+}
+
+fn body_stream(request: Request) -> ByteStream {
+    request.into_body().into_data_stream().map_err(|e| e.to_string()).boxed()
+}
+
+/// `Range: bytes=start-[end]` of a blob GET.
+fn parse_range(headers: &HeaderMap) -> Result<Option<(u64, Option<u64>)>, Error> {
+    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {value:?} is not bytes=start-end"));
+    let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
+    let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
+    let start = start.parse().map_err(|_| invalid())?;
+    let end = if end.is_empty() { None } else { Some(end.parse().map_err(|_| invalid())?) };
+    Ok(Some((start, end)))
+}
+
+/// The start of a PATCH chunk's `Content-Range: start-end`, when the client sends one.
+fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, Error> {
+    let Some(value) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let spec = value.trim_start_matches("bytes ").trim_start_matches("bytes=");
+    let start = spec.split(['-', '/']).next().and_then(|s| s.parse().ok());
+    start
+        .map(Some)
+        .ok_or_else(|| error(OciErrorKind::RangeInvalid, format!("Content-Range {value:?} is not start-end")))
+}
