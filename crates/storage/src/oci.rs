@@ -379,7 +379,7 @@ impl Registry {
             .map_err(storage_error)?;
         let Some(tag) = tag else { return Ok(digest) };
         if manifest.is_helm_chart() {
-            self.put_chart_manifest(space, name, tag, &manifest, bytes, &digest, overwrite).await?;
+            self.put_chart_manifest(space, name, tag, &manifest, bytes, overwrite).await?;
         } else {
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag };
             let body = serde_json::to_vec(&TagLink { digest: digest.clone() }).map_err(RegistryError::internal)?;
@@ -389,7 +389,6 @@ impl Registry {
     }
 
     /// A chart manifest pushed under a tag: its layer becomes that chart version.
-    #[allow(clippy::too_many_arguments)]
     async fn put_chart_manifest(
         &self,
         space: &str,
@@ -397,7 +396,6 @@ impl Registry {
         tag: &str,
         manifest: &Manifest,
         bytes: Bytes,
-        digest: &str,
         overwrite: bool,
     ) -> Result<()> {
         let invalid = |m: String| OciError::new(OciErrorKind::ManifestInvalid, m);
@@ -421,9 +419,10 @@ impl Registry {
         match self.upload_with(space, archive, options).await {
             Ok(_) => Ok(()),
             Err(RegistryError::AlreadyExists(id)) => {
-                // Pushing the same manifest again is fine; anything else may not replace it.
+                // Pushing the same chart again is fine (helm stamps a new creation time into
+                // each manifest); other bytes may not replace a version.
                 let existing = self.version(space, name, &version).await?;
-                if existing.manifest.as_ref().is_some_and(|m| m.digest == digest) {
+                if format!("sha256:{}", existing.digest) == layer.digest {
                     Ok(())
                 } else {
                     Err(OciError::new(OciErrorKind::Denied, format!("{id} exists; versions are not overwritten")))
