@@ -188,10 +188,10 @@ async fn dispatch(
             }
             Ok(response)
         }
-        (Target::Blob(_), Method::DELETE) => Err(error(
-            OciErrorKind::Unsupported,
-            "blobs are not deleted one by one; unreferenced blobs are reclaimed by `chartyard gc`",
-        )),
+        (Target::Blob(digest), Method::DELETE) => {
+            registry.delete_blob(&space, &name, digest).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         (Target::Upload(""), Method::POST) => {
             if let (Some(digest), Some(_from)) = (query.get("mount"), query.get("from"))
                 && registry.mount_blob(&space, &name, digest).await?

@@ -56,6 +56,8 @@ pub enum StorageKey<'a> {
     UploadPart { id: &'a str, offset: u64 },
     /// Prefix of everything of an upload session.
     Upload { id: &'a str },
+    /// Prefix of all upload sessions.
+    Uploads,
     /// Prefix of all archives.
     Blobs,
     /// An archive, by sha256 hex digest.
@@ -98,6 +100,7 @@ impl StorageKey<'_> {
             Self::UploadSession { id } => Path::from(format!("uploads/{id}/session{JSON_SUFFIX}")),
             Self::UploadPart { id, offset } => Path::from(format!("uploads/{id}/part-{offset:020}")),
             Self::Upload { id } => Path::from(format!("uploads/{id}")),
+            Self::Uploads => Path::from("uploads"),
             Self::Blobs => Path::from("blobs/sha256"),
             Self::Blob { digest } => Path::from(format!("blobs/sha256/{}/{digest}", &digest[..2.min(digest.len())])),
         }

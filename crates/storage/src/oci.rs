@@ -671,6 +671,24 @@ impl Registry {
         self.finish_upload(space, name, &id, digest, body).await
     }
 
+    /// Deletes a blob nothing live needs. Blobs are stored once for every repository, so
+    /// one still used by a chart version or manifest anywhere is refused.
+    pub async fn delete_blob(&self, space: &str, name: &str, digest: &str) -> Result<()> {
+        check_repository(space, name)?;
+        let hex = digest_hex(digest)?.to_string();
+        if self.blob_size(digest).await?.is_none() {
+            return Err(OciError::new(OciErrorKind::BlobUnknown, format!("blob {digest} is unknown")));
+        }
+        if self.blob_in_use(&hex).await? {
+            return Err(OciError::new(
+                OciErrorKind::Denied,
+                format!("blob {digest} is still referenced by a manifest"),
+            ));
+        }
+        self.delete_if_present(&StorageKey::Blob { digest: &hex }.path()).await?;
+        Ok(())
+    }
+
     /// Makes a blob from another repository available here (`POST ...?mount=&from=`):
     /// blobs are stored once, so this only checks it exists.
     pub async fn mount_blob(&self, space: &str, name: &str, digest: &str) -> Result<bool> {

@@ -855,34 +855,18 @@ impl Registry {
     /// its archive before its record, and a new space's marker before its first record.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
         let cutoff = SystemTime::now() - grace;
-        let mut generations = HashMap::new();
-        for space in self.list_spaces().await? {
-            if let Some(generation) = self.generation(&space).await? {
-                generations.insert(space, generation);
-            }
-        }
+        let generations = self.live_generations().await?;
         let mut report = GcReport::default();
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::AllRecords.path())).try_collect().await.map_err(storage_error)?;
-        let mut live = Vec::with_capacity(metas.len());
-        for meta in metas {
-            let Some(path) = parse_record_path(&meta.location) else {
-                continue;
-            };
-            if generations.get(&path.space) == Some(&path.generation) {
-                live.push(meta);
-            } else if SystemTime::from(meta.last_modified) < cutoff && self.delete_if_present(&meta.location).await? {
+        let (live, stale) = self.partition_records(&generations).await?;
+        for meta in stale {
+            if SystemTime::from(meta.last_modified) < cutoff && self.delete_if_present(&meta.location).await? {
                 report.deleted_stale_records += 1;
             }
         }
-        let mut referenced = HashSet::new();
-        for (_, record) in self.read_records(live).await? {
-            referenced.extend(referenced_blobs(&record));
-        }
-        referenced.extend(self.repository_blobs(&generations).await?);
+        let referenced = self.referenced_blob_digests(&generations, live).await?;
         // Upload sessions nobody finished.
         let uploads: Vec<ObjectMeta> =
-            self.store.list(Some(&Path::from("uploads"))).try_collect().await.map_err(storage_error)?;
+            self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
         for upload in uploads {
             if SystemTime::from(upload.last_modified) < cutoff {
                 self.delete_if_present(&upload.location).await?;
@@ -911,6 +895,53 @@ impl Registry {
             }
         }
         Ok(report)
+    }
+
+    /// The current generation of every space.
+    async fn live_generations(&self) -> Result<HashMap<String, String>> {
+        let mut generations = HashMap::new();
+        for space in self.list_spaces().await? {
+            if let Some(generation) = self.generation(&space).await? {
+                generations.insert(space, generation);
+            }
+        }
+        Ok(generations)
+    }
+
+    /// Every version record, split into those of live spaces and those of deleted ones.
+    async fn partition_records(
+        &self,
+        generations: &HashMap<String, String>,
+    ) -> Result<(Vec<ObjectMeta>, Vec<ObjectMeta>)> {
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&StorageKey::AllRecords.path())).try_collect().await.map_err(storage_error)?;
+        let (live, stale): (Vec<_>, Vec<_>) = metas
+            .into_iter()
+            .filter_map(|meta| parse_record_path(&meta.location).map(|path| (path, meta)))
+            .partition(|(path, _)| generations.get(&path.space) == Some(&path.generation));
+        let metas = |pairs: Vec<(RecordPath, ObjectMeta)>| pairs.into_iter().map(|(_, meta)| meta).collect();
+        Ok((metas(live), metas(stale)))
+    }
+
+    /// The hex digests of every blob that live versions and OCI repositories need.
+    async fn referenced_blob_digests(
+        &self,
+        generations: &HashMap<String, String>,
+        live: Vec<ObjectMeta>,
+    ) -> Result<HashSet<String>> {
+        let mut referenced = HashSet::new();
+        for (_, record) in self.read_records(live).await? {
+            referenced.extend(referenced_blobs(&record));
+        }
+        referenced.extend(self.repository_blobs(generations).await?);
+        Ok(referenced)
+    }
+
+    /// Whether anything live needs a blob (hex digest).
+    pub(crate) async fn blob_in_use(&self, hex: &str) -> Result<bool> {
+        let generations = self.live_generations().await?;
+        let (live, _) = self.partition_records(&generations).await?;
+        Ok(self.referenced_blob_digests(&generations, live).await?.contains(hex))
     }
 
     pub(crate) async fn delete_if_present(&self, location: &Path) -> Result<bool> {
