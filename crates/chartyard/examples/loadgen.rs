@@ -5,6 +5,8 @@
 //! ```text
 //! loadgen upload   BASE_URL SPACE CHART FIRST_PATCH COUNT CONCURRENCY [WRITE_DIR]
 //! loadgen download URL_PREFIX URL_SUFFIX FIRST_PATCH COUNT CONCURRENCY ROUNDS CHART
+//! loadgen oci-push BASE_URL REPOSITORY BLOB_BYTES COUNT CONCURRENCY   (POST + monolithic PUT)
+//! loadgen oci-pull BASE_URL REPOSITORY BLOB_BYTES COUNT CONCURRENCY   (GET of the same blobs)
 //! ```
 //! Version `i` is `1.0.{i}`; `download` fetches `{URL_PREFIX}{CHART}-1.0.{i}{URL_SUFFIX}`
 //! style URLs built from the template (`{v}` in the prefix is replaced by the version).
@@ -47,6 +49,22 @@ fn chart_archive(chart: &str, version: &str) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar.into_inner().unwrap()).unwrap();
     gz.finish().unwrap()
+}
+
+/// Blob `i` of a given size: distinct, incompressible, the same in every run.
+fn blob(i: usize, size: usize) -> (Vec<u8>, String) {
+    use sha2::Digest;
+    let mut state = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ size as u64;
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let digest = format!("sha256:{:x}", sha2::Sha256::digest(&bytes));
+    (bytes, digest)
 }
 
 struct Outcome {
@@ -140,9 +158,55 @@ async fn main() {
                 .await;
             report("download", &mut outcomes, started.elapsed());
         }
+        Some(kind @ ("oci-push" | "oci-pull")) => {
+            let (base, repository) = (args[2].clone(), args[3].clone());
+            let (size, count, concurrency) = (number(4), number(5), number(6));
+            let blobs: Vec<(Vec<u8>, String)> = (0..count).map(|i| blob(i, size)).collect();
+            let started = Instant::now();
+            let push = kind == "oci-push";
+            let mut outcomes: Vec<Outcome> = stream::iter(blobs)
+                .map(|(bytes, digest)| {
+                    let (client, base, repository) = (client.clone(), base.clone(), repository.clone());
+                    async move {
+                        let t = Instant::now();
+                        let len = bytes.len();
+                        let ok = if push {
+                            push_blob(&client, &base, &repository, bytes, &digest).await
+                        } else {
+                            let url = format!("{base}/v2/{repository}/blobs/{digest}");
+                            match client.get(&url).send().await {
+                                Ok(r) if r.status() == 200 => r.bytes().await.is_ok_and(|b| b.len() == len),
+                                _ => false,
+                            }
+                        };
+                        Outcome { latency: t.elapsed(), ok, bytes: len }
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            report(kind, &mut outcomes, started.elapsed());
+        }
         _ => {
             eprintln!("usage: see the doc comment of examples/loadgen.rs");
             std::process::exit(2);
         }
     }
+}
+
+/// `POST /blobs/uploads/` then a monolithic `PUT <Location>&digest=`, as helm and most
+/// clients push.
+async fn push_blob(client: &reqwest::Client, base: &str, repository: &str, bytes: Vec<u8>, digest: &str) -> bool {
+    let Ok(started) = client.post(format!("{base}/v2/{repository}/blobs/uploads/")).send().await else { return false };
+    let Some(location) = started.headers().get("location").and_then(|l| l.to_str().ok()) else { return false };
+    let location = if location.starts_with("http") { location.to_string() } else { format!("{base}{location}") };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let url = format!("{location}{separator}digest={digest}");
+    client
+        .put(url)
+        .header("content-type", "application/octet-stream")
+        .body(bytes)
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 201)
 }

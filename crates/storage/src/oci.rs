@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::keys::StorageKey;
-use crate::registry::{Registry, UploadOptions, new_generation, now_rfc3339, storage_error};
+use crate::registry::{Registry, UploadOptions, new_generation, now_rfc3339, storage_error, stream_payload};
 
 /// What went wrong, in the distribution spec's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,11 +168,9 @@ impl Registry {
         let body = if size == 0 {
             futures::stream::empty().boxed()
         } else {
-            self.store
-                .get_opts(&StorageKey::Blob { digest: hex }.path(), options)
-                .await
-                .map_err(storage_error)?
-                .into_stream()
+            stream_payload(
+                self.store.get_opts(&StorageKey::Blob { digest: hex }.path(), options).await.map_err(storage_error)?,
+            )
         };
         Ok(BlobContent { size, range, body })
     }
@@ -293,7 +291,7 @@ impl Registry {
                     store
                         .get(&location)
                         .await
-                        .map(|r| r.into_stream().map_err(|e| e.to_string()))
+                        .map(|r| stream_payload(r).map_err(|e| e.to_string()))
                         .map_err(|e| e.to_string())
                 }
             })

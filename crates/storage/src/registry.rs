@@ -177,6 +177,32 @@ fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
     blobs
 }
 
+/// The bytes of a read, streamed. A local file is read in large chunks: the store's own
+/// stream reads 8 KiB per blocking-pool hop, which caps downloads of large blobs.
+pub(crate) fn stream_payload(
+    result: object_store::GetResult,
+) -> BoxStream<'static, std::result::Result<Bytes, object_store::Error>> {
+    const CHUNK: usize = 256 * 1024;
+    let range = result.range.clone();
+    match result.payload {
+        object_store::GetResultPayload::File(mut file, path) => {
+            use std::io::Seek;
+            if let Err(source) = file.seek(std::io::SeekFrom::Start(range.start)) {
+                let error = object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(source) };
+                return futures::stream::once(async move { Err(error) }).boxed();
+            }
+            let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), range.end - range.start);
+            tokio_util::io::ReaderStream::with_capacity(reader, CHUNK)
+                .map_err(move |source| object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("reading {}: {source}", path.display()).into(),
+                })
+                .boxed()
+        }
+        object_store::GetResultPayload::Stream(stream) => stream,
+    }
+}
+
 /// Runs chart parsing on a blocking thread: it is CPU work that must not stall the
 /// request workers, and deeply nested (but within budget) YAML needs stack.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
@@ -428,7 +454,7 @@ impl Registry {
                 }
                 e => storage_error(e),
             })?;
-        Ok(ArchiveStream { record, body: result.into_stream() })
+        Ok(ArchiveStream { record, body: stream_payload(result) })
     }
 
     async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<Bytes> {
