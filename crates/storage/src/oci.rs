@@ -359,12 +359,24 @@ impl Registry {
                 ));
             }
         }
+        let chart_tag = tag.filter(|_| manifest.is_helm_chart());
+        if let Some(tag) = chart_tag {
+            // Validated and stored as a chart version first: a refused push leaves nothing.
+            self.put_chart_manifest(space, name, tag, &manifest, bytes.clone(), overwrite).await?;
+        } else if let Some(tag) = tag
+            && self.chart_manifest_for_tag(space, name, tag).await?.is_some()
+        {
+            return Err(OciError::new(
+                OciErrorKind::Denied,
+                format!("{space}/{name}:{tag} is a chart version; only that chart can be pushed under it"),
+            ));
+        }
         let generation = self.ensure_space(space).await?;
         let hex = digest_hex(&digest)?.to_string();
         self.put_blob(&hex, bytes.clone()).await?;
         let media_type = manifest.media_type_or(content_type).unwrap_or_else(|| oci::OCI_MANIFEST_MEDIA_TYPE.into());
         let link = RepositoryManifest {
-            media_type: media_type.clone(),
+            media_type,
             size: bytes.len() as u64,
             artifact_type: manifest.effective_artifact_type(),
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
@@ -375,10 +387,7 @@ impl Registry {
             .put(&link_key.path(), serde_json::to_vec(&link).map_err(RegistryError::internal)?.into())
             .await
             .map_err(storage_error)?;
-        let Some(tag) = tag else { return Ok(digest) };
-        if manifest.is_helm_chart() {
-            self.put_chart_manifest(space, name, tag, &manifest, bytes, overwrite).await?;
-        } else {
+        if let Some(tag) = tag.filter(|_| chart_tag.is_none()) {
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag };
             let body = serde_json::to_vec(&TagLink { digest: digest.clone() }).map_err(RegistryError::internal)?;
             self.store.put(&tag_key.path(), body.into()).await.map_err(storage_error)?;

@@ -1,0 +1,1407 @@
+//! The OCI distribution API under `/v2/`, endpoint by endpoint (end-1 .. end-13 of the
+//! distribution spec) for a generic artifact, then Helm charts over OCI without helm:
+//! pushed charts become versions everywhere, and versions uploaded through other APIs can
+//! be pulled. Optional checks with real clients (skopeo, oras-py) when they are installed.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{ChartBuilder, Server, TempDir, client, json, sha256};
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+
+const REPO: &str = "/v2/s/artifact";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const CONFIG_TYPE: &str = "application/vnd.example.config.v1+json";
+const LAYER_TYPE: &str = "application/vnd.example.layer.v1.tar";
+const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+
+// ---- helpers ----
+
+fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{}", sha256(data))
+}
+
+fn status(response: &Response) -> u16 {
+    response.status().as_u16()
+}
+
+fn header(response: &Response, name: &str) -> Option<String> {
+    response.headers().get(name).map(|v| v.to_str().unwrap().to_string())
+}
+
+/// A header the response must have.
+fn must_header(response: &Response, name: &str) -> String {
+    header(response, name).unwrap_or_else(|| panic!("no {name} header in {:?}", response.headers()))
+}
+
+/// A Location (or Link) target as a full URL; the server answers paths.
+fn resolve(server: &Server, location: &str) -> String {
+    if location.starts_with("http://") { location.to_string() } else { server.url(location) }
+}
+
+/// `location` with one more query parameter.
+fn with_query(location: &str, query: &str) -> String {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{separator}{query}")
+}
+
+fn get(server: &Server, path: &str) -> Response {
+    client().get(resolve(server, path)).send().unwrap()
+}
+
+fn head(server: &Server, path: &str) -> Response {
+    client().head(resolve(server, path)).send().unwrap()
+}
+
+fn delete(server: &Server, path: &str) -> Response {
+    client().delete(resolve(server, path)).send().unwrap()
+}
+
+/// The body of an answer with the given status.
+fn body(response: Response, expected: u16) -> Vec<u8> {
+    let actual = status(&response);
+    let bytes = response.bytes().unwrap().to_vec();
+    assert_eq!(
+        actual,
+        expected,
+        "unexpected status; body: {}",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(600)])
+    );
+    bytes
+}
+
+/// Asserts an error in the distribution spec's shape (`{"errors":[{"code","message",...}]}`,
+/// JSON) whose first code is `code`; answers its message.
+fn oci_error(response: Response, expected: u16, code: &str) -> String {
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    let body = json(response, expected);
+    assert!(content_type.starts_with("application/json"), "error Content-Type is {content_type:?}: {body}");
+    let errors = body["errors"].as_array().unwrap_or_else(|| panic!("no errors array in {body}"));
+    assert!(!errors.is_empty(), "empty errors array: {body}");
+    for error in errors {
+        let fields = error.as_object().unwrap_or_else(|| panic!("error entry is not an object: {body}"));
+        assert!(fields.keys().all(|k| ["code", "message", "detail"].contains(&k.as_str())), "{body}");
+        assert!(error["code"].is_string(), "{body}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+    assert_eq!(errors[0]["code"], code, "{body}");
+    errors[0]["message"].as_str().unwrap().to_string()
+}
+
+/// Pushes a blob in one request (`POST ...?digest=`); answers its digest.
+fn push_blob(server: &Server, repo: &str, data: &[u8]) -> String {
+    let digest = digest_of(data);
+    let response = post_blob(server, repo, &digest, data);
+    let answer = status(&response);
+    assert_eq!(answer, 201, "push blob {digest}: {}", response.text().unwrap());
+    digest
+}
+
+fn post_blob(server: &Server, repo: &str, digest: &str, data: &[u8]) -> Response {
+    client()
+        .post(server.url(&format!("{repo}/blobs/uploads/?digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .unwrap()
+}
+
+/// Starts an upload session; answers its Location.
+fn start_upload(server: &Server, repo: &str) -> String {
+    let response = client().post(server.url(&format!("{repo}/blobs/uploads/"))).send().unwrap();
+    assert_eq!(status(&response), 202, "start upload: {:?}", response.headers());
+    let location = must_header(&response, "location");
+    assert!(!must_header(&response, "docker-upload-uuid").is_empty());
+    location
+}
+
+/// PATCHes a chunk, with `Content-Range: start-end` when `start` is given.
+fn patch(server: &Server, location: &str, start: Option<usize>, chunk: &[u8]) -> Response {
+    let mut request = client()
+        .patch(resolve(server, location))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", chunk.len().to_string());
+    if let Some(start) = start {
+        request = request.header("content-range", format!("{start}-{}", start + chunk.len() - 1));
+    }
+    request.body(chunk.to_vec()).send().unwrap()
+}
+
+/// Completes an upload with a final (possibly empty) chunk.
+fn finish(server: &Server, location: &str, digest: &str, last: &[u8]) -> Response {
+    client()
+        .put(resolve(server, &with_query(location, &format!("digest={digest}"))))
+        .header("content-type", "application/octet-stream")
+        .body(last.to_vec())
+        .send()
+        .unwrap()
+}
+
+/// Asserts a 202 chunk answer holding `end` bytes so far; answers the next Location.
+fn accepted_chunk(response: Response, end: usize) -> String {
+    let headers = format!("{:?}", response.headers());
+    let answer = status(&response);
+    let location = header(&response, "location");
+    let range = header(&response, "range");
+    let text = response.text().unwrap();
+    assert_eq!(answer, 202, "chunk: {text} {headers}");
+    assert_eq!(range.as_deref(), Some(format!("0-{}", end - 1).as_str()), "{headers}");
+    location.unwrap_or_else(|| panic!("no Location: {headers}"))
+}
+
+/// The bytes of a blob (asserting 200).
+fn blob(server: &Server, repo: &str, digest: &str) -> Vec<u8> {
+    body(get(server, &format!("{repo}/blobs/{digest}")), 200)
+}
+
+fn blob_status(server: &Server, repo: &str, digest: &str) -> u16 {
+    status(&head(server, &format!("{repo}/blobs/{digest}")))
+}
+
+fn descriptor(media_type: &str, data: &[u8]) -> Value {
+    json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()})
+}
+
+/// Manifest bytes, pretty-printed with a trailing newline so that any re-serialization
+/// by the server would show.
+fn manifest_bytes(manifest: &Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(manifest).unwrap();
+    bytes.push(b'\n');
+    bytes
+}
+
+/// An image manifest of a generic artifact, after pushing its config and layers.
+fn push_artifact(server: &Server, repo: &str, config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
+    push_blob(server, repo, config);
+    for layer in layers {
+        push_blob(server, repo, layer);
+    }
+    manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(CONFIG_TYPE, config),
+        "layers": layers.iter().map(|l| descriptor(LAYER_TYPE, l)).collect::<Vec<_>>(),
+    }))
+}
+
+fn put_manifest(server: &Server, repo: &str, reference: &str, bytes: &[u8], content_type: &str) -> Response {
+    client()
+        .put(server.url(&format!("{repo}/manifests/{reference}")))
+        .header("content-type", content_type)
+        .body(bytes.to_vec())
+        .send()
+        .unwrap()
+}
+
+/// Puts a manifest, asserting 201 with its Location and digest; answers the digest.
+fn put_manifest_ok(server: &Server, repo: &str, reference: &str, bytes: &[u8]) -> String {
+    put_typed_manifest_ok(server, repo, reference, bytes, OCI_MANIFEST)
+}
+
+fn put_typed_manifest_ok(server: &Server, repo: &str, reference: &str, bytes: &[u8], content_type: &str) -> String {
+    let response = put_manifest(server, repo, reference, bytes, content_type);
+    let headers = format!("{:?}", response.headers());
+    let answer = status(&response);
+    let digest = header(&response, "docker-content-digest");
+    let location = header(&response, "location");
+    let text = response.text().unwrap();
+    assert_eq!(answer, 201, "PUT {repo}/manifests/{reference}: {text}");
+    let expected = digest_of(bytes);
+    assert_eq!(digest.as_deref(), Some(expected.as_str()), "{headers}");
+    assert_eq!(location.as_deref(), Some(format!("{repo}/manifests/{expected}").as_str()), "{headers}");
+    expected
+}
+
+/// GETs a manifest: its bytes and Content-Type, asserting 200 and its digest header.
+fn manifest(server: &Server, repo: &str, reference: &str) -> (Vec<u8>, String) {
+    let response = get(server, &format!("{repo}/manifests/{reference}"));
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    let digest = header(&response, "docker-content-digest");
+    let bytes = body(response, 200);
+    assert_eq!(digest, Some(digest_of(&bytes)), "GET {repo}/manifests/{reference}");
+    (bytes, content_type)
+}
+
+fn tags(server: &Server, repo: &str) -> Vec<String> {
+    let body = json(get(server, &format!("{repo}/tags/list")), 200);
+    body["tags"].as_array().unwrap_or_else(|| panic!("no tags in {body}")).iter().map(tag_name).collect()
+}
+
+fn tag_name(tag: &Value) -> String {
+    tag.as_str().unwrap().to_string()
+}
+
+/// The target of a `Link: <...>; rel="next"` header.
+fn next_link(response: &Response) -> Option<String> {
+    let link = header(response, "link")?;
+    assert!(link.contains("rel=\"next\""), "{link}");
+    let start = link.find('<').unwrap() + 1;
+    let end = link.find('>').unwrap();
+    Some(link[start..end].to_string())
+}
+
+fn chart(name: &str, version: &str) -> Vec<u8> {
+    ChartBuilder::new(name, version).build()
+}
+
+/// The config blob `helm push` writes: Chart.yaml's fields as JSON.
+fn chart_config(name: &str, version: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "v2",
+        "name": name,
+        "version": version,
+        "description": format!("test chart {name}"),
+    }))
+    .unwrap()
+}
+
+/// Pushes a chart's config and archive blobs to `repo` and answers a Helm chart manifest
+/// (with `annotations`, when given, to make a different manifest for the same blobs).
+fn chart_manifest(server: &Server, repo: &str, config: &[u8], archive: &[u8], annotations: Option<Value>) -> Vec<u8> {
+    push_blob(server, repo, config);
+    push_blob(server, repo, archive);
+    let mut manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(HELM_CONFIG, config),
+        "layers": [descriptor(HELM_CHART, archive)],
+    });
+    if let Some(annotations) = annotations {
+        manifest["annotations"] = annotations;
+    }
+    manifest_bytes(&manifest)
+}
+
+fn index_yaml(server: &Server, space: &str) -> Value {
+    let bytes = body(get(server, &format!("/{space}/index.yaml")), 200);
+    chartyard_core::yaml::from_yaml::<Value>(&bytes, "index").unwrap()
+}
+
+/// Versions of a chart in a space's index.yaml (none when it has no entry, or the space
+/// does not exist: refused pushes must not create it).
+fn index_versions(server: &Server, space: &str, chart: &str) -> BTreeSet<String> {
+    if status(&get(server, &format!("/{space}/index.yaml"))) == 404 {
+        return BTreeSet::new();
+    }
+    let index = index_yaml(server, space);
+    index["entries"][chart]
+        .as_array()
+        .map(|list| list.iter().map(|e| e["version"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Versions of a chart through `/api/v1` (none when the chart is unknown).
+fn api_versions(server: &Server, space: &str, chart: &str) -> Vec<String> {
+    let response = server.get(&format!("/spaces/{space}/charts/{chart}/versions?limit=100"));
+    if status(&response) == 404 {
+        return Vec::new();
+    }
+    let body = json(response, 200);
+    body["items"].as_array().unwrap().iter().map(tag_name).collect()
+}
+
+// ---- end-1: the API version check ----
+
+#[test]
+fn version_check_answers_with_the_api_version_header() {
+    let server = Server::start();
+    for path in ["/v2/", "/v2"] {
+        let response = get(&server, path);
+        assert_eq!(status(&response), 200, "{path}");
+        assert_eq!(header(&response, "docker-distribution-api-version").as_deref(), Some("registry/2.0"), "{path}");
+    }
+}
+
+// ---- blobs: end-2, end-3, end-4a/b, end-6 ----
+
+#[test]
+fn monolithic_upload_in_two_requests() {
+    let server = Server::start();
+    let data = b"monolithic blob content".to_vec();
+    let digest = digest_of(&data);
+    let location = start_upload(&server, REPO);
+    assert!(location.starts_with(&format!("{REPO}/blobs/uploads/")), "{location}");
+
+    let response = finish(&server, &location, &digest, &data);
+    assert_eq!(status(&response), 201);
+    assert_eq!(must_header(&response, "location"), format!("{REPO}/blobs/{digest}"));
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+
+    // the Location answered is where the blob is
+    assert_eq!(body(get(&server, &must_header(&response, "location")), 200), data);
+    // the session is finished
+    oci_error(get(&server, &location), 404, "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[test]
+fn monolithic_upload_in_one_request() {
+    let server = Server::start();
+    let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let digest = digest_of(&data);
+    let response = post_blob(&server, REPO, &digest, &data);
+    assert_eq!(status(&response), 201);
+    assert_eq!(must_header(&response, "location"), format!("{REPO}/blobs/{digest}"));
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+    assert_eq!(blob(&server, REPO, &digest), data);
+
+    // pushing the same blob again is fine
+    assert_eq!(status(&post_blob(&server, REPO, &digest, &data)), 201);
+    // and so is an empty blob
+    let empty = push_blob(&server, REPO, b"");
+    assert_eq!(blob(&server, REPO, &empty), b"");
+}
+
+#[test]
+fn blob_head_and_get_answer_length_and_digest() {
+    let server = Server::start();
+    let data = b"0123456789abcdef".to_vec();
+    let digest = push_blob(&server, REPO, &data);
+
+    let response = head(&server, &format!("{REPO}/blobs/{digest}"));
+    assert_eq!(status(&response), 200);
+    assert_eq!(must_header(&response, "content-length"), data.len().to_string());
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+    assert_eq!(body(response, 200), b"", "HEAD has no body");
+
+    let response = get(&server, &format!("{REPO}/blobs/{digest}"));
+    assert_eq!(must_header(&response, "content-length"), data.len().to_string());
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+    assert_eq!(body(response, 200), data);
+}
+
+#[test]
+fn blob_get_honors_byte_ranges() {
+    let server = Server::start();
+    let data = b"0123456789".to_vec();
+    let digest = push_blob(&server, REPO, &data);
+    let url = server.url(&format!("{REPO}/blobs/{digest}"));
+
+    let response = client().get(&url).header("range", "bytes=2-5").send().unwrap();
+    assert_eq!(status(&response), 206);
+    assert_eq!(must_header(&response, "content-range"), "bytes 2-5/10");
+    assert_eq!(must_header(&response, "content-length"), "4");
+    assert_eq!(body(response, 206), b"2345");
+
+    // open-ended, and an end past the blob
+    let response = client().get(&url).header("range", "bytes=7-").send().unwrap();
+    assert_eq!(must_header(&response, "content-range"), "bytes 7-9/10");
+    assert_eq!(body(response, 206), b"789");
+    let response = client().get(&url).header("range", "bytes=8-100").send().unwrap();
+    assert_eq!(body(response, 206), b"89");
+
+    // a range outside the blob cannot be satisfied
+    let response = client().get(&url).header("range", "bytes=10-20").send().unwrap();
+    assert_eq!(status(&response), 416);
+}
+
+#[test]
+fn unknown_blob_is_blob_unknown() {
+    let server = Server::start();
+    let digest = digest_of(b"never pushed");
+    oci_error(get(&server, &format!("{REPO}/blobs/{digest}")), 404, "BLOB_UNKNOWN");
+    assert_eq!(blob_status(&server, REPO, &digest), 404);
+    // also in a space that does not exist
+    oci_error(get(&server, &format!("/v2/nospace/artifact/blobs/{digest}")), 404, "BLOB_UNKNOWN");
+}
+
+#[test]
+fn wrong_digest_is_rejected_and_the_blob_is_not_stored() {
+    let server = Server::start();
+    let data = b"the real bytes".to_vec();
+    let claimed = digest_of(b"other bytes");
+
+    // two-request monolithic upload
+    let location = start_upload(&server, REPO);
+    oci_error(finish(&server, &location, &claimed, &data), 400, "DIGEST_INVALID");
+    assert_eq!(blob_status(&server, REPO, &claimed), 404);
+    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
+
+    // single request
+    oci_error(post_blob(&server, REPO, &claimed, &data), 400, "DIGEST_INVALID");
+    assert_eq!(blob_status(&server, REPO, &claimed), 404);
+    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
+
+    // chunked, with the digest of only the first chunk
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), b"the real"), 8);
+    oci_error(finish(&server, &location, &digest_of(b"the real"), b" bytes"), 400, "DIGEST_INVALID");
+    assert_eq!(blob_status(&server, REPO, &digest_of(b"the real")), 404);
+    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
+}
+
+#[test]
+fn malformed_digests_are_rejected() {
+    let server = Server::start();
+    let data = b"some bytes".to_vec();
+    let hex = sha256(&data);
+    for bad in ["sha256:xyz", "md5:0123", &format!("sha256:{}", hex.to_uppercase()), &hex, "sha256:"] {
+        oci_error(post_blob(&server, REPO, bad, &data), 400, "DIGEST_INVALID");
+        let location = start_upload(&server, REPO);
+        oci_error(finish(&server, &location, bad, &data), 400, "DIGEST_INVALID");
+        oci_error(get(&server, &format!("{REPO}/blobs/{bad}")), 400, "DIGEST_INVALID");
+    }
+    // a PUT that names no digest
+    let location = start_upload(&server, REPO);
+    let response = client().put(server.url(&location)).body(data.clone()).send().unwrap();
+    oci_error(response, 400, "DIGEST_INVALID");
+    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
+}
+
+// ---- chunked uploads: end-5, end-11, end-13 ----
+
+#[test]
+fn chunked_upload_with_content_ranges() {
+    let server = Server::start();
+    let first: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+    let second: Vec<u8> = (0..777u32).map(|i| (i % 13) as u8).collect();
+    let whole = [first.as_slice(), &second].concat();
+    let digest = digest_of(&whole);
+
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), &first), first.len());
+    assert!(location.starts_with(&format!("{REPO}/blobs/uploads/")), "{location}");
+
+    // upload status (end-13)
+    let response = get(&server, &location);
+    assert_eq!(status(&response), 204);
+    assert_eq!(must_header(&response, "range"), format!("0-{}", first.len() - 1));
+    assert!(must_header(&response, "location").starts_with(&format!("{REPO}/blobs/uploads/")));
+
+    let location = accepted_chunk(patch(&server, &location, Some(first.len()), &second), whole.len());
+    let response = get(&server, &location);
+    assert_eq!(status(&response), 204);
+    assert_eq!(must_header(&response, "range"), format!("0-{}", whole.len() - 1));
+
+    let response = finish(&server, &location, &digest, b"");
+    assert_eq!(status(&response), 201);
+    assert_eq!(must_header(&response, "location"), format!("{REPO}/blobs/{digest}"));
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+    assert_eq!(blob(&server, REPO, &digest), whole);
+    oci_error(get(&server, &location), 404, "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[test]
+fn streamed_patches_without_content_range() {
+    let server = Server::start();
+    let parts: [&[u8]; 3] = [b"streamed-", b"chunks-", b"and the last one in the PUT"];
+    let whole = parts.concat();
+    let digest = digest_of(&whole);
+
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, None, parts[0]), parts[0].len());
+    let location = accepted_chunk(patch(&server, &location, None, parts[1]), parts[0].len() + parts[1].len());
+    let response = finish(&server, &location, &digest, parts[2]);
+    assert_eq!(status(&response), 201, "{}", response.text().unwrap());
+    assert_eq!(blob(&server, REPO, &digest), whole);
+}
+
+#[test]
+fn chunk_out_of_order_is_416() {
+    let server = Server::start();
+    let location = start_upload(&server, REPO);
+    // the first chunk must start at 0
+    let response = patch(&server, &location, Some(5), b"abcde");
+    assert_eq!(status(&response), 416);
+    oci_error(response, 416, "BLOB_UPLOAD_INVALID");
+
+    let location = accepted_chunk(patch(&server, &location, Some(0), b"0123456789"), 10);
+    for start in [0, 5, 9, 11, 20] {
+        oci_error(patch(&server, &location, Some(start), b"xyz"), 416, "BLOB_UPLOAD_INVALID");
+    }
+    // nothing of the refused chunks was kept; the right one is taken
+    let response = get(&server, &location);
+    assert_eq!(status(&response), 204);
+    assert_eq!(must_header(&response, "range"), "0-9");
+    let location = accepted_chunk(patch(&server, &location, Some(10), b"abc"), 13);
+    let digest = digest_of(b"0123456789abc");
+    assert_eq!(status(&finish(&server, &location, &digest, b"")), 201);
+    assert_eq!(blob(&server, REPO, &digest), b"0123456789abc");
+}
+
+#[test]
+fn cancelled_upload_is_unknown() {
+    let server = Server::start();
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), b"to be cancelled"), 15);
+
+    let response = delete(&server, &location);
+    assert_eq!(status(&response), 204);
+    oci_error(get(&server, &location), 404, "BLOB_UPLOAD_UNKNOWN");
+    oci_error(patch(&server, &location, Some(15), b"more"), 404, "BLOB_UPLOAD_UNKNOWN");
+    oci_error(patch(&server, &location, None, b"more"), 404, "BLOB_UPLOAD_UNKNOWN");
+    let digest = digest_of(b"to be cancelled");
+    oci_error(finish(&server, &location, &digest, b""), 404, "BLOB_UPLOAD_UNKNOWN");
+    oci_error(delete(&server, &location), 404, "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(blob_status(&server, REPO, &digest), 404);
+}
+
+#[test]
+fn unknown_and_foreign_upload_ids_are_404() {
+    let server = Server::start();
+    let digest = digest_of(b"x");
+    for id in ["0123456789abcdef0123", "nope", "00000000000000000000000000000000"] {
+        let location = format!("{REPO}/blobs/uploads/{id}");
+        oci_error(get(&server, &location), 404, "BLOB_UPLOAD_UNKNOWN");
+        oci_error(patch(&server, &location, None, b"x"), 404, "BLOB_UPLOAD_UNKNOWN");
+        oci_error(finish(&server, &location, &digest, b"x"), 404, "BLOB_UPLOAD_UNKNOWN");
+        oci_error(delete(&server, &location), 404, "BLOB_UPLOAD_UNKNOWN");
+    }
+
+    // a session belongs to the repository it was started in
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), b"mine"), 4);
+    let id = location.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    for other in ["/v2/s/other", "/v2/t/artifact"] {
+        let foreign = format!("{other}/blobs/uploads/{id}");
+        oci_error(get(&server, &foreign), 404, "BLOB_UPLOAD_UNKNOWN");
+        oci_error(patch(&server, &foreign, Some(4), b"theirs"), 404, "BLOB_UPLOAD_UNKNOWN");
+        oci_error(finish(&server, &foreign, &digest_of(b"mine"), b""), 404, "BLOB_UPLOAD_UNKNOWN");
+        oci_error(delete(&server, &foreign), 404, "BLOB_UPLOAD_UNKNOWN");
+        assert_eq!(blob_status(&server, other, &digest_of(b"mine")), 404);
+    }
+    // ... and is still whole there
+    let response = get(&server, &location);
+    assert_eq!(status(&response), 204);
+    assert_eq!(must_header(&response, "range"), "0-3");
+    assert_eq!(status(&finish(&server, &location, &digest_of(b"mine"), b"")), 201);
+}
+
+#[test]
+fn upload_session_survives_a_restart() {
+    let mut server = Server::start();
+    let first = vec![b'a'; 3000];
+    let second = vec![b'b'; 2000];
+    let whole = [first.as_slice(), &second].concat();
+    let digest = digest_of(&whole);
+
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), &first), first.len());
+    server.restart();
+
+    let response = get(&server, &location);
+    assert_eq!(status(&response), 204, "upload status after restart");
+    assert_eq!(must_header(&response, "range"), format!("0-{}", first.len() - 1));
+    let location = accepted_chunk(patch(&server, &location, Some(first.len()), &second), whole.len());
+    let response = finish(&server, &location, &digest, b"");
+    assert_eq!(status(&response), 201, "{}", response.text().unwrap());
+    assert_eq!(blob(&server, REPO, &digest), whole);
+}
+
+#[test]
+fn blobs_over_the_upload_limit_are_size_invalid() {
+    let server = Server::start_with(&["--max-upload-size", "65536"]);
+    let limit = 65536;
+    let big: Vec<u8> = (0..limit + 1000).map(|i| (i % 199) as u8).collect();
+
+    // one request
+    oci_error(post_blob(&server, REPO, &digest_of(&big), &big), 400, "SIZE_INVALID");
+    assert_eq!(blob_status(&server, REPO, &digest_of(&big)), 404);
+    // exactly the limit is fine
+    push_blob(&server, REPO, &big[..limit]);
+
+    // two requests
+    let location = start_upload(&server, REPO);
+    oci_error(finish(&server, &location, &digest_of(&big), &big), 400, "SIZE_INVALID");
+    assert_eq!(blob_status(&server, REPO, &digest_of(&big)), 404);
+
+    // chunks adding up to too much
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), &big[..40_000]), 40_000);
+    oci_error(patch(&server, &location, Some(40_000), &big[40_000..]), 400, "SIZE_INVALID");
+    let response = get(&server, &location);
+    assert_eq!(status(&response), 204);
+    assert_eq!(must_header(&response, "range"), "0-39999", "the refused chunk is not kept");
+    oci_error(finish(&server, &location, &digest_of(&big), &big[40_000..]), 400, "SIZE_INVALID");
+    assert_eq!(blob_status(&server, REPO, &digest_of(&big)), 404);
+}
+
+// ---- cross-repository mount: end-11 ----
+
+#[test]
+fn cross_repository_mount() {
+    let server = Server::start();
+    let data = b"shared layer".to_vec();
+    let digest = push_blob(&server, REPO, &data);
+
+    let url = server.url(&format!("/v2/s/other/blobs/uploads/?mount={digest}&from=s/artifact"));
+    let response = client().post(url).send().unwrap();
+    assert_eq!(status(&response), 201);
+    assert_eq!(must_header(&response, "location"), format!("/v2/s/other/blobs/{digest}"));
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+    assert_eq!(blob(&server, "/v2/s/other", &digest), data);
+
+    // an unknown blob cannot be mounted: the registry opens an upload session instead
+    let missing = b"not here yet".to_vec();
+    let missing_digest = digest_of(&missing);
+    let url = server.url(&format!("/v2/s/other/blobs/uploads/?mount={missing_digest}&from=s/artifact"));
+    let response = client().post(url).send().unwrap();
+    assert_eq!(status(&response), 202);
+    let location = must_header(&response, "location");
+    assert!(location.starts_with("/v2/s/other/blobs/uploads/"), "{location}");
+    assert_eq!(status(&finish(&server, &location, &missing_digest, &missing)), 201);
+    assert_eq!(blob(&server, "/v2/s/other", &missing_digest), missing);
+}
+
+// ---- manifests: end-3, end-7, end-9 ----
+
+#[test]
+fn manifest_push_and_pull_keep_the_exact_bytes() {
+    let server = Server::start();
+    let bytes = push_artifact(&server, REPO, br#"{"kind":"example"}"#, &[b"layer one", b"layer two"]);
+    let digest = put_manifest_ok(&server, REPO, "v1", &bytes);
+
+    for reference in ["v1", digest.as_str()] {
+        let (got, content_type) = manifest(&server, REPO, reference);
+        assert_eq!(got, bytes, "GET manifests/{reference}");
+        assert_eq!(content_type, OCI_MANIFEST, "GET manifests/{reference}");
+
+        let response = head(&server, &format!("{REPO}/manifests/{reference}"));
+        assert_eq!(status(&response), 200);
+        assert_eq!(must_header(&response, "content-length"), bytes.len().to_string());
+        assert_eq!(must_header(&response, "docker-content-digest"), digest);
+        assert_eq!(must_header(&response, "content-type"), OCI_MANIFEST);
+        assert_eq!(body(response, 200), b"");
+    }
+    // the Location of the PUT is where the manifest is
+    let response = put_manifest(&server, REPO, "v1", &bytes, OCI_MANIFEST);
+    assert_eq!(body(get(&server, &must_header(&response, "location")), 200), bytes);
+
+    // a manifest without a mediaType field is served with the Content-Type it was pushed with
+    let plain = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "config": descriptor(CONFIG_TYPE, br#"{"kind":"example"}"#),
+        "layers": [descriptor(LAYER_TYPE, b"layer one")],
+    }));
+    let plain_digest = put_manifest_ok(&server, REPO, "plain", &plain);
+    for reference in ["plain", plain_digest.as_str()] {
+        assert_eq!(manifest(&server, REPO, reference), (plain.clone(), OCI_MANIFEST.to_string()));
+    }
+
+    // a manifest belongs to the repository it was pushed to
+    oci_error(get(&server, &format!("/v2/s/other/manifests/{digest}")), 404, "MANIFEST_UNKNOWN");
+    oci_error(get(&server, "/v2/s/other/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+
+    // retagging an artifact moves the tag
+    let other = push_artifact(&server, REPO, br#"{"kind":"other"}"#, &[b"layer three"]);
+    let other_digest = put_manifest_ok(&server, REPO, "v1", &other);
+    assert_eq!(manifest(&server, REPO, "v1").0, other);
+    assert_eq!(manifest(&server, REPO, &digest).0, bytes, "the first manifest is still there by digest");
+    assert_ne!(digest, other_digest);
+
+    // and pushing by digest stores it without a tag
+    let untagged = push_artifact(&server, REPO, br#"{"kind":"untagged"}"#, &[b"layer four"]);
+    let untagged_digest = put_manifest_ok(&server, REPO, &digest_of(&untagged), &untagged);
+    assert_eq!(manifest(&server, REPO, &untagged_digest).0, untagged);
+    assert_eq!(tags(&server, REPO), ["plain", "v1"]);
+}
+
+#[test]
+fn image_index_of_manifests() {
+    let server = Server::start();
+    let amd64 = push_artifact(&server, REPO, br#"{"arch":"amd64"}"#, &[b"amd64 layer"]);
+    let arm64 = push_artifact(&server, REPO, br#"{"arch":"arm64"}"#, &[b"arm64 layer"]);
+    let entries: Vec<Value> = [(&amd64, "amd64"), (&arm64, "arm64")]
+        .into_iter()
+        .map(|(bytes, arch)| {
+            let digest = put_manifest_ok(&server, REPO, &digest_of(bytes), bytes);
+            json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len(),
+                   "platform": {"architecture": arch, "os": "linux"}})
+        })
+        .collect();
+    let index = manifest_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}));
+    let digest = put_typed_manifest_ok(&server, REPO, "multi", &index, OCI_INDEX);
+    for reference in ["multi", digest.as_str()] {
+        assert_eq!(manifest(&server, REPO, reference), (index.clone(), OCI_INDEX.to_string()));
+        let response = head(&server, &format!("{REPO}/manifests/{reference}"));
+        assert_eq!(must_header(&response, "content-type"), OCI_INDEX);
+        assert_eq!(must_header(&response, "content-length"), index.len().to_string());
+    }
+    // the entries are there by digest
+    assert_eq!(manifest(&server, REPO, &digest_of(&arm64)).0, arm64);
+    assert_eq!(tags(&server, REPO), ["multi"]);
+}
+
+#[test]
+fn manifest_errors() {
+    let server = Server::start();
+    let config = br#"{"kind":"example"}"#;
+    let good = push_artifact(&server, REPO, config, &[b"layer"]);
+    put_manifest_ok(&server, REPO, "v1", &good);
+
+    // a layer that was never pushed
+    let missing = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(CONFIG_TYPE, config),
+        "layers": [descriptor(LAYER_TYPE, b"never pushed")],
+    }));
+    oci_error(put_manifest(&server, REPO, "missing", &missing, OCI_MANIFEST), 400, "MANIFEST_BLOB_UNKNOWN");
+    oci_error(get(&server, &format!("{REPO}/manifests/missing")), 404, "MANIFEST_UNKNOWN");
+    // a config that was never pushed
+    let missing_config = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(CONFIG_TYPE, b"{\"never\":1}"),
+        "layers": [],
+    }));
+    oci_error(put_manifest(&server, REPO, "missing", &missing_config, OCI_MANIFEST), 400, "MANIFEST_BLOB_UNKNOWN");
+
+    // not JSON, not a manifest, or saying another media type than the request
+    for bad in [&b"{not json"[..], b"", b"[]", br#"{"schemaVersion":1}"#, br#"{"schemaVersion":2}"#] {
+        oci_error(put_manifest(&server, REPO, "bad", bad, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    }
+    let docker = "application/vnd.docker.distribution.manifest.v2+json";
+    oci_error(put_manifest(&server, REPO, "bad", &good, docker), 400, "MANIFEST_INVALID");
+    oci_error(get(&server, &format!("{REPO}/manifests/bad")), 404, "MANIFEST_UNKNOWN");
+
+    // by digest, the bytes must have that digest
+    let wrong = digest_of(b"something else");
+    oci_error(put_manifest(&server, REPO, &wrong, &good, OCI_MANIFEST), 400, "DIGEST_INVALID");
+    oci_error(get(&server, &format!("{REPO}/manifests/{wrong}")), 404, "MANIFEST_UNKNOWN");
+
+    // unknown tag and digest
+    oci_error(get(&server, &format!("{REPO}/manifests/nope")), 404, "MANIFEST_UNKNOWN");
+    oci_error(get(&server, &format!("{REPO}/manifests/{}", digest_of(b"nope"))), 404, "MANIFEST_UNKNOWN");
+    assert_eq!(status(&head(&server, &format!("{REPO}/manifests/nope"))), 404);
+
+    // unknown space (and repository)
+    oci_error(get(&server, "/v2/nospace/artifact/manifests/v1"), 404, "NAME_UNKNOWN");
+    oci_error(get(&server, "/v2/nospace/artifact/tags/list"), 404, "NAME_UNKNOWN");
+    oci_error(get(&server, "/v2/s/nothing/tags/list"), 404, "NAME_UNKNOWN");
+    let message = oci_error(get(&server, "/v2/s/nothing/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+    assert!(!message.is_empty());
+
+    // a repository name is exactly {space}/{name}
+    for path in [
+        "/v2/a/b/c/tags/list",
+        "/v2/a/b/c/manifests/v1",
+        "/v2/a/b/c/blobs/uploads/",
+        "/v2/artifact/tags/list",
+        "/v2/artifact/manifests/v1",
+    ] {
+        let response = if path.ends_with("uploads/") {
+            client().post(server.url(path)).send().unwrap()
+        } else {
+            get(&server, path)
+        };
+        oci_error(response, 400, "NAME_INVALID");
+    }
+    oci_error(put_manifest(&server, "/v2/a/b/c", "v1", &good, OCI_MANIFEST), 400, "NAME_INVALID");
+    oci_error(get(&server, "/v2/s/bad.name/tags/list"), 400, "NAME_INVALID");
+
+    // everything refused left the repository as it was
+    assert_eq!(tags(&server, REPO), ["v1"]);
+    assert_eq!(manifest(&server, REPO, "v1").0, good);
+}
+
+// ---- deleting blobs: end-10 ----
+
+#[test]
+fn blob_delete_removes_only_unreferenced_blobs() {
+    let server = Server::start();
+    let loose = push_blob(&server, REPO, b"loose blob");
+    assert_eq!(status(&delete(&server, &format!("{REPO}/blobs/{loose}"))), 202);
+    assert_eq!(blob_status(&server, REPO, &loose), 404);
+    oci_error(get(&server, &format!("{REPO}/blobs/{loose}")), 404, "BLOB_UNKNOWN");
+    oci_error(delete(&server, &format!("{REPO}/blobs/{loose}")), 404, "BLOB_UNKNOWN");
+    oci_error(delete(&server, &format!("{REPO}/blobs/sha256:xyz")), 400, "DIGEST_INVALID");
+
+    // blobs a manifest needs (and the manifest's own bytes) stay
+    let config = br#"{"kind":"kept"}"#;
+    let bytes = push_artifact(&server, REPO, config, &[b"kept layer"]);
+    let digest = put_manifest_ok(&server, REPO, "v1", &bytes);
+    for needed in [digest_of(config), digest_of(b"kept layer"), digest.clone()] {
+        oci_error(delete(&server, &format!("{REPO}/blobs/{needed}")), 403, "DENIED");
+        assert_eq!(blob_status(&server, REPO, &needed), 200, "{needed}");
+    }
+    assert_eq!(manifest(&server, REPO, "v1").0, bytes);
+
+    // and so does a chart version's archive, from any repository
+    let archive = chart("app", "1.0.0");
+    json(server.upload("s", &archive), 201);
+    for repo in ["/v2/s/app", REPO] {
+        oci_error(delete(&server, &format!("{repo}/blobs/{}", digest_of(&archive))), 403, "DENIED");
+    }
+    assert_eq!(server.download("s", "app", "1.0.0"), archive);
+
+    // once the manifest is gone, its blobs may go
+    assert_eq!(status(&delete(&server, &format!("{REPO}/manifests/{digest}"))), 202);
+    assert_eq!(status(&delete(&server, &format!("{REPO}/blobs/{}", digest_of(b"kept layer")))), 202);
+    assert_eq!(blob_status(&server, REPO, &digest_of(b"kept layer")), 404);
+}
+
+#[test]
+fn unsupported_operations_answer_oci_errors() {
+    let server = Server::start();
+    let response = client().post(server.url(&format!("{REPO}/tags/list"))).send().unwrap();
+    oci_error(response, 405, "UNSUPPORTED");
+    let response = client().put(server.url(&format!("{REPO}/referrers/{}", digest_of(b"x")))).send().unwrap();
+    oci_error(response, 405, "UNSUPPORTED");
+    // a path that is no endpoint at all still answers in the spec's error shape
+    let response = get(&server, &format!("{REPO}/something"));
+    assert!(response.status().is_client_error(), "{}", response.status());
+    let code = status(&response);
+    oci_error(response, code, "UNSUPPORTED");
+}
+
+// ---- tags: end-8a/b ----
+
+#[test]
+fn tags_list_in_lexical_order_with_paging() {
+    let server = Server::start();
+    let bytes = push_artifact(&server, REPO, b"{}", &[b"layer"]);
+    for tag in ["v2", "alpha", "1.0", "beta", "v1"] {
+        put_manifest_ok(&server, REPO, tag, &bytes);
+    }
+    let all = json(get(&server, &format!("{REPO}/tags/list")), 200);
+    assert_eq!(all, json!({"name": "s/artifact", "tags": ["1.0", "alpha", "beta", "v1", "v2"]}));
+
+    let mut pages = Vec::new();
+    let mut next = Some(format!("{REPO}/tags/list?n=2"));
+    while let Some(path) = next {
+        assert!(pages.len() < 5, "paging does not end");
+        let response = get(&server, &path);
+        next = next_link(&response);
+        let page = json(response, 200);
+        assert_eq!(page["name"], "s/artifact");
+        pages.push(page["tags"].as_array().unwrap().iter().map(tag_name).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, [vec!["1.0", "alpha"], vec!["beta", "v1"], vec!["v2"]]);
+
+    // last without n, n as large as the list, and the page after the last tag
+    assert_eq!(json(get(&server, &format!("{REPO}/tags/list?last=beta")), 200)["tags"], json!(["v1", "v2"]));
+    let response = get(&server, &format!("{REPO}/tags/list?n=5"));
+    assert_eq!(next_link(&response), None);
+    assert_eq!(json(response, 200)["tags"].as_array().unwrap().len(), 5);
+    let response = get(&server, &format!("{REPO}/tags/list?n=2&last=v2"));
+    assert_eq!(next_link(&response), None);
+    assert_eq!(json(response, 200)["tags"], json!([]));
+}
+
+// ---- deleting manifests: end-9 ----
+
+#[test]
+fn delete_manifest_by_tag_and_by_digest() {
+    let server = Server::start();
+    let first = push_artifact(&server, REPO, br#"{"n":1}"#, &[b"layer 1"]);
+    let second = push_artifact(&server, REPO, br#"{"n":2}"#, &[b"layer 2"]);
+    let first_digest = put_manifest_ok(&server, REPO, "a", &first);
+    put_manifest_ok(&server, REPO, "b", &first);
+    put_manifest_ok(&server, REPO, "c", &second);
+
+    // a tag
+    assert_eq!(status(&delete(&server, &format!("{REPO}/manifests/a"))), 202);
+    oci_error(get(&server, &format!("{REPO}/manifests/a")), 404, "MANIFEST_UNKNOWN");
+    assert_eq!(manifest(&server, REPO, "b").0, first, "the other tag stays");
+    assert_eq!(manifest(&server, REPO, &first_digest).0, first, "the manifest stays");
+    assert_eq!(tags(&server, REPO), ["b", "c"]);
+    oci_error(delete(&server, &format!("{REPO}/manifests/a")), 404, "MANIFEST_UNKNOWN");
+
+    // a digest, with every tag that points to it
+    put_manifest_ok(&server, REPO, "a", &first);
+    assert_eq!(status(&delete(&server, &format!("{REPO}/manifests/{first_digest}"))), 202);
+    for reference in ["a", "b", first_digest.as_str()] {
+        oci_error(get(&server, &format!("{REPO}/manifests/{reference}")), 404, "MANIFEST_UNKNOWN");
+    }
+    assert_eq!(tags(&server, REPO), ["c"]);
+    assert_eq!(manifest(&server, REPO, "c").0, second);
+    oci_error(delete(&server, &format!("{REPO}/manifests/{first_digest}")), 404, "MANIFEST_UNKNOWN");
+    oci_error(delete(&server, &format!("{REPO}/manifests/{}", digest_of(b"x"))), 404, "MANIFEST_UNKNOWN");
+    oci_error(delete(&server, "/v2/nospace/artifact/manifests/c"), 404, "NAME_UNKNOWN");
+}
+
+// ---- referrers: end-12a/b ----
+
+#[test]
+fn referrers_list_manifests_with_a_subject() {
+    let server = Server::start();
+    let subject_bytes = push_artifact(&server, REPO, br#"{"kind":"image"}"#, &[b"image layer"]);
+    let subject_digest = put_manifest_ok(&server, REPO, "v1", &subject_bytes);
+    let response = put_manifest(&server, REPO, "v1", &subject_bytes, OCI_MANIFEST);
+    assert_eq!(header(&response, "oci-subject"), None, "a manifest without a subject");
+    let subject = json!({"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": subject_bytes.len()});
+
+    let empty = push_blob(&server, REPO, b"{}");
+    let empty_config = json!({"mediaType": OCI_EMPTY, "digest": empty, "size": 2});
+    let signature = "application/vnd.example.signature.v1";
+    let sbom = "application/vnd.example.sbom.v1";
+    let attestation = "application/vnd.example.attestation.v1+json";
+
+    push_blob(&server, REPO, b"signature bytes");
+    let signed = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": signature,
+        "config": empty_config,
+        "layers": [descriptor("application/octet-stream", b"signature bytes")],
+        "subject": subject,
+        "annotations": {"org.example.kind": "signature"},
+    }));
+    push_blob(&server, REPO, b"sbom bytes");
+    let sbom_bytes = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": sbom,
+        "config": empty_config,
+        "layers": [descriptor("application/spdx+json", b"sbom bytes")],
+        "subject": subject,
+    }));
+    // no artifactType: the config's media type stands for it
+    push_blob(&server, REPO, br#"{"predicate":1}"#);
+    let attested = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(attestation, br#"{"predicate":1}"#),
+        "layers": [],
+        "subject": subject,
+    }));
+
+    let mut expected = Vec::new();
+    for (reference, bytes, artifact_type) in [
+        (digest_of(&signed), &signed, signature),
+        ("sbom".to_string(), &sbom_bytes, sbom),
+        (digest_of(&attested), &attested, attestation),
+    ] {
+        let response = put_manifest(&server, REPO, &reference, bytes, OCI_MANIFEST);
+        assert_eq!(status(&response), 201, "PUT referrer {reference}");
+        assert_eq!(must_header(&response, "oci-subject"), subject_digest);
+        assert_eq!(must_header(&response, "docker-content-digest"), digest_of(bytes));
+        expected.push((digest_of(bytes), bytes.len() as u64, artifact_type.to_string()));
+    }
+    expected.sort();
+
+    let referrers = |query: &str| {
+        let response = get(&server, &format!("{REPO}/referrers/{subject_digest}{query}"));
+        assert_eq!(must_header(&response, "content-type"), OCI_INDEX);
+        let filters = header(&response, "oci-filters-applied");
+        let index = json(response, 200);
+        assert_eq!(index["schemaVersion"], 2, "{index}");
+        assert_eq!(index["mediaType"], OCI_INDEX, "{index}");
+        let manifests = index["manifests"].as_array().unwrap_or_else(|| panic!("no manifests: {index}")).clone();
+        (manifests, filters)
+    };
+    let summary = |manifests: &[Value]| {
+        let mut listed: Vec<(String, u64, String)> = manifests
+            .iter()
+            .map(|m| {
+                assert_eq!(m["mediaType"], OCI_MANIFEST, "{m}");
+                let text = |k: &str| m[k].as_str().unwrap_or_else(|| panic!("no {k} in {m}")).to_string();
+                (text("digest"), m["size"].as_u64().unwrap(), text("artifactType"))
+            })
+            .collect();
+        listed.sort();
+        listed
+    };
+
+    let (all, filters) = referrers("");
+    assert_eq!(summary(&all), expected);
+    assert_eq!(filters, None);
+    let signed_entry = all.iter().find(|m| m["digest"] == digest_of(&signed)).unwrap();
+    assert_eq!(signed_entry["annotations"], json!({"org.example.kind": "signature"}));
+
+    let (only_sbom, filters) = referrers(&format!("?artifactType={sbom}"));
+    assert_eq!(summary(&only_sbom), [(digest_of(&sbom_bytes), sbom_bytes.len() as u64, sbom.to_string())]);
+    assert_eq!(filters.as_deref(), Some("artifactType"));
+    let (none, filters) = referrers("?artifactType=application/vnd.example.unknown");
+    assert_eq!(none, Vec::<Value>::new());
+    assert_eq!(filters.as_deref(), Some("artifactType"));
+
+    // a digest nothing refers to, known or not
+    for digest in [digest_of(&signed), digest_of(b"unknown")] {
+        let index = json(get(&server, &format!("{REPO}/referrers/{digest}")), 200);
+        assert_eq!(index["mediaType"], OCI_INDEX);
+        assert_eq!(index["manifests"], json!([]), "{digest}");
+    }
+    oci_error(get(&server, &format!("{REPO}/referrers/sha256:nothex")), 400, "DIGEST_INVALID");
+
+    // a deleted referrer is no longer listed
+    assert_eq!(status(&delete(&server, &format!("{REPO}/manifests/{}", digest_of(&signed)))), 202);
+    let (left, _) = referrers("");
+    let expected_left: Vec<_> = expected.into_iter().filter(|(d, _, _)| *d != digest_of(&signed)).collect();
+    assert_eq!(summary(&left), expected_left);
+}
+
+// ---- Helm charts over OCI ----
+
+#[test]
+fn chart_pushed_over_oci_becomes_a_version() {
+    let server = Server::start();
+    let repo = "/v2/s/demo";
+    let archive = chart("demo", "1.2.3");
+    let bytes = chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &archive, None);
+
+    // under the wrong tag: refused, no version
+    oci_error(put_manifest(&server, repo, "1.2.4", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    oci_error(put_manifest(&server, repo, "latest", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    assert_eq!(api_versions(&server, "s", "demo"), Vec::<String>::new());
+    assert_eq!(index_versions(&server, "s", "demo"), BTreeSet::new());
+    // nothing was stored, not even the space: the repository is unknown
+    oci_error(get(&server, &format!("{repo}/manifests/1.2.4")), 404, "NAME_UNKNOWN");
+    // under the wrong repository: refused, no version
+    oci_error(put_manifest(&server, "/v2/s/other", "1.2.3", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    assert_eq!(api_versions(&server, "s", "other"), Vec::<String>::new());
+    oci_error(get(&server, "/v2/s/other/manifests/1.2.3"), 404, "NAME_UNKNOWN");
+
+    let digest = put_manifest_ok(&server, repo, "1.2.3", &bytes);
+    assert_eq!(api_versions(&server, "s", "demo"), ["1.2.3"]);
+    let index = index_yaml(&server, "s");
+    let entries = index["entries"]["demo"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{index}");
+    assert_eq!(entries[0]["version"], "1.2.3");
+    assert_eq!(entries[0]["digest"], sha256(&archive));
+    assert_eq!(server.download("s", "demo", "1.2.3"), archive);
+    assert_eq!(manifest(&server, repo, "1.2.3"), (bytes.clone(), OCI_MANIFEST.to_string()));
+    assert_eq!(manifest(&server, repo, &digest).0, bytes);
+    assert_eq!(tags(&server, repo), ["1.2.3"]);
+
+    // the same manifest again is fine, and so is another manifest of the same archive (helm
+    // stamps a creation time into each): the version keeps its first manifest
+    assert_eq!(put_manifest_ok(&server, repo, "1.2.3", &bytes), digest);
+    let annotated =
+        chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &archive, Some(json!({"note": "again"})));
+    put_manifest_ok(&server, repo, "1.2.3", &annotated);
+    assert_eq!(manifest(&server, repo, "1.2.3").0, bytes);
+    // another archive for the same version is refused
+    let variant = ChartBuilder::new("demo", "1.2.3").with("demo/values.yaml", "replicaCount: 2\n").build();
+    let changed = chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &variant, None);
+    oci_error(put_manifest(&server, repo, "1.2.3", &changed, OCI_MANIFEST), 403, "DENIED");
+    assert_eq!(server.download("s", "demo", "1.2.3"), archive);
+    assert_eq!(manifest(&server, repo, "1.2.3").0, bytes);
+    assert_eq!(api_versions(&server, "s", "demo"), ["1.2.3"]);
+
+    // a build-metadata version, pushed under its `_` tag
+    let meta_archive = chart("demo", "2.0.0+meta.1");
+    let meta = chart_manifest(&server, repo, &chart_config("demo", "2.0.0+meta.1"), &meta_archive, None);
+    put_manifest_ok(&server, repo, "2.0.0_meta.1", &meta);
+    assert_eq!(api_versions(&server, "s", "demo"), ["1.2.3", "2.0.0+meta.1"]);
+    assert_eq!(index_versions(&server, "s", "demo"), BTreeSet::from(["1.2.3".into(), "2.0.0+meta.1".into()]));
+    assert_eq!(tags(&server, repo), ["1.2.3", "2.0.0_meta.1"]);
+    assert_eq!(manifest(&server, repo, "2.0.0_meta.1").0, meta);
+}
+
+/// A push that is refused must leave nothing behind: not the manifest by digest, not a
+/// repository. Otherwise a client that checks `HEAD manifests/<digest>` before pushing
+/// (as registry clients do to skip existing content) takes the refused push as done, and
+/// the refused manifest is served, listed as a referrer and keeps its blobs from gc.
+#[test]
+fn refused_chart_pushes_leave_nothing_behind() {
+    let server = Server::start();
+    let repo = "/v2/s/demo";
+    let archive = chart("demo", "1.2.3");
+    let bytes = chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &archive, None);
+    let mut leaks = Vec::new();
+
+    // wrong repository
+    oci_error(put_manifest(&server, "/v2/s/other", "1.2.3", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    let answer = status(&head(&server, &format!("/v2/s/other/manifests/{}", digest_of(&bytes))));
+    if answer != 404 {
+        leaks.push(format!("wrong repository: HEAD /v2/s/other/manifests/<digest> answers {answer}"));
+    }
+    let answer = status(&get(&server, "/v2/s/other/tags/list"));
+    if answer != 404 {
+        leaks.push(format!("wrong repository: GET /v2/s/other/tags/list answers {answer}, not NAME_UNKNOWN"));
+    }
+
+    // wrong tag
+    oci_error(put_manifest(&server, repo, "1.2.4", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    let answer = status(&head(&server, &format!("{repo}/manifests/{}", digest_of(&bytes))));
+    if answer != 404 {
+        leaks.push(format!("wrong tag: HEAD {repo}/manifests/<digest> answers {answer}"));
+    }
+
+    // another archive for an existing version
+    put_manifest_ok(&server, repo, "1.2.3", &bytes);
+    let variant = ChartBuilder::new("demo", "1.2.3").with("demo/values.yaml", "replicaCount: 2\n").build();
+    let changed = chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &variant, None);
+    oci_error(put_manifest(&server, repo, "1.2.3", &changed, OCI_MANIFEST), 403, "DENIED");
+    let answer = status(&head(&server, &format!("{repo}/manifests/{}", digest_of(&changed))));
+    if answer != 404 {
+        leaks
+            .push(format!("denied overwrite: HEAD {repo}/manifests/<digest of the refused manifest> answers {answer}"));
+    }
+    assert!(leaks.is_empty(), "refused pushes left manifests behind:\n{}", leaks.join("\n"));
+}
+
+/// The tags of a chart repository are its versions. Another manifest pushed under a
+/// version's tag must either be refused, or be what that tag answers afterwards; and once
+/// the tag is deleted it must be gone.
+#[test]
+fn a_version_tag_answers_what_was_pushed_under_it() {
+    let server = Server::start();
+    let archive = chart("web", "0.1.0");
+    json(server.upload("s", &archive), 201);
+    let repo = "/v2/s/web";
+    let (chart_bytes, _) = manifest(&server, repo, "0.1.0");
+
+    let other = push_artifact(&server, repo, br#"{"not":"a chart"}"#, &[b"not a chart"]);
+    let response = put_manifest(&server, repo, "0.1.0", &other, OCI_MANIFEST);
+    let answer = status(&response);
+    if answer == 201 {
+        assert_eq!(
+            manifest(&server, repo, "0.1.0").0,
+            other,
+            "PUT {repo}/manifests/0.1.0 answered 201, but GET of the tag answers another manifest"
+        );
+    } else {
+        assert!(response.status().is_client_error(), "{answer}");
+        let code = json(response, answer)["errors"][0]["code"].clone();
+        assert!(code.is_string(), "{code}");
+        assert_eq!(manifest(&server, repo, "0.1.0").0, chart_bytes);
+        assert_eq!(server.download("s", "web", "0.1.0"), archive);
+    }
+
+    assert_eq!(status(&delete(&server, &format!("{repo}/manifests/0.1.0"))), 202);
+    let response = get(&server, &format!("{repo}/manifests/0.1.0"));
+    let answer = status(&response);
+    let digest = header(&response, "docker-content-digest");
+    assert_eq!(answer, 404, "the deleted tag 0.1.0 still answers a manifest ({digest:?})");
+}
+
+#[test]
+fn chart_uploaded_through_the_api_can_be_pulled() {
+    let mut server = Server::start();
+    let archive = chart("web", "0.1.0");
+    json(server.upload("s", &archive), 201);
+    let repo = "/v2/s/web";
+
+    let (bytes, content_type) = manifest(&server, repo, "0.1.0");
+    assert_eq!(content_type, OCI_MANIFEST);
+    let digest = digest_of(&bytes);
+    let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(parsed["schemaVersion"], 2, "{parsed}");
+    assert_eq!(parsed["config"]["mediaType"], HELM_CONFIG, "{parsed}");
+    let layers = parsed["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{parsed}");
+    assert_eq!(layers[0]["mediaType"], HELM_CHART);
+    assert_eq!(layers[0]["digest"], digest_of(&archive));
+    assert_eq!(layers[0]["size"], archive.len());
+
+    assert_eq!(blob(&server, repo, &digest_of(&archive)), archive);
+    let config_digest = parsed["config"]["digest"].as_str().unwrap();
+    let config_bytes = blob(&server, repo, config_digest);
+    assert_eq!(parsed["config"]["size"], config_bytes.len());
+    let config: Value = serde_json::from_slice(&config_bytes).unwrap();
+    assert_eq!((config["name"].as_str(), config["version"].as_str()), (Some("web"), Some("0.1.0")), "{config}");
+    assert_eq!(config["apiVersion"], "v2", "{config}");
+
+    let response = head(&server, &format!("{repo}/manifests/0.1.0"));
+    assert_eq!(must_header(&response, "content-length"), bytes.len().to_string());
+    assert_eq!(must_header(&response, "docker-content-digest"), digest);
+    assert_eq!(manifest(&server, repo, &digest).0, bytes);
+    assert_eq!(tags(&server, repo), ["0.1.0"]);
+
+    // stable across reads and restarts
+    assert_eq!(manifest(&server, repo, "0.1.0").0, bytes);
+    server.restart();
+    assert_eq!(manifest(&server, repo, "0.1.0").0, bytes);
+    assert_eq!(manifest(&server, repo, &digest).0, bytes);
+
+    // through the ChartMuseum API as well
+    let cm_archive = chart("cmchart", "2.0.0");
+    let response = client()
+        .post(server.url("/api/s/charts"))
+        .header("content-type", "application/octet-stream")
+        .body(cm_archive.clone())
+        .send()
+        .unwrap();
+    json(response, 201);
+    let (cm_bytes, _) = manifest(&server, "/v2/s/cmchart", "2.0.0");
+    let cm: Value = serde_json::from_slice(&cm_bytes).unwrap();
+    assert_eq!(cm["layers"][0]["digest"], digest_of(&cm_archive));
+    assert_eq!(blob(&server, "/v2/s/cmchart", &digest_of(&cm_archive)), cm_archive);
+}
+
+#[test]
+fn build_metadata_versions_are_tags_with_underscores() {
+    let server = Server::start();
+    let archive = chart("app", "1.0.0-rc.1+build.5");
+    json(server.upload("s", &archive), 201);
+    json(server.upload("s", &chart("app", "1.0.0")), 201);
+
+    let (bytes, _) = manifest(&server, "/v2/s/app", "1.0.0-rc.1_build.5");
+    let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(parsed["layers"][0]["digest"], digest_of(&archive));
+    assert_eq!(tags(&server, "/v2/s/app"), ["1.0.0", "1.0.0-rc.1_build.5"]);
+    let config_digest = parsed["config"]["digest"].as_str().unwrap();
+    let config: Value = serde_json::from_slice(&blob(&server, "/v2/s/app", config_digest)).unwrap();
+    assert_eq!(config["version"], "1.0.0-rc.1+build.5");
+}
+
+#[test]
+fn deleting_a_chart_tag_deletes_the_version_everywhere() {
+    let server = Server::start();
+    for version in ["1.0.0", "1.1.0", "2.0.0+b.1"] {
+        json(server.upload("s", &chart("app", version)), 201);
+    }
+    let repo = "/v2/s/app";
+
+    assert_eq!(status(&delete(&server, &format!("{repo}/manifests/1.0.0"))), 202);
+    oci_error(get(&server, &format!("{repo}/manifests/1.0.0")), 404, "MANIFEST_UNKNOWN");
+    assert_eq!(api_versions(&server, "s", "app"), ["1.1.0", "2.0.0+b.1"]);
+    assert_eq!(index_versions(&server, "s", "app"), BTreeSet::from(["1.1.0".into(), "2.0.0+b.1".into()]));
+    assert_eq!(status(&server.get("/spaces/s/charts/app/versions/1.0.0")), 404);
+    assert_eq!(tags(&server, repo), ["1.1.0", "2.0.0_b.1"]);
+
+    // by the `_` tag of a build-metadata version
+    assert_eq!(status(&delete(&server, &format!("{repo}/manifests/2.0.0_b.1"))), 202);
+    assert_eq!(api_versions(&server, "s", "app"), ["1.1.0"]);
+
+    // by digest
+    let (bytes, _) = manifest(&server, repo, "1.1.0");
+    assert_eq!(status(&delete(&server, &format!("{repo}/manifests/{}", digest_of(&bytes)))), 202);
+    assert_eq!(api_versions(&server, "s", "app"), Vec::<String>::new());
+    assert_eq!(index_versions(&server, "s", "app"), BTreeSet::new());
+    oci_error(get(&server, &format!("{repo}/manifests/1.1.0")), 404, "MANIFEST_UNKNOWN");
+    oci_error(delete(&server, &format!("{repo}/manifests/1.1.0")), 404, "MANIFEST_UNKNOWN");
+}
+
+// ---- real clients, when installed ----
+
+/// A test tool: `path` if it exists; under CI a missing tool is a failure, elsewhere the
+/// test is skipped.
+fn tool(name: &str, path: PathBuf) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(std::env::var("CI").is_err(), "{name} is not installed at {}", path.display());
+    eprintln!("{name} not installed ({}); skipping", path.display());
+    None
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// An OCI image layout (`oci:` transport) holding one small image tagged `tag`.
+fn write_oci_layout(dir: &Path, tag: &str, file: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let layer_tar = ChartBuilder::empty().file("hello.txt", file.to_vec()).tar();
+    let layer = common::gzip(&layer_tar);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [digest_of(&layer_tar)]},
+    }))
+    .unwrap();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.oci.image.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", &layer)],
+    }))
+    .unwrap();
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    for data in [&layer, &config, &manifest] {
+        std::fs::write(blobs.join(sha256(data)), data).unwrap();
+    }
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": OCI_MANIFEST,
+            "digest": digest_of(&manifest),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    (manifest, layer)
+}
+
+#[test]
+fn skopeo_copies_an_image_in_and_out() {
+    let on_path = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("skopeo"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from("skopeo (on PATH)"));
+    let Some(skopeo) = tool("skopeo", on_path) else { return };
+    let server = Server::start();
+    let work = TempDir::new("skopeo");
+    let source = work.path.join("source");
+    let (manifest_bytes, layer) = write_oci_layout(&source, "v1", b"hello from skopeo\n");
+    let target = format!("docker://{}/s/img:v1", server.address());
+
+    run(Command::new(&skopeo)
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", source.display()))
+        .arg(&target));
+
+    // the registry holds the exact manifest and layer
+    let (bytes, content_type) = manifest(&server, "/v2/s/img", "v1");
+    assert_eq!(bytes, manifest_bytes);
+    assert_eq!(content_type, OCI_MANIFEST);
+    assert_eq!(blob(&server, "/v2/s/img", &digest_of(&layer)), layer);
+    let raw = run(Command::new(&skopeo).args(["inspect", "--raw", "--tls-verify=false"]).arg(&target));
+    assert_eq!(raw.as_bytes(), manifest_bytes);
+    let tags = run(Command::new(&skopeo)
+        .args(["list-tags", "--tls-verify=false"])
+        .arg(format!("docker://{}/s/img", server.address())));
+    let tags: Value = serde_json::from_str(&tags).unwrap();
+    assert_eq!(tags["Tags"], json!(["v1"]));
+
+    // and back out, to a directory
+    let out = work.path.join("out");
+    run(Command::new(&skopeo)
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(&target)
+        .arg(format!("dir:{}", out.display())));
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), manifest_bytes);
+    assert_eq!(std::fs::read(out.join(sha256(&layer))).unwrap(), layer);
+}
+
+#[test]
+fn oras_py_pushes_and_pulls_an_artifact() {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python");
+    let Some(python) = tool("python venv", venv) else { return };
+    let has_oras = Command::new(&python).args(["-c", "import oras.client"]).output().is_ok_and(|o| o.status.success());
+    if !has_oras {
+        assert!(std::env::var("CI").is_err(), "oras-py is not installed in .tools/venv");
+        eprintln!("oras-py not installed in .tools/venv; skipping");
+        return;
+    }
+    let server = Server::start();
+    let work = TempDir::new("oras");
+    let content = b"artifact pushed by oras-py\n".to_vec();
+    std::fs::write(work.path.join("artifact.txt"), &content).unwrap();
+    let script = r#"
+import os, sys
+import oras.client
+host, target, outdir = sys.argv[1], sys.argv[2], sys.argv[3]
+client = oras.client.OrasClient(hostname=host, insecure=True)
+response = client.push(target=target, files=["artifact.txt:application/vnd.example.file.v1"])
+print("push", response.status_code)
+assert response.status_code == 201, response.text
+files = client.pull(target=target, outdir=outdir)
+print("pulled", files)
+"#;
+    let out = work.path.join("out");
+    let target = format!("{}/s/orasart:v1", server.address());
+    let stdout =
+        run(Command::new(&python).current_dir(&work.path).args(["-c", script, &server.address(), &target]).arg(&out));
+    assert!(stdout.contains("push 201"), "{stdout}");
+    assert_eq!(std::fs::read(out.join("artifact.txt")).unwrap(), content);
+
+    // what oras pushed is an ordinary manifest here
+    let (bytes, _) = manifest(&server, "/v2/s/orasart", "v1");
+    let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+    let layers = parsed["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{parsed}");
+    assert_eq!(layers[0]["digest"], digest_of(&content));
+    assert_eq!(layers[0]["mediaType"], "application/vnd.example.file.v1");
+    assert_eq!(tags(&server, "/v2/s/orasart"), ["v1"]);
+}
