@@ -183,11 +183,11 @@ fn spaces_are_independent() {
 }
 
 #[test]
-fn compose_is_answered_not_implemented_with_a_json_error() {
+fn a_json_body_is_an_orchestration_config() {
     let server = Server::start();
     let response = client().post(server.api("/spaces/s/charts")).json(&json!({"save": {}})).send().unwrap();
-    let body = json(response, 501);
-    assert!(body["message"].as_str().unwrap().contains("not implemented"));
+    let message = error(response, 400);
+    assert!(message.contains("save.chart is required"), "{message}");
 }
 
 #[test]

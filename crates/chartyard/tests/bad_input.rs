@@ -1,5 +1,5 @@
-//! Bad input through the real server: every refused request must get a 4xx (or the
-//! documented 501) with the seed's JSON error body, and leave the server healthy and the
+//! Bad input through the real server: every refused request must get a 4xx with the
+//! seed's JSON error body, and leave the server healthy and the
 //! stored data exactly as it was: same listings, byte-identical downloads, no new version
 //! records, no changed files in the data directory.
 
@@ -422,8 +422,8 @@ fn uploads_without_a_chart_are_refused() {
         );
     }
 
-    // A non-multipart body to the upload route is an orchestration config, which is not
-    // implemented: 501, in the JSON error shape, nothing stored.
+    // A non-multipart body to the upload route is an orchestration config: anything that is
+    // not a valid config is a 400, in the JSON error shape, nothing stored.
     for (content_type, body) in [
         ("text/plain", b"hello".to_vec()),
         ("application/gzip", SEED_TEST1.to_vec()),
@@ -432,11 +432,16 @@ fn uploads_without_a_chart_are_refused() {
         guarded.refused(
             &format!("POST {content_type}"),
             send_body(server, Method::POST, upload, content_type, body),
-            501,
-            "not implemented",
+            400,
+            "orchestration config is invalid",
         );
     }
-    guarded.refused("POST without a body", send(server, Method::POST, upload).send().unwrap(), 501, "not implemented");
+    guarded.refused(
+        "POST without a body",
+        send(server, Method::POST, upload).send().unwrap(),
+        400,
+        "orchestration config is invalid",
+    );
     // Replace has no such alternative: a non-multipart body is a bad request.
     guarded.refused(
         "PUT application/gzip",

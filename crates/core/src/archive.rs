@@ -124,8 +124,74 @@ fn check_trailer<R: Read>(tar: tar::Archive<R>) -> Result<(), RegistryError> {
         .map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))
 }
 
-/// One file of an archive: its path inside the chart folder and its bytes.
-type Files = BTreeMap<String, Vec<u8>>;
+/// A chart's files: paths inside the chart folder, and their bytes.
+pub type Files = BTreeMap<String, Vec<u8>>;
+
+/// A chart as files, with the chart they make: what composing new charts works on.
+#[derive(Debug, Clone)]
+pub struct ChartFiles {
+    pub files: Files,
+    pub chart: Chart,
+}
+
+/// Loads an archive's files and validates the chart they make.
+pub fn load_files(archive: &[u8], limits: &Limits) -> Result<ChartFiles, RegistryError> {
+    let mut budget = Budget { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries };
+    let files = read_files(archive, limits, &mut budget)?;
+    let chart = build_chart(files.clone(), limits, &mut budget, 0)?;
+    Ok(ChartFiles { files, chart })
+}
+
+impl ChartFiles {
+    /// The chart's own files, without its subcharts.
+    pub fn own_files(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+        self.files.iter().filter(|(path, _)| !path.starts_with("charts/"))
+    }
+
+    /// The subchart named `name` (and of `version`, when given) under `charts/`, as a
+    /// folder or as an archive.
+    pub fn subchart(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        limits: &Limits,
+    ) -> Result<Option<ChartFiles>, RegistryError> {
+        let mut folders: BTreeMap<&str, Files> = BTreeMap::new();
+        let mut candidates = Vec::new();
+        for (path, data) in &self.files {
+            let Some(inside) = path.strip_prefix("charts/") else { continue };
+            match inside.split_once('/') {
+                Some((folder, rest)) if !folder.starts_with(['.', '_']) => {
+                    folders.entry(folder).or_default().insert(rest.to_string(), data.clone());
+                }
+                None if inside.ends_with(".tgz") && !inside.starts_with(['.', '_']) => {
+                    candidates.push(load_files(data, limits)?);
+                }
+                _ => {}
+            }
+        }
+        for files in folders.into_values() {
+            let mut budget =
+                Budget { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries };
+            let chart = build_chart(files.clone(), limits, &mut budget, 1)?;
+            candidates.push(ChartFiles { files, chart });
+        }
+        Ok(candidates
+            .into_iter()
+            .find(|c| c.chart.metadata.name == name && version.is_none_or(|v| c.chart.metadata.version == v)))
+    }
+}
+
+/// Packs chart files into an archive under `folder/`, as `helm package` lays them out.
+pub fn package(folder: &str, files: &Files) -> Result<Vec<u8>, RegistryError> {
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for (path, data) in files {
+        append_file(&mut builder, &format!("{folder}/{path}"), data, 0o644, now).map_err(RegistryError::internal)?;
+    }
+    builder.into_inner().and_then(|encoder| encoder.finish()).map_err(RegistryError::internal)
+}
 
 /// Where a tar entry lands in the chart, Helm style: the first path segment is the chart
 /// folder whatever its name (`./Chart.yaml` is fine), and the rest must stay inside it.

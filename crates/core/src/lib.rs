@@ -6,6 +6,7 @@
 //! OCI) and the client share one definition of what a chart is.
 
 pub mod archive;
+pub mod compose;
 pub mod error;
 pub mod index;
 pub mod metadata;

@@ -37,6 +37,22 @@ pub fn coalesce(chart: &Chart) -> Value {
     Value::Object(values)
 }
 
+/// Applies user values over defaults, as `helm install --set`/`-f` do: tables merge key by
+/// key, anything else replaces, and `null` deletes the default.
+pub fn merge_overrides(values: &mut Map<String, Value>, overrides: &Map<String, Value>) {
+    for (key, value) in overrides {
+        match (values.get_mut(key), value) {
+            (_, Value::Null) => {
+                values.remove(key);
+            }
+            (Some(Value::Object(base)), Value::Object(more)) => merge_overrides(base, more),
+            _ => {
+                values.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
 /// Fills `dst` with the keys of `defaults` it lacks, recursing into tables both have.
 fn merge_defaults(dst: &mut Map<String, Value>, defaults: Map<String, Value>) {
     for (key, default) in defaults {

@@ -13,6 +13,7 @@ use chartyard_core::names::latest;
 use chartyard_core::paging::Page;
 use chartyard_core::wire::{ChartLink, Link, ListResponse, Metadata};
 use chartyard_storage::StoredVersion;
+use chartyard_storage::compose::Composed;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -106,23 +107,29 @@ async fn list_charts(
     page_of(&query, app.registry.list_charts(&space).await?)
 }
 
-/// A multipart body uploads an archive; any other body is an orchestration config.
+/// A multipart body uploads an archive; any other body is an orchestration config that
+/// composes a new chart from stored ones (`?dryRun=true` previews it).
 async fn upload_or_compose(
     State(app): State<AppState>,
     Path(space): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     request: Request,
 ) -> ApiResult<Response> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.contains("multipart/form-data") {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "composing a chart from a JSON config is not implemented yet; upload a chart as multipart field chartfile",
-        ));
+    if content_type.contains("multipart/form-data") {
+        let archive = chart_file(request).await?;
+        let stored = app.registry.upload(&space, archive).await?;
+        return Ok((StatusCode::CREATED, axum::Json(chart_link(&stored))).into_response());
     }
-    let archive = chart_file(request).await?;
-    let stored = app.registry.upload(&space, archive).await?;
-    Ok((StatusCode::CREATED, axum::Json(chart_link(&stored))).into_response())
+    let body = Bytes::from_request(request, &()).await?;
+    let dry_run = query.get("dryRun").is_some_and(|v| v.is_empty() || v == "true");
+    match app.registry.compose(&space, &body, dry_run).await? {
+        Composed::Stored(stored) => Ok((StatusCode::CREATED, axum::Json(chart_link(&stored))).into_response()),
+        Composed::Preview { metadata, values } => {
+            Ok(axum::Json(serde_json::json!({ "metadata": metadata, "values": values })).into_response())
+        }
+    }
 }
 
 /// The bytes of the `chartfile` field of a multipart body.

@@ -10,6 +10,7 @@
 //!   ETag so that a repeated listing costs one LIST and no GETs.
 
 pub mod backend;
+pub mod compose;
 mod index;
 pub mod keys;
 pub mod locks;

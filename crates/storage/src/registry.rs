@@ -439,6 +439,12 @@ impl Registry {
         })
     }
 
+    /// The whole archive of one version.
+    pub(crate) async fn archive_of(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
+        let key = self.locate(space, chart, version).await?;
+        self.archive_bytes_at(&key).await
+    }
+
     /// The archive of one version, streamed from storage.
     pub async fn open_archive(&self, space: &str, chart: &str, version: &str) -> Result<ArchiveStream> {
         let key = self.locate(space, chart, version).await?;

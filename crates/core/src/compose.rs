@@ -1,0 +1,257 @@
+//! Orchestration: composing a new chart from charts already in the registry, from the
+//! seed's JSON config.
+//!
+//! ```json
+//! {"save": {"chart": "shop", "version": "3.0.0", "description": "web shop stack"},
+//!  "configs": {"package": {"independent": true, "space": "base", "chart": "web", "version": "1.0.0"},
+//!              "_config": {"replicas": 5},
+//!              "db": {"package": {...}, "_config": {...}, "child": {...}}}}
+//! ```
+//! Every node names the chart it starts from (`package`), its values (`_config`), and its
+//! children, keyed by the name each gets in the new chart. This module parses the config
+//! and builds the new chart's files; fetching the parts is the storage layer's job.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::RegistryError;
+use crate::archive::{ChartFiles, Files};
+use crate::metadata::{API_VERSION_V2, Dependency};
+use crate::names::{check_name, parse_version};
+
+/// Where the new chart goes and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Save {
+    #[serde(default)]
+    pub chart: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// The seed's values layout: every part's defaults cleared, and the new chart's
+    /// values.yaml holding the nested `_config` objects under their keys.
+    #[serde(default)]
+    pub legacy_values: bool,
+}
+
+/// The chart a node starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Package {
+    /// A stored chart (`space/chart/version`); otherwise a subchart inside the parent's
+    /// original archive, found by its chart name (and version).
+    pub independent: bool,
+    #[serde(default)]
+    pub space: String,
+    pub chart: String,
+    #[serde(default)]
+    pub version: String,
+}
+
+/// One node of the config tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The name the part gets in the new chart (the root's is `save.chart`).
+    pub key: String,
+    pub package: Package,
+    /// The node's `_config`: values for this part.
+    pub config: Map<String, Value>,
+    pub children: Vec<Node>,
+}
+
+/// A parsed orchestration config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composition {
+    pub save: Save,
+    pub root: Node,
+}
+
+const PACKAGE: &str = "package";
+const CONFIG: &str = "_config";
+
+fn invalid(message: impl Into<String>) -> RegistryError {
+    RegistryError::invalid(format!("orchestration config is invalid: {}", message.into()))
+}
+
+/// Parses and checks a config: its shape, names and versions.
+pub fn parse(body: &[u8]) -> Result<Composition, RegistryError> {
+    #[derive(Deserialize)]
+    struct Raw {
+        save: Option<Save>,
+        configs: Option<Map<String, Value>>,
+    }
+    let raw: Raw = serde_json::from_slice(body).map_err(|e| invalid(format!("not a JSON config object: {e}")))?;
+    let save = raw.save.ok_or_else(|| invalid("save is required"))?;
+    if save.chart.is_empty() {
+        return Err(invalid("save.chart is required"));
+    }
+    if save.version.is_empty() {
+        return Err(invalid("save.version is required"));
+    }
+    check_name("save.chart", &save.chart)?;
+    parse_version(&save.version).map_err(|e| invalid(format!("save.version: {e}")))?;
+    let configs = raw.configs.ok_or_else(|| invalid("configs is required"))?;
+    let root = parse_node(save.chart.clone(), configs, "configs", 0)?;
+    if !root.package.independent {
+        return Err(invalid("configs.package must be an independent (stored) chart"));
+    }
+    Ok(Composition { save, root })
+}
+
+fn parse_node(key: String, mut object: Map<String, Value>, path: &str, depth: usize) -> Result<Node, RegistryError> {
+    if depth > 16 {
+        return Err(invalid(format!("{path}: nodes nest deeper than 16")));
+    }
+    let package = object.remove(PACKAGE).ok_or_else(|| invalid(format!("{path}.package is required")))?;
+    let package: Package = serde_json::from_value(package).map_err(|e| invalid(format!("{path}.package: {e}")))?;
+    check_name(&format!("{path}.package.chart"), &package.chart)?;
+    if package.independent || !package.version.is_empty() {
+        parse_version(&package.version).map_err(|e| invalid(format!("{path}.package.version: {e}")))?;
+    }
+    if package.independent {
+        check_name(&format!("{path}.package.space"), &package.space)?;
+    }
+    let config = match object.remove(CONFIG) {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(config)) => config,
+        Some(_) => return Err(invalid(format!("{path}._config must be an object"))),
+    };
+    let mut children = Vec::new();
+    for (child_key, value) in object {
+        let child_path = format!("{path}.{child_key}");
+        check_name(&format!("{child_path} (a child's name)"), &child_key)?;
+        let Value::Object(child) = value else {
+            return Err(invalid(format!("{child_path} must be an object with a package")));
+        };
+        children.push(parse_node(child_key, child, &child_path, depth + 1)?);
+    }
+    Ok(Node { key, package, config, children })
+}
+
+/// A node with the chart it starts from, fetched.
+pub struct Part {
+    pub key: String,
+    pub files: ChartFiles,
+    pub config: Map<String, Value>,
+    pub children: Vec<Part>,
+}
+
+/// The files of the new chart: the root part's files with its subcharts replaced by the
+/// listed children (renamed to their keys), each part's values merged over its own
+/// defaults (or the seed's legacy layout), and Chart.yaml dependencies that match
+/// `charts/` exactly.
+pub fn compose(save: &Save, root: &Part) -> Result<Files, RegistryError> {
+    let mut out = Files::new();
+    write_part(save, root, true, "", &mut out)?;
+    if save.legacy_values {
+        let values = crate::yaml::to_yaml(&legacy_values(root))?;
+        out.insert("values.yaml".into(), values.into_bytes());
+    }
+    Ok(out)
+}
+
+fn write_part(save: &Save, part: &Part, is_root: bool, prefix: &str, out: &mut Files) -> Result<(), RegistryError> {
+    for (path, data) in part.files.own_files() {
+        // Lock files describe the original dependencies, which are replaced.
+        if !matches!(
+            path.as_str(),
+            "Chart.yaml" | "values.yaml" | "requirements.yaml" | "requirements.lock" | "Chart.lock"
+        ) {
+            out.insert(format!("{prefix}{path}"), data.clone());
+        }
+    }
+    let mut metadata = part.files.chart.metadata.clone();
+    if is_root {
+        metadata.name = save.chart.clone();
+        metadata.version = save.version.clone();
+        metadata.description = save.description.clone();
+        metadata.api_version = API_VERSION_V2.into();
+    } else {
+        metadata.name = part.key.clone();
+    }
+    metadata.dependencies = part
+        .children
+        .iter()
+        .map(|child| Dependency {
+            name: child.key.clone(),
+            version: child.files.chart.metadata.version.clone(),
+            repository: String::new(),
+            condition: String::new(),
+            tags: Vec::new(),
+            enabled: None,
+            import_values: Vec::new(),
+            alias: String::new(),
+        })
+        .collect();
+    if !metadata.dependencies.is_empty() {
+        // Only v2 charts declare dependencies in Chart.yaml.
+        metadata.api_version = API_VERSION_V2.into();
+    }
+    out.insert(format!("{prefix}Chart.yaml"), crate::yaml::to_yaml(&metadata)?.into_bytes());
+    let values = if save.legacy_values {
+        Map::new()
+    } else {
+        let mut values = part.files.chart.values.clone();
+        crate::values::merge_overrides(&mut values, &part.config);
+        values
+    };
+    out.insert(format!("{prefix}values.yaml"), crate::yaml::to_yaml(&values)?.into_bytes());
+    for child in &part.children {
+        write_part(save, child, false, &format!("{prefix}charts/{}/", child.key), out)?;
+    }
+    Ok(())
+}
+
+/// The seed's values: `{"_config": {...}, "<child>": {"_config": {...}, ...}}`.
+fn legacy_values(part: &Part) -> Map<String, Value> {
+    let mut values = Map::new();
+    if !part.config.is_empty() {
+        values.insert(CONFIG.into(), Value::Object(part.config.clone()));
+    }
+    for child in &part.children {
+        values.insert(child.key.clone(), Value::Object(legacy_values(child)));
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_issue_example() {
+        let body = br#"{"save": {"chart": "shop", "version": "3.0.0", "description": "web shop stack"},
+         "configs": {
+           "package": {"independent": true, "space": "base", "chart": "web", "version": "1.0.0"},
+           "_config": {"replicas": 5},
+           "db":    {"package": {"independent": true,  "space": "base", "chart": "postgres", "version": "12.1.0"},
+                     "_config": {"storage": "50Gi"}},
+           "proxy": {"package": {"independent": false, "space": "base", "chart": "sidecar", "version": "0.2.0"},
+                     "_config": {"port": 9443}}}}"#;
+        let composition = parse(body).unwrap();
+        assert_eq!(composition.save.chart, "shop");
+        assert_eq!(composition.root.config["replicas"], 5);
+        let keys: Vec<&str> = composition.root.children.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["db", "proxy"]);
+        assert!(!composition.root.children[1].package.independent);
+    }
+
+    #[test]
+    fn refuses_malformed_configs() {
+        for body in [
+            &b"[]"[..],
+            br#"{"configs": {}}"#,
+            br#"{"save": {"version": "1.0.0"}, "configs": {}}"#,
+            br#"{"save": {"chart": "x"}, "configs": {}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0"}, "configs": {}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0.0"}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0.0"}, "configs": {}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0.0"}, "configs": {"package": {"independent": true, "space": "s", "chart": "c", "version": "1.0.0"}, "bad child": {}}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0.0"}, "configs": {"package": {"independent": true, "space": "s", "chart": "c", "version": "1.0.0"}, "child": 5}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0.0"}, "configs": {"package": {"independent": true, "space": "s", "chart": "c", "version": "1.0.0"}, "_config": [1]}}"#,
+            br#"{"save": {"chart": "x", "version": "1.0.0"}, "configs": {"package": {"independent": false, "chart": "c"}}}"#,
+        ] {
+            assert!(matches!(parse(body), Err(RegistryError::Invalid(_))), "{}", String::from_utf8_lossy(body));
+        }
+    }
+}
