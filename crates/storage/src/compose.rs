@@ -18,7 +18,7 @@ pub enum Composed {
     /// The new chart, stored.
     Stored(StoredVersion),
     /// A dry run: what the new chart would be.
-    Preview { metadata: MetadataTree, values: Value },
+    Preview { metadata: Box<MetadataTree>, values: Value },
 }
 
 impl Registry {
@@ -38,7 +38,10 @@ impl Registry {
         let archive = Bytes::from(archive::package(&save.chart, &files)?);
         if dry_run {
             let chart = self.load_chart(archive).await?;
-            return Ok(Composed::Preview { metadata: chart.metadata_tree(), values: values::coalesce(&chart) });
+            return Ok(Composed::Preview {
+                metadata: Box::new(chart.metadata_tree()),
+                values: values::coalesce(&chart),
+            });
         }
         Ok(Composed::Stored(self.upload(space, archive).await?))
     }
