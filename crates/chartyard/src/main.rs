@@ -1,6 +1,8 @@
 //! The `chartyard` command: runs the registry server and its maintenance tasks.
 
+mod cli;
 mod config;
+mod mirror;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -17,9 +19,11 @@ use crate::config::{Settings, SettingsArgs, bind_address};
 #[derive(Debug, Parser)]
 #[command(name = "chartyard", version, about = "A Helm chart registry")]
 struct Cli {
-    /// Log line format.
+    /// Log line format (serve, gc).
     #[arg(long, global = true, env = "CHARTYARD_LOG_FORMAT", default_value = "text")]
     log_format: LogFormat,
+    #[command(flatten)]
+    connection: cli::Connection,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,15 +46,37 @@ enum Command {
         #[arg(long, default_value_t = 3600)]
         grace_seconds: u64,
     },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let (args, grace) = match &cli.command {
-        Command::Serve(args) => (args, None),
-        Command::Gc { settings, grace_seconds } => (settings, Some(Duration::from_secs(*grace_seconds))),
+    let (args, grace) = match cli.command {
+        Command::Serve(ref args) => (args, None),
+        Command::Gc { ref settings, grace_seconds } => (settings, Some(Duration::from_secs(grace_seconds))),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "chartyard",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Client(command) => {
+            return match cli::run(cli.connection, command) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("chartyard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
     };
+    init_logging(cli.log_format);
     let settings = match args.resolve() {
         Ok((settings, ignored)) => {
             if !ignored.is_empty() {
