@@ -60,10 +60,11 @@ impl Registry {
                 let version = Some(package.version.as_str()).filter(|v| !v.is_empty());
                 let parent = parent.ok_or_else(|| RegistryError::invalid("the root must be an independent chart"))?;
                 parent.subchart(&package.chart, version, &self.options.limits)?.ok_or_else(|| {
-                    RegistryError::not_found(format!(
-                        "subchart {} {} of {}",
-                        package.chart, package.version, parent.chart.metadata.name
-                    ))
+                    let wanted = match version {
+                        Some(version) => format!("{} {version}", package.chart),
+                        None => package.chart.clone(),
+                    };
+                    RegistryError::not_found(format!("subchart {wanted} of {}", parent.chart.metadata.name))
                 })?
             };
             let mut children = Vec::with_capacity(node.children.len());
