@@ -927,3 +927,27 @@ fn the_upload_size_limit_is_on_request_bodies() {
     assert!(composed.len() > 8192, "{}", composed.len());
     assert_eq!(unpack(&composed).keys().filter(|p| p.ends_with("noise.txt")).count(), 4);
 }
+
+/// A subchart renamed in the composition keeps the settings its parent had for it.
+#[test]
+fn renamed_subcharts_keep_their_parents_settings() {
+    let server = Server::start();
+    let parent = ChartBuilder::new("old", "1.0.0")
+        .with("old/values.yaml", "sub:\n  y: from-parent\n")
+        .file("old/charts/sub/Chart.yaml", "apiVersion: v2\nname: sub\nversion: 0.0.1\n")
+        .file("old/charts/sub/values.yaml", "y: \"2\"\nz: kept\n")
+        .build();
+    json(server.upload("base", &parent), 201);
+    let config = serde_json::json!({
+        "save": {"chart": "new", "version": "1.0.0"},
+        "configs": {"package": {"independent": true, "space": "base", "chart": "old", "version": "1.0.0"},
+                    "s": {"package": {"independent": false, "chart": "sub"}}}});
+    let response = client().post(server.api("/spaces/base/charts")).json(&config).send().unwrap();
+    json(response, 201);
+    let composed =
+        chartyard_core::archive::load_files(&server.download("base", "new", "1.0.0"), &Default::default()).unwrap();
+    assert_eq!(composed.chart.values.get("s"), Some(&serde_json::json!({"y": "from-parent"})));
+    assert!(!composed.chart.values.contains_key("sub"), "{:?}", composed.chart.values);
+    let values = json(server.get("/spaces/base/charts/new/versions/1.0.0/manifests/values"), 200);
+    assert_eq!(values["s"], serde_json::json!({"y": "from-parent", "z": "kept"}));
+}

@@ -132,6 +132,8 @@ fn parse_node(key: String, mut object: Map<String, Value>, path: &str, depth: us
 pub struct Part {
     pub key: String,
     pub files: ChartFiles,
+    /// Whether the chart was a subchart of the parent's original archive.
+    pub from_parent: bool,
     pub config: Map<String, Value>,
     pub children: Vec<Part>,
 }
@@ -192,6 +194,16 @@ fn write_part(save: &Save, part: &Part, is_root: bool, prefix: &str, out: &mut F
         Map::new()
     } else {
         let mut values = part.files.chart.values.clone();
+        // The parent's own settings for a subchart it already had follow it to its new name.
+        for child in part.children.iter().filter(|c| c.from_parent) {
+            let original = &child.files.chart.metadata.name;
+            if *original != child.key
+                && !values.contains_key(&child.key)
+                && let Some(settings) = values.remove(original)
+            {
+                values.insert(child.key.clone(), settings);
+            }
+        }
         crate::values::merge_overrides(&mut values, &part.config);
         values
     };

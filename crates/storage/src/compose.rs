@@ -71,7 +71,13 @@ impl Registry {
             for child in &node.children {
                 children.push(self.resolve(child, Some(&files)).await?);
             }
-            Ok(Part { key: node.key.clone(), files, config: node.config.clone(), children })
+            Ok(Part {
+                key: node.key.clone(),
+                files,
+                from_parent: !package.independent,
+                config: node.config.clone(),
+                children,
+            })
         })
     }
 }
