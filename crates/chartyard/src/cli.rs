@@ -112,7 +112,7 @@ pub enum ClientCommand {
     Mirror { source_url: String, space: String },
 }
 
-/// Downloads over this size get a progress bar when stderr is a terminal.
+/// Uploads and downloads over this size get a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 4 * 1024 * 1024;
 
 pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<()> {
@@ -166,7 +166,19 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
                     client.upload_with_provenance(&space, archive, Some(read(&prov)?)).await?;
                     out.done(&format!("pushed {} with its provenance to {space}", file.display()))
                 }
-                None => out.value(&client.upload_chart(&space, archive).await?),
+                None => {
+                    let link = match progress_bar(archive.len() as u64, "uploading") {
+                        Some(bar) => {
+                            let length = archive.len() as u64;
+                            let link =
+                                client.upload_chart_stream(&space, progress_body(archive, bar.clone()), length).await;
+                            bar.finish_and_clear();
+                            link?
+                        }
+                        None => client.upload_chart(&space, archive).await?,
+                    };
+                    out.value(&link)
+                }
             }
         }
         ClientCommand::Pull { space, chart, version, destination } => {
@@ -248,6 +260,18 @@ fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar> {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_message(message.to_string());
     Some(bar)
+}
+
+/// The archive as a body sent in 256 KiB pieces, moving the bar as each is taken.
+fn progress_body(archive: Bytes, bar: indicatif::ProgressBar) -> chartyard_client::reqwest::Body {
+    const PIECE: usize = 256 * 1024;
+    let pieces: Vec<Bytes> =
+        (0..archive.len()).step_by(PIECE).map(|i| archive.slice(i..(i + PIECE).min(archive.len()))).collect();
+    let stream = futures::stream::iter(pieces).map(move |piece| {
+        bar.inc(piece.len() as u64);
+        Ok::<_, std::io::Error>(piece)
+    });
+    chartyard_client::reqwest::Body::wrap_stream(stream)
 }
 
 /// Streams a version's archive to a file, through a temporary name so a failed download

@@ -223,6 +223,15 @@ impl Client {
         self.json(self.request(Method::POST, &path).multipart(form)).await
     }
 
+    /// Uploads a chart archive from a streaming body of `length` bytes (for large archives,
+    /// or to follow the upload's progress); a missing space is created.
+    pub async fn upload_chart_stream(&self, space: &str, body: reqwest::Body, length: u64) -> Result<ChartLink> {
+        let part = multipart::Part::stream_with_length(body, length).file_name("chart.tgz");
+        let form = multipart::Form::new().part("chartfile", part);
+        let path = format!("/api/v1/spaces/{}/charts", segment(space));
+        self.json(self.request(Method::POST, &path).multipart(form)).await
+    }
+
     /// Composes a new chart from stored charts with an orchestration config.
     pub async fn compose_chart(&self, space: &str, config: &Value) -> Result<ChartLink> {
         let path = format!("/api/v1/spaces/{}/charts", segment(space));
