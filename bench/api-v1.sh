@@ -11,44 +11,17 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PRELOAD=${1:-10000}
 
-cargo build --release --quiet --bin chartyard --example loadgen
-BIN=target/release/chartyard
-LOADGEN=target/release/examples/loadgen
-WORK=$(mktemp -d)
-cleanup() {
-  [[ -n ${CY_PID:-} ]] && kill "$CY_PID" 2>/dev/null || true
-  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source bench/lib.sh
 mkdir -p "$WORK/static" "$WORK/data"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 CY_PORT=$(free_port)
 NGINX_PORT=$(free_port)
-
 CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/data" 2>"$WORK/chartyard.log" &
 CY_PID=$!
-cat >"$WORK/nginx.conf" <<CONF
-user root;
-worker_processes $(nproc);
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/static; }
-}
-CONF
-mkdir -p "$WORK/tmp"
-nginx -c "$WORK/nginx.conf"
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$CY_PORT/health" >/dev/null && break; sleep 0.1; done
+PIDS+=("$CY_PID")
+start_nginx "$NGINX_PORT"
+wait_for "http://127.0.0.1:$CY_PORT/health"
 
 CY="http://127.0.0.1:$CY_PORT"
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 # Warm up past one-time costs (threads, the 256 blob folders) so both sizes are measured
 # in steady state.

@@ -13,19 +13,7 @@ SMALL=${1:-10000}
 LARGE=${2:-100000}
 CHARTS=10
 
-cargo build --release --quiet --bin chartyard --example loadgen
-BIN=target/release/chartyard
-LOADGEN=target/release/examples/loadgen
-WORK=$(mktemp -d)
-chmod 755 "$WORK"
-cleanup() {
-  [[ -n ${CY_PID:-} ]] && kill "$CY_PID" 2>/dev/null || true
-  [[ -f $WORK/nginx.pid ]] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-mkdir -p "$WORK/static" "$WORK/tmp"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 CY_PORT=$(free_port)
 NGINX_PORT=$(free_port)
 CY="http://127.0.0.1:$CY_PORT"
@@ -33,38 +21,25 @@ CY="http://127.0.0.1:$CY_PORT"
 start_chartyard() {
   CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/data" 2>>"$WORK/chartyard.log" &
   CY_PID=$!
-  for _ in $(seq 100); do curl -sf "$CY/health" >/dev/null && return; sleep 0.05; done
+  PIDS+=("$CY_PID")
+  wait_for "$CY/health"
 }
 peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$CY_PID/status"; }
 
-cat >"$WORK/nginx.conf" <<CONF
-user root;
-worker_processes $(nproc);
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $WORK/tmp; proxy_temp_path $WORK/tmp; fastcgi_temp_path $WORK/tmp;
-  uwsgi_temp_path $WORK/tmp; scgi_temp_path $WORK/tmp;
-  server { listen 127.0.0.1:$NGINX_PORT; root $WORK/static; }
-}
-CONF
-nginx -c "$WORK/nginx.conf"
+start_nginx "$NGINX_PORT"
 start_chartyard
 
 # Fill the space to `target` versions, spread over $CHARTS charts, 1.0.N each.
 filled=0
 fill_to() {
   local target=$1 per=$(( ($1 - filled) / CHARTS ))
+  (( per > 0 )) || return 0
   for c in $(seq 0 $((CHARTS - 1))); do
     "$LOADGEN" upload "$CY" bench "chart$c" $((filled / CHARTS)) "$per" 64 >/dev/null
   done
   filled=$target
 }
 rps() { wrk -t2 -c8 -d5s --timeout 30s "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
 declare -A upload index_cy index_ng first_index index_bytes
 for size in "$SMALL" "$LARGE"; do

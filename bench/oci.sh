@@ -8,23 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SMALL=${1:-2000}
 LARGE=${2:-200}
 
-cargo build --release --quiet --bin chartyard --example loadgen
-BIN=target/release/chartyard
-LOADGEN=target/release/examples/loadgen
-WORK=$(mktemp -d)
-cleanup() {
-  [[ -n ${CY_PID:-} ]] && kill "$CY_PID" 2>/dev/null || true
-  [[ -n ${REG_PID:-} ]] && kill "$REG_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib.sh
 CY_PORT=$(free_port)
 REG_PORT=$(free_port)
 
 CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/chartyard" \
   --max-upload-size 104857600 2>"$WORK/chartyard.log" &
-CY_PID=$!
+PIDS+=($!)
 cat >"$WORK/registry.yml" <<CONF
 version: 0.1
 log:
@@ -38,12 +28,10 @@ http:
   addr: 127.0.0.1:$REG_PORT
 CONF
 docker-registry serve "$WORK/registry.yml" 2>"$WORK/registry.log" &
-REG_PID=$!
-for url in "http://127.0.0.1:$CY_PORT/v2/" "http://127.0.0.1:$REG_PORT/v2/"; do
-  for _ in $(seq 100); do curl -sf "$url" >/dev/null && break; sleep 0.05; done
-done
+PIDS+=($!)
+wait_for "http://127.0.0.1:$CY_PORT/v2/"
+wait_for "http://127.0.0.1:$REG_PORT/v2/"
 
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 echo "| blob | concurrency | operation | chartyard ops/s | distribution ops/s | ratio |"
 echo "|---|---|---|---|---|---|"
 for spec in "4096 $SMALL" "1048576 $LARGE"; do
