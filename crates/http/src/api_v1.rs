@@ -69,7 +69,8 @@ fn chart_link(stored: &StoredVersion) -> ChartLink {
 fn page_of<T: Serialize>(query: &HashMap<String, String>, items: Vec<T>) -> ApiResult<Response> {
     let page = Page::parse(query.get("start").map(String::as_str), query.get("limit").map(String::as_str))?;
     let total = items.len();
-    let items: Vec<T> = items.into_iter().skip(page.range(total).start).take(page.range(total).len()).collect();
+    let range = page.range(total);
+    let items: Vec<T> = items.into_iter().skip(range.start).take(range.len()).collect();
     Ok(axum::Json(ListResponse::new(total, items)).into_response())
 }
 
