@@ -58,12 +58,10 @@ fn main() -> ExitCode {
         Command::Serve(ref args) => (args, None),
         Command::Gc { ref settings, grace_seconds } => (settings, Some(Duration::from_secs(grace_seconds))),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "chartyard",
-                &mut std::io::stdout(),
-            );
+            // Written whole, so a closed pipe (`| head`) is not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "chartyard", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             return ExitCode::SUCCESS;
         }
         Command::Client(command) => {

@@ -39,6 +39,7 @@ pub async fn mirror(client: &Client, source_url: &str, space: &str) -> anyhow::R
         bail!("{index_url} answered {}", response.status());
     }
     let index: Index = chartyard_core::yaml::from_yaml(&response.bytes().await?, &index_url)?;
+    let base = reqwest::Url::parse(&format!("{source}/")).with_context(|| format!("{source_url} is not a URL"))?;
     match client.create_space(space).await {
         Ok(_) => {}
         Err(Error::Api { status: 409, .. }) => {}
@@ -57,11 +58,9 @@ pub async fn mirror(client: &Client, source_url: &str, space: &str) -> anyhow::R
                 continue;
             }
             let url = entry.urls.first().with_context(|| format!("{chart} {} has no url", entry.version))?;
-            let url = if url.starts_with("http://") || url.starts_with("https://") {
-                url.clone()
-            } else {
-                format!("{source}/{}", url.trim_start_matches("./"))
-            };
+            // As Helm does: relative to the repository URL (with a trailing slash).
+            let url =
+                base.join(url).with_context(|| format!("{chart} {}: bad url {url:?}", entry.version))?.to_string();
             let archive = fetch(&http, &url).await?.with_context(|| format!("{url} not found"))?;
             let provenance = fetch(&http, &format!("{url}.prov")).await?;
             let stored = match provenance {

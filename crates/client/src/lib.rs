@@ -35,8 +35,9 @@ pub enum Error {
     /// The server answered with an error: its status, `message` and `reason`.
     #[error("{message} (HTTP {status}, {reason})")]
     Api { status: u16, message: String, reason: String },
-    /// The request did not complete (connection, timeout, TLS, ...).
-    #[error("request failed: {0}")]
+    /// The request did not complete (connection, timeout, TLS, ...); the cause is its
+    /// `source`.
+    #[error("request failed")]
     Transport(#[from] reqwest::Error),
     /// The server's answer was not what the API promises.
     #[error("unexpected answer: {0}")]
