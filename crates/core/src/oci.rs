@@ -111,7 +111,7 @@ impl Manifest {
     }
 }
 
-pub fn is_index_media_type(media_type: &str) -> bool {
+fn is_index_media_type(media_type: &str) -> bool {
     media_type == OCI_INDEX_MEDIA_TYPE || media_type == DOCKER_MANIFEST_LIST_MEDIA_TYPE
 }
 

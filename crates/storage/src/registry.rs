@@ -222,9 +222,6 @@ impl Registry {
         }
     }
 
-    pub fn limits(&self) -> &Limits {
-        &self.options.limits
-    }
 
     // ---- spaces ----
 
