@@ -222,7 +222,6 @@ impl Registry {
         }
     }
 
-
     // ---- spaces ----
 
     /// All spaces, sorted by name.
