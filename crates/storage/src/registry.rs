@@ -438,7 +438,7 @@ impl Registry {
     /// The whole archive of one version.
     pub(crate) async fn archive_of(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
         let key = self.locate(space, chart, version).await?;
-        self.archive_bytes_at(&key).await
+        Ok(self.archive_bytes_at(&key).await?.1)
     }
 
     /// The archive of one version, streamed from storage.
@@ -459,10 +459,11 @@ impl Registry {
         Ok(ArchiveStream { record, body: stream_payload(result) })
     }
 
-    async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<Bytes> {
+    /// A version's whole archive, with the record it was found through.
+    async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<(Arc<VersionRecord>, Bytes)> {
         let stream = self.open_archive_at(key).await?;
         let chunks: Vec<Bytes> = stream.body.try_collect().await.map_err(storage_error)?;
-        Ok(chunks.concat().into())
+        Ok((stream.record, chunks.concat().into()))
     }
 
     /// Stores a new version from an uploaded archive; `AlreadyExists` if the version does.
@@ -496,7 +497,8 @@ impl Registry {
             Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
-                self.commit_record(&key, record, current).await?
+                let created = self.record_at(&key).await?.created.clone();
+                self.commit_record(&key, record, current, created).await?
             }
             Err(object_store::Error::AlreadyExists { .. }) => return Err(RegistryError::AlreadyExists(key.id())),
             Err(e) => return Err(storage_error(e)),
@@ -557,13 +559,14 @@ impl Registry {
         }
         let _lock = self.lock(&key).await?;
         let current = self.current(&key).await?;
-        self.commit(&key, &loaded, archive, current).await
+        let created = self.record_at(&key).await?.created.clone();
+        self.commit(&key, &loaded, archive, current, created).await
     }
 
     /// The values Helm computes for this version with no overrides (the seed's answer).
     pub async fn values(&self, space: &str, chart: &str, version: &str) -> Result<Value> {
         let key = self.locate(space, chart, version).await?;
-        let archive = self.archive_bytes_at(&key).await?;
+        let (_, archive) = self.archive_bytes_at(&key).await?;
         Ok(values::coalesce(&self.load_chart(archive).await?))
     }
 
@@ -576,7 +579,7 @@ impl Registry {
         }
         let values_yaml = yaml::to_yaml(&new_values)?;
         let _lock = self.lock(&key).await?;
-        let updated = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
+        let (updated, _) = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
         Ok(values::coalesce(&updated))
     }
 
@@ -614,25 +617,30 @@ impl Registry {
         };
         new_metadata.validate()?;
         let chart_yaml = yaml::to_yaml(&new_metadata)?;
-        self.rewrite_locked(&key, "Chart.yaml", chart_yaml).await?;
-        let record = self.record_at(&key).await?;
+        let (_, stored) = self.rewrite_locked(&key, "Chart.yaml", chart_yaml).await?;
+        let record = stored.record;
         Ok(StoredVersion { space: space.into(), chart: chart.into(), version: version.into(), record })
     }
 
     /// Rewrites one file of a stored archive; the caller holds the version's lock.
-    async fn rewrite_locked(&self, key: &VersionKey<'_>, file: &str, content: String) -> Result<Chart> {
+    async fn rewrite_locked(
+        &self,
+        key: &VersionKey<'_>,
+        file: &str,
+        content: String,
+    ) -> Result<(Chart, StoredVersion)> {
         // The ETag is taken before the archive is read, so that a change in between makes
         // the conditional commit fail instead of being overwritten.
         let current = self.current(key).await?;
-        let archive = self.archive_bytes_at(key).await?;
+        let (previous, archive) = self.archive_bytes_at(key).await?;
         let (folder, limits, file) = (key.chart.to_string(), self.options.limits, file.to_string());
         let rewritten: Bytes =
             blocking(move || archive::rewrite(&archive, &folder, &[(&file, content.into_bytes())], &limits))
                 .await?
                 .into();
         let loaded = self.load_chart(rewritten.clone()).await?;
-        self.commit(key, &loaded, rewritten, current).await?;
-        Ok(loaded)
+        let stored = self.commit(key, &loaded, rewritten, current, previous.created.clone()).await?;
+        Ok((loaded, stored))
     }
 
     /// Parses an archive under the configured limits.
@@ -663,9 +671,10 @@ impl Registry {
         chart: &Chart,
         archive: Bytes,
         current: UpdateVersion,
+        created: String,
     ) -> Result<StoredVersion> {
         let record = self.prepare(chart, archive, None, None).await?;
-        self.commit_record(key, record, current).await
+        self.commit_record(key, record, current, created).await
     }
 
     /// Writes everything a version's record refers to (archive, OCI config and manifest,
@@ -734,13 +743,11 @@ impl Registry {
         key: &VersionKey<'_>,
         mut record: VersionRecord,
         current: UpdateVersion,
+        created: String,
     ) -> Result<StoredVersion> {
-        // A version keeps the time it was first published, whatever replaces its archive.
-        match self.record_at(key).await {
-            Ok(previous) => record.created = previous.created.clone(),
-            Err(RegistryError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
+        // A version keeps the time it was first published (`created`, from the record
+        // being replaced), whatever replaces its archive.
+        record.created = created;
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
