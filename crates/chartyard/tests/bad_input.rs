@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use common::{ChartBuilder, SEED_TEST1, Server, client, error, files_under, gzip, json, sha256};
+use common::{ChartBuilder, SEED_TEST1, Server, chart_with_noise, client, error, files_under, gzip, json, sha256};
 use reqwest::Method;
 use reqwest::blocking::{Response, multipart};
 use serde_json::{Value, json};
@@ -451,23 +451,6 @@ fn uploads_without_a_chart_are_refused() {
     );
 }
 
-/// A valid chart whose archive is about 100 KiB: one file of incompressible bytes.
-fn chart_of_100_kib(name: &str, version: &str) -> Vec<u8> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let noise: Vec<u8> = (0..100 * 1024)
-        .map(|_| {
-            // xorshift64: cheap bytes gzip can not shrink
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let archive = ChartBuilder::new(name, version).file(&format!("{name}/files/noise.bin"), noise).build();
-    assert!(archive.len() > 100 * 1024, "{} bytes", archive.len());
-    archive
-}
-
 #[test]
 fn bodies_over_the_upload_limit_are_refused_with_413() {
     let guarded = Guarded::start_with(&["--max-upload-size", "65536"]);
@@ -479,10 +462,10 @@ fn bodies_over_the_upload_limit_are_refused_with_413() {
         let (content_type, body) = multipart_body("chartfile", archive);
         send_body(server, Method::POST, &format!("/spaces/{space}/charts"), &content_type, body)
     };
-    let big = chart_of_100_kib("big", "1.0.0");
+    let big = chart_with_noise("big", "1.0.0", 100 * 1024);
     guarded.refused("POST 100 KiB", upload("good", &big), 413, "");
     guarded.refused("POST 100 KiB into a new space", upload("fresh", &big), 413, "");
-    let (content_type, body) = multipart_body("chartfile", &chart_of_100_kib("test", "1.0.0"));
+    let (content_type, body) = multipart_body("chartfile", &chart_with_noise("test", "1.0.0", 100 * 1024));
     let path = "/spaces/good/charts/test/versions/1.0.0";
     guarded.refused("PUT 100 KiB", send_body(server, Method::PUT, path, &content_type, body), 413, "");
     let big_json = json!({ "padding": "x".repeat(100 * 1024) });

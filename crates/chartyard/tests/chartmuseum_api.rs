@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{ChartBuilder, Server, client, json, sha256};
+use common::{ChartBuilder, Server, chart_with_noise, client, json, sha256};
 use reqwest::blocking::Response;
 use serde_json::{Map, Value, json};
 
@@ -260,26 +260,10 @@ fn cm_upload_rejects_invalid_and_empty_charts_and_stores_nothing() {
     assert_eq!(index_yaml(&server, "/s")["entries"], json!({}));
 }
 
-/// A valid chart whose archive is over 8 KiB: one file of incompressible bytes.
-fn big_chart(name: &str, version: &str) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let noise: Vec<u8> = (0..12 * 1024)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let archive = ChartBuilder::new(name, version).file(&format!("{name}/files/noise.bin"), noise).build();
-    assert!(archive.len() > 12 * 1024, "{} bytes", archive.len());
-    archive
-}
-
 #[test]
 fn cm_upload_over_the_size_limit_is_413_with_a_json_body() {
     let server = Server::start_with(&["--max-upload-size", "8192"]);
-    let big = big_chart("big", "1.0.0");
+    let big = chart_with_noise("big", "1.0.0", 12 * 1024);
     let message = cm_error(cm_upload(&server, "s", &big), 413);
     assert!(!message.is_empty());
     let response = post_multipart(&server, "/api/s/charts", &[("chart", "big.tgz", &big)]);

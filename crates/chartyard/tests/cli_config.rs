@@ -2,36 +2,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-use common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json, record_files};
+use common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json, record_files, start_process};
 use reqwest::blocking::multipart;
 
 /// Runs `chartyard` with `args` in `dir` until it reports its address; returns the child
 /// and the address it printed.
 fn start(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
-    let mut child = Command::new(binary())
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(30)).expect("no address reported");
-    (child, address)
+    let mut command = Command::new(binary());
+    command.args(args).current_dir(dir).envs(env.iter().copied());
+    start_process(command)
 }
 
 fn upload(base: &str, space: &str, archive: &[u8]) -> u16 {

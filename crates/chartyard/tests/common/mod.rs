@@ -116,10 +116,16 @@ pub fn binary() -> &'static str {
 }
 
 fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
-    let mut child = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--root-directory"])
-        .arg(data)
-        .args(extra_args)
+    let mut command = Command::new(binary());
+    command.args(["serve", "--listen", "127.0.0.1:0", "--root-directory"]).arg(data).args(extra_args);
+    start_process(command)
+}
+
+/// Starts a server process and waits for the address it reports ("listening on ...").
+/// Its stderr keeps being drained so the server never blocks on a full pipe; with
+/// `CHARTYARD_TEST_LOGS` set, it is echoed.
+pub fn start_process(mut command: Command) -> (Child, String) {
+    let mut child = command
         .env("CHARTYARD_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -128,7 +134,6 @@ fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        // Keep draining so the server never blocks on a full pipe.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let base = rest.split_whitespace().next().unwrap_or_default().to_string();
@@ -321,6 +326,24 @@ pub fn record_files(data: &Path) -> std::collections::BTreeSet<String> {
         records.insert(format!("{}/{}/{}", parts[0], parts[2], parts[3]));
     }
     records
+}
+
+/// A valid chart whose archive is larger than `bytes`: one file of incompressible bytes
+/// (for body-limit tests).
+pub fn chart_with_noise(name: &str, version: &str, bytes: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..bytes)
+        .map(|_| {
+            // xorshift64: cheap bytes gzip cannot shrink
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let archive = ChartBuilder::new(name, version).file(&format!("{name}/files/noise.bin"), noise).build();
+    assert!(archive.len() > bytes, "{} bytes", archive.len());
+    archive
 }
 
 /// sha256 hex of bytes.
