@@ -58,6 +58,13 @@ pub struct SettingsArgs {
     /// [config: manager.parameters.allowoverwrite].
     #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE")]
     pub allow_overwrite: Option<bool>,
+    /// Seconds an OCI upload session may stay idle before it is deleted
+    /// [config: manager.parameters.uploadttl].
+    #[arg(long, env = "CHARTYARD_UPLOAD_TTL")]
+    pub upload_ttl: Option<u64>,
+    /// Most OCI upload sessions open at once [config: manager.parameters.maxuploadsessions].
+    #[arg(long, env = "CHARTYARD_MAX_UPLOAD_SESSIONS")]
+    pub max_upload_sessions: Option<u64>,
 }
 
 /// Everything the server needs to start.
@@ -69,11 +76,15 @@ pub struct Settings {
     pub max_upload_bytes: usize,
     pub default_space: Option<String>,
     pub allow_overwrite: bool,
+    pub upload_ttl: Duration,
+    pub max_upload_sessions: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = ":8099";
 pub const DEFAULT_ROOT: &str = "./data";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 20 * 1024 * 1024;
+pub const DEFAULT_UPLOAD_TTL_SECONDS: u64 = 3600;
+pub const DEFAULT_MAX_UPLOAD_SESSIONS: u64 = 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +112,8 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "lockerparameters",
     "defaultspace",
     "allowoverwrite",
+    "uploadttl",
+    "maxuploadsessions",
 ];
 
 fn error(message: impl Into<String>) -> ConfigError {
@@ -150,6 +163,8 @@ impl SettingsArgs {
         set("fsync", self.fsync.map(Value::from));
         set("defaultspace", self.default_space.clone().map(Value::from));
         set("allowoverwrite", self.allow_overwrite.map(Value::from));
+        set("uploadttl", self.upload_ttl.map(Value::from));
+        set("maxuploadsessions", self.max_upload_sessions.map(Value::from));
 
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
@@ -163,6 +178,9 @@ impl SettingsArgs {
                 .map(|v| text(v, "defaultspace").map(str::to_string))
                 .transpose()?,
             allow_overwrite: flag(&parameters, "allowoverwrite", false)?,
+            upload_ttl: Duration::from_secs(number(&parameters, "uploadttl")?.unwrap_or(DEFAULT_UPLOAD_TTL_SECONDS)),
+            max_upload_sessions: number(&parameters, "maxuploadsessions")?.unwrap_or(DEFAULT_MAX_UPLOAD_SESSIONS)
+                as usize,
         };
         if let Some(space) = &settings.default_space {
             chartyard_core::names::check_name("space", space)
@@ -175,6 +193,9 @@ impl SettingsArgs {
                     "manager.parameters.resourcelocker: unknown locker {other:?} (expected memory)"
                 )));
             }
+        }
+        if settings.upload_ttl.is_zero() {
+            return Err(error("manager.parameters.uploadttl: must be greater than 0"));
         }
         if settings.max_upload_bytes == 0 {
             return Err(error("manager.parameters.maxuploadsize: must be greater than 0"));

@@ -119,6 +119,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         lock_timeout: settings.lock_timeout,
         conditional_updates: opened.conditional_updates,
         max_blob_bytes: settings.max_upload_bytes,
+        max_upload_sessions: settings.max_upload_sessions,
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))
@@ -149,6 +150,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 Err(e) => anyhow::bail!("default space {space}: {e}"),
             }
         }
+        tokio::spawn(sweep_uploads(registry.clone(), settings.upload_ttl));
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
             .await
@@ -167,6 +169,21 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Deletes OCI upload sessions left idle for longer than `ttl`, at start and then every
+/// quarter of it (at most every minute), so abandoned uploads never pile up.
+async fn sweep_uploads(registry: Arc<Registry>, ttl: Duration) {
+    let period = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        match registry.expire_uploads(ttl).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired idle upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "expiring idle upload sessions failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -192,8 +209,13 @@ fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
     println!(
-        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}",
-        report.referenced_blobs, report.deleted_blobs, report.deleted_bytes, report.deleted_stale_records
+        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}, \
+         deleted idle uploads: {}",
+        report.referenced_blobs,
+        report.deleted_blobs,
+        report.deleted_bytes,
+        report.deleted_stale_records,
+        report.deleted_uploads
     );
     Ok(())
 }

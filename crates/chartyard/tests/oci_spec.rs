@@ -823,12 +823,12 @@ fn blob_delete_removes_only_unreferenced_blobs() {
     }
     assert_eq!(manifest(&server, REPO, "v1").0, bytes);
 
-    // and so does a chart version's archive, from any repository
+    // and so does a chart version's archive; other repositories do not hold it at all
     let archive = chart("app", "1.0.0");
     json(server.upload("s", &archive), 201);
-    for repo in ["/v2/s/app", REPO] {
-        oci_error(delete(&server, &format!("{repo}/blobs/{}", digest_of(&archive))), 403, "DENIED");
-    }
+    oci_error(delete(&server, &format!("/v2/s/app/blobs/{}", digest_of(&archive))), 403, "DENIED");
+    oci_error(delete(&server, &format!("{REPO}/blobs/{}", digest_of(&archive))), 404, "BLOB_UNKNOWN");
+    assert_eq!(blob_status(&server, REPO, &digest_of(&archive)), 404);
     assert_eq!(server.download("s", "app", "1.0.0"), archive);
 
     // once the manifest is gone, its blobs may go
@@ -1042,12 +1042,14 @@ fn chart_pushed_over_oci_becomes_a_version() {
     oci_error(put_manifest(&server, repo, "latest", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
     assert_eq!(api_versions(&server, "s", "demo"), Vec::<String>::new());
     assert_eq!(index_versions(&server, "s", "demo"), BTreeSet::new());
-    // nothing was stored, not even the space: the repository is unknown
-    oci_error(get(&server, &format!("{repo}/manifests/1.2.4")), 404, "NAME_UNKNOWN");
-    // under the wrong repository: refused, no version
+    // no manifest was stored (the repository exists: its blobs were pushed)
+    oci_error(get(&server, &format!("{repo}/manifests/1.2.4")), 404, "MANIFEST_UNKNOWN");
+    oci_error(get(&server, &format!("{repo}/manifests/{}", digest_of(&bytes))), 404, "MANIFEST_UNKNOWN");
+    // under the wrong repository (which holds the blobs too): refused, no version
+    chart_manifest(&server, "/v2/s/other", &chart_config("demo", "1.2.3"), &archive, None);
     oci_error(put_manifest(&server, "/v2/s/other", "1.2.3", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
     assert_eq!(api_versions(&server, "s", "other"), Vec::<String>::new());
-    oci_error(get(&server, "/v2/s/other/manifests/1.2.3"), 404, "NAME_UNKNOWN");
+    oci_error(get(&server, "/v2/s/other/manifests/1.2.3"), 404, "MANIFEST_UNKNOWN");
 
     let digest = put_manifest_ok(&server, repo, "1.2.3", &bytes);
     assert_eq!(api_versions(&server, "s", "demo"), ["1.2.3"]);
@@ -1098,7 +1100,8 @@ fn refused_chart_pushes_leave_nothing_behind() {
     let bytes = chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &archive, None);
     let mut leaks = Vec::new();
 
-    // wrong repository
+    // wrong repository (its blobs pushed there too, so that the chart's name is what is wrong)
+    chart_manifest(&server, "/v2/s/other", &chart_config("demo", "1.2.3"), &archive, None);
     oci_error(put_manifest(&server, "/v2/s/other", "1.2.3", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
     let answer = status(&head(&server, &format!("/v2/s/other/manifests/{}", digest_of(&bytes))));
     if answer != 404 {

@@ -81,6 +81,19 @@ pub fn latest<'a>(versions: impl IntoIterator<Item = &'a str>) -> Option<&'a str
     best_stable.or(best_any)
 }
 
+/// A value from a request, shortened for an error message: at most 128 bytes of it.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 128;
+    if value.len() <= MAX {
+        return value.into();
+    }
+    let mut end = MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…({} bytes)", &value[..end], value.len()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
 use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
-use chartyard_core::oci::{self, Descriptor};
+use chartyard_core::oci::{self, BlobDigest, Descriptor};
 use chartyard_core::record::{ManifestRef, VersionRecord};
 use chartyard_core::{RegistryError, provenance, values, yaml};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -36,6 +36,8 @@ pub struct RegistryOptions {
     pub conditional_updates: bool,
     /// Largest blob an OCI client may upload.
     pub max_blob_bytes: usize,
+    /// Most OCI upload sessions open at once.
+    pub max_upload_sessions: usize,
 }
 
 impl Default for RegistryOptions {
@@ -45,6 +47,7 @@ impl Default for RegistryOptions {
             limits: Limits::default(),
             conditional_updates: false,
             max_blob_bytes: 20 * 1024 * 1024,
+            max_upload_sessions: 1024,
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct GcReport {
     pub deleted_bytes: u64,
     /// Records of deleted spaces that were still in storage.
     pub deleted_stale_records: usize,
+    /// Upload sessions idle for longer than the grace period.
+    pub deleted_uploads: usize,
 }
 
 /// The content of a space marker.
@@ -132,6 +137,10 @@ pub struct Registry {
     indexes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<SpaceIndex>>>>>,
     /// Makes index ETags differ between processes.
     process_nonce: String,
+    /// OCI upload sessions open (counted here, recounted from storage by each sweep).
+    pub(crate) open_uploads: std::sync::atomic::AtomicUsize,
+    /// Serialises requests on one upload session.
+    pub(crate) upload_locks: Locks,
 }
 
 /// How an upload treats an existing version and provenance.
@@ -166,13 +175,13 @@ pub(crate) fn new_generation() -> String {
     format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
 }
 
-/// The hex digests of every blob a version needs: its archive, and its OCI manifest,
-/// config and provenance layer.
-fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
-    let mut blobs = vec![record.digest.clone()];
+/// The digests (`algorithm:hex`) of every blob a version needs: its archive, and its OCI
+/// manifest, config and provenance layer.
+pub(crate) fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
+    let mut blobs = vec![format!("sha256:{}", record.digest)];
     if let Some(manifest) = &record.manifest {
         let digests = [Some(&manifest.digest), Some(&manifest.config), manifest.provenance.as_ref()];
-        blobs.extend(digests.into_iter().flatten().filter_map(|d| oci::parse_digest(d).ok()).map(str::to_string));
+        blobs.extend(digests.into_iter().flatten().filter(|d| !d.is_empty()).cloned());
     }
     blobs
 }
@@ -219,6 +228,8 @@ impl Registry {
             records: Mutex::default(),
             indexes: Mutex::default(),
             process_nonce: new_generation(),
+            open_uploads: Default::default(),
+            upload_locks: Locks::new(Duration::ZERO),
         }
     }
 
@@ -450,12 +461,14 @@ impl Registry {
     async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
         let record = self.record_at(key).await?;
         let result =
-            self.store.get(&StorageKey::Blob { digest: &record.digest }.path()).await.map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    RegistryError::internal(format!("archive of {} is missing", key.id()))
-                }
-                e => storage_error(e),
-            })?;
+            self.store.get(&StorageKey::Blob { digest: BlobDigest::sha256(&record.digest) }.path()).await.map_err(
+                |e| match e {
+                    object_store::Error::NotFound { .. } => {
+                        RegistryError::internal(format!("archive of {} is missing", key.id()))
+                    }
+                    e => storage_error(e),
+                },
+            )?;
         Ok(ArchiveStream { record, body: stream_payload(result) })
     }
 
@@ -485,6 +498,13 @@ impl Registry {
         }
         let record = self.prepare(&chart, archive.clone(), options.provenance.as_ref(), options.manifest).await?;
         let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
+        if self.artifact_tag_exists(space, &key.generation, name, version).await? {
+            return Err(RegistryError::AlreadyExists(format!(
+                "{} (its OCI tag {} holds another artifact)",
+                key.id(),
+                oci::version_to_tag(version)
+            )));
+        }
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
@@ -694,7 +714,7 @@ impl Registry {
             artifact_type: None,
             annotations: None,
         };
-        self.put_blob(&record.digest, archive).await?;
+        self.put_blob(BlobDigest::sha256(&record.digest), archive).await?;
         let manifest = match pushed_manifest {
             Some(bytes) => bytes,
             None => {
@@ -829,14 +849,15 @@ impl Registry {
         }
     }
 
-    /// Stores archive bytes under their digest. Always written (not create-if-absent) so
-    /// that a blob in use is fresh and garbage collection's grace period protects it.
-    pub(crate) async fn put_blob(&self, digest: &str, archive: Bytes) -> Result<()> {
-        self.store
-            .put(&StorageKey::Blob { digest }.path(), PutPayload::from(archive))
-            .await
-            .map(|_| ())
-            .map_err(storage_error)
+    /// Stores bytes under their digest, which the caller computed from these very bytes.
+    /// A stored blob is never overwritten (create-if-absent): its bytes are the ones its
+    /// name was verified against when it was first written.
+    pub(crate) async fn put_blob(&self, digest: BlobDigest<'_>, bytes: Bytes) -> Result<()> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&StorageKey::Blob { digest }.path(), PutPayload::from(bytes), opts).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(storage_error(e)),
+        }
     }
 
     /// Deletes one version. Deleting a chart's last version removes the chart.
@@ -899,32 +920,26 @@ impl Registry {
             }
         }
         let referenced = self.referenced_blob_digests(&generations, live).await?;
-        // Upload sessions nobody finished.
-        let uploads: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
-        for upload in uploads {
-            if SystemTime::from(upload.last_modified) < cutoff {
-                self.delete_if_present(&upload.location).await?;
-            }
-        }
+        report.deleted_uploads = self.expire_uploads(grace).await?;
         report.referenced_blobs = referenced.len();
         let blobs: Vec<ObjectMeta> =
             self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
-        for blob in blobs {
-            let Some(digest) = parse_blob_path(&blob.location) else {
-                continue;
-            };
-            if referenced.contains(&digest) || SystemTime::from(blob.last_modified) >= cutoff {
-                continue;
-            }
-            // An upload of the same bytes rewrites the archive (fresh timestamp) before it
-            // writes its record: look again right before deleting. What remains is the
-            // moment between this look and the delete.
-            match self.store.head(&blob.location).await {
-                Ok(now) if SystemTime::from(now.last_modified) < cutoff => {}
-                _ => continue,
-            }
-            if self.delete_if_present(&blob.location).await? {
+        let candidates: Vec<(String, ObjectMeta)> = blobs
+            .into_iter()
+            .filter_map(|blob| Some((parse_blob_path(&blob.location)?, blob)))
+            .filter(|(digest, blob)| !referenced.contains(digest) && SystemTime::from(blob.last_modified) < cutoff)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(report);
+        }
+        // A version committed while we marked may use an old blob (blobs are written
+        // create-if-absent, so its age says nothing): mark once more right before deleting.
+        // What remains is the moment between this mark and the delete.
+        let generations = self.live_generations().await?;
+        let (live, _) = self.partition_records(&generations).await?;
+        let referenced = self.referenced_blob_digests(&generations, live).await?;
+        for (digest, blob) in candidates {
+            if !referenced.contains(&digest) && self.delete_if_present(&blob.location).await? {
                 report.deleted_blobs += 1;
                 report.deleted_bytes += blob.size;
             }
@@ -958,7 +973,7 @@ impl Registry {
         Ok((metas(live), metas(stale)))
     }
 
-    /// The hex digests of every blob that live versions and OCI repositories need.
+    /// The digests of every blob that live versions and OCI repositories need.
     async fn referenced_blob_digests(
         &self,
         generations: &HashMap<String, String>,
@@ -970,13 +985,6 @@ impl Registry {
         }
         referenced.extend(self.repository_blobs(generations).await?);
         Ok(referenced)
-    }
-
-    /// Whether anything live needs a blob (hex digest).
-    pub(crate) async fn blob_in_use(&self, hex: &str) -> Result<bool> {
-        let generations = self.live_generations().await?;
-        let (live, _) = self.partition_records(&generations).await?;
-        Ok(self.referenced_blob_digests(&generations, live).await?.contains(hex))
     }
 
     pub(crate) async fn delete_if_present(&self, location: &Path) -> Result<bool> {
