@@ -350,3 +350,30 @@ pub fn chart_with_noise(name: &str, version: &str, bytes: usize) -> Vec<u8> {
 pub fn sha256(data: &[u8]) -> String {
     chartyard_core::archive::sha256_hex(data)
 }
+
+/// A peer program from `../shared/peers` (beside the repository), decompressed once into
+/// `target/peers`. `None` (with a message) where the folder is absent: such tests skip.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let packed = root.join("../shared/peers").join(format!("{name}.xz"));
+    if !packed.exists() {
+        eprintln!("{} is absent; skipping", packed.display());
+        return None;
+    }
+    let dir = root.join("target/peers");
+    let path = dir.join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    // Unpacked under a name of its own, then renamed: tests running at once never see a
+    // half-written binary.
+    let partial = dir.join(format!("{name}.{}.{:?}", std::process::id(), std::thread::current().id()));
+    let output = std::fs::File::create(&partial).unwrap();
+    let status = Command::new("xz").arg("-dc").arg(&packed).stdout(output).status().expect("xz");
+    assert!(status.success(), "xz -dc {}", packed.display());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&partial, &path).unwrap();
+    Some(path)
+}
