@@ -89,26 +89,31 @@ impl SpaceIndex {
         Self { generation, charts: BTreeMap::new(), revision: 0, rendered: None }
     }
 
+    /// Adds or replaces a version's entry; the same record again changes nothing.
     pub fn insert(&mut self, chart: &str, version: &str, record: &Arc<VersionRecord>) -> Result<(), RegistryError> {
+        let key = VersionOrder(version.to_string());
+        if self.charts.get(chart).and_then(|versions| versions.get(&key)).is_some_and(|v| Arc::ptr_eq(&v.record, record))
+        {
+            return Ok(());
+        }
         let yaml = index::entry_yaml(&index::entry(record, index::archive_url(chart, version)))?;
         let indexed = IndexedVersion { chart: chart.to_string(), record: record.clone(), yaml };
-        self.charts.entry(chart.to_string()).or_default().insert(VersionOrder(version.to_string()), indexed);
+        self.charts.entry(chart.to_string()).or_default().insert(key, indexed);
         self.changed();
         Ok(())
     }
 
+    /// Removes a version's entry, if it has one; a chart without versions goes too.
     pub fn remove(&mut self, chart: &str, version: &str) {
-        if let Some(versions) = self.charts.get_mut(chart) {
-            versions.remove(&VersionOrder(version.to_string()));
-            if versions.is_empty() {
-                self.charts.remove(chart);
-            }
+        let Some(versions) = self.charts.get_mut(chart) else {
+            return;
+        };
+        if versions.remove(&VersionOrder(version.to_string())).is_none() {
+            return;
         }
-        self.changed();
-    }
-
-    pub fn remove_chart(&mut self, chart: &str) {
-        self.charts.remove(chart);
+        if versions.is_empty() {
+            self.charts.remove(chart);
+        }
         self.changed();
     }
 

@@ -488,12 +488,11 @@ impl Registry {
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
-            Ok(_) => StoredVersion {
-                space: space.into(),
-                chart: name.into(),
-                version: version.into(),
-                record: Arc::new(record),
-            },
+            Ok(written) => {
+                let record = Arc::new(record);
+                self.remember_record(&key.path(), written.e_tag, &record);
+                StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
+            }
             Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
@@ -512,7 +511,7 @@ impl Registry {
             let _ = self.store.delete(&key.path()).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
-        self.update_index(space, &key.generation, |index| index.insert(name, version, &stored.record)).await;
+        self.sync_index(&key).await;
         Ok(stored)
     }
 
@@ -750,8 +749,9 @@ impl Registry {
         record.created = created;
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let record = Arc::new(record);
         match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
-            Ok(_) => {}
+            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record),
             Err(object_store::Error::Precondition { .. }) => {
                 return Err(RegistryError::Locked(key.id()));
             }
@@ -759,8 +759,7 @@ impl Registry {
         }
         // A provenance file signs the old archive's digest: it no longer holds.
         self.delete_if_present(&key.provenance_path()).await?;
-        let record = Arc::new(record);
-        self.update_index(key.space, &key.generation, |index| index.insert(key.chart, key.version, &record)).await;
+        self.sync_index(key).await;
         Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
     }
 
@@ -815,17 +814,60 @@ impl Registry {
         }
     }
 
-    /// Applies a write to a loaded index of the same generation; any other loaded index is
-    /// dropped, to be rebuilt from storage when next asked for.
-    async fn update_index(&self, space: &str, generation: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<()>) {
-        let slot = self.index_slot(space);
+    /// Brings one version's entry of a loaded index in line with the store, after a write
+    /// to that version. The store is read under the index's lock, so that whatever order
+    /// racing writes (an upload and a delete of one version, say) reached the store and
+    /// this lock in, the last one to take the lock sees the store's final state: the index
+    /// never keeps a version that is gone, nor misses one that exists. An index of another
+    /// generation, or one whose entry cannot be read, is dropped, to be rebuilt from
+    /// storage when next asked for; an index not loaded needs nothing (it is built from a
+    /// listing made later than this write).
+    async fn sync_index(&self, key: &VersionKey<'_>) {
+        let slot = self.index_slot(key.space);
         let mut loaded = slot.lock().await;
-        let keep = match loaded.as_mut() {
-            Some(index) if index.generation == generation => f(index).is_ok(),
-            _ => false,
+        let Some(index) = loaded.as_mut() else {
+            return;
         };
+        let keep = index.generation == key.generation
+            && match self.current_record(&key.path()).await {
+                Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
+                Ok(None) => {
+                    index.remove(key.chart, key.version);
+                    true
+                }
+                Err(_) => false,
+            };
         if !keep {
             *loaded = None;
+        }
+    }
+
+    /// The record stored at a location now (`None` if there is none), from the cache when
+    /// it holds the record at the current ETag.
+    async fn current_record(&self, location: &Path) -> Result<Option<Arc<VersionRecord>>> {
+        let meta = match self.store.head(location).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error(e)),
+        };
+        if let Some(tag) = &meta.e_tag {
+            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = cache.get(location).filter(|cached| cached.e_tag == *tag) {
+                return Ok(Some(cached.record.clone()));
+            }
+        }
+        match self.read_record(location).await {
+            Ok(record) => Ok(Some(record)),
+            Err(RegistryError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Caches a record this registry has just written, at the ETag the store gave it.
+    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>) {
+        if let Some(e_tag) = e_tag {
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() });
         }
     }
 
@@ -849,11 +891,7 @@ impl Registry {
             Err(e) => return Err(storage_error(e)),
         }
         self.delete_if_present(&key.provenance_path()).await?;
-        self.update_index(space, &key.generation, |index| {
-            index.remove(chart, version);
-            Ok(())
-        })
-        .await;
+        self.sync_index(&key).await;
         Ok(())
     }
 
@@ -873,12 +911,8 @@ impl Registry {
             self.delete_if_present(&key.path()).await?;
             self.delete_if_present(&key.provenance_path()).await?;
         }
-        if let Some(key) = keys.first() {
-            self.update_index(space, &key.generation, |index| {
-                index.remove_chart(chart);
-                Ok(())
-            })
-            .await;
+        for key in &keys {
+            self.sync_index(key).await;
         }
         Ok(())
     }
