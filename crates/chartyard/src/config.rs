@@ -54,6 +54,10 @@ pub struct SettingsArgs {
     /// ChartMuseum users [config: manager.parameters.defaultspace].
     #[arg(long, env = "CHARTYARD_DEFAULT_SPACE")]
     pub default_space: Option<String>,
+    /// Bytes of memory the record and index caches may hold (estimated); what falls out
+    /// is read from storage again [config: manager.parameters.cachesize].
+    #[arg(long, env = "CHARTYARD_CACHE_SIZE")]
+    pub cache_size: Option<u64>,
     /// Let ChartMuseum's `?force` overwrite existing versions
     /// [config: manager.parameters.allowoverwrite].
     #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE")]
@@ -67,6 +71,7 @@ pub struct Settings {
     pub backend: Backend,
     pub lock_timeout: Duration,
     pub max_upload_bytes: usize,
+    pub cache_bytes: usize,
     pub default_space: Option<String>,
     pub allow_overwrite: bool,
 }
@@ -97,6 +102,7 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "rootdirectory",
     "locktimeout",
     "maxuploadsize",
+    "cachesize",
     "fsync",
     "lockerparameters",
     "defaultspace",
@@ -147,6 +153,7 @@ impl SettingsArgs {
         set("rootdirectory", self.root_directory.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned())));
         set("locktimeout", self.lock_timeout.map(Value::from));
         set("maxuploadsize", self.max_upload_size.map(Value::from));
+        set("cachesize", self.cache_size.map(Value::from));
         set("fsync", self.fsync.map(Value::from));
         set("defaultspace", self.default_space.clone().map(Value::from));
         set("allowoverwrite", self.allow_overwrite.map(Value::from));
@@ -158,6 +165,8 @@ impl SettingsArgs {
             backend: backend(&parameters)?,
             lock_timeout: Duration::from_millis(number(&parameters, "locktimeout")?.unwrap_or(0)),
             max_upload_bytes: number(&parameters, "maxuploadsize")?.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES) as usize,
+            cache_bytes: number(&parameters, "cachesize")?
+                .map_or(chartyard_storage::DEFAULT_CACHE_BYTES, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             default_space: parameters
                 .get("defaultspace")
                 .map(|v| text(v, "defaultspace").map(str::to_string))
@@ -270,6 +279,7 @@ mod tests {
         assert_eq!(settings.listen, ":8099");
         assert_eq!(settings.backend, Backend::Filesystem { root: "./data".into(), fsync: true });
         assert_eq!(settings.lock_timeout, Duration::ZERO);
+        assert_eq!(settings.cache_bytes, 256 * 1024 * 1024);
         assert!(ignored.is_empty());
     }
 
@@ -280,6 +290,16 @@ mod tests {
         assert_eq!(settings.listen, ":9999");
         assert_eq!(settings.backend, Backend::Filesystem { root: "/srv/charts".into(), fsync: true });
         assert_eq!(settings.lock_timeout, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn cache_size_is_read_from_the_file_and_flags() {
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\n    cachesize: 1048576\n";
+        assert_eq!(with_file(yaml).unwrap().0.cache_bytes, 1 << 20);
+        let args = SettingsArgs { cache_size: Some(4096), ..Default::default() };
+        assert_eq!(args.resolve().unwrap().0.cache_bytes, 4096);
+        let bad = "manager:\n  parameters:\n    storagedriver: inmemory\n    cachesize: lots\n";
+        assert!(with_file(bad).unwrap_err().to_string().contains("manager.parameters.cachesize"));
     }
 
     #[test]

@@ -119,6 +119,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         lock_timeout: settings.lock_timeout,
         conditional_updates: opened.conditional_updates,
         max_blob_bytes: settings.max_upload_bytes,
+        cache_bytes: settings.cache_bytes,
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))

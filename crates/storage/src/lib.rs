@@ -10,6 +10,7 @@
 //!   ETag so that a repeated listing costs one LIST and no GETs.
 
 pub mod backend;
+mod cache;
 pub mod compose;
 mod index;
 pub mod keys;
@@ -18,4 +19,6 @@ pub mod oci;
 mod registry;
 
 pub use index::RenderedIndex;
-pub use registry::{ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions};
+pub use registry::{
+    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,
+};

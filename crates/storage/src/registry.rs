@@ -18,6 +18,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cache::WeightedLru;
 use crate::index::{RenderedIndex, SpaceIndex};
 use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
 use crate::locks::{LockGuard, Locks};
@@ -36,7 +37,13 @@ pub struct RegistryOptions {
     pub conditional_updates: bool,
     /// Largest blob an OCI client may upload.
     pub max_blob_bytes: usize,
+    /// Bytes the in-memory caches (parsed records, loaded space indexes) may hold, by
+    /// estimate; half goes to each. What falls out is read from storage again.
+    pub cache_bytes: usize,
 }
+
+/// The default of [`RegistryOptions::cache_bytes`].
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl Default for RegistryOptions {
     fn default() -> Self {
@@ -45,6 +52,7 @@ impl Default for RegistryOptions {
             limits: Limits::default(),
             conditional_updates: false,
             max_blob_bytes: 20 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -88,6 +96,28 @@ struct CachedRecord {
     record: Arc<VersionRecord>,
 }
 
+impl CachedRecord {
+    /// Roughly what a record parsed from `json_len` bytes of JSON holds in memory.
+    fn weight(location: &Path, json_len: usize) -> usize {
+        2 * json_len + location.as_ref().len() + 256
+    }
+}
+
+/// A space's index, loaded on first use, behind the lock that orders the writes to it.
+type IndexSlot = Arc<tokio::sync::Mutex<Option<SpaceIndex>>>;
+
+/// What a slot weighs while its index is not loaded.
+const EMPTY_SLOT_WEIGHT: usize = 256;
+
+/// What the caches hold at a moment (weights are the caches' own estimates in bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub records: usize,
+    pub record_bytes: usize,
+    pub indexes: usize,
+    pub index_bytes: usize,
+}
+
 /// One version's place in storage, once its space's generation is known.
 struct VersionKey<'a> {
     space: &'a str,
@@ -126,10 +156,11 @@ pub struct Registry {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) options: RegistryOptions,
     locks: Locks,
-    records: Mutex<HashMap<Path, CachedRecord>>,
-    /// Each space's index, loaded on first use and then kept current by this registry's
-    /// own writes.
-    indexes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<SpaceIndex>>>>>,
+    /// Parsed records by location, least recently used first out.
+    records: Mutex<WeightedLru<Path, CachedRecord>>,
+    /// Spaces' indexes, each loaded on first use and then kept current by this registry's
+    /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
+    indexes: Mutex<WeightedLru<String, IndexSlot>>,
     /// Makes index ETags differ between processes.
     process_nonce: String,
 }
@@ -212,12 +243,13 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
+        let budget = options.cache_bytes / 2;
         Self {
             store,
             options,
             locks,
-            records: Mutex::default(),
-            indexes: Mutex::default(),
+            records: Mutex::new(WeightedLru::new(budget, |_| false)),
+            indexes: Mutex::new(WeightedLru::new(budget, |slot| Arc::strong_count(slot) > 1)),
             process_nonce: new_generation(),
         }
     }
@@ -299,8 +331,14 @@ impl Registry {
             }
             Err(e) => return Err(storage_error(e)),
         }
-        *self.index_slot(space).lock().await = None;
-        self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await?;
+        // Nothing of the deleted generation is read again: drop its index and records.
+        let slot = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&space.to_string());
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&records));
+        self.delete_prefix(&records).await?;
         self.delete_prefix(&StorageKey::SpaceRepositories { space, generation: &generation }.path()).await
     }
 
@@ -346,7 +384,7 @@ impl Registry {
             // Forget cached records under this prefix that no longer exist.
             let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|path, _| !path.prefix_matches(prefix) || listed.contains(path));
+            cache.retain(|path| !path.prefix_matches(prefix) || listed.contains(path));
         }
         let mut found: Vec<StoredVersion> = self
             .read_records(metas)
@@ -364,7 +402,7 @@ impl Registry {
         let mut found = Vec::with_capacity(metas.len());
         let mut to_read = Vec::new();
         {
-            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
             for meta in metas {
                 let Some(path) = parse_record_path(&meta.location) else {
                     continue;
@@ -403,10 +441,7 @@ impl Registry {
         let record: VersionRecord = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
         let record = Arc::new(record);
-        if let Some(e_tag) = e_tag {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() });
-        }
+        self.remember_record(location, e_tag, &record, bytes.len());
         Ok(record)
     }
 
@@ -486,11 +521,12 @@ impl Registry {
         let record = self.prepare(&chart, archive.clone(), options.provenance.as_ref(), options.manifest).await?;
         let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let body_len = body.len();
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
             Ok(written) => {
                 let record = Arc::new(record);
-                self.remember_record(&key.path(), written.e_tag, &record);
+                self.remember_record(&key.path(), written.e_tag, &record, body_len);
                 StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
             }
             Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
@@ -749,9 +785,9 @@ impl Registry {
         record.created = created;
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
-        let record = Arc::new(record);
+        let (record, body_len) = (Arc::new(record), body.len());
         match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
-            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record),
+            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record, body_len),
             Err(object_store::Error::Precondition { .. }) => {
                 return Err(RegistryError::Locked(key.id()));
             }
@@ -789,29 +825,80 @@ impl Registry {
         .await
     }
 
-    fn index_slot(&self, space: &str) -> Arc<tokio::sync::Mutex<Option<SpaceIndex>>> {
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        indexes.entry(space.to_string()).or_default().clone()
+    /// The slot of a space's index if one is held; it stays held while the answer lives.
+    fn held_slot(&self, space: &str) -> Option<IndexSlot> {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&space.to_string()).cloned()
     }
 
-    /// Runs `f` on a space's index, building it from the records first if needed.
+    /// The slot of a space's index, made (empty) if none is held.
+    fn slot(&self, space: &str) -> IndexSlot {
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = indexes.get(&space.to_string()) {
+            return slot.clone();
+        }
+        let slot = IndexSlot::default();
+        indexes.insert(space.to_string(), slot.clone(), EMPTY_SLOT_WEIGHT + space.len());
+        slot
+    }
+
+    /// Accounts for a slot once its user is done with it: its new weight, or, with no
+    /// index loaded and nobody else holding it, its removal.
+    fn release_slot(&self, space: &str, slot: IndexSlot, weight: Option<usize>) {
+        let key = space.to_string();
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        let held = indexes.get(&key).is_some_and(|held| Arc::ptr_eq(held, &slot));
+        // Ours and the table's: no one else can reach it without the table's lock.
+        let unused = Arc::strong_count(&slot) == 2;
+        drop(slot);
+        match weight {
+            _ if !held => {}
+            None if unused => {
+                indexes.remove(&key);
+            }
+            weight => indexes.reweigh(&key, space.len() + weight.unwrap_or(EMPTY_SLOT_WEIGHT)),
+        }
+    }
+
+    /// Runs `f` on a space's index, building it from the records first if needed. A space
+    /// that does not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let slot = self.index_slot(space);
-        let mut loaded = slot.lock().await;
-        if loaded.is_none() {
-            let generation = self.require_generation(space).await?;
-            let mut index = SpaceIndex::new(generation.clone());
-            let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-            for stored in self.versions_under(&records).await? {
-                index.insert(&stored.chart, &stored.version, &stored.record)?;
+        let (slot, mut generation) = match self.held_slot(space) {
+            Some(slot) => (slot, None),
+            None => {
+                let generation = self.require_generation(space).await?;
+                (self.slot(space), Some(generation))
             }
-            *loaded = Some(index);
+        };
+        let mut loaded = slot.lock().await;
+        let result =
+            self.load_index(space, &mut loaded, generation.take()).await.and_then(|()| match loaded.as_mut() {
+                Some(index) => f(index),
+                None => Err(RegistryError::not_found(space)),
+            });
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.release_slot(space, slot, weight);
+        result
+    }
+
+    /// Builds a space's index from its records unless it is loaded; `generation` if the
+    /// caller has just read it.
+    async fn load_index(&self, space: &str, loaded: &mut Option<SpaceIndex>, generation: Option<String>) -> Result<()> {
+        if loaded.is_some() {
+            return Ok(());
         }
-        match loaded.as_mut() {
-            Some(index) => f(index),
-            None => Err(RegistryError::not_found(space)),
+        let generation = match generation {
+            Some(generation) => generation,
+            None => self.require_generation(space).await?,
+        };
+        let mut index = SpaceIndex::new(generation.clone());
+        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+        for stored in self.versions_under(&records).await? {
+            index.insert(&stored.chart, &stored.version, &stored.record)?;
         }
+        *loaded = Some(index);
+        Ok(())
     }
 
     /// Brings one version's entry of a loaded index in line with the store, after a write
@@ -822,24 +909,32 @@ impl Registry {
     /// generation, or one whose entry cannot be read, is dropped, to be rebuilt from
     /// storage when next asked for; an index not loaded needs nothing (it is built from a
     /// listing made later than this write).
+    ///
+    /// A slot is evicted only while no one holds it, and a writer takes it only after its
+    /// store write: so an index loaded into a fresh slot after an eviction is listed later
+    /// than any write whose update it missed.
     async fn sync_index(&self, key: &VersionKey<'_>) {
-        let slot = self.index_slot(key.space);
-        let mut loaded = slot.lock().await;
-        let Some(index) = loaded.as_mut() else {
+        let Some(slot) = self.held_slot(key.space) else {
             return;
         };
-        let keep = index.generation == key.generation
-            && match self.current_record(&key.path()).await {
-                Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
-                Ok(None) => {
-                    index.remove(key.chart, key.version);
-                    true
-                }
-                Err(_) => false,
-            };
-        if !keep {
-            *loaded = None;
+        let mut loaded = slot.lock().await;
+        if let Some(index) = loaded.as_mut() {
+            let keep = index.generation == key.generation
+                && match self.current_record(&key.path()).await {
+                    Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
+                    Ok(None) => {
+                        index.remove(key.chart, key.version);
+                        true
+                    }
+                    Err(_) => false,
+                };
+            if !keep {
+                *loaded = None;
+            }
         }
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.release_slot(key.space, slot, weight);
     }
 
     /// The record stored at a location now (`None` if there is none), from the cache when
@@ -851,7 +946,7 @@ impl Registry {
             Err(e) => return Err(storage_error(e)),
         };
         if let Some(tag) = &meta.e_tag {
-            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(cached) = cache.get(location).filter(|cached| cached.e_tag == *tag) {
                 return Ok(Some(cached.record.clone()));
             }
@@ -863,12 +958,28 @@ impl Registry {
         }
     }
 
-    /// Caches a record this registry has just written, at the ETag the store gave it.
-    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>) {
+    /// Caches a record read or written at an ETag (`json_len`: its size in storage).
+    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>, json_len: usize) {
         if let Some(e_tag) = e_tag {
+            let weight = CachedRecord::weight(location, json_len);
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() });
+            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() }, weight);
         }
+    }
+
+    /// Forgets a record this registry deleted.
+    fn forget_record(&self, location: &Path) {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).remove(location);
+    }
+
+    /// What the caches hold now.
+    pub fn cache_stats(&self) -> CacheStats {
+        let (records, record_bytes) = {
+            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            (cache.len(), cache.weight())
+        };
+        let indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        CacheStats { records, record_bytes, indexes: indexes.len(), index_bytes: indexes.weight() }
     }
 
     /// Stores archive bytes under their digest. Always written (not create-if-absent) so
@@ -890,6 +1001,7 @@ impl Registry {
             Err(object_store::Error::NotFound { .. }) => return Err(RegistryError::not_found(key.id())),
             Err(e) => return Err(storage_error(e)),
         }
+        self.forget_record(&key.path());
         self.delete_if_present(&key.provenance_path()).await?;
         self.sync_index(&key).await;
         Ok(())
@@ -909,6 +1021,7 @@ impl Registry {
         }
         for key in &keys {
             self.delete_if_present(&key.path()).await?;
+            self.forget_record(&key.path());
             self.delete_if_present(&key.provenance_path()).await?;
         }
         for key in &keys {
