@@ -58,10 +58,16 @@ pub struct SettingsArgs {
     /// is read from storage again [config: manager.parameters.cachesize].
     #[arg(long, env = "CHARTYARD_CACHE_SIZE")]
     pub cache_size: Option<u64>,
-    /// Let ChartMuseum's `?force` overwrite existing versions
+    /// Let uploads replace existing versions even without ChartMuseum's `?force`, and OCI
+    /// pushes replace a version with other bytes; `--allow-overwrite` alone means true
     /// [config: manager.parameters.allowoverwrite].
-    #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE")]
+    #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE", num_args = 0..=1, default_missing_value = "true")]
     pub allow_overwrite: Option<bool>,
+    /// Refuse ChartMuseum's `?force` (which otherwise replaces an existing version);
+    /// `--disable-force-overwrite` alone means true
+    /// [config: manager.parameters.disableforceoverwrite].
+    #[arg(long, env = "CHARTYARD_DISABLE_FORCE_OVERWRITE", num_args = 0..=1, default_missing_value = "true")]
+    pub disable_force_overwrite: Option<bool>,
 }
 
 /// Everything the server needs to start.
@@ -74,6 +80,7 @@ pub struct Settings {
     pub cache_bytes: usize,
     pub default_space: Option<String>,
     pub allow_overwrite: bool,
+    pub disable_force_overwrite: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = ":8099";
@@ -107,6 +114,7 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "lockerparameters",
     "defaultspace",
     "allowoverwrite",
+    "disableforceoverwrite",
 ];
 
 fn error(message: impl Into<String>) -> ConfigError {
@@ -157,6 +165,7 @@ impl SettingsArgs {
         set("fsync", self.fsync.map(Value::from));
         set("defaultspace", self.default_space.clone().map(Value::from));
         set("allowoverwrite", self.allow_overwrite.map(Value::from));
+        set("disableforceoverwrite", self.disable_force_overwrite.map(Value::from));
 
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
@@ -172,6 +181,7 @@ impl SettingsArgs {
                 .map(|v| text(v, "defaultspace").map(str::to_string))
                 .transpose()?,
             allow_overwrite: flag(&parameters, "allowoverwrite", false)?,
+            disable_force_overwrite: flag(&parameters, "disableforceoverwrite", false)?,
         };
         if let Some(space) = &settings.default_space {
             chartyard_core::names::check_name("space", space)
@@ -314,6 +324,28 @@ mod tests {
         assert!(with_file(bad_timeout).unwrap_err().to_string().contains("manager.parameters.locktimeout"));
         let typo = "listen: \":1\"\nmanagr: {}\n";
         assert!(with_file(typo).unwrap_err().to_string().contains("managr"));
+    }
+
+    #[test]
+    fn overwrite_switches_follow_chartmuseum() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: SettingsArgs,
+        }
+        let parse = |args: &[&str]| {
+            let flags = <Flags as clap::Parser>::try_parse_from([&["serve"], args].concat()).unwrap();
+            let (settings, _) = flags.settings.resolve().unwrap();
+            (settings.allow_overwrite, settings.disable_force_overwrite)
+        };
+        assert_eq!(parse(&[]), (false, false), "?force overwrites by default; plain uploads do not");
+        assert_eq!(parse(&["--allow-overwrite", "--disable-force-overwrite"]), (true, true));
+        assert_eq!(parse(&["--allow-overwrite", "false", "--disable-force-overwrite=true"]), (false, true));
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\n    allowoverwrite: true\n    disableforceoverwrite: \"true\"\n";
+        let (settings, ignored) = with_file(yaml).unwrap();
+        assert!(settings.allow_overwrite && settings.disable_force_overwrite && ignored.is_empty());
+        let bad = "manager:\n  parameters:\n    storagedriver: inmemory\n    disableforceoverwrite: sometimes\n";
+        assert!(with_file(bad).unwrap_err().to_string().contains("manager.parameters.disableforceoverwrite"));
     }
 
     #[test]

@@ -139,6 +139,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             max_body_bytes: settings.max_upload_bytes,
             default_space: settings.default_space.clone(),
             allow_overwrite: settings.allow_overwrite,
+            disable_force_overwrite: settings.disable_force_overwrite,
         },
     );
     runtime()?.block_on(async move {

@@ -801,19 +801,34 @@ impl Registry {
 
     // ---- indexes ----
 
-    /// The repository index of a space, from ready bytes unless something changed.
+    /// The repository index of a space, from ready bytes unless something changed. A
+    /// space that does not exist yet (but may be created) has an empty index, as a
+    /// ChartMuseum repository nobody uploaded to has: `helm repo add` works before the
+    /// first push. Answering it neither creates the space nor caches anything.
     pub async fn space_index(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index(space, |index| Ok(index.rendered(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered(&self.process_nonce))).await
     }
 
     /// The same, with `index.json` rendered too.
     pub async fn space_index_json(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
     }
 
-    /// The index entries of every chart in a space (name order, newest version first).
+    /// The index entries of every chart in a space (name order, newest version first);
+    /// none for a space that does not exist yet.
     pub async fn index_entries(&self, space: &str) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>> {
-        self.with_index(space, |index| Ok(index.entries())).await
+        self.with_index_or_empty(space, |index| Ok(index.entries())).await
+    }
+
+    /// [`Self::with_index`], with an empty index standing in for a space that does not
+    /// exist but whose name a new space could take.
+    async fn with_index_or_empty<T>(&self, space: &str, f: impl Fn(&mut SpaceIndex) -> Result<T>) -> Result<T> {
+        match self.with_index(space, &f).await {
+            Err(RegistryError::NotFound(_)) if check_new_space_name(space).is_ok() => {
+                f(&mut SpaceIndex::new(String::new()))
+            }
+            result => result,
+        }
     }
 
     /// The index entries of one chart, newest version first.

@@ -44,11 +44,15 @@ async fn reading_spaces_that_do_not_exist_holds_nothing() {
     assert_eq!(before.indexes, 1);
     for i in 0..10_000 {
         let space = format!("missing-{i}");
-        assert!(registry.index_entries(&space).await.is_err());
+        // A repository nobody uploaded to: empty, and nothing created or cached for it.
+        assert!(registry.index_entries(&space).await.unwrap().is_empty());
+        let yaml = registry.space_index(&space).await.unwrap().yaml.clone();
+        assert!(!String::from_utf8_lossy(&yaml).contains("name: app"));
         assert!(registry.chart_index_entries(&space, "app").await.is_err());
         assert!(registry.space_versions(&space).await.is_err());
     }
     assert_eq!(registry.cache_stats(), before);
+    assert_eq!(registry.list_spaces().await.unwrap(), ["real"]);
 }
 
 #[tokio::test]
