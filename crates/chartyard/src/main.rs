@@ -193,9 +193,16 @@ async fn shutdown_signal() {
 fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
+    let staging = settings.backend.remove_abandoned_writes(grace).map_err(anyhow::Error::msg)?;
     println!(
-        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}",
-        report.referenced_blobs, report.deleted_blobs, report.deleted_bytes, report.deleted_stale_records
+        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}, \
+         deleted staging files of unfinished writes: {} ({} bytes)",
+        report.referenced_blobs,
+        report.deleted_blobs,
+        report.deleted_bytes,
+        report.deleted_stale_records,
+        staging.files,
+        staging.bytes
     );
     Ok(())
 }

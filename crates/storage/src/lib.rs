@@ -12,6 +12,7 @@
 pub mod backend;
 mod cache;
 pub mod compose;
+pub mod fs;
 mod index;
 pub mod keys;
 pub mod locks;
