@@ -878,35 +878,33 @@ impl Registry {
     /// that does not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let (slot, mut generation) = match self.held_slot(space) {
-            Some(slot) => (slot, None),
+        let slot = match self.held_slot(space) {
+            Some(slot) => slot,
             None => {
-                let generation = self.require_generation(space).await?;
-                (self.slot(space), Some(generation))
+                self.require_generation(space).await?;
+                self.slot(space)
             }
         };
         let mut loaded = slot.lock().await;
-        let result =
-            self.load_index(space, &mut loaded, generation.take()).await.and_then(|()| match loaded.as_mut() {
-                Some(index) => f(index),
-                None => Err(RegistryError::not_found(space)),
-            });
+        let result = self.load_index(space, &mut loaded).await.and_then(|()| match loaded.as_mut() {
+            Some(index) => f(index),
+            None => Err(RegistryError::not_found(space)),
+        });
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
         self.release_slot(space, slot, weight);
         result
     }
 
-    /// Builds a space's index from its records unless it is loaded; `generation` if the
-    /// caller has just read it.
-    async fn load_index(&self, space: &str, loaded: &mut Option<SpaceIndex>, generation: Option<String>) -> Result<()> {
+    /// Builds a space's index from its records unless it is loaded. The generation is
+    /// read under the slot's lock, never before it: a space deletion drops the slot (under
+    /// that lock) after removing the marker, so a load can never install an index of a
+    /// deleted generation.
+    async fn load_index(&self, space: &str, loaded: &mut Option<SpaceIndex>) -> Result<()> {
         if loaded.is_some() {
             return Ok(());
         }
-        let generation = match generation {
-            Some(generation) => generation,
-            None => self.require_generation(space).await?,
-        };
+        let generation = self.require_generation(space).await?;
         let mut index = SpaceIndex::new(generation.clone());
         let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
         for stored in self.versions_under(&records).await? {
