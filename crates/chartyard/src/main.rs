@@ -120,6 +120,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         conditional_updates: opened.conditional_updates,
         max_blob_bytes: settings.max_upload_bytes,
         max_upload_sessions: settings.max_upload_sessions,
+        cache_bytes: settings.cache_bytes,
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))
@@ -139,6 +140,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             max_body_bytes: settings.max_upload_bytes,
             default_space: settings.default_space.clone(),
             allow_overwrite: settings.allow_overwrite,
+            disable_force_overwrite: settings.disable_force_overwrite,
         },
     );
     runtime()?.block_on(async move {
@@ -208,14 +210,17 @@ async fn shutdown_signal() {
 fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
+    let staging = settings.backend.remove_abandoned_writes(grace).map_err(anyhow::Error::msg)?;
     println!(
         "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}, \
-         deleted idle uploads: {}",
+         deleted idle uploads: {}, deleted staging files of unfinished writes: {} ({} bytes)",
         report.referenced_blobs,
         report.deleted_blobs,
         report.deleted_bytes,
         report.deleted_stale_records,
-        report.deleted_uploads
+        report.deleted_uploads,
+        staging.files,
+        staging.bytes
     );
     Ok(())
 }

@@ -29,9 +29,13 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The space served at the root (`/index.yaml`, `/api/charts`), if any.
     pub default_space: Option<String>,
-    /// Whether ChartMuseum's `?force` (and an OCI push of an existing version) may
-    /// overwrite it.
+    /// Whether an upload may replace an existing version without being asked to
+    /// (ChartMuseum's `--allow-overwrite`); the only way an OCI push of other bytes under
+    /// an existing version's tag replaces it.
     pub allow_overwrite: bool,
+    /// Whether ChartMuseum's `?force` replaces an existing version (on unless
+    /// `--disable-force-overwrite`, as on ChartMuseum).
+    pub allow_force_overwrite: bool,
     /// Largest OCI manifest accepted.
     pub max_manifest_bytes: usize,
 }
@@ -43,13 +47,20 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// The space served at the root for single-tenant ChartMuseum users.
     pub default_space: Option<String>,
-    /// Whether ChartMuseum's `?force` may overwrite an existing version.
+    /// Whether uploads replace existing versions even without `?force`.
     pub allow_overwrite: bool,
+    /// Whether ChartMuseum's `?force` is refused (a conflict, as without it).
+    pub disable_force_overwrite: bool,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { max_body_bytes: 20 * 1024 * 1024, default_space: None, allow_overwrite: false }
+        Self {
+            max_body_bytes: 20 * 1024 * 1024,
+            default_space: None,
+            allow_overwrite: false,
+            disable_force_overwrite: false,
+        }
     }
 }
 
@@ -59,6 +70,7 @@ pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
         registry,
         default_space: options.default_space.clone(),
         allow_overwrite: options.allow_overwrite,
+        allow_force_overwrite: !options.disable_force_overwrite,
         max_manifest_bytes: 4 * 1024 * 1024,
     };
     let mut router = Router::new()

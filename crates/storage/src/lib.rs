@@ -10,7 +10,9 @@
 //!   ETag so that a repeated listing costs one LIST and no GETs.
 
 pub mod backend;
+mod cache;
 pub mod compose;
+pub mod fs;
 mod index;
 pub mod keys;
 pub mod locks;
@@ -18,4 +20,6 @@ pub mod oci;
 mod registry;
 
 pub use index::RenderedIndex;
-pub use registry::{ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions};
+pub use registry::{
+    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,
+};

@@ -18,6 +18,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cache::WeightedLru;
 use crate::index::{RenderedIndex, SpaceIndex};
 use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
 use crate::locks::{LockGuard, Locks};
@@ -38,7 +39,13 @@ pub struct RegistryOptions {
     pub max_blob_bytes: usize,
     /// Most OCI upload sessions open at once.
     pub max_upload_sessions: usize,
+    /// Bytes the in-memory caches (parsed records, loaded space indexes) may hold, by
+    /// estimate; half goes to each. What falls out is read from storage again.
+    pub cache_bytes: usize,
 }
+
+/// The default of [`RegistryOptions::cache_bytes`].
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 impl Default for RegistryOptions {
     fn default() -> Self {
@@ -48,6 +55,7 @@ impl Default for RegistryOptions {
             conditional_updates: false,
             max_blob_bytes: 20 * 1024 * 1024,
             max_upload_sessions: 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -93,6 +101,28 @@ struct CachedRecord {
     record: Arc<VersionRecord>,
 }
 
+impl CachedRecord {
+    /// Roughly what a record parsed from `json_len` bytes of JSON holds in memory.
+    fn weight(location: &Path, json_len: usize) -> usize {
+        2 * json_len + location.as_ref().len() + 256
+    }
+}
+
+/// A space's index, loaded on first use, behind the lock that orders the writes to it.
+type IndexSlot = Arc<tokio::sync::Mutex<Option<SpaceIndex>>>;
+
+/// What a slot weighs while its index is not loaded.
+const EMPTY_SLOT_WEIGHT: usize = 256;
+
+/// What the caches hold at a moment (weights are the caches' own estimates in bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub records: usize,
+    pub record_bytes: usize,
+    pub indexes: usize,
+    pub index_bytes: usize,
+}
+
 /// One version's place in storage, once its space's generation is known.
 struct VersionKey<'a> {
     space: &'a str,
@@ -131,10 +161,11 @@ pub struct Registry {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) options: RegistryOptions,
     locks: Locks,
-    records: Mutex<HashMap<Path, CachedRecord>>,
-    /// Each space's index, loaded on first use and then kept current by this registry's
-    /// own writes.
-    indexes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<SpaceIndex>>>>>,
+    /// Parsed records by location, least recently used first out.
+    records: Mutex<WeightedLru<Path, CachedRecord>>,
+    /// Spaces' indexes, each loaded on first use and then kept current by this registry's
+    /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
+    indexes: Mutex<WeightedLru<String, IndexSlot>>,
     /// Makes index ETags differ between processes.
     process_nonce: String,
     /// OCI upload sessions open (counted here, recounted from storage by each sweep).
@@ -221,12 +252,13 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
+        let budget = options.cache_bytes / 2;
         Self {
             store,
             options,
             locks,
-            records: Mutex::default(),
-            indexes: Mutex::default(),
+            records: Mutex::new(WeightedLru::new(budget, |_| false)),
+            indexes: Mutex::new(WeightedLru::new(budget, |slot| Arc::strong_count(slot) > 1)),
             process_nonce: new_generation(),
             open_uploads: Default::default(),
             upload_locks: Locks::new(Duration::ZERO),
@@ -310,8 +342,14 @@ impl Registry {
             }
             Err(e) => return Err(storage_error(e)),
         }
-        *self.index_slot(space).lock().await = None;
-        self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await?;
+        // Nothing of the deleted generation is read again: drop its index and records.
+        let slot = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&space.to_string());
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&records));
+        self.delete_prefix(&records).await?;
         self.delete_prefix(&StorageKey::SpaceRepositories { space, generation: &generation }.path()).await
     }
 
@@ -357,7 +395,7 @@ impl Registry {
             // Forget cached records under this prefix that no longer exist.
             let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|path, _| !path.prefix_matches(prefix) || listed.contains(path));
+            cache.retain(|path| !path.prefix_matches(prefix) || listed.contains(path));
         }
         let mut found: Vec<StoredVersion> = self
             .read_records(metas)
@@ -375,7 +413,7 @@ impl Registry {
         let mut found = Vec::with_capacity(metas.len());
         let mut to_read = Vec::new();
         {
-            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
             for meta in metas {
                 let Some(path) = parse_record_path(&meta.location) else {
                     continue;
@@ -414,10 +452,7 @@ impl Registry {
         let record: VersionRecord = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
         let record = Arc::new(record);
-        if let Some(e_tag) = e_tag {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() });
-        }
+        self.remember_record(location, e_tag, &record, bytes.len());
         Ok(record)
     }
 
@@ -506,14 +541,14 @@ impl Registry {
             )));
         }
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let body_len = body.len();
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
-            Ok(_) => StoredVersion {
-                space: space.into(),
-                chart: name.into(),
-                version: version.into(),
-                record: Arc::new(record),
-            },
+            Ok(written) => {
+                let record = Arc::new(record);
+                self.remember_record(&key.path(), written.e_tag, &record, body_len);
+                StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
+            }
             Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
@@ -532,7 +567,7 @@ impl Registry {
             let _ = self.store.delete(&key.path()).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
-        self.update_index(space, &key.generation, |index| index.insert(name, version, &stored.record)).await;
+        self.sync_index(&key).await;
         Ok(stored)
     }
 
@@ -770,8 +805,9 @@ impl Registry {
         record.created = created;
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let (record, body_len) = (Arc::new(record), body.len());
         match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
-            Ok(_) => {}
+            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record, body_len),
             Err(object_store::Error::Precondition { .. }) => {
                 return Err(RegistryError::Locked(key.id()));
             }
@@ -779,26 +815,40 @@ impl Registry {
         }
         // A provenance file signs the old archive's digest: it no longer holds.
         self.delete_if_present(&key.provenance_path()).await?;
-        let record = Arc::new(record);
-        self.update_index(key.space, &key.generation, |index| index.insert(key.chart, key.version, &record)).await;
+        self.sync_index(key).await;
         Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
     }
 
     // ---- indexes ----
 
-    /// The repository index of a space, from ready bytes unless something changed.
+    /// The repository index of a space, from ready bytes unless something changed. A
+    /// space that does not exist yet (but may be created) has an empty index, as a
+    /// ChartMuseum repository nobody uploaded to has: `helm repo add` works before the
+    /// first push. Answering it neither creates the space nor caches anything.
     pub async fn space_index(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index(space, |index| Ok(index.rendered(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered(&self.process_nonce))).await
     }
 
     /// The same, with `index.json` rendered too.
     pub async fn space_index_json(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
     }
 
-    /// The index entries of every chart in a space (name order, newest version first).
+    /// The index entries of every chart in a space (name order, newest version first);
+    /// none for a space that does not exist yet.
     pub async fn index_entries(&self, space: &str) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>> {
-        self.with_index(space, |index| Ok(index.entries())).await
+        self.with_index_or_empty(space, |index| Ok(index.entries())).await
+    }
+
+    /// [`Self::with_index`], with an empty index standing in for a space that does not
+    /// exist but whose name a new space could take.
+    async fn with_index_or_empty<T>(&self, space: &str, f: impl Fn(&mut SpaceIndex) -> Result<T>) -> Result<T> {
+        match self.with_index(space, &f).await {
+            Err(RegistryError::NotFound(_)) if check_new_space_name(space).is_ok() => {
+                f(&mut SpaceIndex::new(String::new()))
+            }
+            result => result,
+        }
     }
 
     /// The index entries of one chart, newest version first.
@@ -810,43 +860,159 @@ impl Registry {
         .await
     }
 
-    fn index_slot(&self, space: &str) -> Arc<tokio::sync::Mutex<Option<SpaceIndex>>> {
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        indexes.entry(space.to_string()).or_default().clone()
+    /// The slot of a space's index if one is held; it stays held while the answer lives.
+    fn held_slot(&self, space: &str) -> Option<IndexSlot> {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&space.to_string()).cloned()
     }
 
-    /// Runs `f` on a space's index, building it from the records first if needed.
+    /// The slot of a space's index, made (empty) if none is held.
+    fn slot(&self, space: &str) -> IndexSlot {
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = indexes.get(&space.to_string()) {
+            return slot.clone();
+        }
+        let slot = IndexSlot::default();
+        indexes.insert(space.to_string(), slot.clone(), EMPTY_SLOT_WEIGHT + space.len());
+        slot
+    }
+
+    /// Accounts for a slot once its user is done with it: its new weight, or, with no
+    /// index loaded and nobody else holding it, its removal.
+    fn release_slot(&self, space: &str, slot: IndexSlot, weight: Option<usize>) {
+        let key = space.to_string();
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        let held = indexes.get(&key).is_some_and(|held| Arc::ptr_eq(held, &slot));
+        // Ours and the table's: no one else can reach it without the table's lock.
+        let unused = Arc::strong_count(&slot) == 2;
+        drop(slot);
+        match weight {
+            _ if !held => {}
+            None if unused => {
+                indexes.remove(&key);
+            }
+            weight => indexes.reweigh(&key, space.len() + weight.unwrap_or(EMPTY_SLOT_WEIGHT)),
+        }
+    }
+
+    /// Runs `f` on a space's index, building it from the records first if needed. A space
+    /// that does not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let slot = self.index_slot(space);
-        let mut loaded = slot.lock().await;
-        if loaded.is_none() {
-            let generation = self.require_generation(space).await?;
-            let mut index = SpaceIndex::new(generation.clone());
-            let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-            for stored in self.versions_under(&records).await? {
-                index.insert(&stored.chart, &stored.version, &stored.record)?;
+        let slot = match self.held_slot(space) {
+            Some(slot) => slot,
+            None => {
+                self.require_generation(space).await?;
+                self.slot(space)
             }
-            *loaded = Some(index);
-        }
-        match loaded.as_mut() {
+        };
+        let mut loaded = slot.lock().await;
+        let result = self.load_index(space, &mut loaded).await.and_then(|()| match loaded.as_mut() {
             Some(index) => f(index),
             None => Err(RegistryError::not_found(space)),
+        });
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.release_slot(space, slot, weight);
+        result
+    }
+
+    /// Builds a space's index from its records unless it is loaded. The generation is
+    /// read under the slot's lock, never before it: a space deletion drops the slot (under
+    /// that lock) after removing the marker, so a load can never install an index of a
+    /// deleted generation.
+    async fn load_index(&self, space: &str, loaded: &mut Option<SpaceIndex>) -> Result<()> {
+        if loaded.is_some() {
+            return Ok(());
+        }
+        let generation = self.require_generation(space).await?;
+        let mut index = SpaceIndex::new(generation.clone());
+        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+        for stored in self.versions_under(&records).await? {
+            index.insert(&stored.chart, &stored.version, &stored.record)?;
+        }
+        *loaded = Some(index);
+        Ok(())
+    }
+
+    /// Brings one version's entry of a loaded index in line with the store, after a write
+    /// to that version. The store is read under the index's lock, so that whatever order
+    /// racing writes (an upload and a delete of one version, say) reached the store and
+    /// this lock in, the last one to take the lock sees the store's final state: the index
+    /// never keeps a version that is gone, nor misses one that exists. An index of another
+    /// generation, or one whose entry cannot be read, is dropped, to be rebuilt from
+    /// storage when next asked for; an index not loaded needs nothing (it is built from a
+    /// listing made later than this write).
+    ///
+    /// A slot is evicted only while no one holds it, and a writer takes it only after its
+    /// store write: so an index loaded into a fresh slot after an eviction is listed later
+    /// than any write whose update it missed.
+    async fn sync_index(&self, key: &VersionKey<'_>) {
+        let Some(slot) = self.held_slot(key.space) else {
+            return;
+        };
+        let mut loaded = slot.lock().await;
+        if let Some(index) = loaded.as_mut() {
+            let keep = index.generation == key.generation
+                && match self.current_record(&key.path()).await {
+                    Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
+                    Ok(None) => {
+                        index.remove(key.chart, key.version);
+                        true
+                    }
+                    Err(_) => false,
+                };
+            if !keep {
+                *loaded = None;
+            }
+        }
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.release_slot(key.space, slot, weight);
+    }
+
+    /// The record stored at a location now (`None` if there is none), from the cache when
+    /// it holds the record at the current ETag.
+    async fn current_record(&self, location: &Path) -> Result<Option<Arc<VersionRecord>>> {
+        let meta = match self.store.head(location).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error(e)),
+        };
+        if let Some(tag) = &meta.e_tag {
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = cache.get(location).filter(|cached| cached.e_tag == *tag) {
+                return Ok(Some(cached.record.clone()));
+            }
+        }
+        match self.read_record(location).await {
+            Ok(record) => Ok(Some(record)),
+            Err(RegistryError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Applies a write to a loaded index of the same generation; any other loaded index is
-    /// dropped, to be rebuilt from storage when next asked for.
-    async fn update_index(&self, space: &str, generation: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<()>) {
-        let slot = self.index_slot(space);
-        let mut loaded = slot.lock().await;
-        let keep = match loaded.as_mut() {
-            Some(index) if index.generation == generation => f(index).is_ok(),
-            _ => false,
-        };
-        if !keep {
-            *loaded = None;
+    /// Caches a record read or written at an ETag (`json_len`: its size in storage).
+    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>, json_len: usize) {
+        if let Some(e_tag) = e_tag {
+            let weight = CachedRecord::weight(location, json_len);
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() }, weight);
         }
+    }
+
+    /// Forgets a record this registry deleted.
+    fn forget_record(&self, location: &Path) {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).remove(location);
+    }
+
+    /// What the caches hold now.
+    pub fn cache_stats(&self) -> CacheStats {
+        let (records, record_bytes) = {
+            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            (cache.len(), cache.weight())
+        };
+        let indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        CacheStats { records, record_bytes, indexes: indexes.len(), index_bytes: indexes.weight() }
     }
 
     /// Stores bytes under their digest, which the caller computed from these very bytes.
@@ -869,12 +1035,9 @@ impl Registry {
             Err(object_store::Error::NotFound { .. }) => return Err(RegistryError::not_found(key.id())),
             Err(e) => return Err(storage_error(e)),
         }
+        self.forget_record(&key.path());
         self.delete_if_present(&key.provenance_path()).await?;
-        self.update_index(space, &key.generation, |index| {
-            index.remove(chart, version);
-            Ok(())
-        })
-        .await;
+        self.sync_index(&key).await;
         Ok(())
     }
 
@@ -892,14 +1055,11 @@ impl Registry {
         }
         for key in &keys {
             self.delete_if_present(&key.path()).await?;
+            self.forget_record(&key.path());
             self.delete_if_present(&key.provenance_path()).await?;
         }
-        if let Some(key) = keys.first() {
-            self.update_index(space, &key.generation, |index| {
-                index.remove_chart(chart);
-                Ok(())
-            })
-            .await;
+        for key in &keys {
+            self.sync_index(key).await;
         }
         Ok(())
     }
