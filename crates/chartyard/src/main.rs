@@ -152,6 +152,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 Err(e) => anyhow::bail!("default space {space}: {e}"),
             }
         }
+        registry.expire_uploads(settings.upload_ttl).await?;
+        registry.count_uploads().await?;
         tokio::spawn(sweep_uploads(registry.clone(), settings.upload_ttl));
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
@@ -173,13 +175,12 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
-/// Deletes OCI upload sessions left idle for longer than `ttl`, at start and then every
-/// quarter of it (at most every minute), so abandoned uploads never pile up.
+/// Deletes OCI upload sessions left idle for longer than `ttl`, every quarter of it (at
+/// most every minute), so abandoned uploads never pile up.
 async fn sweep_uploads(registry: Arc<Registry>, ttl: Duration) {
     let period = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let mut ticks = tokio::time::interval(period);
     loop {
-        ticks.tick().await;
+        tokio::time::sleep(period).await;
         match registry.expire_uploads(ttl).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "expired idle upload sessions"),

@@ -478,8 +478,7 @@ impl Registry {
             .try_flatten()
             .boxed();
         let result = self.commit_blob(space, name, id, parsed, earlier.chain(body).boxed()).await;
-        self.delete_prefix(&StorageKey::Upload { id }.path()).await?;
-        self.upload_closed();
+        self.close_upload(id).await?;
         result
     }
 
@@ -537,18 +536,25 @@ impl Registry {
         check_repository(space, name)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        self.delete_prefix(&StorageKey::Upload { id }.path()).await?;
-        self.upload_closed();
-        Ok(())
+        self.close_upload(id).await
     }
 
-    /// Deletes upload sessions (and stray staging objects) with no activity for longer
-    /// than `idle`, and recounts the open ones. Answers how many were deleted.
-    pub async fn expire_uploads(&self, idle: std::time::Duration) -> std::result::Result<usize, RegistryError> {
-        let cutoff = std::time::SystemTime::now() - idle;
+    /// Deletes an upload's objects; its place among the open sessions is freed once, by
+    /// whoever removed its session object.
+    async fn close_upload(&self, id: &str) -> Result<()> {
+        if self.delete_if_present(&StorageKey::UploadSession { id }.path()).await? {
+            self.upload_closed();
+        }
+        Ok(self.delete_prefix(&StorageKey::Upload { id }.path()).await?)
+    }
+
+    /// Last activity of every upload id in storage, and whether it is a session (a
+    /// one-request upload has only a staging object).
+    async fn stored_uploads(
+        &self,
+    ) -> std::result::Result<std::collections::HashMap<String, (std::time::SystemTime, bool)>, RegistryError> {
         let metas: Vec<ObjectMeta> =
             self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
-        // Last activity of each upload id, and whether it is a session.
         let mut uploads: std::collections::HashMap<String, (std::time::SystemTime, bool)> = Default::default();
         for meta in &metas {
             let mut parts = meta.location.parts();
@@ -558,17 +564,30 @@ impl Registry {
             entry.0 = entry.0.max(meta.last_modified.into());
             entry.1 |= is_session;
         }
+        Ok(uploads)
+    }
+
+    /// Counts the upload sessions in storage, for the cap on open ones; called once before
+    /// the server takes requests, after which starts and ends keep the count.
+    pub async fn count_uploads(&self) -> std::result::Result<usize, RegistryError> {
+        let open = self.stored_uploads().await?.values().filter(|(_, is_session)| *is_session).count();
+        self.open_uploads.store(open, Ordering::SeqCst);
+        Ok(open)
+    }
+
+    /// Deletes upload sessions (and stray staging objects) with no activity for longer
+    /// than `idle`; answers how many were deleted.
+    pub async fn expire_uploads(&self, idle: std::time::Duration) -> std::result::Result<usize, RegistryError> {
+        let cutoff = std::time::SystemTime::now() - idle;
         let mut deleted = 0;
-        let mut open = 0;
-        for (id, (active, is_session)) in uploads {
+        for (id, (active, _)) in self.stored_uploads().await? {
             if active < cutoff {
-                self.delete_prefix(&StorageKey::Upload { id: &id }.path()).await?;
+                self.close_upload(&id)
+                    .await
+                    .map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))?;
                 deleted += 1;
-            } else if is_session {
-                open += 1;
             }
         }
-        self.open_uploads.store(open, Ordering::SeqCst);
         Ok(deleted)
     }
 
