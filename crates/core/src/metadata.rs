@@ -124,7 +124,7 @@ impl ChartMetadata {
     pub fn validate(&self) -> Result<(), RegistryError> {
         let invalid = |m: String| Err(RegistryError::invalid(format!("Chart.yaml: {m}")));
         if self.api_version != API_VERSION_V1 && self.api_version != API_VERSION_V2 {
-            return invalid(format!("apiVersion {:?} is not v1 or v2", self.api_version));
+            return invalid(format!("apiVersion {:?} is not v1 or v2", crate::error::echo(&self.api_version)));
         }
         if self.name.is_empty() {
             return invalid("name is required".into());
@@ -132,7 +132,7 @@ impl ChartMetadata {
         if !crate::names::is_valid_name(&self.name) {
             return invalid(format!(
                 "name {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_-]*$ and be at most {} characters",
-                self.name,
+                crate::error::echo(&self.name),
                 crate::names::MAX_NAME_LEN
             ));
         }
@@ -142,7 +142,7 @@ impl ChartMetadata {
         crate::names::parse_version(&self.version).map_err(|e| RegistryError::invalid(format!("Chart.yaml: {e}")))?;
         match self.chart_type.as_str() {
             "" | "application" | "library" => {}
-            other => return invalid(format!("type {other:?} is not application or library")),
+            other => return invalid(format!("type {:?} is not application or library", crate::error::echo(other))),
         }
         if self.api_version == API_VERSION_V1 && !self.chart_type.is_empty() {
             return invalid("type is only allowed in apiVersion v2 charts".into());

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::RegistryError;
+use crate::error::{bounded, echo};
 use crate::metadata::ChartMetadata;
 
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -59,7 +60,7 @@ impl Manifest {
     /// Parses and checks the shape of a manifest; `content_type` is the request's.
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, RegistryError> {
         let manifest: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| RegistryError::invalid(format!("manifest is not valid JSON: {e}")))?;
+            .map_err(|e| RegistryError::invalid(format!("manifest is not valid JSON: {}", bounded(&e, 512))))?;
         if manifest.schema_version != 2 {
             return Err(RegistryError::invalid("manifest schemaVersion must be 2"));
         }
@@ -67,7 +68,9 @@ impl Manifest {
             && declared != sent
         {
             return Err(RegistryError::invalid(format!(
-                "manifest mediaType {declared} does not match Content-Type {sent}"
+                "manifest mediaType {} does not match Content-Type {}",
+                echo(declared),
+                echo(sent)
             )));
         }
         let is_index = manifest.media_type_or(content_type).is_some_and(|t| is_index_media_type(&t));
@@ -123,7 +126,7 @@ pub fn parse_digest(digest: &str) -> Result<&str, RegistryError> {
         {
             Ok(hex)
         }
-        _ => Err(RegistryError::invalid(format!("digest {digest:?} is not sha256:<64 hex>"))),
+        _ => Err(RegistryError::invalid(format!("digest {:?} is not sha256:<64 hex>", echo(digest)))),
     }
 }
 

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use chartyard_core::RegistryError;
+use chartyard_core::error::echo;
 use chartyard_core::oci;
 use chartyard_storage::oci::{ByteStream, OciError, OciErrorKind};
 use futures::{StreamExt, TryStreamExt};
@@ -81,7 +82,8 @@ impl IntoResponse for Error {
                 None => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
             },
         };
-        let body = json!({"errors": [{"code": code, "message": self.0.message, "detail": null}]});
+        let message = crate::error::bounded_message(self.0.message);
+        let body = json!({"errors": [{"code": code, "message": message, "detail": null}]});
         (status, [(API_VERSION_HEADER, "registry/2.0")], axum::Json(body)).into_response()
     }
 }
@@ -110,11 +112,14 @@ fn parse(rest: &str) -> Result<(&str, &str, Target<'_>), Error> {
     } else if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
         (name, Target::Referrers(digest))
     } else {
-        return Err(error(OciErrorKind::Unsupported, format!("/v2/{rest} is not an OCI distribution endpoint")));
+        return Err(error(
+            OciErrorKind::Unsupported,
+            format!("/v2/{} is not an OCI distribution endpoint", echo(rest)),
+        ));
     };
     match name.split_once('/') {
         Some((space, repository)) if !repository.contains('/') => Ok((space, repository, target)),
-        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {name:?} must be {{space}}/{{name}}"))),
+        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {:?} must be {{space}}/{{name}}", echo(name)))),
     }
 }
 
@@ -237,7 +242,9 @@ async fn dispatch(
             }
             Ok(response)
         }
-        (_, method) => Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{rest}"))),
+        (_, method) => {
+            Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{}", echo(&rest))))
+        }
     }
 }
 
@@ -301,7 +308,7 @@ fn body_stream(request: Request) -> ByteStream {
 /// `Range: bytes=start-[end]` of a blob GET.
 fn parse_range(headers: &HeaderMap) -> Result<Option<(u64, Option<u64>)>, Error> {
     let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {value:?} is not bytes=start-end"));
+    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {:?} is not bytes=start-end", echo(value)));
     let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
     let start = start.parse().map_err(|_| invalid())?;
@@ -316,5 +323,5 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     let start = spec.split(['-', '/']).next().and_then(|s| s.parse().ok());
     start
         .map(Some)
-        .ok_or_else(|| error(OciErrorKind::RangeInvalid, format!("Content-Range {value:?} is not start-end")))
+        .ok_or_else(|| error(OciErrorKind::RangeInvalid, format!("Content-Range {:?} is not start-end", echo(value))))
 }

@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
+use chartyard_core::error::echo;
 use chartyard_core::names::{check_name, parse_version};
 use chartyard_core::oci::{self, Descriptor, Manifest};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -116,7 +117,7 @@ fn check_upload_id(id: &str) -> Result<()> {
     if id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {id} is unknown")))
+        Err(OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", echo(id))))
     }
 }
 
@@ -150,7 +151,7 @@ impl Registry {
         let size = self
             .blob_size(digest)
             .await?
-            .ok_or_else(|| OciError::new(OciErrorKind::BlobUnknown, format!("blob {digest} is unknown")))?;
+            .ok_or_else(|| OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", echo(digest))))?;
         let range = match range {
             None => 0..size,
             Some((start, end)) => {
@@ -191,7 +192,7 @@ impl Registry {
     /// belongs to the repository.
     async fn upload_parts(&self, space: &str, name: &str, id: &str) -> Result<Vec<(u64, u64)>> {
         check_upload_id(id)?;
-        let unknown = || OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {id} is unknown"));
+        let unknown = || OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", echo(id)));
         let session: UploadSession = match self.store.get(&StorageKey::UploadSession { id }.path()).await {
             Ok(result) => {
                 serde_json::from_slice(&result.bytes().await.map_err(storage_error)?).map_err(|_| unknown())?
@@ -307,7 +308,7 @@ impl Registry {
             self.delete_prefix(&StorageKey::Upload { id }.path()).await?;
             return Err(OciError::new(
                 OciErrorKind::DigestInvalid,
-                format!("the uploaded bytes have digest sha256:{actual}, not {digest}"),
+                format!("the uploaded bytes have digest sha256:{actual}, not {}", echo(digest)),
             ));
         }
         self.store.rename(&staging, &StorageKey::Blob { digest: &hex }.path()).await.map_err(storage_error)?;
@@ -342,20 +343,20 @@ impl Registry {
             if reference != digest {
                 return Err(OciError::new(
                     OciErrorKind::DigestInvalid,
-                    format!("the manifest's digest is {digest}, not {reference}"),
+                    format!("the manifest's digest is {digest}, not {}", echo(reference)),
                 ));
             }
             None
         } else if oci::is_valid_tag(reference) {
             Some(reference)
         } else {
-            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {reference:?} is invalid")));
+            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {:?} is invalid", echo(reference))));
         };
         for blob in manifest.blobs() {
             if self.blob_size(&blob.digest).await?.is_none() {
                 return Err(OciError::new(
                     OciErrorKind::ManifestBlobUnknown,
-                    format!("blob {} is unknown", blob.digest),
+                    format!("blob {} is unknown", echo(&blob.digest)),
                 ));
             }
         }
@@ -443,7 +444,7 @@ impl Registry {
         let hex = digest_hex(digest)?;
         let result = self.store.get(&StorageKey::Blob { digest: hex }.path()).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => {
-                OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {digest} is unknown"))
+                OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest)))
             }
             e => storage_error(e).into(),
         })?;
@@ -455,7 +456,10 @@ impl Registry {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
         let unknown = || {
-            OciError::new(OciErrorKind::ManifestUnknown, format!("manifest {reference} is unknown in {space}/{name}"))
+            OciError::new(
+                OciErrorKind::ManifestUnknown,
+                format!("manifest {} is unknown in {space}/{name}", echo(reference)),
+            )
         };
         let (digest, media_type) = if reference.contains(':') {
             let hex = digest_hex(reference)?;
@@ -572,7 +576,10 @@ impl Registry {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
         let unknown = || {
-            OciError::new(OciErrorKind::ManifestUnknown, format!("manifest {reference} is unknown in {space}/{name}"))
+            OciError::new(
+                OciErrorKind::ManifestUnknown,
+                format!("manifest {} is unknown in {space}/{name}", echo(reference)),
+            )
         };
         if !reference.contains(':') {
             if self.chart_manifest_for_tag(space, name, reference).await?.is_some() {
@@ -684,12 +691,12 @@ impl Registry {
         check_repository(space, name)?;
         let hex = digest_hex(digest)?.to_string();
         if self.blob_size(digest).await?.is_none() {
-            return Err(OciError::new(OciErrorKind::BlobUnknown, format!("blob {digest} is unknown")));
+            return Err(OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", echo(digest))));
         }
         if self.blob_in_use(&hex).await? {
             return Err(OciError::new(
                 OciErrorKind::Denied,
-                format!("blob {digest} is still referenced by a manifest"),
+                format!("blob {} is still referenced by a manifest", echo(digest)),
             ));
         }
         self.delete_if_present(&StorageKey::Blob { digest: &hex }.path()).await?;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
+use chartyard_core::error::echo;
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
 use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
 use chartyard_core::oci::{self, Descriptor};
@@ -548,13 +549,13 @@ impl Registry {
         if loaded.metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of chart should be {chart}, but got {}",
-                loaded.metadata.name
+                echo(&loaded.metadata.name)
             )));
         }
         if loaded.metadata.version != version {
             return Err(RegistryError::invalid(format!(
                 "value of version should be {version}, but got {}",
-                loaded.metadata.version
+                echo(&loaded.metadata.version)
             )));
         }
         let _lock = self.lock(&key).await?;
@@ -596,13 +597,13 @@ impl Registry {
         if new_metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of name should be {chart}, but got {}",
-                new_metadata.name
+                echo(&new_metadata.name)
             )));
         }
         if new_metadata.version != version {
             return Err(RegistryError::invalid(format!(
                 "value of version should be {version}, but got {}",
-                new_metadata.version
+                echo(&new_metadata.version)
             )));
         }
         let _lock = self.lock(&key).await?;
