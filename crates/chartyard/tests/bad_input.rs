@@ -699,3 +699,46 @@ fn unknown_routes_and_wrong_methods_are_json_errors() {
         guarded.refused(&case, send(server, method, path).send().unwrap(), 405, "");
     }
 }
+
+// ---- names that fit the store ----
+
+#[test]
+fn overlong_versions_and_names_are_refused_before_anything_is_written() {
+    // `{version}.json` and `spaces/{space}.json` are file names; past 255 bytes the write
+    // failed with a 500 after the space had been created.
+    let guarded = Guarded::start();
+    let server = &guarded.server;
+    let version = format!("1.0.0-{}", "a".repeat(300));
+    let archive = test_chart_yaml(&format!("apiVersion: v2\nname: test\nversion: {version}\n"));
+    guarded.refused("upload into a new space", server.upload("fresh", &archive), 400, "longer than 128 bytes");
+    guarded.refused("replace", server.replace("good", "test", "1.0.0", &archive), 400, "longer than 128 bytes");
+
+    let response = client().post(server.url("/api/fresh/charts")).body(archive.clone()).send().unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("longer than 128 bytes"), "{body}");
+    guarded.assert_untouched("ChartMuseum upload");
+
+    // Versions in paths, and OCI tags (a tag is a version), share the limit.
+    let path = format!("/spaces/good/charts/test/versions/{version}");
+    guarded.refused("GET a long version", server.get(&path), 400, "longer than 128 bytes");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": format!("sha256:{}", "0".repeat(64)), "size": 2},
+        "layers": []
+    });
+    let response = client()
+        .put(server.url(&format!("/v2/fresh/test/manifests/{}", version.replace('+', "_"))))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400, "{}", response.text().unwrap());
+    guarded.assert_untouched("OCI tag");
+
+    // A 251-byte space name: spaces/{space}.json would be 256 bytes.
+    let space = "s".repeat(251);
+    guarded.refused("long space name", server.upload(&space, &web_chart()), 400, "at most 128 characters");
+    guarded.refused("create a long space", server.create_space(&space), 400, "at most 128 characters");
+    error(server.get("/spaces/fresh/charts"), 404);
+}
