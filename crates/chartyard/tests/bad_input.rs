@@ -700,7 +700,60 @@ fn unknown_routes_and_wrong_methods_are_json_errors() {
     }
 }
 
-// ---- names that fit the store ----
+// ---- bounded answers and names that fit the store ----
+
+/// Chart `test-1.0.0` plus one entry whose GNU long name is `name` (written verbatim).
+fn with_long_name(name: &[u8]) -> Vec<u8> {
+    let mut tar = ChartBuilder::new("test", "1.0.0").tar();
+    tar.truncate(tar.len() - 1024); // the end-of-archive blocks
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut long = tar::Header::new_gnu();
+    long.set_entry_type(tar::EntryType::GNULongName);
+    long.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    long.set_mode(0o644);
+    long.set_size(name.len() as u64);
+    long.set_cksum();
+    builder.append(&long, name).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.as_gnu_mut().unwrap().name[..1].copy_from_slice(b"x");
+    file.set_mode(0o644);
+    file.set_size(1);
+    file.set_cksum();
+    builder.append(&file, &b"x"[..]).unwrap();
+    tar.extend(builder.into_inner().unwrap());
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut encoder = encoder;
+    std::io::Write::write_all(&mut encoder, &tar).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn errors_about_huge_paths_are_short() {
+    // A 50 MiB path in a small archive once came back whole in the 400 body; every
+    // message is now bounded where it is built (and again at the HTTP edge).
+    let guarded = Guarded::start();
+    let server = &guarded.server;
+    let huge = [b"test/".to_vec(), vec![b'a'; 50 << 20], b"/../x".to_vec()].concat();
+    let long = [b"test/".to_vec(), vec![b'b'; 1000 << 10], b"/../x".to_vec()].concat();
+    let cases = [
+        ("50 MiB path", with_long_name(&huge), "larger than 1048576 bytes"),
+        ("1000 KiB path", with_long_name(&long), "references a parent directory"),
+    ];
+    for (case, archive, needle) in cases {
+        assert!(archive.len() < 128 * 1024, "{case}: {} bytes", archive.len());
+        let response = server.upload("good", &archive);
+        let message = error(response, 400);
+        assert!(message.contains(needle), "{case}: {message}");
+        assert!(message.len() < 1024, "{case}: a {} byte message", message.len());
+        guarded.assert_untouched(case);
+
+        let response = client().post(server.url("/api/good/charts")).body(archive.clone()).send().unwrap();
+        assert_eq!(response.status(), 400, "{case}");
+        let body = response.text().unwrap();
+        assert!(body.len() < 1024 && body.contains(needle), "{case}: a {} byte body", body.len());
+        guarded.assert_untouched(case);
+    }
+}
 
 #[test]
 fn overlong_versions_and_names_are_refused_before_anything_is_written() {

@@ -3,7 +3,9 @@
 //!
 //! Archives come from untrusted clients, so loading never touches the disk and is bounded
 //! everywhere: total decompressed bytes, bytes per file, entry count, subchart nesting and
-//! YAML size. Links, devices, absolute paths and `..` are refused outright.
+//! YAML size. Links, devices, absolute paths and `..` are refused outright, and the tar
+//! stream is read by Go's rules (see `untar`), so that the files validated here are the
+//! files Helm installs.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -13,8 +15,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::RegistryError;
+use crate::error::echo;
 use crate::metadata::{API_VERSION_V1, ChartMetadata, Dependency, MetadataTree};
 use crate::yaml::from_yaml;
+
+mod untar;
+
+use untar::{Kind, TarReader};
 
 /// Bounds on what one uploaded archive may expand to.
 #[derive(Debug, Clone, Copy)]
@@ -106,19 +113,21 @@ impl<R: Read> Read for LimitedReader<'_, R> {
     }
 }
 
-/// The tar stream inside a gzip archive. Every gzip member is read, as Go's reader (and
+/// The tar entries inside a gzip archive. Every gzip member is read, as Go's reader (and
 /// so Helm) does, so that the registry sees the chart Helm will install.
 fn tar_reader<'a>(
     archive: &'a [u8],
     left: &'a mut u64,
-    limit: u64,
-) -> tar::Archive<LimitedReader<'a, MultiGzDecoder<&'a [u8]>>> {
-    tar::Archive::new(LimitedReader { inner: MultiGzDecoder::new(archive), left, limit })
+    entries_left: usize,
+    limits: &Limits,
+) -> TarReader<LimitedReader<'a, MultiGzDecoder<&'a [u8]>>> {
+    let limit = limits.max_decompressed_bytes;
+    TarReader::new(LimitedReader { inner: MultiGzDecoder::new(archive), left, limit }, entries_left, limits.max_entries)
 }
 
 /// Reads what follows the tar's end marker, so that a corrupt or missing gzip trailer
 /// (CRC, length) is noticed rather than silently accepted.
-fn check_trailer<R: Read>(tar: tar::Archive<R>) -> Result<(), RegistryError> {
+fn check_trailer<R: Read>(tar: TarReader<R>) -> Result<(), RegistryError> {
     io::copy(&mut tar.into_inner(), &mut io::sink())
         .map(|_| ())
         .map_err(|e| invalid(format!("not a gzipped tar archive: {e}")))
@@ -197,83 +206,55 @@ pub fn package(folder: &str, files: &Files) -> Result<Vec<u8>, RegistryError> {
 /// folder whatever its name (`./Chart.yaml` is fine), and the rest must stay inside it.
 fn chart_path(raw: &str) -> Result<String, RegistryError> {
     let raw = raw.replace('\\', "/");
+    let shown = echo(&raw);
     let is_drive = |p: &str| p.len() >= 2 && p.as_bytes()[1] == b':' && p.as_bytes()[0].is_ascii_alphabetic();
     let mut parts = raw.split('/');
     let first = parts.next().unwrap_or_default();
     if raw.starts_with('/') {
-        return Err(invalid(format!("absolute path {raw:?}")));
+        return Err(invalid(format!("absolute path {shown:?}")));
     }
     if is_drive(first) {
-        return Err(invalid(format!("path {raw:?} has a drive letter")));
+        return Err(invalid(format!("path {shown:?} has a drive letter")));
     }
     let mut rest = Vec::new();
     for part in parts {
         match part {
             "" | "." => {}
             ".." => {
-                return Err(invalid(format!("path {raw:?} references a parent directory")));
+                return Err(invalid(format!("path {shown:?} references a parent directory")));
             }
             p if rest.is_empty() && is_drive(p) => {
-                return Err(invalid(format!("path {raw:?} has a drive letter")));
+                return Err(invalid(format!("path {shown:?} has a drive letter")));
             }
             p => rest.push(p),
         }
     }
     if first == ".." {
-        return Err(invalid(format!("path {raw:?} references a parent directory")));
+        return Err(invalid(format!("path {shown:?} references a parent directory")));
     }
     match rest.is_empty() {
         true if first == "Chart.yaml" => Err(invalid("Chart.yaml is not inside a chart folder")),
-        true => Err(invalid(format!("{raw:?} is outside the chart folder"))),
+        true => Err(invalid(format!("{shown:?} is outside the chart folder"))),
         false => Ok(rest.join("/")),
     }
 }
 
-/// Whether a tar entry is a file Helm reads; folders and pax headers are skipped, and any
-/// other kind (links, devices, fifos) is refused.
-fn is_chart_file(kind: tar::EntryType, raw_path: &str) -> Result<bool, RegistryError> {
-    match kind {
-        tar::EntryType::Regular | tar::EntryType::Continuous => Ok(true),
-        tar::EntryType::Directory | tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => Ok(false),
-        tar::EntryType::Symlink | tar::EntryType::Link => {
-            Err(invalid(format!("{raw_path:?} is a link; charts may only hold regular files")))
-        }
-        other => Err(invalid(format!("{raw_path:?} is a {other:?} entry; charts may only hold regular files"))),
-    }
-}
-
 fn read_files(archive: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Files, RegistryError> {
-    let mut tar = tar_reader(archive, &mut budget.decompressed_left, limits.max_decompressed_bytes);
+    let entries_left = budget.entries_left;
+    let mut tar = tar_reader(archive, &mut budget.decompressed_left, entries_left, limits);
     let mut files = Files::new();
-    let mut entries_left = budget.entries_left;
-    let not_tar = |e: io::Error| invalid(format!("not a gzipped tar archive: {e}"));
-    for entry in tar.entries().map_err(not_tar)? {
-        let mut entry = entry.map_err(not_tar)?;
-        if entries_left == 0 {
-            return Err(invalid(format!("more than {} entries", limits.max_entries)));
-        }
-        entries_left -= 1;
-        let raw_path =
-            String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| invalid("an entry's path is not UTF-8"))?;
-        if !is_chart_file(entry.header().entry_type(), &raw_path)? {
+    while let Some(header) = tar.next_entry()? {
+        if header.kind != Kind::File {
             continue;
         }
-        let path = chart_path(&raw_path)?;
-        let size = entry.header().size().map_err(|e| invalid(e.to_string()))?;
-        if size > limits.max_file_bytes {
-            return Err(invalid(format!("{path} is larger than {} bytes", limits.max_file_bytes)));
+        let path = chart_path(&header.path)?;
+        if header.size > limits.max_file_bytes {
+            return Err(invalid(format!("{} is larger than {} bytes", echo(&path), limits.max_file_bytes)));
         }
-        let mut data = Vec::with_capacity(size as usize);
-        entry
-            .by_ref()
-            .take(limits.max_file_bytes + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| invalid(format!("reading {path}: {e}")))?;
-        if data.len() as u64 > limits.max_file_bytes {
-            return Err(invalid(format!("{path} is larger than {} bytes", limits.max_file_bytes)));
-        }
+        let data = tar.read_data(limits.max_file_bytes)?;
         files.insert(path, data);
     }
+    let entries_left = tar.headers_left();
     check_trailer(tar)?;
     budget.entries_left = entries_left;
     Ok(files)
@@ -353,22 +334,18 @@ pub fn rewrite(
     limits: &Limits,
 ) -> Result<Vec<u8>, RegistryError> {
     let mut left = limits.max_decompressed_bytes;
-    let mut tar = tar_reader(archive, &mut left, limits.max_decompressed_bytes);
+    let mut tar = tar_reader(archive, &mut left, limits.max_entries, limits);
     let replacements: BTreeMap<&str, &Vec<u8>> = replacements.iter().map(|(p, d)| (*p, d)).collect();
     let mut replaced = std::collections::BTreeSet::new();
     let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut builder = tar::Builder::new(encoder);
     let broken = |e: io::Error| invalid(e.to_string());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    for entry in tar.entries().map_err(broken)? {
-        let mut entry = entry.map_err(broken)?;
-        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if !is_chart_file(entry.header().entry_type(), &raw_path)? {
+    while let Some(header) = tar.next_entry()? {
+        if header.kind != Kind::File {
             continue;
         }
-        let path = chart_path(&raw_path)?;
-        let mode = entry.header().mode().unwrap_or(0o644);
-        let mtime = entry.header().mtime().unwrap_or(now);
+        let path = chart_path(&header.path)?;
         // Every copy of a replaced file gets the new content: whichever one a reader
         // takes, it sees the change.
         let data = match replacements.get(path.as_str()) {
@@ -376,13 +353,9 @@ pub fn rewrite(
                 replaced.insert(path.clone());
                 (*new).clone()
             }
-            None => {
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data).map_err(broken)?;
-                data
-            }
+            None => tar.read_data(limits.max_file_bytes)?,
         };
-        append_file(&mut builder, &format!("{folder}/{path}"), &data, mode, mtime).map_err(broken)?;
+        append_file(&mut builder, &format!("{folder}/{path}"), &data, header.mode, header.mtime).map_err(broken)?;
     }
     check_trailer(tar)?;
     for (path, data) in replacements.iter().filter(|(p, _)| !replaced.contains(**p)) {
