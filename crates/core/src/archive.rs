@@ -3,9 +3,9 @@
 //!
 //! Archives come from untrusted clients, so loading never touches the disk and is bounded
 //! everywhere: total decompressed bytes, bytes per file, entry count, subchart nesting and
-//! YAML size. Links, devices, absolute paths and `..` are refused outright, and the tar
-//! stream is read by Go's rules (see `untar`), so that the files validated here are the
-//! files Helm installs.
+//! YAML size. Links, devices, absolute paths and `..` are refused
+//! outright, and the tar stream is read by Go's rules (see `untar`), so that the files
+//! validated here are the files Helm installs.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::RegistryError;
 use crate::error::echo;
-use crate::metadata::{API_VERSION_V1, ChartMetadata, Dependency, MetadataTree};
+use crate::metadata::{API_VERSION_V1, ChartMetadata, Dependency, MetadataTree, check_key_case};
 use crate::yaml::from_yaml;
 
 mod untar;
@@ -81,18 +81,24 @@ fn invalid(message: impl Into<String>) -> RegistryError {
 
 /// Loads and validates a chart archive.
 pub fn load(archive: &[u8], limits: &Limits) -> Result<Chart, RegistryError> {
-    let mut budget = Budget { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries };
-    load_nested(archive, limits, &mut budget, 0)
+    load_nested(archive, limits, &mut Budget::new(limits), 0)
 }
 
+/// What is left of the limits while one archive loads.
 struct Budget {
     decompressed_left: u64,
     entries_left: usize,
 }
 
+impl Budget {
+    fn new(limits: &Limits) -> Self {
+        Self { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries }
+    }
+}
+
 fn load_nested(archive: &[u8], limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
     let files = read_files(archive, limits, budget)?;
-    build_chart(files, limits, budget, depth)
+    build_chart(&view(&files), limits, budget, depth)
 }
 
 /// Counts decompressed bytes and fails once the archive's budget is spent.
@@ -136,6 +142,13 @@ fn check_trailer<R: Read>(tar: TarReader<R>) -> Result<(), RegistryError> {
 /// A chart's files: paths inside the chart folder, and their bytes.
 pub type Files = BTreeMap<String, Vec<u8>>;
 
+/// Chart files borrowed from where they are held.
+type View<'a> = BTreeMap<&'a str, &'a [u8]>;
+
+fn view(files: &Files) -> View<'_> {
+    files.iter().map(|(path, data)| (path.as_str(), data.as_slice())).collect()
+}
+
 /// A chart as files, with the chart they make: what composing new charts works on.
 #[derive(Debug, Clone)]
 pub struct ChartFiles {
@@ -145,9 +158,9 @@ pub struct ChartFiles {
 
 /// Loads an archive's files and validates the chart they make.
 pub fn load_files(archive: &[u8], limits: &Limits) -> Result<ChartFiles, RegistryError> {
-    let mut budget = Budget { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries };
+    let mut budget = Budget::new(limits);
     let files = read_files(archive, limits, &mut budget)?;
-    let chart = build_chart(files.clone(), limits, &mut budget, 0)?;
+    let chart = build_chart(&view(&files), limits, &mut budget, 0)?;
     Ok(ChartFiles { files, chart })
 }
 
@@ -158,36 +171,28 @@ impl ChartFiles {
     }
 
     /// The subchart named `name` (and of `version`, when given) under `charts/`, as a
-    /// folder or as an archive.
+    /// folder or as an archive. Its files are taken out of this chart's; its chart was
+    /// validated when this one was loaded.
     pub fn subchart(
         &self,
         name: &str,
         version: Option<&str>,
         limits: &Limits,
     ) -> Result<Option<ChartFiles>, RegistryError> {
-        let mut folders: BTreeMap<&str, Files> = BTreeMap::new();
-        let mut candidates = Vec::new();
-        for (path, data) in &self.files {
-            let Some(inside) = path.strip_prefix("charts/") else { continue };
-            match inside.split_once('/') {
-                Some((folder, rest)) if !folder.starts_with(['.', '_']) => {
-                    folders.entry(folder).or_default().insert(rest.to_string(), data.clone());
-                }
-                None if inside.ends_with(".tgz") && !inside.starts_with(['.', '_']) => {
-                    candidates.push(load_files(data, limits)?);
-                }
-                _ => {}
+        let files = view(&self.files);
+        let sources = subchart_sources(&files)?;
+        // `build_chart` made `chart.subcharts` from these same sources, in this order.
+        for (source, chart) in sources.values().zip(&self.chart.subcharts) {
+            if chart.metadata.name != name || version.is_some_and(|v| chart.metadata.version != v) {
+                continue;
             }
+            let files = match source {
+                Source::Folder(files) => files.iter().map(|(path, data)| (path.to_string(), data.to_vec())).collect(),
+                Source::Archive(archive) => read_files(archive, limits, &mut Budget::new(limits))?,
+            };
+            return Ok(Some(ChartFiles { files, chart: chart.clone() }));
         }
-        for files in folders.into_values() {
-            let mut budget =
-                Budget { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries };
-            let chart = build_chart(files.clone(), limits, &mut budget, 1)?;
-            candidates.push(ChartFiles { files, chart });
-        }
-        Ok(candidates
-            .into_iter()
-            .find(|c| c.chart.metadata.name == name && version.is_none_or(|v| c.chart.metadata.version == v)))
+        Ok(None)
     }
 }
 
@@ -239,6 +244,13 @@ fn chart_path(raw: &str) -> Result<String, RegistryError> {
     }
 }
 
+/// Files Helm's loader reads by unmarshalling every copy into the same metadata, so
+/// that two copies in one archive merge field by field. Only one copy is unambiguous.
+fn is_merged_by_helm(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    name == "Chart.yaml" || name == "requirements.yaml"
+}
+
 fn read_files(archive: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Files, RegistryError> {
     let entries_left = budget.entries_left;
     let mut tar = tar_reader(archive, &mut budget.decompressed_left, entries_left, limits);
@@ -252,6 +264,10 @@ fn read_files(archive: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Fi
             return Err(invalid(format!("{} is larger than {} bytes", echo(&path), limits.max_file_bytes)));
         }
         let data = tar.read_data(limits.max_file_bytes)?;
+        // Helm keeps the last copy of any other file, as this map does.
+        if is_merged_by_helm(&path) && files.contains_key(&path) {
+            return Err(invalid(format!("{} appears twice; Helm would merge the copies into one chart", echo(&path))));
+        }
         files.insert(path, data);
     }
     let entries_left = tar.headers_left();
@@ -260,67 +276,106 @@ fn read_files(archive: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Fi
     Ok(files)
 }
 
-fn build_chart(mut files: Files, limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
+/// A subchart in a chart's `charts/` folder.
+enum Source<'a> {
+    Folder(View<'a>),
+    Archive(&'a [u8]),
+}
+
+/// The subcharts under `charts/`, grouped as Helm's loader groups them: by the first path
+/// segment after `charts/`, skipping names that start with `.` or `_` and provenance
+/// files. A name ending in `.tgz` is an archive; anything else is a folder, so a stray
+/// file such as `charts/README.md` is a subchart without Chart.yaml, as Helm sees it.
+fn subchart_sources<'a>(files: &View<'a>) -> Result<BTreeMap<&'a str, Source<'a>>, RegistryError> {
+    let mut sources: BTreeMap<&'a str, Source<'a>> = BTreeMap::new();
+    for (&path, &data) in files {
+        let Some(inside) = path.strip_prefix("charts/") else {
+            continue;
+        };
+        if inside.ends_with(".prov") {
+            continue;
+        }
+        let (name, rest) = match inside.split_once('/') {
+            Some((name, rest)) => (name, Some(rest)),
+            None => (inside, None),
+        };
+        if name.starts_with(['.', '_']) {
+            continue;
+        }
+        match (name.ends_with(".tgz"), rest) {
+            (true, None) => {
+                sources.insert(name, Source::Archive(data));
+            }
+            (true, Some(_)) => {
+                return Err(invalid(format!("charts/{} is a folder named like a chart archive", echo(name))));
+            }
+            (false, rest) => {
+                let entry = sources.entry(name).or_insert_with(|| Source::Folder(View::new()));
+                if let (Source::Folder(folder), Some(rest)) = (entry, rest) {
+                    folder.insert(rest, data);
+                }
+            }
+        }
+    }
+    Ok(sources)
+}
+
+/// What `requirements.yaml` may hold. Helm unmarshals it into the chart's metadata (of
+/// v1 and v2 charts alike), so any other key would change a Chart.yaml field behind the
+/// registry's back: only `dependencies` is accepted.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Requirements {
+    /// Absent: keep Chart.yaml's; `null`: none; a list: these.
+    #[serde(default, deserialize_with = "present")]
+    dependencies: Option<Option<Vec<Dependency>>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Vec<Dependency>>>, D::Error> {
+    serde::Deserialize::deserialize(deserializer).map(Some)
+}
+
+fn build_chart(files: &View<'_>, limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
     if depth > limits.max_depth {
         return Err(invalid(format!("subcharts nest deeper than {}", limits.max_depth)));
     }
-    let chart_yaml = files.remove("Chart.yaml").ok_or_else(|| invalid("Chart.yaml file is missing"))?;
-    let mut metadata: ChartMetadata = from_yaml(&chart_yaml, "Chart.yaml")?;
+    let chart_yaml = files.get("Chart.yaml").ok_or_else(|| invalid("Chart.yaml file is missing"))?;
+    let mut metadata: ChartMetadata = from_yaml(chart_yaml, "Chart.yaml")?;
+    check_key_case(&from_yaml(chart_yaml, "Chart.yaml")?, "Chart.yaml")?;
     if metadata.api_version.is_empty() {
         // Helm's loader treats a chart without apiVersion as a v1 chart.
         metadata.api_version = API_VERSION_V1.to_string();
     }
-    if metadata.api_version == API_VERSION_V1
-        && let Some(requirements) = files.remove("requirements.yaml")
-    {
-        #[derive(serde::Deserialize)]
-        struct Requirements {
-            #[serde(default)]
-            dependencies: Vec<Dependency>,
+    if let Some(requirements) = files.get("requirements.yaml") {
+        let parsed: Option<Requirements> = from_yaml(requirements, "requirements.yaml")?;
+        check_key_case(&from_yaml(requirements, "requirements.yaml")?, "requirements.yaml")?;
+        let requirements = parsed;
+        if let Some(Requirements { dependencies: Some(dependencies) }) = requirements {
+            metadata.dependencies = dependencies.unwrap_or_default();
         }
-        let requirements: Option<Requirements> = from_yaml(&requirements, "requirements.yaml")?;
-        metadata.dependencies = requirements.map(|r| r.dependencies).unwrap_or_default();
     }
     metadata.validate()?;
 
-    let values = match files.remove("values.yaml") {
+    let values = match files.get("values.yaml") {
         None => Map::new(),
-        Some(raw) => match from_yaml::<Option<Value>>(&raw, "values.yaml")? {
+        Some(raw) => match from_yaml::<Option<Value>>(raw, "values.yaml")? {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => return Err(invalid("values.yaml is not a table")),
         },
     };
 
-    // Group charts/<name>/... folders and charts/<name>.tgz archives as Helm does; names
-    // starting with `.` or `_` are not subcharts.
-    let mut folders: BTreeMap<String, Files> = BTreeMap::new();
-    let mut archives: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (path, data) in files {
-        let Some(inside) = path.strip_prefix("charts/") else {
-            continue;
+    let in_subchart =
+        |name: &str, e: RegistryError| RegistryError::invalid(format!("subchart charts/{}: {e}", echo(name)));
+    let mut subcharts = Vec::new();
+    for (name, source) in subchart_sources(files)? {
+        let sub = match source {
+            Source::Folder(files) => build_chart(&files, limits, budget, depth + 1),
+            Source::Archive(data) => load_nested(data, limits, budget, depth + 1),
         };
-        match inside.split_once('/') {
-            Some((name, rest)) if !name.starts_with(['.', '_']) => {
-                folders.entry(name.to_string()).or_default().insert(rest.to_string(), data);
-            }
-            None if inside.ends_with(".tgz") && !inside.starts_with(['.', '_']) => {
-                archives.insert(inside.to_string(), data);
-            }
-            _ => {}
-        }
+        subcharts.push(sub.map_err(|e| in_subchart(name, e))?);
     }
-    let in_subchart = |name: &str, e: RegistryError| RegistryError::invalid(format!("subchart charts/{name}: {e}"));
-    let mut subcharts: BTreeMap<String, Chart> = BTreeMap::new();
-    for (name, files) in folders {
-        let sub = build_chart(files, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
-        subcharts.insert(name, sub);
-    }
-    for (name, data) in archives {
-        let sub = load_nested(&data, limits, budget, depth + 1).map_err(|e| in_subchart(&name, e))?;
-        subcharts.insert(name, sub);
-    }
-    Ok(Chart { metadata, values, subcharts: subcharts.into_values().collect() })
+    Ok(Chart { metadata, values, subcharts })
 }
 
 /// Rewrites an archive with some chart files replaced or added (paths relative to the

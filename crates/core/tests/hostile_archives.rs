@@ -789,10 +789,10 @@ fn subcharts_load_recursively_from_folders_and_archives() {
         file("demo/charts/db/values.yaml", "port: 5432\n"),
         file("demo/charts/db/templates/svc.yaml", "kind: Service\n"),
         file("demo/charts/cache-2.0.0.tgz", cache),
-        // Helm ignores these: hidden and underscore folders, and non-archive files.
+        // Helm ignores these: hidden and underscore folders, and provenance files.
         file("demo/charts/_helpers/Chart.yaml", chart_yaml("ignored", "1.0.0")),
         file("demo/charts/.git/Chart.yaml", chart_yaml("ignored", "1.0.0")),
-        file("demo/charts/README.md", "not a chart"),
+        file("demo/charts/cache-2.0.0.tgz.prov", "a signature"),
     ]);
     let chart = loads("subcharts", &archive);
     let names: Vec<&str> = chart.subcharts.iter().map(|s| s.metadata.name.as_str()).collect();
@@ -1239,4 +1239,73 @@ fn long_paths_are_refused_with_short_messages() {
     let message = refused_default("1000 KiB path", &archive, "references a parent directory");
     assert!(message.len() < 512, "{} bytes: {message}", message.len());
     assert!(message.contains(&format!("({} bytes)", long.len())), "{message}");
+}
+
+// ---- reading files as Helm's loader reads them ----
+
+#[test]
+fn copies_of_files_helm_merges_are_refused() {
+    // Helm unmarshals every Chart.yaml (then every requirements.yaml) of an archive into
+    // one metadata object, so two copies merge field by field: the registry would index
+    // the last copy while Helm installs a mix. values.yaml and other files are taken
+    // last-wins by Helm and by chartyard alike (see the rewrite tests).
+    let chart = demo_with(vec![file("demo/Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.0.0\n")]);
+    refused_default("two Chart.yaml", &chart, "Chart.yaml appears twice");
+    let requirements = demo_with(vec![
+        file("demo/requirements.yaml", "dependencies: []\n"),
+        file("demo/requirements.yaml", "dependencies: []\n"),
+    ]);
+    refused_default("two requirements.yaml", &requirements, "requirements.yaml appears twice");
+    let sub = demo_with(vec![
+        file("demo/charts/db/Chart.yaml", chart_yaml("db", "1.0.0")),
+        file("demo/charts/db/Chart.yaml", chart_yaml("db", "2.0.0")),
+    ]);
+    refused_default("two subchart Chart.yaml", &sub, "charts/db/Chart.yaml appears twice");
+}
+
+#[test]
+fn requirements_yaml_is_read_as_helm_reads_it() {
+    // Helm unmarshals requirements.yaml into the chart's metadata whatever its apiVersion:
+    // any field in it would override Chart.yaml, so only `dependencies` is accepted, and
+    // its dependencies are the chart's, in v2 charts too.
+    let archive = tgz(&[
+        file("demo/Chart.yaml", chart_yaml("demo", "1.0.0")),
+        file("demo/requirements.yaml", "appVersion: evil\ndependencies: []\n"),
+    ]);
+    refused_default("other keys", &archive, "requirements.yaml is not valid YAML");
+    let archive = tgz(&[
+        file("demo/Chart.yaml", format!("{}dependencies:\n- name: a\n", chart_yaml("demo", "1.0.0"))),
+        file("demo/requirements.yaml", "dependencies:\n- name: b\n  version: 1.x\n"),
+    ]);
+    let deps = loads("v2 with requirements", &archive).metadata.dependencies;
+    assert_eq!(deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    let archive = tgz(&[
+        file("demo/Chart.yaml", format!("{}dependencies:\n- name: a\n", chart_yaml("demo", "1.0.0"))),
+        file("demo/requirements.yaml", "dependencies: null\n"),
+    ]);
+    assert!(loads("null dependencies", &archive).metadata.dependencies.is_empty());
+}
+
+#[test]
+fn files_in_charts_are_subcharts_as_helm_sees_them() {
+    // Helm loads every name under charts/ (but `.`/`_` names and .prov files) as a
+    // subchart: a stray file is a subchart without Chart.yaml, and `helm install` fails.
+    let archive = demo_with(vec![file("demo/charts/README.md", "not a chart")]);
+    let message = refused_default("stray file", &archive, "Chart.yaml file is missing");
+    assert!(message.contains("charts/README.md"), "{message}");
+    let archive = demo_with(vec![file("demo/charts/db.tgz/Chart.yaml", chart_yaml("db", "1.0.0"))]);
+    refused_default("folder named like an archive", &archive, "folder named like a chart archive");
+}
+
+#[test]
+fn keys_that_differ_from_chart_yaml_fields_only_by_case_are_refused() {
+    // Helm's JSON decoding matches keys ignoring case: this chart is `other-6.6.6` to
+    // Helm, while an exact-match reader sees demo-1.0.0 with unknown keys.
+    let chart = format!("{}NAME: other\nVersion: 6.6.6\n", chart_yaml("demo", "1.0.0"));
+    refused_default("Chart.yaml", &tgz(&[file("demo/Chart.yaml", chart)]), "differs from name only by case");
+    let archive = tgz(&[
+        file("demo/Chart.yaml", "apiVersion: v1\nname: demo\nversion: 1.0.0\n"),
+        file("demo/requirements.yaml", "dependencies:\n- name: db\n  Version: 1.0.0\n"),
+    ]);
+    refused_default("requirements.yaml", &archive, "differs from version only by case");
 }
