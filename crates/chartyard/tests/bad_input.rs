@@ -795,3 +795,25 @@ fn overlong_versions_and_names_are_refused_before_anything_is_written() {
     guarded.refused("create a long space", server.create_space(&space), 400, "at most 128 characters");
     error(server.get("/spaces/fresh/charts"), 404);
 }
+
+#[test]
+fn yaml_expanding_past_the_archive_budget_is_refused() {
+    // 64 subcharts whose values.yaml each alias one 6.6 KB scalar 99 times: every document
+    // is within the parser's budgets, together they expand to 42 MB from 150 KB.
+    let guarded = Guarded::start();
+    let mut values = format!("big: &big \"{}\"\ncopies:\n", "v".repeat(6600));
+    for _ in 0..99 {
+        values.push_str("- *big\n");
+    }
+    let mut chart = ChartBuilder::new("test", "1.0.0");
+    for i in 0..64 {
+        let name = format!("s{i}");
+        chart = chart
+            .file(&format!("test/charts/{name}/Chart.yaml"), format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n"))
+            .file(&format!("test/charts/{name}/values.yaml"), values.clone());
+    }
+    let archive = chart.build();
+    assert!(archive.len() < 300 * 1024, "{} bytes", archive.len());
+    guarded.refused("upload", guarded.server.upload("good", &archive), 400, "values.yaml is too large");
+    guarded.refused("replace", guarded.server.replace("good", "test", "1.0.0", &archive), 400, "is too large");
+}

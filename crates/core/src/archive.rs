@@ -3,7 +3,8 @@
 //!
 //! Archives come from untrusted clients, so loading never touches the disk and is bounded
 //! everywhere: total decompressed bytes, bytes per file, entry count, subchart nesting and
-//! YAML size. Links, devices, absolute paths and `..` are refused
+//! what the YAML files expand to, each with one budget for the whole archive (nested
+//! archives and subcharts included). Links, devices, absolute paths and `..` are refused
 //! outright, and the tar stream is read by Go's rules (see `untar`), so that the files
 //! validated here are the files Helm installs.
 
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::RegistryError;
 use crate::error::echo;
 use crate::metadata::{API_VERSION_V1, ChartMetadata, Dependency, MetadataTree, check_key_case};
-use crate::yaml::from_yaml;
+use crate::yaml::{YamlBudget, from_yaml, from_yaml_within};
 
 mod untar;
 
@@ -34,6 +35,11 @@ pub struct Limits {
     pub max_entries: usize,
     /// How deep subcharts may nest.
     pub max_depth: usize,
+    /// YAML nodes that the Chart.yaml, values.yaml and requirements.yaml files of the chart
+    /// and of every subchart may expand to, all together, aliases counted expanded.
+    pub max_yaml_nodes: u64,
+    /// Bytes of YAML scalar text those files may expand to, all together.
+    pub max_yaml_bytes: u64,
 }
 
 impl Default for Limits {
@@ -43,6 +49,27 @@ impl Default for Limits {
             max_file_bytes: 5 * 1024 * 1024,
             max_entries: 20_000,
             max_depth: 16,
+            max_yaml_nodes: 1_000_000,
+            max_yaml_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// What is left of the [`Limits`] while an archive loads. One budget covers an archive
+/// and everything nested in it.
+#[derive(Debug, Clone)]
+pub struct LoadBudget {
+    decompressed_left: u64,
+    entries_left: usize,
+    yaml: YamlBudget,
+}
+
+impl LoadBudget {
+    pub fn new(limits: &Limits) -> Self {
+        Self {
+            decompressed_left: limits.max_decompressed_bytes,
+            entries_left: limits.max_entries,
+            yaml: YamlBudget::new(limits.max_yaml_nodes, limits.max_yaml_bytes),
         }
     }
 }
@@ -81,22 +108,19 @@ fn invalid(message: impl Into<String>) -> RegistryError {
 
 /// Loads and validates a chart archive.
 pub fn load(archive: &[u8], limits: &Limits) -> Result<Chart, RegistryError> {
-    load_nested(archive, limits, &mut Budget::new(limits), 0)
+    load_within(archive, limits, &mut LoadBudget::new(limits))
 }
 
-/// What is left of the limits while one archive loads.
-struct Budget {
-    decompressed_left: u64,
-    entries_left: usize,
+/// Loads and validates a chart archive, spending from `budget`. The chart's coalesced
+/// values must fit the YAML budget too, so that every answer derived from a stored chart
+/// is bounded.
+pub fn load_within(archive: &[u8], limits: &Limits, budget: &mut LoadBudget) -> Result<Chart, RegistryError> {
+    let chart = load_nested(archive, limits, budget, 0)?;
+    crate::values::coalesce(&chart, limits)?;
+    Ok(chart)
 }
 
-impl Budget {
-    fn new(limits: &Limits) -> Self {
-        Self { decompressed_left: limits.max_decompressed_bytes, entries_left: limits.max_entries }
-    }
-}
-
-fn load_nested(archive: &[u8], limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
+fn load_nested(archive: &[u8], limits: &Limits, budget: &mut LoadBudget, depth: usize) -> Result<Chart, RegistryError> {
     let files = read_files(archive, limits, budget)?;
     build_chart(&view(&files), limits, budget, depth)
 }
@@ -158,7 +182,7 @@ pub struct ChartFiles {
 
 /// Loads an archive's files and validates the chart they make.
 pub fn load_files(archive: &[u8], limits: &Limits) -> Result<ChartFiles, RegistryError> {
-    let mut budget = Budget::new(limits);
+    let mut budget = LoadBudget::new(limits);
     let files = read_files(archive, limits, &mut budget)?;
     let chart = build_chart(&view(&files), limits, &mut budget, 0)?;
     Ok(ChartFiles { files, chart })
@@ -188,7 +212,7 @@ impl ChartFiles {
             }
             let files = match source {
                 Source::Folder(files) => files.iter().map(|(path, data)| (path.to_string(), data.to_vec())).collect(),
-                Source::Archive(archive) => read_files(archive, limits, &mut Budget::new(limits))?,
+                Source::Archive(archive) => read_files(archive, limits, &mut LoadBudget::new(limits))?,
             };
             return Ok(Some(ChartFiles { files, chart: chart.clone() }));
         }
@@ -251,7 +275,7 @@ fn is_merged_by_helm(path: &str) -> bool {
     name == "Chart.yaml" || name == "requirements.yaml"
 }
 
-fn read_files(archive: &[u8], limits: &Limits, budget: &mut Budget) -> Result<Files, RegistryError> {
+fn read_files(archive: &[u8], limits: &Limits, budget: &mut LoadBudget) -> Result<Files, RegistryError> {
     let entries_left = budget.entries_left;
     let mut tar = tar_reader(archive, &mut budget.decompressed_left, entries_left, limits);
     let mut files = Files::new();
@@ -335,19 +359,25 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<O
     serde::Deserialize::deserialize(deserializer).map(Some)
 }
 
-fn build_chart(files: &View<'_>, limits: &Limits, budget: &mut Budget, depth: usize) -> Result<Chart, RegistryError> {
+fn build_chart(
+    files: &View<'_>,
+    limits: &Limits,
+    budget: &mut LoadBudget,
+    depth: usize,
+) -> Result<Chart, RegistryError> {
     if depth > limits.max_depth {
         return Err(invalid(format!("subcharts nest deeper than {}", limits.max_depth)));
     }
     let chart_yaml = files.get("Chart.yaml").ok_or_else(|| invalid("Chart.yaml file is missing"))?;
-    let mut metadata: ChartMetadata = from_yaml(chart_yaml, "Chart.yaml")?;
+    let mut metadata: ChartMetadata = from_yaml_within(chart_yaml, "Chart.yaml", &mut budget.yaml)?;
+    // Measured above: parsing it again to look at its keys is within the budget.
     check_key_case(&from_yaml(chart_yaml, "Chart.yaml")?, "Chart.yaml")?;
     if metadata.api_version.is_empty() {
         // Helm's loader treats a chart without apiVersion as a v1 chart.
         metadata.api_version = API_VERSION_V1.to_string();
     }
     if let Some(requirements) = files.get("requirements.yaml") {
-        let parsed: Option<Requirements> = from_yaml(requirements, "requirements.yaml")?;
+        let parsed: Option<Requirements> = from_yaml_within(requirements, "requirements.yaml", &mut budget.yaml)?;
         check_key_case(&from_yaml(requirements, "requirements.yaml")?, "requirements.yaml")?;
         let requirements = parsed;
         if let Some(Requirements { dependencies: Some(dependencies) }) = requirements {
@@ -358,7 +388,7 @@ fn build_chart(files: &View<'_>, limits: &Limits, budget: &mut Budget, depth: us
 
     let values = match files.get("values.yaml") {
         None => Map::new(),
-        Some(raw) => match from_yaml::<Option<Value>>(raw, "values.yaml")? {
+        Some(raw) => match from_yaml_within::<Option<Value>>(raw, "values.yaml", &mut budget.yaml)? {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(map)) => map,
             Some(_) => return Err(invalid("values.yaml is not a table")),

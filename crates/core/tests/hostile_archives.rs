@@ -108,7 +108,13 @@ fn demo_yaml(chart_yaml: &str, values: &str) -> Vec<u8> {
 }
 
 fn small_limits() -> Limits {
-    Limits { max_decompressed_bytes: 64 * 1024, max_file_bytes: 1024 * 1024, max_entries: 100, max_depth: 2 }
+    Limits {
+        max_decompressed_bytes: 64 * 1024,
+        max_file_bytes: 1024 * 1024,
+        max_entries: 100,
+        max_depth: 2,
+        ..Limits::default()
+    }
 }
 
 /// A highly compressible tgz: chart `demo` plus `files` files of `size` zero bytes each.
@@ -1308,4 +1314,62 @@ fn keys_that_differ_from_chart_yaml_fields_only_by_case_are_refused() {
         file("demo/requirements.yaml", "dependencies:\n- name: db\n  Version: 1.0.0\n"),
     ]);
     refused_default("requirements.yaml", &archive, "differs from version only by case");
+}
+
+// ---- one YAML budget per archive ----
+
+/// values.yaml holding one `size`-byte scalar aliased 99 times: a few KiB of YAML, within
+/// every per-document parser budget, that expands to 100 times `size`.
+fn aliased_values(size: usize) -> String {
+    let mut yaml = format!("big: &big \"{}\"\ncopies:\n", "v".repeat(size));
+    for _ in 0..99 {
+        yaml.push_str("- *big\n");
+    }
+    yaml
+}
+
+#[test]
+fn subcharts_share_one_yaml_budget() {
+    // 64 subcharts whose values.yaml each expand to 660 KiB: 42 MiB of values from a
+    // small archive. Each document alone is fine; together they are over the archive's
+    // budget, however they are split.
+    let mut entries = chart_files("demo", "demo", "1.0.0");
+    for i in 0..64 {
+        let name = format!("s{i}");
+        entries.push(file(&format!("demo/charts/{name}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
+        entries.push(file(&format!("demo/charts/{name}/values.yaml"), aliased_values(6600)));
+    }
+    let archive = tgz(&entries);
+    assert!(archive.len() < 200 * 1024, "{} bytes", archive.len());
+    let message = refused_default("64 subcharts", &archive, "values.yaml is too large");
+    assert!(message.contains("subchart charts/s"), "{message}");
+
+    // A few of them fit.
+    let mut entries = chart_files("demo", "demo", "1.0.0");
+    for i in 0..8 {
+        let name = format!("s{i}");
+        entries.push(file(&format!("demo/charts/{name}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
+        entries.push(file(&format!("demo/charts/{name}/values.yaml"), aliased_values(6600)));
+    }
+    assert_eq!(loads("8 subcharts", &tgz(&entries)).subcharts.len(), 8);
+
+    // Aliases count at their expanded size: one document over a small budget.
+    let limits = Limits { max_yaml_bytes: 256 * 1024, ..Limits::default() };
+    let archive = demo_yaml(&chart_yaml("demo", "1.0.0"), &aliased_values(6600));
+    refused("one document", &archive, &limits, "values.yaml is too large");
+}
+
+#[test]
+fn coalesced_values_are_bounded_at_upload() {
+    // A `global` table is copied into every subchart's values: 512 KiB of globals and 40
+    // subcharts coalesce to 20 MiB, over the YAML budget, from a small archive.
+    let mut entries = vec![
+        file("demo/Chart.yaml", chart_yaml("demo", "1.0.0")),
+        file("demo/values.yaml", format!("global:\n  blob: \"{}\"\n", "g".repeat(512 * 1024))),
+    ];
+    for i in 0..40 {
+        let name = format!("s{i}");
+        entries.push(file(&format!("demo/charts/{name}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
+    }
+    refused_default("globals copied 40 times", &tgz(&entries), "values are too large");
 }

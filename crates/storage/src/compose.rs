@@ -38,10 +38,8 @@ impl Registry {
         let archive = Bytes::from(archive::package(&save.chart, &files)?);
         if dry_run {
             let chart = self.load_chart(archive).await?;
-            return Ok(Composed::Preview {
-                metadata: Box::new(chart.metadata_tree()),
-                values: values::coalesce(&chart),
-            });
+            let values = values::coalesce(&chart, &self.options.limits)?;
+            return Ok(Composed::Preview { metadata: Box::new(chart.metadata_tree()), values });
         }
         Ok(Composed::Stored(self.upload(space, archive).await?))
     }

@@ -568,7 +568,7 @@ impl Registry {
     pub async fn values(&self, space: &str, chart: &str, version: &str) -> Result<Value> {
         let key = self.locate(space, chart, version).await?;
         let (_, archive) = self.archive_bytes_at(&key).await?;
-        Ok(values::coalesce(&self.load_chart(archive).await?))
+        values::coalesce(&self.load_chart(archive).await?, &self.options.limits)
     }
 
     /// Replaces the chart's `values.yaml` with `new_values` (a JSON object); answers the
@@ -581,7 +581,7 @@ impl Registry {
         let values_yaml = yaml::to_yaml(&new_values)?;
         let _lock = self.lock(&key).await?;
         let (updated, _) = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
-        Ok(values::coalesce(&updated))
+        values::coalesce(&updated, &self.options.limits)
     }
 
     /// Replaces the chart's `Chart.yaml` fields; the name and version must stay as they are.
