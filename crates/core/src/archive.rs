@@ -56,7 +56,8 @@ impl Default for Limits {
 }
 
 /// What is left of the [`Limits`] while an archive loads. One budget covers an archive
-/// and everything nested in it.
+/// and everything nested in it; a caller that loads several archives for one answer (an
+/// orchestration) shares one budget between them.
 #[derive(Debug, Clone)]
 pub struct LoadBudget {
     decompressed_left: u64,
@@ -72,6 +73,15 @@ impl LoadBudget {
             yaml: YamlBudget::new(limits.max_yaml_nodes, limits.max_yaml_bytes),
         }
     }
+
+    /// Spends `bytes` of the decompressed budget on data held outside an archive.
+    fn charge(&mut self, bytes: u64, limits: &Limits) -> Result<(), RegistryError> {
+        if bytes > self.decompressed_left {
+            return Err(invalid(format!("decompressed size exceeds {} bytes", limits.max_decompressed_bytes)));
+        }
+        self.decompressed_left -= bytes;
+        Ok(())
+    }
 }
 
 /// A loaded chart: what the registry needs to know about an archive.
@@ -82,6 +92,9 @@ pub struct Chart {
     pub values: Map<String, Value>,
     /// Subcharts found under `charts/`, as folders or archives, sorted by folder name.
     pub subcharts: Vec<Chart>,
+    /// Decompressed bytes of the archive the chart was loaded from, nested archives
+    /// included (0 for a subchart that is a folder of its parent).
+    pub unpacked_size: u64,
 }
 
 impl Chart {
@@ -121,8 +134,11 @@ pub fn load_within(archive: &[u8], limits: &Limits, budget: &mut LoadBudget) -> 
 }
 
 fn load_nested(archive: &[u8], limits: &Limits, budget: &mut LoadBudget, depth: usize) -> Result<Chart, RegistryError> {
+    let before = budget.decompressed_left;
     let files = read_files(archive, limits, budget)?;
-    build_chart(&view(&files), limits, budget, depth)
+    let mut chart = build_chart(&view(&files), limits, budget, depth)?;
+    chart.unpacked_size = before - budget.decompressed_left;
+    Ok(chart)
 }
 
 /// Counts decompressed bytes and fails once the archive's budget is spent.
@@ -182,9 +198,19 @@ pub struct ChartFiles {
 
 /// Loads an archive's files and validates the chart they make.
 pub fn load_files(archive: &[u8], limits: &Limits) -> Result<ChartFiles, RegistryError> {
-    let mut budget = LoadBudget::new(limits);
-    let files = read_files(archive, limits, &mut budget)?;
-    let chart = build_chart(&view(&files), limits, &mut budget, 0)?;
+    load_files_within(archive, limits, &mut LoadBudget::new(limits))
+}
+
+/// Loads an archive's files and validates the chart they make, spending from `budget`.
+pub fn load_files_within(
+    archive: &[u8],
+    limits: &Limits,
+    budget: &mut LoadBudget,
+) -> Result<ChartFiles, RegistryError> {
+    let before = budget.decompressed_left;
+    let files = read_files(archive, limits, budget)?;
+    let mut chart = build_chart(&view(&files), limits, budget, 0)?;
+    chart.unpacked_size = before - budget.decompressed_left;
     Ok(ChartFiles { files, chart })
 }
 
@@ -195,13 +221,14 @@ impl ChartFiles {
     }
 
     /// The subchart named `name` (and of `version`, when given) under `charts/`, as a
-    /// folder or as an archive. Its files are taken out of this chart's; its chart was
-    /// validated when this one was loaded.
+    /// folder or as an archive. Its files are taken out of this chart's (spending from
+    /// `budget`); its chart was validated when this one was loaded.
     pub fn subchart(
         &self,
         name: &str,
         version: Option<&str>,
         limits: &Limits,
+        budget: &mut LoadBudget,
     ) -> Result<Option<ChartFiles>, RegistryError> {
         let files = view(&self.files);
         let sources = subchart_sources(&files)?;
@@ -211,8 +238,11 @@ impl ChartFiles {
                 continue;
             }
             let files = match source {
-                Source::Folder(files) => files.iter().map(|(path, data)| (path.to_string(), data.to_vec())).collect(),
-                Source::Archive(archive) => read_files(archive, limits, &mut LoadBudget::new(limits))?,
+                Source::Folder(files) => {
+                    budget.charge(files.values().map(|data| data.len() as u64).sum(), limits)?;
+                    files.iter().map(|(path, data)| (path.to_string(), data.to_vec())).collect()
+                }
+                Source::Archive(archive) => read_files(archive, limits, budget)?,
             };
             return Ok(Some(ChartFiles { files, chart: chart.clone() }));
         }
@@ -405,7 +435,7 @@ fn build_chart(
         };
         subcharts.push(sub.map_err(|e| in_subchart(name, e))?);
     }
-    Ok(Chart { metadata, values, subcharts })
+    Ok(Chart { metadata, values, subcharts, unpacked_size: 0 })
 }
 
 /// Rewrites an archive with some chart files replaced or added (paths relative to the

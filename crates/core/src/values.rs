@@ -127,7 +127,7 @@ mod tests {
     fn chart(name: &str, values: Value, subcharts: Vec<Chart>) -> Chart {
         let metadata: ChartMetadata =
             serde_json::from_value(json!({"apiVersion":"v2","name":name,"version":"1.0.0"})).unwrap();
-        Chart { metadata, values: values.as_object().unwrap().clone(), subcharts }
+        Chart { metadata, values: values.as_object().unwrap().clone(), subcharts, unpacked_size: 0 }
     }
 
     #[test]
