@@ -229,7 +229,11 @@ fn consistent_version(api: &Api, space: &str, chart: &str, version: &str) -> Opt
         serde_json::to_value(loaded.metadata_tree()).unwrap(),
         "{path}: metadata disagrees with the archive"
     );
-    assert_eq!(values, chartyard_core::values::coalesce(&loaded), "{path}: values disagree with the archive");
+    assert_eq!(
+        values,
+        chartyard_core::values::coalesce(&loaded, &Default::default()).unwrap(),
+        "{path}: values disagree with the archive"
+    );
     Some((values, metadata))
 }
 

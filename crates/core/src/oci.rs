@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::RegistryError;
+use crate::error::{bounded, echo};
 use crate::metadata::ChartMetadata;
 
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -59,7 +60,7 @@ impl Manifest {
     /// Parses and checks the shape of a manifest; `content_type` is the request's.
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, RegistryError> {
         let manifest: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| RegistryError::invalid(format!("manifest is not valid JSON: {e}")))?;
+            .map_err(|e| RegistryError::invalid(format!("manifest is not valid JSON: {}", bounded(&e, 512))))?;
         if manifest.schema_version != 2 {
             return Err(RegistryError::invalid("manifest schemaVersion must be 2"));
         }
@@ -67,7 +68,9 @@ impl Manifest {
             && declared != sent
         {
             return Err(RegistryError::invalid(format!(
-                "manifest mediaType {declared} does not match Content-Type {sent}"
+                "manifest mediaType {} does not match Content-Type {}",
+                echo(declared),
+                echo(sent)
             )));
         }
         let is_index = manifest.media_type_or(content_type).is_some_and(|t| is_index_media_type(&t));
@@ -177,10 +180,7 @@ pub fn parse_digest(digest: &str) -> Result<BlobDigest<'_>, RegistryError> {
         valid.then_some(BlobDigest { algorithm, hex })
     });
     parsed.ok_or_else(|| {
-        RegistryError::invalid(format!(
-            "digest {:?} is not sha256:<64 hex> or sha512:<128 hex>",
-            crate::names::shown(digest)
-        ))
+        RegistryError::invalid(format!("digest {:?} is not sha256:<64 hex> or sha512:<128 hex>", echo(digest)))
     })
 }
 

@@ -26,7 +26,7 @@ pub struct CmError {
 
 impl CmError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: crate::error::bounded_message(message) }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use chartyard_core::RegistryError;
-use chartyard_core::names::shown;
+use chartyard_core::error::echo;
 use chartyard_core::oci;
 use chartyard_storage::oci::{ByteRange, ByteStream, ChunkRange, OciError, OciErrorKind};
 use futures::{StreamExt, TryStreamExt};
@@ -88,7 +88,8 @@ impl IntoResponse for Error {
                 None => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
             },
         };
-        let body = json!({"errors": [{"code": code, "message": self.0.message, "detail": null}]});
+        let message = crate::error::bounded_message(self.0.message);
+        let body = json!({"errors": [{"code": code, "message": message, "detail": null}]});
         (status, [(API_VERSION_HEADER, "registry/2.0")], axum::Json(body)).into_response()
     }
 }
@@ -117,11 +118,14 @@ fn parse(rest: &str) -> Result<(&str, &str, Target<'_>), Error> {
     } else if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
         (name, Target::Referrers(digest))
     } else {
-        return Err(error(OciErrorKind::Unsupported, format!("/v2/{rest} is not an OCI distribution endpoint")));
+        return Err(error(
+            OciErrorKind::Unsupported,
+            format!("/v2/{} is not an OCI distribution endpoint", echo(rest)),
+        ));
     };
     match name.split_once('/') {
         Some((space, repository)) if !repository.contains('/') => Ok((space, repository, target)),
-        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {name:?} must be {{space}}/{{name}}"))),
+        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {:?} must be {{space}}/{{name}}", echo(name)))),
     }
 }
 
@@ -249,7 +253,9 @@ async fn dispatch(
             }
             Ok(response)
         }
-        (_, method) => Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{rest}"))),
+        (_, method) => {
+            Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{}", echo(&rest))))
+        }
     }
 }
 
@@ -280,7 +286,7 @@ fn page(
     let Some(n) = query.get("n") else { return Ok((items, None)) };
     let n: usize = n
         .parse()
-        .map_err(|_| error(OciErrorKind::PaginationNumberInvalid, format!("n must be a count, not {:?}", shown(n))))?;
+        .map_err(|_| error(OciErrorKind::PaginationNumberInvalid, format!("n must be a count, not {:?}", echo(n))))?;
     if items.len() <= n {
         return Ok((items, None));
     }
@@ -335,7 +341,7 @@ fn body_stream(request: Request) -> ByteStream {
 /// `Range: bytes=start-[end]` or `bytes=-n` of a blob GET.
 fn parse_range(headers: &HeaderMap) -> Result<Option<ByteRange>, Error> {
     let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {:?} is not bytes=start-end", shown(value)));
+    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {:?} is not bytes=start-end", echo(value)));
     let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
     if start.is_empty() {
@@ -355,7 +361,7 @@ fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, Error> {
     let Some(value) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(ChunkRange { start: None, len: length });
     };
-    let invalid = || error(OciErrorKind::RangeInvalid, format!("Content-Range {:?} is not start-end", shown(value)));
+    let invalid = || error(OciErrorKind::RangeInvalid, format!("Content-Range {:?} is not start-end", echo(value)));
     let spec = value.trim_start_matches("bytes ").trim_start_matches("bytes=");
     let spec = spec.split('/').next().unwrap_or(spec);
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
@@ -368,7 +374,7 @@ fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, Error> {
     if length.is_some_and(|l| l != len) {
         return Err(error(
             OciErrorKind::RangeInvalid,
-            format!("Content-Range {} says {len} bytes, Content-Length {}", shown(value), length.unwrap_or_default()),
+            format!("Content-Range {} says {len} bytes, Content-Length {}", echo(value), length.unwrap_or_default()),
         ));
     }
     Ok(ChunkRange { start: Some(start), len: Some(len) })

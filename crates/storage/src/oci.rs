@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
-use chartyard_core::names::{check_name, parse_version, shown};
+use chartyard_core::error::echo;
+use chartyard_core::names::{check_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor, Hasher, Manifest};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
@@ -155,7 +156,7 @@ fn check_repository(space: &str, name: &str) -> Result<()> {
 }
 
 fn upload_unknown(id: &str) -> OciError {
-    OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", shown(id)))
+    OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", echo(id)))
 }
 
 fn check_upload_id(id: &str) -> Result<()> {
@@ -167,7 +168,7 @@ fn parse_digest(digest: &str) -> Result<BlobDigest<'_>> {
 }
 
 fn blob_unknown(digest: &str) -> OciError {
-    OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", shown(digest)))
+    OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", echo(digest)))
 }
 
 /// Layers a client may leave out of the registry (their bytes live elsewhere).
@@ -408,7 +409,7 @@ impl Registry {
                     let _ = writer.abort().await;
                     return Err(OciError::new(
                         OciErrorKind::BlobUploadInvalid,
-                        format!("reading the body: {}", shown(&e)),
+                        format!("reading the body: {}", echo(&e)),
                     ));
                 }
             };
@@ -615,14 +616,14 @@ impl Registry {
             if digest != reference {
                 return Err(OciError::new(
                     OciErrorKind::DigestInvalid,
-                    format!("the manifest's digest is {digest}, not {}", shown(reference)),
+                    format!("the manifest's digest is {digest}, not {}", echo(reference)),
                 ));
             }
             (digest, None)
         } else if oci::is_valid_tag(reference) {
             (oci::digest_of(&bytes), Some(reference))
         } else {
-            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {:?} is invalid", shown(reference))));
+            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {:?} is invalid", echo(reference))));
         };
         // Checked before anything is written: a refused push creates nothing, not even its
         // space.
@@ -638,7 +639,7 @@ impl Registry {
             if !known {
                 return Err(OciError::new(
                     OciErrorKind::ManifestBlobUnknown,
-                    format!("blob {} is unknown in {space}/{name}", shown(&blob.digest)),
+                    format!("blob {} is unknown in {space}/{name}", echo(&blob.digest)),
                 ));
             }
         }
@@ -758,7 +759,7 @@ impl Registry {
     /// A whole stored blob of at most `max` bytes.
     async fn read_blob(&self, digest: &str, max: u64) -> Result<Bytes> {
         let parsed = parse_digest(digest)?;
-        let unknown = || OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", shown(digest)));
+        let unknown = || OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest)));
         let result = self.store.get(&StorageKey::Blob { digest: parsed }.path()).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => unknown(),
             e => storage_error(e).into(),
@@ -776,7 +777,7 @@ impl Registry {
         let unknown = || {
             OciError::new(
                 OciErrorKind::ManifestUnknown,
-                format!("manifest {} is unknown in {space}/{name}", shown(reference)),
+                format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
         let (digest, media_type) = if reference.contains(':') {
@@ -815,7 +816,7 @@ impl Registry {
 
     async fn oci_generation(&self, space: &str) -> Result<String> {
         self.generation(space).await?.ok_or_else(|| {
-            OciError::new(OciErrorKind::NameUnknown, format!("repository space {} is unknown", shown(space)))
+            OciError::new(OciErrorKind::NameUnknown, format!("repository space {} is unknown", echo(space)))
         })
     }
 
@@ -953,7 +954,7 @@ impl Registry {
         let unknown = || {
             OciError::new(
                 OciErrorKind::ManifestUnknown,
-                format!("manifest {} is unknown in {space}/{name}", shown(reference)),
+                format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
         if !reference.contains(':') {

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
+use chartyard_core::error::echo;
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
 use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor};
@@ -603,13 +604,13 @@ impl Registry {
         if loaded.metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of chart should be {chart}, but got {}",
-                loaded.metadata.name
+                echo(&loaded.metadata.name)
             )));
         }
         if loaded.metadata.version != version {
             return Err(RegistryError::invalid(format!(
                 "value of version should be {version}, but got {}",
-                loaded.metadata.version
+                echo(&loaded.metadata.version)
             )));
         }
         let _lock = self.lock(&key).await?;
@@ -622,7 +623,7 @@ impl Registry {
     pub async fn values(&self, space: &str, chart: &str, version: &str) -> Result<Value> {
         let key = self.locate(space, chart, version).await?;
         let (_, archive) = self.archive_bytes_at(&key).await?;
-        Ok(values::coalesce(&self.load_chart(archive).await?))
+        values::coalesce(&self.load_chart(archive).await?, &self.options.limits)
     }
 
     /// Replaces the chart's `values.yaml` with `new_values` (a JSON object); answers the
@@ -635,7 +636,7 @@ impl Registry {
         let values_yaml = yaml::to_yaml(&new_values)?;
         let _lock = self.lock(&key).await?;
         let (updated, _) = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
-        Ok(values::coalesce(&updated))
+        values::coalesce(&updated, &self.options.limits)
     }
 
     /// Replaces the chart's `Chart.yaml` fields; the name and version must stay as they are.
@@ -651,13 +652,13 @@ impl Registry {
         if new_metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of name should be {chart}, but got {}",
-                new_metadata.name
+                echo(&new_metadata.name)
             )));
         }
         if new_metadata.version != version {
             return Err(RegistryError::invalid(format!(
                 "value of version should be {version}, but got {}",
-                new_metadata.version
+                echo(&new_metadata.version)
             )));
         }
         let _lock = self.lock(&key).await?;
