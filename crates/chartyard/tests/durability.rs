@@ -441,8 +441,9 @@ fn live_blobs(data: &Path) -> BTreeSet<String> {
     blobs
 }
 
-/// Runs `chartyard gc` on a data directory; answers (referenced, deleted) from its report.
-fn run_gc(data: &Path, grace_seconds: u64) -> (usize, usize) {
+/// Runs `chartyard gc` on a data directory; answers a count from its report
+/// ("referenced blobs: N, deleted blobs: M (B bytes), ...") for each label.
+fn gc_counts<const N: usize>(data: &Path, grace_seconds: u64, labels: [&str; N]) -> [usize; N] {
     let output = Command::new(binary())
         .args(["gc", "--root-directory"])
         .arg(data)
@@ -452,8 +453,7 @@ fn run_gc(data: &Path, grace_seconds: u64) -> (usize, usize) {
         .expect("run chartyard gc");
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(output.status.success(), "gc failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-    // "referenced blobs: N, deleted blobs: M (B bytes), ..."
-    let number_after = |label: &str| -> usize {
+    labels.map(|label| {
         stdout
             .split(label)
             .nth(1)
@@ -464,8 +464,13 @@ fn run_gc(data: &Path, grace_seconds: u64) -> (usize, usize) {
             .unwrap()
             .parse()
             .unwrap_or_else(|e| panic!("{label:?} in {stdout:?}: {e}"))
-    };
-    (number_after("referenced blobs:"), number_after("deleted blobs:"))
+    })
+}
+
+/// (referenced, deleted) blobs of a gc run.
+fn run_gc(data: &Path, grace_seconds: u64) -> (usize, usize) {
+    let [referenced, deleted] = gc_counts(data, grace_seconds, ["referenced blobs:", "deleted blobs:"]);
+    (referenced, deleted)
 }
 
 #[test]
@@ -563,17 +568,7 @@ fn staging_files(data: &Path) -> BTreeSet<String> {
 
 /// Runs `chartyard gc` and answers how many staging files it reports deleting.
 fn gc_staging(data: &Path, grace_seconds: u64) -> usize {
-    let output = Command::new(binary())
-        .args(["gc", "--root-directory"])
-        .arg(data)
-        .args(["--grace-seconds", &grace_seconds.to_string()])
-        .env("CHARTYARD_LOG", "warn")
-        .output()
-        .expect("run chartyard gc");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(output.status.success(), "gc failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-    let after = stdout.split("staging files of unfinished writes:").nth(1).unwrap_or_else(|| panic!("{stdout}"));
-    after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    gc_counts(data, grace_seconds, ["staging files of unfinished writes:"])[0]
 }
 
 fn set_age(path: &Path, age: Duration) {
