@@ -53,9 +53,7 @@ impl Registry {
             let files = if package.independent {
                 let archive = self.archive_of(&package.space, &package.chart, &package.version).await?;
                 let limits = self.options.limits;
-                tokio::task::spawn_blocking(move || archive::load_files(&archive, &limits))
-                    .await
-                    .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))??
+                self.blocking(move || archive::load_files(&archive, &limits)).await?
             } else {
                 let version = Some(package.version.as_str()).filter(|v| !v.is_empty());
                 let parent = parent.ok_or_else(|| RegistryError::invalid("the root must be an independent chart"))?;

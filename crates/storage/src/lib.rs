@@ -17,5 +17,10 @@ pub mod locks;
 pub mod oci;
 mod registry;
 
+#[cfg(test)]
+mod parse_slots_tests;
+
 pub use index::RenderedIndex;
-pub use registry::{ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions};
+pub use registry::{
+    ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions, default_parse_concurrency,
+};
