@@ -1,34 +1,39 @@
 //! The HTTP server loop: accepts connections up to a limit and serves each one with hyper
 //! under the connection timeouts.
 //!
-//! - At most `max_connections` connections are served at once. At the limit the server
-//!   stops accepting; new connections wait in the listen backlog until one closes.
+//! - At most `max_connections` connections are served at once. A connection that
+//!   arrives at the limit takes the place of the one that has waited longest for a
+//!   request (idle keep-alive, or headers still arriving), so clients that hold
+//!   connections open without sending requests cannot lock others out. When every
+//!   connection has a request in progress, new ones wait in the listen backlog.
 //! - A request's line and headers must arrive within `header_timeout` of the connection
 //!   being ready for them (hyper's header read timeout, which also runs while a
 //!   keep-alive connection waits for its next request).
 //! - A connection with no request being handled is closed after `keepalive_timeout`
 //!   without traffic in either direction: idle keep-alive connections, and clients that
 //!   stopped reading an answer.
-//! - On shutdown the server stops accepting, lets requests in progress finish (at most
-//!   `shutdown_grace`) and closes idle connections.
+//! - On shutdown the server stops accepting, closes connections that wait for a request
+//!   and lets requests in progress finish (at most `shutdown_grace`).
 //!
 //! Request bodies are bounded per request by `chartyard_http::limits`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -50,14 +55,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = Arc::new(Connections::default());
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
-    loop {
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the connection slots are never closed"),
-        };
+    'accept: loop {
         let stream = tokio::select! {
             biased;
             () = &mut shutdown => break,
@@ -69,11 +70,27 @@ pub async fn serve(
                 }
             },
         };
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            // At the limit: the connection waiting longest for a request makes room; when
+            // all have requests in progress, wait until one ends or starts waiting.
+            Err(_) => loop {
+                connections.evict_longest_waiting();
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break 'accept,
+                    slot = slots.clone().acquire_owned() => break slot.expect("the connection slots are never closed"),
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            },
+        };
         // Without TCP_NODELAY a response written as headers then body stalls on delayed ACKs.
         let _ = stream.set_nodelay(true);
         let (app, stopping) = (app.clone(), stopping.clone());
+        let activity = connections.register();
         tokio::spawn(async move {
-            serve_connection(stream, app, limits, stopping).await;
+            serve_connection(stream, app, limits, &activity, stopping).await;
+            drop(activity);
             drop(slot);
         });
     }
@@ -111,18 +128,23 @@ async fn serve_connection(
     stream: TcpStream,
     app: Router,
     limits: ConnectionLimits,
+    activity: &Registered,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let activity = Arc::new(Activity::new());
+    let activity = activity.0.clone();
     let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
     let requests = activity.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let handling = Handling::start(requests.clone());
+        let handling = Busy::start(&requests, Stage::Handling);
         let answer = app.clone().oneshot(request);
+        let requests = requests.clone();
         async move {
             let response = answer.await;
+            // The answer's body is written after this; the connection stays busy (not
+            // waiting for a request) until it is.
+            let responding = Busy::start(&requests, Stage::Responding);
             drop(handling);
-            response
+            response.map(|r| r.map(|body| Body::new(Responding { body, _busy: responding })))
         }
     });
     let mut builder = http1::Builder::new();
@@ -139,6 +161,18 @@ async fn serve_connection(
                 return;
             }
             _ = stopping.changed(), if !shutting_down => {
+                if activity.waiting() {
+                    return;
+                }
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = activity.evicted.notified(), if !shutting_down => {
+                if activity.waiting() {
+                    tracing::debug!("closing a connection that waited longest for a request, to make room");
+                    return;
+                }
+                // It started a request just now: let that finish, then close.
                 shutting_down = true;
                 connection.as_mut().graceful_shutdown();
             }
@@ -150,8 +184,9 @@ async fn serve_connection(
     }
 }
 
-/// Completes once the connection has had no request in progress and no traffic for
-/// `limit`; never without a limit.
+/// Completes once the connection has had no request being handled and no traffic for
+/// `limit` (an answer whose client stopped reading counts as no traffic); never without
+/// a limit.
 async fn idle(activity: &Activity, limit: Option<Duration>) {
     let Some(limit) = limit else {
         return std::future::pending().await;
@@ -167,42 +202,162 @@ async fn idle(activity: &Activity, limit: Option<Duration>) {
     }
 }
 
-/// When a connection last moved bytes, and how many of its requests are being handled.
+/// The live connections, so that one can be chosen to make room at the limit.
+struct Connections {
+    epoch: Instant,
+    next: AtomicU64,
+    live: Mutex<HashMap<u64, Arc<Activity>>>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self { epoch: Instant::now(), next: AtomicU64::new(0), live: Mutex::default() }
+    }
+}
+
+impl Connections {
+    fn register(self: &Arc<Self>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let activity = Arc::new(Activity::new(self.epoch));
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(id, activity.clone());
+        Registered(activity, id, self.clone())
+    }
+
+    /// Asks the connection that has waited longest for a request to close, if any.
+    fn evict_longest_waiting(&self) {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        // Ties (the same millisecond) go to the older connection.
+        let victim = live
+            .iter()
+            .filter(|(_, a)| a.waiting() && !a.evicting.load(Ordering::Relaxed))
+            .min_by_key(|(id, a)| (a.waiting_since.load(Ordering::Relaxed), **id))
+            .map(|(_, a)| a);
+        if let Some(victim) = victim {
+            victim.evicting.store(true, Ordering::Relaxed);
+            victim.evicted.notify_one();
+        }
+    }
+}
+
+/// A connection's entry in [`Connections`], removed when dropped.
+struct Registered(Arc<Activity>, u64, Arc<Connections>);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.2.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.1);
+    }
+}
+
+/// What a connection is doing: when it last moved bytes, whether a request is being
+/// handled or answered, and since when it has waited for a request.
 struct Activity {
-    start: Instant,
-    /// Milliseconds from `start` to the last read or write that moved bytes.
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the last read or write that moved bytes.
     last: AtomicU64,
+    /// Milliseconds from `epoch` to when the connection last started waiting for a request.
+    waiting_since: AtomicU64,
+    /// Requests between their head and their answer's head.
     handling: AtomicUsize,
+    /// Answers whose bodies are being written.
+    responding: AtomicUsize,
+    evicting: AtomicBool,
+    evicted: Notify,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self { start: Instant::now(), last: AtomicU64::new(0), handling: AtomicUsize::new(0) }
+    fn new(epoch: Instant) -> Self {
+        let now = epoch.elapsed().as_millis() as u64;
+        Self {
+            epoch,
+            last: AtomicU64::new(now),
+            waiting_since: AtomicU64::new(now),
+            handling: AtomicUsize::new(0),
+            responding: AtomicUsize::new(0),
+            evicting: AtomicBool::new(false),
+            evicted: Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     fn touch(&self) {
-        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last.store(self.now(), Ordering::Relaxed);
     }
 
     fn idle_for(&self) -> Duration {
-        self.start.elapsed().saturating_sub(Duration::from_millis(self.last.load(Ordering::Relaxed)))
+        Duration::from_millis(self.now().saturating_sub(self.last.load(Ordering::Relaxed)))
+    }
+
+    fn counter(&self, stage: Stage) -> &AtomicUsize {
+        match stage {
+            Stage::Handling => &self.handling,
+            Stage::Responding => &self.responding,
+        }
+    }
+
+    /// Whether the connection waits for a request: none is being handled or answered.
+    fn waiting(&self) -> bool {
+        self.handling.load(Ordering::Relaxed) == 0 && self.responding.load(Ordering::Relaxed) == 0
     }
 }
 
-/// Marks a request as being handled while it lives.
-struct Handling(Arc<Activity>);
+/// Where a request is: handled (between its head and its answer's head), or answered
+/// (its answer's body being written).
+#[derive(Clone, Copy)]
+enum Stage {
+    Handling,
+    Responding,
+}
 
-impl Handling {
-    fn start(activity: Arc<Activity>) -> Self {
-        activity.handling.fetch_add(1, Ordering::Relaxed);
-        Self(activity)
+/// Counts one request at a stage while it lives.
+struct Busy {
+    activity: Arc<Activity>,
+    stage: Stage,
+}
+
+impl Busy {
+    fn start(activity: &Arc<Activity>, stage: Stage) -> Self {
+        activity.counter(stage).fetch_add(1, Ordering::Relaxed);
+        Self { activity: activity.clone(), stage }
     }
 }
 
-impl Drop for Handling {
+impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.handling.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        let activity = &self.activity;
+        activity.counter(self.stage).fetch_sub(1, Ordering::Relaxed);
+        activity.touch();
+        if activity.waiting() {
+            activity.waiting_since.store(activity.now(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// An answer's body; the connection counts as answering until it is written (or dropped).
+struct Responding {
+    body: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Responding {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -391,16 +391,70 @@ fn sockets_of(pid: u32) -> Option<usize> {
 }
 
 #[test]
-fn connections_beyond_the_limit_wait_and_health_answers_once_older_ones_time_out() {
-    let server = Server::start_with(&["--max-connections", "4", "--header-timeout", "2", "--keepalive-timeout", "60"]);
+fn connections_beyond_the_limit_take_the_place_of_idle_ones() {
+    // Long timeouts: what frees room here is the limit's own rule, not a deadline.
+    let server = Server::start_with(&["--max-connections", "4", "--header-timeout", "60", "--keepalive-timeout", "60"]);
     let before = sockets_of(server.pid());
-    // Twelve connections that never send a request.
-    let silent: Vec<TcpStream> = (0..12).map(|_| connect(&server)).collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // Twelve connections that never send a request: each new one beyond the limit
+    // closes the one that has waited longest.
+    let mut silent: Vec<TcpStream> = (0..12).map(|_| connect(&server)).collect();
+    assert!(server.healthy(), "a health check gets a place at once");
     if let (Some(before), Some(now)) = (before, sockets_of(server.pid())) {
         assert!(now <= before + 4, "the server holds {now} sockets ({before} before): more than the limit");
     }
-    // The health check waits its turn: the silent ones are closed at the header deadline.
+    // The oldest ones were closed to make room.
+    for stream in &mut silent[..8] {
+        assert_closed(stream);
+    }
+}
+
+/// A multipart upload of `archive` in field `chartfile`: its head (asking for
+/// `100 Continue`) and its body.
+fn upload_in_parts(path: &str, archive: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let opening = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"chartfile\"; filename=\"chart.tgz\"\r\nContent-Type: application/gzip\r\n\r\n"
+    );
+    let closing = format!("\r\n--{BOUNDARY}--\r\n");
+    let mut body = opening.into_bytes();
+    body.extend_from_slice(archive);
+    body.extend_from_slice(closing.as_bytes());
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    (head.into_bytes(), body)
+}
+
+#[test]
+fn connections_with_requests_in_progress_are_never_closed_to_make_room() {
+    let server = Server::start_with(&[
+        "--max-connections",
+        "2",
+        "--header-timeout",
+        "60",
+        "--keepalive-timeout",
+        "60",
+        "--body-idle-timeout",
+        "60",
+    ]);
+    // Both places are taken by uploads whose bodies have not been sent yet.
+    let uploads: Vec<(TcpStream, Vec<u8>)> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            let (head, body) = upload_in_parts("/api/v1/spaces/s/charts", &ChartBuilder::new(name, "1.0.0").build());
+            let mut stream = connect(&server);
+            stream.write_all(&head).unwrap();
+            expect_continue(&mut stream);
+            (stream, body)
+        })
+        .collect();
+    // More connections arrive; they wait, since no place holds an idle connection.
+    let _waiting: Vec<TcpStream> = (0..5).map(|_| connect(&server)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for (mut stream, body) in uploads {
+        stream.write_all(&body).unwrap();
+        assert_eq!(read_answer(&mut stream).status, 201);
+    }
     assert!(server.healthy());
-    drop(silent);
+    assert_eq!(json(server.get("/spaces/s/charts"), 200)["metadata"]["total"], 2);
 }
