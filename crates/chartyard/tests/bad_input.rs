@@ -699,3 +699,121 @@ fn unknown_routes_and_wrong_methods_are_json_errors() {
         guarded.refused(&case, send(server, method, path).send().unwrap(), 405, "");
     }
 }
+
+// ---- bounded answers and names that fit the store ----
+
+/// Chart `test-1.0.0` plus one entry whose GNU long name is `name` (written verbatim).
+fn with_long_name(name: &[u8]) -> Vec<u8> {
+    let mut tar = ChartBuilder::new("test", "1.0.0").tar();
+    tar.truncate(tar.len() - 1024); // the end-of-archive blocks
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut long = tar::Header::new_gnu();
+    long.set_entry_type(tar::EntryType::GNULongName);
+    long.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    long.set_mode(0o644);
+    long.set_size(name.len() as u64);
+    long.set_cksum();
+    builder.append(&long, name).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.as_gnu_mut().unwrap().name[..1].copy_from_slice(b"x");
+    file.set_mode(0o644);
+    file.set_size(1);
+    file.set_cksum();
+    builder.append(&file, &b"x"[..]).unwrap();
+    tar.extend(builder.into_inner().unwrap());
+    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut encoder = encoder;
+    std::io::Write::write_all(&mut encoder, &tar).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn errors_about_huge_paths_are_short() {
+    // A 50 MiB path in a small archive once came back whole in the 400 body; every
+    // message is now bounded where it is built (and again at the HTTP edge).
+    let guarded = Guarded::start();
+    let server = &guarded.server;
+    let huge = [b"test/".to_vec(), vec![b'a'; 50 << 20], b"/../x".to_vec()].concat();
+    let long = [b"test/".to_vec(), vec![b'b'; 1000 << 10], b"/../x".to_vec()].concat();
+    let cases = [
+        ("50 MiB path", with_long_name(&huge), "larger than 1048576 bytes"),
+        ("1000 KiB path", with_long_name(&long), "references a parent directory"),
+    ];
+    for (case, archive, needle) in cases {
+        assert!(archive.len() < 128 * 1024, "{case}: {} bytes", archive.len());
+        let response = server.upload("good", &archive);
+        let message = error(response, 400);
+        assert!(message.contains(needle), "{case}: {message}");
+        assert!(message.len() < 1024, "{case}: a {} byte message", message.len());
+        guarded.assert_untouched(case);
+
+        let response = client().post(server.url("/api/good/charts")).body(archive.clone()).send().unwrap();
+        assert_eq!(response.status(), 400, "{case}");
+        let body = response.text().unwrap();
+        assert!(body.len() < 1024 && body.contains(needle), "{case}: a {} byte body", body.len());
+        guarded.assert_untouched(case);
+    }
+}
+
+#[test]
+fn overlong_versions_and_names_are_refused_before_anything_is_written() {
+    // `{version}.json` and `spaces/{space}.json` are file names; past 255 bytes the write
+    // failed with a 500 after the space had been created.
+    let guarded = Guarded::start();
+    let server = &guarded.server;
+    let version = format!("1.0.0-{}", "a".repeat(300));
+    let archive = test_chart_yaml(&format!("apiVersion: v2\nname: test\nversion: {version}\n"));
+    guarded.refused("upload into a new space", server.upload("fresh", &archive), 400, "longer than 128 bytes");
+    guarded.refused("replace", server.replace("good", "test", "1.0.0", &archive), 400, "longer than 128 bytes");
+
+    let response = client().post(server.url("/api/fresh/charts")).body(archive.clone()).send().unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("longer than 128 bytes"), "{body}");
+    guarded.assert_untouched("ChartMuseum upload");
+
+    // Versions in paths, and OCI tags (a tag is a version), share the limit.
+    let path = format!("/spaces/good/charts/test/versions/{version}");
+    guarded.refused("GET a long version", server.get(&path), 400, "longer than 128 bytes");
+    let manifest = json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": format!("sha256:{}", "0".repeat(64)), "size": 2},
+        "layers": []
+    });
+    let response = client()
+        .put(server.url(&format!("/v2/fresh/test/manifests/{}", version.replace('+', "_"))))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(manifest.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 400, "{}", response.text().unwrap());
+    guarded.assert_untouched("OCI tag");
+
+    // A 251-byte space name: spaces/{space}.json would be 256 bytes.
+    let space = "s".repeat(251);
+    guarded.refused("long space name", server.upload(&space, &web_chart()), 400, "at most 128 characters");
+    guarded.refused("create a long space", server.create_space(&space), 400, "at most 128 characters");
+    error(server.get("/spaces/fresh/charts"), 404);
+}
+
+#[test]
+fn yaml_expanding_past_the_archive_budget_is_refused() {
+    // 64 subcharts whose values.yaml each alias one 6.6 KB scalar 99 times: every document
+    // is within the parser's budgets, together they expand to 42 MB from 150 KB.
+    let guarded = Guarded::start();
+    let mut values = format!("big: &big \"{}\"\ncopies:\n", "v".repeat(6600));
+    for _ in 0..99 {
+        values.push_str("- *big\n");
+    }
+    let mut chart = ChartBuilder::new("test", "1.0.0");
+    for i in 0..64 {
+        let name = format!("s{i}");
+        chart = chart
+            .file(&format!("test/charts/{name}/Chart.yaml"), format!("apiVersion: v2\nname: {name}\nversion: 1.0.0\n"))
+            .file(&format!("test/charts/{name}/values.yaml"), values.clone());
+    }
+    let archive = chart.build();
+    assert!(archive.len() < 300 * 1024, "{} bytes", archive.len());
+    guarded.refused("upload", guarded.server.upload("good", &archive), 400, "values.yaml is too large");
+    guarded.refused("replace", guarded.server.replace("good", "test", "1.0.0", &archive), 400, "is too large");
+}

@@ -195,39 +195,68 @@ fn cm_upload_answers_saved_and_refuses_existing_versions() {
     assert_eq!(json(cm_upload(&server, "s", &archive), 201), json!({"saved": true}));
     let message = cm_error(cm_upload(&server, "s", &archive), 409);
     assert!(message.contains("exists"), "{message}");
-    // Without --allow-overwrite, ?force is still a conflict, whatever its value.
+    // Without ?force (or with force=false) another archive of the version is a conflict.
     let other = chart_variant("app", "1.0.0");
-    for query in ["?force", "?force=true", "?force=1", "?force=false"] {
-        cm_error(cm_upload_raw(&server, "/api/s", &other, query), 409);
-    }
+    cm_error(cm_upload(&server, "s", &other), 409);
+    cm_error(cm_upload_raw(&server, "/api/s", &other, "?force=false"), 409);
     let download = body_ok(get(&server, "/s/charts/app-1.0.0.tgz"), "download");
-    assert_eq!(sha256(&download), sha256(&archive), "a refused force upload left the version as it was");
+    assert_eq!(sha256(&download), sha256(&archive), "a refused upload left the version as it was");
     assert_eq!(index_yaml(&server, "/s")["entries"]["app"][0]["digest"], sha256(&archive));
 }
 
+/// ChartMuseum's defaults, which `helm cm-push --force` relies on: `?force` replaces an
+/// existing version unless `--disable-force-overwrite` is given.
 #[test]
-fn cm_force_overwrites_only_with_allow_overwrite() {
-    let server = Server::start_with(&["--allow-overwrite", "true"]);
+fn cm_force_overwrites_by_default() {
+    let server = Server::start();
     let first = chart("app", "1.0.0");
     let second = chart_variant("app", "1.0.0");
     assert_ne!(sha256(&first), sha256(&second));
     json(cm_upload(&server, "s", &first), 201);
-    // Without ?force (or with force=false) an existing version is still a conflict.
-    cm_error(cm_upload(&server, "s", &second), 409);
-    cm_error(cm_upload_raw(&server, "/api/s", &second, "?force=false"), 409);
-    assert_eq!(sha256(&body_ok(get(&server, "/s/charts/app-1.0.0.tgz"), "download")), sha256(&first));
-
-    assert_eq!(json(cm_upload_raw(&server, "/api/s", &second, "?force"), 201), json!({"saved": true}));
-    assert_eq!(sha256(&body_ok(get(&server, "/s/charts/app-1.0.0.tgz"), "download")), sha256(&second));
-    assert_eq!(server.download("s", "app", "1.0.0"), second);
-    let index = index_yaml(&server, "/s");
-    assert_eq!(versions_of(&index["entries"])["app"], ["1.0.0"], "overwriting does not add an entry");
-    assert_eq!(index["entries"]["app"][0]["digest"], sha256(&second));
-    assert_eq!(json(get(&server, "/api/s/charts/app/1.0.0"), 200)["digest"], sha256(&second));
-
+    for (query, archive) in [("?force", &second), ("?force=true", &first), ("?force=1", &second)] {
+        assert_eq!(json(cm_upload_raw(&server, "/api/s", archive, query), 201), json!({"saved": true}), "{query}");
+        assert_eq!(sha256(&body_ok(get(&server, "/s/charts/app-1.0.0.tgz"), "download")), sha256(archive));
+        assert_eq!(server.download("s", "app", "1.0.0"), *archive);
+        let index = index_yaml(&server, "/s");
+        assert_eq!(versions_of(&index["entries"])["app"], ["1.0.0"], "overwriting does not add an entry");
+        assert_eq!(index["entries"]["app"][0]["digest"], sha256(archive));
+        assert_eq!(json(get(&server, "/api/s/charts/app/1.0.0"), 200)["digest"], sha256(archive));
+    }
     // ?force on a new version is an ordinary upload.
     json(cm_upload_raw(&server, "/api/s", &chart("app", "2.0.0"), "?force"), 201);
     assert_eq!(versions_of(&index_yaml(&server, "/s")["entries"])["app"], ["2.0.0", "1.0.0"]);
+}
+
+#[test]
+fn disable_force_overwrite_refuses_force() {
+    for args in [&["--disable-force-overwrite"][..], &["--disable-force-overwrite", "true"]] {
+        let server = Server::start_with(args);
+        let archive = chart("app", "1.0.0");
+        json(cm_upload(&server, "s", &archive), 201);
+        for query in ["?force", "?force=true", "?force=1", "?force=false", ""] {
+            let message = cm_error(cm_upload_raw(&server, "/api/s", &chart_variant("app", "1.0.0"), query), 409);
+            assert!(message.contains("exists"), "{query}: {message}");
+        }
+        assert_eq!(body_ok(get(&server, "/s/charts/app-1.0.0.tgz"), "download"), archive);
+        assert_eq!(index_yaml(&server, "/s")["entries"]["app"][0]["digest"], sha256(&archive));
+    }
+}
+
+/// `--allow-overwrite` (ChartMuseum's flag): any upload replaces an existing version,
+/// with or without ?force, even where ?force is disabled.
+#[test]
+fn allow_overwrite_replaces_without_force() {
+    for args in [&["--allow-overwrite"][..], &["--allow-overwrite", "--disable-force-overwrite"]] {
+        let server = Server::start_with(args);
+        let first = chart("app", "1.0.0");
+        let second = chart_variant("app", "1.0.0");
+        json(cm_upload(&server, "s", &first), 201);
+        assert_eq!(json(cm_upload(&server, "s", &second), 201), json!({"saved": true}), "{args:?}");
+        assert_eq!(body_ok(get(&server, "/s/charts/app-1.0.0.tgz"), "download"), second);
+        json(cm_upload_raw(&server, "/api/s", &first, "?force=false"), 201);
+        assert_eq!(index_yaml(&server, "/s")["entries"]["app"][0]["digest"], sha256(&first));
+        assert_eq!(versions_of(&json(get(&server, "/api/s/charts"), 200))["app"], ["1.0.0"]);
+    }
 }
 
 #[test]
@@ -446,10 +475,12 @@ fn writes_through_each_api_show_at_once_in_the_others() {
     let stored = server.download("s", "from-cm", "2.0.0");
     assert_eq!(entry["digest"], sha256(&stored), "the index digest is the rewritten archive's");
 
-    // Deleting the space through /api/v1 takes its index with it.
+    // Deleting the space through /api/v1 takes its index with it: what is left is the
+    // empty index of a space nobody uploaded to.
     assert_eq!(server.delete("/spaces/s").status(), 204);
-    assert_eq!(status(get(&server, "/s/index.yaml")), 404);
-    cm_error(get(&server, "/api/s/charts"), 404);
+    assert_eq!(index_yaml(&server, "/s")["entries"], json!({}));
+    assert_eq!(json(get(&server, "/api/s/charts"), 200), json!({}));
+    cm_error(get(&server, "/api/s/charts/from-cm"), 404);
 }
 
 #[test]
@@ -501,7 +532,7 @@ fn the_index_survives_a_restart_with_a_new_etag() {
 /// when the version is replaced".
 #[test]
 fn replacing_a_version_keeps_its_created_time() {
-    let server = Server::start_with(&["--allow-overwrite", "true"]);
+    let server = Server::start();
     json(cm_upload(&server, "s", &chart("app", "1.0.0")), 201);
     let created = json(get(&server, "/api/s/charts/app/1.0.0"), 200)["created"].clone();
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -779,20 +810,25 @@ fn yaml_1_1_lookalikes_round_trip_as_strings() {
     }
 }
 
+/// As on ChartMuseum, a repository nobody uploaded to has an empty index (so `helm repo
+/// add` works before the first push) and lists no charts; everything in it is 404.
 #[test]
-fn unknown_spaces_are_404() {
+fn unknown_spaces_have_an_empty_index_and_nothing_else() {
     let server = Server::start();
     json(cm_upload(&server, "s", &chart("app", "1.0.0")), 201);
-    for path in
-        ["/nope/index.yaml", "/nope/index.json", "/nope/charts/app-1.0.0.tgz", "/nope/charts/app-1.0.0.tgz.prov"]
-    {
+    let index = index_yaml(&server, "/nope");
+    assert_eq!((&index["apiVersion"], &index["entries"]), (&json!("v1"), &json!({})), "{index}");
+    let index: Value = json(get(&server, "/nope/index.json"), 200);
+    assert_eq!(index["entries"], json!({}), "{index}");
+    assert_eq!(json(get(&server, "/api/nope/charts"), 200), json!({}));
+    for path in ["/nope/charts/app-1.0.0.tgz", "/nope/charts/app-1.0.0.tgz.prov"] {
         assert_eq!(status(get(&server, path)), 404, "{path}");
     }
-    for path in
-        ["/api/nope/charts", "/api/nope/charts/app", "/api/nope/charts/app/1.0.0", "/api/nope/charts/app/latest"]
-    {
+    for path in ["/api/nope/charts/app", "/api/nope/charts/app/1.0.0", "/api/nope/charts/app/latest"] {
         cm_error(get(&server, path), 404);
     }
+    // A name no space can have is still not a repository.
+    assert_eq!(status(get(&server, "/-bad/index.yaml")), 400);
     cm_error(client().delete(server.url("/api/nope/charts/app/1.0.0")).send().unwrap(), 404);
     let prov = provenance("app", "1.0.0", &chart("app", "1.0.0"));
     cm_error(client().post(server.url("/api/nope/prov")).body(prov).send().unwrap(), 404);
@@ -943,12 +979,12 @@ fn a_mismatched_provenance_stores_neither_chart_nor_provenance() {
     }
     // Into a space that does not exist yet: it is not created either.
     cm_error(cm_upload_with_prov(&server, "fresh", &archive, &cases[0].1, ""), 400);
-    assert_eq!(status(get(&server, "/fresh/index.yaml")), 404);
+    assert!(!v1_names(&json(server.get("/spaces"), 200)).contains(&"fresh".to_string()));
 }
 
 #[test]
 fn replacing_a_chart_drops_its_stale_provenance() {
-    let server = Server::start_with(&["--allow-overwrite", "true"]);
+    let server = Server::start();
     let first = chart("app", "1.0.0");
     let second = chart_variant("app", "1.0.0");
     let third = ChartBuilder::new("app", "1.0.0").with("app/values.yaml", "replicaCount: 3\n").build();

@@ -716,9 +716,10 @@ fn mirror_copies_a_chartyard_space_to_another_server() {
     with_local.sort();
     assert_eq!(digests(&destination, "second"), with_local);
 
-    // A source without an index: a failure naming the URL, nothing created.
-    let stderr = fails(&destination.base, &["mirror", &source.url("/nosuchspace"), "third"]);
-    assert!(stderr.contains(&source.url("/nosuchspace/index.yaml")) && stderr.contains("404"), "{stderr}");
+    // A source without an index (a space nobody uploaded to has an empty one): a failure
+    // naming the URL, nothing created.
+    let stderr = fails(&destination.base, &["mirror", &source.url("/no/repository"), "third"]);
+    assert!(stderr.contains(&source.url("/no/repository/index.yaml")) && stderr.contains("404"), "{stderr}");
     assert!(!json(destination.get("/spaces"), 200)["items"].as_array().unwrap().contains(&json!("third")));
     // An unreachable destination.
     let stderr = fails("http://127.0.0.1:1", &["mirror", &url, "copy"]);

@@ -917,15 +917,120 @@ fn the_upload_size_limit_is_on_request_bodies() {
     assert_eq!(response.status(), 413, "{}", response.text().unwrap());
     assert_eq!(record_files(&server.data.path), records);
 
-    // A composed archive may be bigger than any one request body: its parts were fine.
+    // A composed chart is held to the upload limit too: four parts of about 3 KiB each
+    // make an archive over 8 KiB, which no client could have uploaded.
     big["configs"]["_config"] = json!({});
     for name in &parts[1..] {
         big["configs"][name] = json!({"package": package("s", name, "1.0.0")});
     }
-    json(compose(&server, "s", &big), 201);
-    let composed = server.download("s", "big", "1.0.0");
-    assert!(composed.len() > 8192, "{}", composed.len());
-    assert_eq!(unpack(&composed).keys().filter(|p| p.ends_with("noise.txt")).count(), 4);
+    for response in [dry_run(&server, "s", &big), compose(&server, "s", &big)] {
+        let message = error(response, 400);
+        assert!(message.contains("more than the 8192 bytes an upload may have"), "{message}");
+    }
+    assert_eq!(record_files(&server.data.path), records, "nothing stored");
+
+    // Two of them fit.
+    let pair = json!({
+        "save": {"chart": "pair", "version": "1.0.0"},
+        "configs": {"package": package("s", "blob0", "1.0.0"), "one": {"package": package("s", "blob1", "1.0.0")}}
+    });
+    json(compose(&server, "s", &pair), 201);
+    let composed = server.download("s", "pair", "1.0.0");
+    assert!(composed.len() <= 8192, "{}", composed.len());
+    assert_eq!(unpack(&composed).keys().filter(|p| p.ends_with("noise.txt")).count(), 2);
+}
+
+/// A chart `name` whose files decompress to about `mib` MiB of zeros (a small archive).
+fn zeros_chart(name: &str, mib: usize) -> Vec<u8> {
+    let mut chart = ChartBuilder::new(name, "1.0.0");
+    for i in 0..mib {
+        chart = chart.file(&format!("{name}/files/zeros-{i}"), vec![0u8; 1024 * 1024]);
+    }
+    let archive = chart.build();
+    assert!(archive.len() < 1024 * 1024, "{} bytes", archive.len());
+    archive
+}
+
+/// A config whose root and `children` children all name `space/chart/1.0.0`.
+fn repeated(space: &str, chart: &str, children: usize) -> Value {
+    let mut configs = json!({"package": package(space, chart, "1.0.0")});
+    for i in 0..children {
+        configs[format!("copy{i}")] = json!({"package": package(space, chart, "1.0.0")});
+    }
+    json!({"save": {"chart": "many", "version": "1.0.0"}, "configs": configs})
+}
+
+#[test]
+fn a_small_config_naming_a_large_chart_many_times_is_refused_before_loading() {
+    // A 4 KiB config naming one 24 MiB (decompressed) chart 40 times would expand to
+    // almost 1 GiB; what the stored records say is enough to refuse it.
+    let server = Server::start();
+    json(server.upload("base", &zeros_chart("big", 24)), 201);
+    let records = record_files(&server.data.path);
+    let config = repeated("base", "big", 39);
+    assert!(config.to_string().len() < 4096);
+    for response in [dry_run(&server, "base", &config), compose(&server, "base", &config)] {
+        let message = error(response, 400);
+        assert!(message.contains("its parts expand to"), "{message}");
+        assert!(message.contains("more than the 104857600 bytes a chart may have"), "{message}");
+    }
+    assert_eq!(record_files(&server.data.path), records, "nothing stored");
+    assert!(server.healthy());
+
+    // Three copies fit, and the chart is fetched once for all three.
+    json(compose(&server, "base", &repeated("base", "big", 2)), 201);
+    let files = unpack(&server.download("base", "many", "1.0.0"));
+    assert_eq!(files.keys().filter(|p| p.contains("/files/zeros-")).count(), 3 * 24);
+}
+
+#[test]
+fn configs_naming_too_many_parts_are_refused() {
+    let server = Server::start();
+    json(server.upload("base", &ChartBuilder::new("small", "1.0.0").build()), 201);
+    let records = record_files(&server.data.path);
+    let message = error(compose(&server, "base", &repeated("base", "small", 64)), 400);
+    assert!(message.contains("more than 64 parts"), "{message}");
+    assert_eq!(record_files(&server.data.path), records);
+    json(compose(&server, "base", &repeated("base", "small", 63)), 201);
+}
+
+/// Removes what a record says about the archive's decompressed size, as records written
+/// before it was recorded lack it.
+fn forget_unpacked_sizes(server: &Server) {
+    for path in common::files_under(&server.data.path.join("charts")) {
+        if path.extension().is_some_and(|e| e == "json") {
+            let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            assert!(record.as_object_mut().unwrap().remove("unpacked_size").is_some(), "{}", path.display());
+            std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn parts_load_under_one_shared_budget() {
+    // Without sizes in the records, the parts are loaded one by one under one budget for
+    // all of them, which stops at the first overrun.
+    let mut server = Server::start();
+    json(server.upload("base", &zeros_chart("a", 60)), 201);
+    json(server.upload("base", &zeros_chart("b", 60)), 201);
+    forget_unpacked_sizes(&server);
+    server.restart();
+    let records = record_files(&server.data.path);
+    let two = json!({
+        "save": {"chart": "ab", "version": "1.0.0"},
+        "configs": {"package": package("base", "a", "1.0.0"), "b": {"package": package("base", "b", "1.0.0")}}
+    });
+    let message = error(compose(&server, "base", &two), 400);
+    assert!(message.contains("part base/b/1.0.0"), "{message}");
+    assert!(message.contains("decompressed size exceeds 104857600 bytes"), "{message}");
+
+    // One part named twice is loaded once, and its two copies are over the limit of the
+    // composed chart, found while it is written.
+    let twice = repeated("base", "a", 1);
+    let message = error(dry_run(&server, "base", &twice), 400);
+    assert!(message.contains("the composed chart would be larger than 104857600 bytes"), "{message}");
+    assert_eq!(record_files(&server.data.path), records, "nothing stored");
+    assert!(server.healthy());
 }
 
 /// A subchart renamed in the composition keeps the settings its parent had for it.

@@ -229,7 +229,11 @@ fn consistent_version(api: &Api, space: &str, chart: &str, version: &str) -> Opt
         serde_json::to_value(loaded.metadata_tree()).unwrap(),
         "{path}: metadata disagrees with the archive"
     );
-    assert_eq!(values, chartyard_core::values::coalesce(&loaded), "{path}: values disagree with the archive");
+    assert_eq!(
+        values,
+        chartyard_core::values::coalesce(&loaded, &Default::default()).unwrap(),
+        "{path}: values disagree with the archive"
+    );
     Some((values, metadata))
 }
 
@@ -684,4 +688,92 @@ fn deleting_a_space_during_an_upload_into_it_leaves_no_orphans() {
         }
     }
     eprintln!("deleting_a_space_during_an_upload_into_it_leaves_no_orphans: {:?}", started.elapsed());
+}
+
+/// `chart -> versions` as three views of one space see it: the `/api/v1` listing (read
+/// from the records), `index.yaml` and the ChartMuseum API (both from the space's index).
+fn three_views(api: &Api, server: &Server, space: &str) -> [BTreeMap<String, BTreeSet<String>>; 3] {
+    let mut records = BTreeMap::new();
+    let charts = api.get("list charts", &format!("/spaces/{space}/charts?limit=1000"));
+    for chart in strings(&charts.check(&[200]).json()["items"]) {
+        let versions = list_versions(api, space, &chart).unwrap_or_default();
+        records.insert(chart, versions.into_iter().collect());
+    }
+    let by_chart = |entries: &Value| -> BTreeMap<String, BTreeSet<String>> {
+        entries
+            .as_object()
+            .unwrap_or_else(|| panic!("not a map: {entries}"))
+            .iter()
+            .map(|(name, list)| {
+                let versions = list.as_array().unwrap().iter().map(|e| e["version"].as_str().unwrap().to_string());
+                (name.clone(), versions.collect())
+            })
+            .collect()
+    };
+    let http = Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let yaml = http.get(server.url(&format!("/{space}/index.yaml"))).send().unwrap();
+    assert_eq!(yaml.status(), 200);
+    let index: Value = chartyard_core::yaml::from_yaml(&yaml.bytes().unwrap(), "index").unwrap();
+    let cm = http.get(server.url(&format!("/api/{space}/charts"))).send().unwrap();
+    assert_eq!(cm.status(), 200);
+    [records, by_chart(&index["entries"]), by_chart(&cm.json::<Value>().unwrap())]
+}
+
+/// A DELETE racing an upload of the same version: whichever order the store saw them
+/// in, `index.yaml` and the ChartMuseum API list exactly the versions whose records
+/// exist, at once and after a restart (which rebuilds the index from the records).
+#[test]
+fn a_delete_racing_an_upload_of_the_same_version_leaves_no_ghost_in_the_index() {
+    let started = Instant::now();
+    let mut server = Server::start();
+    let api = Api::new(&server);
+    api.upload("ghost", &archive("keep", "1.0.0", "keep", "keep")).check(&[201]);
+    // The index is loaded before the races, so that every write updates it in place.
+    assert_eq!(three_views(&api, &server, "ghost")[1]["keep"].len(), 1);
+    let mut deleted_rounds = 0;
+    for round in 0..150 {
+        let version = format!("1.{round}.0");
+        let candidate = archive("race", &version, &format!("round-{round}"), "race");
+        let uploaded = AtomicBool::new(false);
+        let answers = together(2, |t| {
+            let api = Api::new(&server);
+            if t == 0 {
+                let answer = api.upload("ghost", &candidate);
+                uploaded.store(true, AtomicOrdering::SeqCst);
+                vec![answer]
+            } else {
+                // Deletes as soon as the record exists: right inside the upload's window.
+                let path = format!("/spaces/ghost/charts/race/versions/{version}");
+                let mut answers = Vec::new();
+                loop {
+                    let finished = uploaded.load(AtomicOrdering::SeqCst);
+                    let answer = api.delete("delete version", &path);
+                    let stop = answer.status != 404 || finished;
+                    answers.push(answer);
+                    if stop {
+                        break answers;
+                    }
+                }
+            }
+        });
+        answers[0][0].check(&[201]);
+        for answer in &answers[1] {
+            answer.check(&[204, 404]);
+        }
+        deleted_rounds += usize::from(answers[1].iter().any(|a| a.status == 204));
+        let [records, index, cm] = three_views(&api, &server, "ghost");
+        assert_eq!(index, records, "round {round}: index.yaml disagrees with the records");
+        assert_eq!(cm, records, "round {round}: /api/ghost/charts disagrees with the records");
+    }
+    let before = three_views(&api, &server, "ghost");
+    server.restart();
+    let api = Api::new(&server);
+    let after = three_views(&api, &server, "ghost");
+    assert_eq!(after, before, "a restarted server (index rebuilt from records) sees the same");
+    assert!(after[0]["keep"].contains("1.0.0"));
+    eprintln!(
+        "a_delete_racing_an_upload_of_the_same_version_leaves_no_ghost_in_the_index: {deleted_rounds} of 150 \
+         rounds deleted, {:?}",
+        started.elapsed()
+    );
 }

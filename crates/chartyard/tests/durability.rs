@@ -546,3 +546,147 @@ fn garbage_collection_removes_exactly_the_unreferenced_archives() {
     assert_eq!(server.download("gc", "lib", "2.0.0"), lib);
     eprintln!("garbage_collection_removes_exactly_the_unreferenced_archives: {:?}", started.elapsed());
 }
+
+/// Staging files (`{key}#{n}`, as the filesystem store names the file it writes before
+/// renaming it into place) under a data directory.
+fn staging_files(data: &Path) -> BTreeSet<String> {
+    files_under(data)
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_name()?.to_str()?;
+            let (_, suffix) = name.rsplit_once('#')?;
+            (!suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| path.strip_prefix(data).unwrap().to_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Runs `chartyard gc` and answers how many staging files it reports deleting.
+fn gc_staging(data: &Path, grace_seconds: u64) -> usize {
+    let output = Command::new(binary())
+        .args(["gc", "--root-directory"])
+        .arg(data)
+        .args(["--grace-seconds", &grace_seconds.to_string()])
+        .env("CHARTYARD_LOG", "warn")
+        .output()
+        .expect("run chartyard gc");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "gc failed: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let after = stdout.split("staging files of unfinished writes:").nth(1).unwrap_or_else(|| panic!("{stdout}"));
+    after.trim_start().split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+fn set_age(path: &Path, age: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age).unwrap();
+}
+
+/// A write killed midway leaves its staging file behind, where no listing sees it:
+/// `chartyard gc` removes those older than the grace period and never a fresh one, and
+/// everything stored stays as it was.
+#[test]
+fn gc_removes_staging_files_that_killed_writes_left() {
+    let mut server = Server::start();
+    let data = server.data.path.clone();
+    let kept = archive("kept", "1.0.0", "kept");
+    json(server.upload("s", &kept), 201);
+    let record = files_under(&data.join("charts")).into_iter().find(|p| p.ends_with("1.0.0.json")).unwrap();
+
+    // Leftovers as the store names them: beside a record, and in a blob folder.
+    let beside_record = format!("{}#1", record.display());
+    // (in a blob folder no stored blob uses, so that it is left empty)
+    let prefix = (0..=255u8).map(|b| format!("{b:02x}")).find(|p| !data.join("blobs/sha256").join(p).exists()).unwrap();
+    let in_blobs = data.join(format!("blobs/sha256/{prefix}/{prefix}{}#3", "0".repeat(62)));
+    std::fs::create_dir_all(in_blobs.parent().unwrap()).unwrap();
+    std::fs::write(&beside_record, b"{\"half\":").unwrap();
+    std::fs::write(&in_blobs, b"half an archive").unwrap();
+    set_age(Path::new(&beside_record), Duration::from_secs(2 * 3600));
+    set_age(&in_blobs, Duration::from_secs(2 * 3600));
+    // One written just now might belong to a write in progress: it stays.
+    let fresh = format!("{}#2", record.display());
+    std::fs::write(&fresh, b"{\"in flight\":").unwrap();
+    assert_eq!(staging_files(&data).len(), 3);
+
+    assert_eq!(gc_staging(&data, 3600), 2);
+    let left: Vec<String> = staging_files(&data).into_iter().collect();
+    assert_eq!(left, [Path::new(&fresh).strip_prefix(&data).unwrap().to_str().unwrap()]);
+    assert!(!in_blobs.parent().unwrap().exists(), "the folder the leftover was alone in is gone");
+    std::fs::remove_file(&fresh).unwrap();
+
+    // A real one: an OCI blob upload whose body is still arriving is streamed into a
+    // staging file; the server is killed with the upload half sent.
+    let blob = noise(256 * 1024, 7);
+    let digest = format!("sha256:{}", sha256(&blob));
+    let mut stream = TcpStream::connect(server.address()).unwrap();
+    let head = format!(
+        "POST /v2/s/kept/blobs/uploads/?digest={digest} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        server.address(),
+        blob.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&blob[..blob.len() / 2]).unwrap();
+    stream.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while staging_files(&data).is_empty() {
+        assert!(Instant::now() < deadline, "no staging file appeared for the upload in flight");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill();
+    drop(stream);
+    let leftovers = staging_files(&data);
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    assert_eq!(gc_staging(&data, 3600), 0, "a fresh staging file is never removed");
+    assert_eq!(staging_files(&data), leftovers);
+    assert_eq!(gc_staging(&data, 0), 1);
+    assert!(staging_files(&data).is_empty());
+
+    server.restart();
+    assert_eq!(server.download("s", "kept", "1.0.0"), kept);
+    assert_eq!(record_files(&data), BTreeSet::from(["s/kept/1.0.0".to_string()]));
+}
+
+/// The filesystem backend does not follow symbolic links: links planted in the data
+/// directory (a loop, links to folders and files elsewhere) are left out of listings
+/// instead of breaking them or pulling in what they point at.
+#[test]
+fn symbolic_links_in_the_data_directory_are_not_followed() {
+    let mut server = Server::start();
+    let data = server.data.path.clone();
+    let stored = archive("app", "1.0.0", "app");
+    json(server.upload("s", &stored), 201);
+    let record = files_under(&data.join("charts")).into_iter().find(|p| p.ends_with("1.0.0.json")).unwrap();
+    let chart_dir = record.parent().unwrap();
+    let generation_dir = chart_dir.parent().unwrap();
+    let outside = common::TempDir::new("outside");
+    std::fs::write(outside.path.join("2.0.0.json"), std::fs::read(&record).unwrap()).unwrap();
+
+    use std::os::unix::fs::symlink;
+    symlink("..", chart_dir.join("loop")).unwrap();
+    symlink(&data, data.join("charts/s/root-loop")).unwrap();
+    symlink(&outside.path, generation_dir.join("elsewhere")).unwrap();
+    symlink(outside.path.join("2.0.0.json"), chart_dir.join("2.0.0.json")).unwrap();
+    symlink(data.join("spaces/s.json"), data.join("spaces/alias.json")).unwrap();
+    symlink("..", data.join("blobs/sha256/loop")).unwrap();
+    // A fresh process: nothing cached, every answer comes from listings.
+    server.restart();
+
+    assert_eq!(json(server.get("/spaces"), 200)["items"], json!(["s"]));
+    assert_eq!(json(server.get("/spaces/s/charts"), 200)["items"], json!(["app"]));
+    assert_eq!(json(server.get("/spaces/s/charts/app/versions"), 200)["items"], json!(["1.0.0"]));
+    assert_eq!(json(server.get("/spaces/s/metadata"), 200)["metadata"]["total"], 1);
+    let index = client().get(server.url("/s/index.yaml")).send().unwrap();
+    assert_eq!(index.status(), 200);
+    let index: Value = chartyard_core::yaml::from_yaml(&index.bytes().unwrap(), "index").unwrap();
+    assert_eq!(index["entries"].as_object().unwrap().keys().collect::<Vec<_>>(), ["app"]);
+    assert_eq!(index["entries"]["app"].as_array().unwrap().len(), 1);
+    let cm = json(client().get(server.url("/api/s/charts")).send().unwrap(), 200);
+    assert_eq!(cm["app"].as_array().unwrap().len(), 1);
+    assert_eq!(server.download("s", "app", "1.0.0"), stored);
+    // Uploads, deletes and garbage collection work around the links too.
+    json(server.upload("s", &archive("app", "1.1.0", "app")), 201);
+    assert_eq!(json(server.get("/spaces/s/charts/app/versions"), 200)["items"], json!(["1.0.0", "1.1.0"]));
+    let (referenced, _) = run_gc(&data, 0);
+    assert!(referenced >= 2, "{referenced}");
+    assert_eq!(server.download("s", "app", "1.0.0"), stored);
+    assert!(outside.path.join("2.0.0.json").exists(), "nothing outside the data directory was touched");
+}

@@ -823,12 +823,12 @@ fn blob_delete_removes_only_unreferenced_blobs() {
     }
     assert_eq!(manifest(&server, REPO, "v1").0, bytes);
 
-    // and so does a chart version's archive, from any repository
+    // and so does a chart version's archive; other repositories do not hold it at all
     let archive = chart("app", "1.0.0");
     json(server.upload("s", &archive), 201);
-    for repo in ["/v2/s/app", REPO] {
-        oci_error(delete(&server, &format!("{repo}/blobs/{}", digest_of(&archive))), 403, "DENIED");
-    }
+    oci_error(delete(&server, &format!("/v2/s/app/blobs/{}", digest_of(&archive))), 403, "DENIED");
+    oci_error(delete(&server, &format!("{REPO}/blobs/{}", digest_of(&archive))), 404, "BLOB_UNKNOWN");
+    assert_eq!(blob_status(&server, REPO, &digest_of(&archive)), 404);
     assert_eq!(server.download("s", "app", "1.0.0"), archive);
 
     // once the manifest is gone, its blobs may go
@@ -1042,12 +1042,14 @@ fn chart_pushed_over_oci_becomes_a_version() {
     oci_error(put_manifest(&server, repo, "latest", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
     assert_eq!(api_versions(&server, "s", "demo"), Vec::<String>::new());
     assert_eq!(index_versions(&server, "s", "demo"), BTreeSet::new());
-    // nothing was stored, not even the space: the repository is unknown
-    oci_error(get(&server, &format!("{repo}/manifests/1.2.4")), 404, "NAME_UNKNOWN");
-    // under the wrong repository: refused, no version
+    // no manifest was stored (the repository exists: its blobs were pushed)
+    oci_error(get(&server, &format!("{repo}/manifests/1.2.4")), 404, "MANIFEST_UNKNOWN");
+    oci_error(get(&server, &format!("{repo}/manifests/{}", digest_of(&bytes))), 404, "MANIFEST_UNKNOWN");
+    // under the wrong repository (which holds the blobs too): refused, no version
+    chart_manifest(&server, "/v2/s/other", &chart_config("demo", "1.2.3"), &archive, None);
     oci_error(put_manifest(&server, "/v2/s/other", "1.2.3", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
     assert_eq!(api_versions(&server, "s", "other"), Vec::<String>::new());
-    oci_error(get(&server, "/v2/s/other/manifests/1.2.3"), 404, "NAME_UNKNOWN");
+    oci_error(get(&server, "/v2/s/other/manifests/1.2.3"), 404, "MANIFEST_UNKNOWN");
 
     let digest = put_manifest_ok(&server, repo, "1.2.3", &bytes);
     assert_eq!(api_versions(&server, "s", "demo"), ["1.2.3"]);
@@ -1098,7 +1100,8 @@ fn refused_chart_pushes_leave_nothing_behind() {
     let bytes = chart_manifest(&server, repo, &chart_config("demo", "1.2.3"), &archive, None);
     let mut leaks = Vec::new();
 
-    // wrong repository
+    // wrong repository (its blobs pushed there too, so that the chart's name is what is wrong)
+    chart_manifest(&server, "/v2/s/other", &chart_config("demo", "1.2.3"), &archive, None);
     oci_error(put_manifest(&server, "/v2/s/other", "1.2.3", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
     let answer = status(&head(&server, &format!("/v2/s/other/manifests/{}", digest_of(&bytes))));
     if answer != 404 {
@@ -1404,4 +1407,410 @@ print("pulled", files)
     assert_eq!(layers[0]["digest"], digest_of(&content));
     assert_eq!(layers[0]["mediaType"], "application/vnd.example.file.v1");
     assert_eq!(tags(&server, "/v2/s/orasart"), ["v1"]);
+}
+
+// ---- hardening: races, visibility, limits ----
+
+fn sha512_digest(data: &[u8]) -> String {
+    use sha2::Digest;
+    let hex: String = sha2::Sha512::digest(data).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha512:{hex}")
+}
+
+/// Two PUTs racing on one upload session, each with its own bytes and their true digest:
+/// at most one completes, and every stored blob's bytes hash to its name, so nobody can
+/// swap the bytes behind another's digest.
+#[test]
+fn racing_completions_of_one_session_never_store_foreign_bytes() {
+    let server = Server::start();
+    for round in 0..40 {
+        let location = start_upload(&server, REPO);
+        let victim = format!("victim bytes, round {round:04}").repeat(2000).into_bytes();
+        let attacker = format!("hostile bytes round {round:04}").repeat(2000).into_bytes();
+        assert_eq!(victim.len(), attacker.len());
+        let answers: Vec<(String, u16)> = std::thread::scope(|scope| {
+            let racers: Vec<_> = [&victim, &attacker]
+                .into_iter()
+                .map(|data| {
+                    let (server, location) = (&server, &location);
+                    scope.spawn(move || (digest_of(data), status(&finish(server, location, &digest_of(data), data))))
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let completed = answers.iter().filter(|(_, s)| *s == 201).count();
+        assert!(completed <= 1, "round {round}: one session completed twice: {answers:?}");
+        for (digest, _) in &answers {
+            let response = get(&server, &format!("{REPO}/blobs/{digest}"));
+            if status(&response) == 200 {
+                assert_eq!(
+                    digest_of(&body(response, 200)),
+                    *digest,
+                    "round {round}: a blob's bytes are not its digest's"
+                );
+            }
+        }
+    }
+}
+
+/// An existing blob is never replaced: a session completed with another blob's digest and
+/// other bytes is refused, and the blob keeps its bytes.
+#[test]
+fn stored_blobs_are_never_overwritten() {
+    let server = Server::start();
+    let archive = chart("victim", "1.0.0");
+    json(server.upload("s", &archive), 201);
+    let digest = digest_of(&archive);
+    let mut forged = archive.clone();
+    *forged.last_mut().unwrap() ^= 1;
+    let location = start_upload(&server, "/v2/s/victim");
+    oci_error(finish(&server, &location, &digest, &forged), 400, "DIGEST_INVALID");
+    assert_eq!(blob(&server, "/v2/s/victim", &digest), archive);
+    assert_eq!(server.download("s", "victim", "1.0.0"), archive);
+}
+
+/// Deleting a blob while a chart that uses it is uploaded never breaks the version: a
+/// delete only unlinks, and a chart version's blobs are refused.
+#[test]
+fn blob_delete_racing_an_upload_never_breaks_a_version() {
+    let server = Server::start();
+    for round in 0..30 {
+        let version = format!("1.0.{round}");
+        let archive = chart("race", &version);
+        let digest = digest_of(&archive);
+        std::thread::scope(|scope| {
+            let deleter = scope.spawn(|| {
+                for _ in 0..5 {
+                    delete(&server, &format!("/v2/s/race/blobs/{digest}"));
+                }
+            });
+            json(server.upload("s", &archive), 201);
+            deleter.join().unwrap();
+        });
+        assert_eq!(server.download("s", "race", &version), archive, "round {round}");
+        assert_eq!(blob(&server, "/v2/s/race", &digest), archive, "round {round}");
+    }
+}
+
+/// A blob is served only through repositories that hold it; a mount from one that does
+/// not starts an upload instead.
+#[test]
+fn blobs_are_visible_only_in_repositories_that_hold_them() {
+    let server = Server::start();
+    let digest = push_blob(&server, "/v2/s/one", b"private layer");
+    assert_eq!(blob_status(&server, "/v2/s/one", &digest), 200);
+    for other in ["/v2/s/two", "/v2/t/one"] {
+        assert_eq!(blob_status(&server, other, &digest), 404, "{other}");
+        oci_error(get(&server, &format!("{other}/blobs/{digest}")), 404, "BLOB_UNKNOWN");
+    }
+    // a mount naming a repository without the blob: 202 and a session, as the spec says
+    let response =
+        client().post(server.url(&format!("/v2/s/two/blobs/uploads/?mount={digest}&from=s/three"))).send().unwrap();
+    assert_eq!(status(&response), 202);
+    assert!(must_header(&response, "location").contains("/v2/s/two/blobs/uploads/"));
+    assert_eq!(blob_status(&server, "/v2/s/two", &digest), 404);
+    // from a repository that holds it: mounted
+    let response =
+        client().post(server.url(&format!("/v2/s/two/blobs/uploads/?mount={digest}&from=s/one"))).send().unwrap();
+    assert_eq!(status(&response), 201);
+    assert_eq!(blob(&server, "/v2/s/two", &digest), b"private layer");
+    // deleting unlinks it from one repository only
+    assert_eq!(status(&delete(&server, &format!("/v2/s/two/blobs/{digest}"))), 202);
+    assert_eq!(blob_status(&server, "/v2/s/two", &digest), 404);
+    assert_eq!(blob(&server, "/v2/s/one", &digest), b"private layer");
+}
+
+#[test]
+fn sha512_blobs_and_manifests() {
+    let server = Server::start();
+    let data = b"a sha512 addressed layer".to_vec();
+    let digest = sha512_digest(&data);
+    assert_eq!(status(&post_blob(&server, REPO, &digest, &data)), 201);
+    assert_eq!(blob(&server, REPO, &digest), data);
+    let location = start_upload(&server, REPO);
+    let location = accepted_chunk(patch(&server, &location, Some(0), &data[..10]), 10);
+    assert_eq!(status(&finish(&server, &location, &digest, &data[10..])), 201);
+    oci_error(finish(&server, &start_upload(&server, REPO), &sha512_digest(b"other"), &data), 400, "DIGEST_INVALID");
+
+    let config = br#"{"sha":512}"#;
+    assert_eq!(status(&post_blob(&server, REPO, &sha512_digest(config), config)), 201);
+    let bytes = manifest_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": CONFIG_TYPE, "digest": sha512_digest(config), "size": config.len()},
+        "layers": [{"mediaType": LAYER_TYPE, "digest": digest, "size": data.len()}],
+    }));
+    let manifest_digest = sha512_digest(&bytes);
+    let response = put_manifest(&server, REPO, &manifest_digest, &bytes, OCI_MANIFEST);
+    assert_eq!(status(&response), 201, "{}", response.text().unwrap());
+    let response = get(&server, &format!("{REPO}/manifests/{manifest_digest}"));
+    assert_eq!(header(&response, "docker-content-digest"), Some(manifest_digest.clone()));
+    assert_eq!(body(response, 200), bytes);
+    assert_eq!(status(&delete(&server, &format!("{REPO}/manifests/{manifest_digest}"))), 202);
+    oci_error(get(&server, &format!("{REPO}/manifests/{manifest_digest}")), 404, "MANIFEST_UNKNOWN");
+}
+
+#[test]
+fn suffix_ranges_and_chunk_ranges_that_disagree() {
+    let server = Server::start();
+    let data: Vec<u8> = (0..2048u32).map(|i| (i % 251) as u8).collect();
+    let digest = push_blob(&server, REPO, &data);
+    let response = client().get(server.url(&format!("{REPO}/blobs/{digest}"))).header("range", "bytes=-500").send();
+    let response = response.unwrap();
+    assert_eq!(header(&response, "content-range").as_deref(), Some("bytes 1548-2047/2048"));
+    assert_eq!(body(response, 206), data[1548..]);
+    let response = client().get(server.url(&format!("{REPO}/blobs/{digest}"))).header("range", "bytes=-0").send();
+    oci_error(response.unwrap(), 416, "BLOB_UPLOAD_INVALID");
+
+    // a PATCH whose Content-Range disagrees with its body
+    let location = start_upload(&server, REPO);
+    let response = client()
+        .patch(resolve(&server, &location))
+        .header("content-type", "application/octet-stream")
+        .header("content-range", "0-99")
+        .body(data[..10].to_vec())
+        .send()
+        .unwrap();
+    oci_error(response, 416, "BLOB_UPLOAD_INVALID");
+    // an out-of-order final chunk
+    let location = accepted_chunk(patch(&server, &location, Some(0), &data[..10]), 10);
+    let response = client()
+        .put(resolve(&server, &with_query(&location, &format!("digest={digest}"))))
+        .header("content-type", "application/octet-stream")
+        .header("content-range", format!("20-{}", data.len() - 1))
+        .body(data[20..].to_vec())
+        .send()
+        .unwrap();
+    oci_error(response, 416, "BLOB_UPLOAD_INVALID");
+}
+
+#[test]
+fn list_paging_numbers_must_be_counts() {
+    let server = Server::start();
+    let bytes = push_artifact(&server, REPO, b"{}", &[b"layer"]);
+    put_manifest_ok(&server, REPO, "v1", &bytes);
+    for n in ["-1", "abc", "99999999999999999999999"] {
+        oci_error(get(&server, &format!("{REPO}/tags/list?n={n}")), 400, "PAGINATION_NUMBER_INVALID");
+        oci_error(get(&server, &format!("/v2/_catalog?n={n}")), 400, "PAGINATION_NUMBER_INVALID");
+    }
+}
+
+#[test]
+fn catalog_lists_charts_and_artifacts_with_paging() {
+    let server = Server::start();
+    json(server.upload("s", &chart("web", "1.0.0")), 201);
+    json(server.upload("t", &chart("db", "2.0.0")), 201);
+    let bytes = push_artifact(&server, "/v2/s/notes", b"{}", &[b"layer"]);
+    put_manifest_ok(&server, "/v2/s/notes", "v1", &bytes);
+    push_blob(&server, "/v2/s/blobs-only", b"no manifest yet");
+    let all = json(get(&server, "/v2/_catalog"), 200);
+    assert_eq!(all["repositories"], json!(["s/notes", "s/web", "t/db"]));
+    let response = get(&server, "/v2/_catalog?n=2");
+    let next = next_link(&response).expect("a next page");
+    assert_eq!(json(response, 200)["repositories"], json!(["s/notes", "s/web"]));
+    let response = get(&server, &next);
+    assert!(next_link(&response).is_none());
+    assert_eq!(json(response, 200)["repositories"], json!(["t/db"]));
+}
+
+/// Helm installs the last chart layer of a manifest: one that carries two could be checked
+/// as one chart and installed as another.
+#[test]
+fn chart_manifests_must_be_unambiguous() {
+    let server = Server::start();
+    let repo = "/v2/s/demo";
+    let archive = chart("demo", "1.0.0");
+    let other = ChartBuilder::new("demo", "1.0.0").with("demo/values.yaml", "evil: true\n").build();
+    let config = chart_config("demo", "1.0.0");
+    chart_manifest(&server, repo, &config, &archive, None);
+    push_blob(&server, repo, &other);
+    let prov = push_blob(&server, repo, b"-----BEGIN PGP SIGNED MESSAGE-----");
+    let build = |config: Value, layers: Vec<Value>| {
+        manifest_bytes(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers}))
+    };
+    let helm_config = descriptor(HELM_CONFIG, &config);
+    let prov_layer =
+        json!({"mediaType": "application/vnd.cncf.helm.chart.provenance.v1.prov", "digest": prov, "size": 34});
+    let refused = [
+        build(helm_config.clone(), vec![descriptor(HELM_CHART, &archive), descriptor(HELM_CHART, &other)]),
+        build(helm_config.clone(), vec![descriptor(HELM_CHART, &archive), prov_layer.clone(), prov_layer]),
+        build(helm_config.clone(), vec![]),
+    ];
+    for bytes in refused {
+        oci_error(put_manifest(&server, repo, "1.0.0", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    }
+    for config in [b"not json".to_vec(), chart_config("other", "1.0.0"), chart_config("demo", "9.9.9")] {
+        push_blob(&server, repo, &config);
+        let bytes = build(descriptor(HELM_CONFIG, &config), vec![descriptor(HELM_CHART, &archive)]);
+        oci_error(put_manifest(&server, repo, "1.0.0", &bytes, OCI_MANIFEST), 400, "MANIFEST_INVALID");
+    }
+    assert_eq!(api_versions(&server, "s", "demo"), Vec::<String>::new());
+}
+
+/// One tag, one owner: a chart repository's version-shaped tags belong to its charts, and
+/// a chart version cannot take a tag another artifact holds.
+#[test]
+fn version_tags_have_one_owner() {
+    let server = Server::start();
+    json(server.upload("s", &chart("web", "1.0.0")), 201);
+    let artifact = push_artifact(&server, "/v2/s/web", b"{}", &[b"not a chart"]);
+    oci_error(put_manifest(&server, "/v2/s/web", "9.9.9", &artifact, OCI_MANIFEST), 403, "DENIED");
+    assert_eq!(tags(&server, "/v2/s/web"), ["1.0.0"]);
+
+    // an artifact first: the chart upload of that version is refused, the tag stays
+    let artifact = push_artifact(&server, "/v2/s/api", b"{}", &[b"not a chart"]);
+    let digest = put_manifest_ok(&server, "/v2/s/api", "2.0.0", &artifact);
+    common::error(server.upload("s", &chart("api", "2.0.0")), 409);
+    let response = get(&server, "/v2/s/api/manifests/2.0.0");
+    assert_eq!(header(&response, "docker-content-digest"), Some(digest));
+}
+
+#[test]
+fn open_upload_sessions_are_capped() {
+    let server = Server::start_with(&["--max-upload-sessions", "3"]);
+    let sessions: Vec<String> = (0..3).map(|_| start_upload(&server, REPO)).collect();
+    let response = client().post(server.url(&format!("{REPO}/blobs/uploads/"))).send().unwrap();
+    oci_error(response, 429, "TOOMANYREQUESTS");
+    assert_eq!(status(&delete(&server, &sessions[0])), 204);
+    let location = start_upload(&server, REPO);
+    // completing a session frees its place too
+    let location = accepted_chunk(patch(&server, &location, Some(0), b"abc"), 3);
+    assert_eq!(status(&finish(&server, &location, &digest_of(b"abc"), b"")), 201);
+    start_upload(&server, REPO);
+}
+
+#[test]
+fn idle_upload_sessions_expire() {
+    let server = Server::start_with(&["--upload-ttl", "1"]);
+    let sessions: Vec<String> = (0..3).map(|_| start_upload(&server, REPO)).collect();
+    // the sweep runs every second with a 1 s TTL
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sessions.iter().any(|s| status(&get(&server, s)) != 404) {
+        assert!(std::time::Instant::now() < deadline, "idle upload sessions were never expired");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    oci_error(get(&server, &sessions[0]), 404, "BLOB_UPLOAD_UNKNOWN");
+    let uploads = server.data.path.join("uploads");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !common::files_under(&uploads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "left behind: {:?}", common::files_under(&uploads));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+// ---- real clients and the conformance suites from ../shared/peers ----
+
+/// Runs an OCI distribution-spec conformance suite with every category enabled against a
+/// fresh server; answers its output.
+fn conformance(suite: &Path, server: &Server, results: &TempDir) -> (bool, String) {
+    let output = Command::new(suite)
+        .arg("-test.v")
+        .current_dir(&results.path)
+        .env("OCI_ROOT_URL", &server.base)
+        .env("OCI_NAMESPACE", "myorg/myrepo")
+        .env("OCI_CROSSMOUNT_NAMESPACE", "myorg/other")
+        .env("OCI_TEST_PULL", "1")
+        .env("OCI_TEST_PUSH", "1")
+        .env("OCI_TEST_CONTENT_DISCOVERY", "1")
+        .env("OCI_TEST_CONTENT_MANAGEMENT", "1")
+        .env("OCI_DELETE_MANIFEST_BEFORE_BLOBS", "1")
+        .env("OCI_RESULTS_DIR", &results.path)
+        .env("OCI_REPORT_DIR", &results.path)
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), strip_colors(&text))
+}
+
+/// The text without terminal colour sequences (`ESC [ ... m`).
+fn strip_colors(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| *c == 'm');
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+/// A count from the current suite's summary (`  Pass....: 854`).
+fn summary_count(output: &str, label: &str) -> Option<u64> {
+    output.lines().find_map(|line| {
+        let rest = line.trim().strip_prefix(label)?;
+        rest.trim_start_matches('.').trim_start_matches(':').trim().parse().ok()
+    })
+}
+
+#[test]
+fn oci_conformance_suite_passes_in_full() {
+    let Some(suite) = common::peer("oci-conformance.test") else { return };
+    let server = Server::start();
+    let results = TempDir::new("conformance");
+    let (success, output) = conformance(&suite, &server, &results);
+    let failures: Vec<&str> = output.lines().filter(|l| l.contains("failed test")).collect();
+    let (pass, fail) = (summary_count(&output, "Pass"), summary_count(&output, "FAIL"));
+    assert!(success && fail == Some(0), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(pass.is_some_and(|p| p > 800), "too few tests ran: {pass:?}\n{output}");
+    eprintln!("OCI conformance (current): {} passed, 0 failed", pass.unwrap_or_default());
+}
+
+#[test]
+fn oci_conformance_suite_v1_1_1_passes_in_full() {
+    let Some(suite) = common::peer("oci-conformance-v1.1.1.test") else { return };
+    let server = Server::start();
+    let results = TempDir::new("conformance");
+    let (success, output) = conformance(&suite, &server, &results);
+    let summary = output.lines().rev().find(|l| l.contains(" Passed") && l.contains(" Failed")).unwrap_or_default();
+    assert!(success && summary.contains("| 0 Failed"), "{output}");
+    let passed: u64 = summary
+        .split(" Passed")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.trim_matches(|c: char| !c.is_ascii_digit()).parse().ok())
+        .unwrap_or_default();
+    assert!(passed >= 70, "too few specs ran: {summary}");
+    eprintln!("OCI conformance (v1.1.1): {summary}");
+}
+
+/// go-containerregistry's crane against charts and images: push, copy, catalog, ls,
+/// digest, manifest, delete.
+#[test]
+fn crane_pushes_copies_lists_and_deletes() {
+    let Some(crane) = common::peer("crane") else { return };
+    let server = Server::start();
+    let host = server.address();
+    let archive = chart("web", "1.0.0");
+    json(server.upload("s", &archive), 201);
+    let home = TempDir::new("crane");
+    let crane = |args: &[&str]| run(Command::new(&crane).args(args).env("HOME", &home.path));
+
+    // push an image (a layer on an empty base)
+    let layer = home.path.join("layer.tar");
+    std::fs::write(&layer, ChartBuilder::empty().file("hello.txt", b"hi".to_vec()).tar()).unwrap();
+    crane(&["append", "-f", layer.to_str().unwrap(), "-t", &format!("{host}/s/img:v1")]);
+    assert_eq!(crane(&["ls", &format!("{host}/s/img")]).trim(), "v1");
+    assert_eq!(crane(&["ls", &format!("{host}/s/web")]).trim(), "1.0.0");
+    assert_eq!(crane(&["catalog", &host]).lines().collect::<Vec<_>>(), ["s/img", "s/web"]);
+
+    // digest and manifest agree with what the registry answers
+    let digest = crane(&["digest", &format!("{host}/s/web:1.0.0")]).trim().to_string();
+    let response = head(&server, "/v2/s/web/manifests/1.0.0");
+    assert_eq!(header(&response, "docker-content-digest"), Some(digest.clone()));
+    let manifest: Value = serde_json::from_str(&crane(&["manifest", &format!("{host}/s/web:1.0.0")])).unwrap();
+    assert_eq!(manifest["layers"][0]["digest"], digest_of(&archive));
+
+    // copy a chart to another space: it becomes a version there; and an image
+    crane(&["copy", &format!("{host}/s/web:1.0.0"), &format!("{host}/t/web:1.0.0")]);
+    assert_eq!(server.download("t", "web", "1.0.0"), archive);
+    crane(&["copy", &format!("{host}/s/img:v1"), &format!("{host}/t/img:v1")]);
+    assert_eq!(crane(&["ls", &format!("{host}/t/img")]).trim(), "v1");
+
+    // delete by digest
+    let image = crane(&["digest", &format!("{host}/s/img:v1")]).trim().to_string();
+    crane(&["delete", &format!("{host}/s/img@{image}")]);
+    oci_error(get(&server, "/v2/s/img/manifests/v1"), 404, "MANIFEST_UNKNOWN");
+    assert_eq!(crane(&["ls", &format!("{host}/t/img")]).trim(), "v1");
 }

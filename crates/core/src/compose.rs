@@ -11,13 +11,21 @@
 //! children, keyed by the name each gets in the new chart. This module parses the config
 //! and builds the new chart's files; fetching the parts is the storage layer's job.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::RegistryError;
-use crate::archive::{ChartFiles, Files};
+use crate::archive::{ChartFiles, Files, Limits};
+use crate::error::{bounded, echo};
 use crate::metadata::{API_VERSION_V2, Dependency};
 use crate::names::{check_name, parse_version};
+
+/// Most nodes (parts) one config may name, the root included.
+pub const MAX_PARTS: usize = 64;
+/// How deep nodes may nest.
+pub const MAX_NODE_DEPTH: usize = 16;
 
 /// Where the new chart goes and what it is called.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -80,7 +88,8 @@ pub fn parse(body: &[u8]) -> Result<Composition, RegistryError> {
         save: Option<Save>,
         configs: Option<Map<String, Value>>,
     }
-    let raw: Raw = serde_json::from_slice(body).map_err(|e| invalid(format!("not a JSON config object: {e}")))?;
+    let raw: Raw =
+        serde_json::from_slice(body).map_err(|e| invalid(format!("not a JSON config object: {}", bounded(&e, 512))))?;
     let save = raw.save.ok_or_else(|| invalid("save is required"))?;
     if save.chart.is_empty() {
         return Err(invalid("save.chart is required"));
@@ -91,19 +100,32 @@ pub fn parse(body: &[u8]) -> Result<Composition, RegistryError> {
     check_name("save.chart", &save.chart)?;
     parse_version(&save.version).map_err(|e| invalid(format!("save.version: {e}")))?;
     let configs = raw.configs.ok_or_else(|| invalid("configs is required"))?;
-    let root = parse_node(save.chart.clone(), configs, "configs", 0)?;
+    let mut parts_left = MAX_PARTS;
+    let root = parse_node(save.chart.clone(), configs, "configs", 0, &mut parts_left)?;
     if !root.package.independent {
         return Err(invalid("configs.package must be an independent (stored) chart"));
     }
     Ok(Composition { save, root })
 }
 
-fn parse_node(key: String, mut object: Map<String, Value>, path: &str, depth: usize) -> Result<Node, RegistryError> {
-    if depth > 16 {
-        return Err(invalid(format!("{path}: nodes nest deeper than 16")));
+fn parse_node(
+    key: String,
+    mut object: Map<String, Value>,
+    path: &str,
+    depth: usize,
+    parts_left: &mut usize,
+) -> Result<Node, RegistryError> {
+    if depth > MAX_NODE_DEPTH {
+        return Err(invalid(format!("{}: nodes nest deeper than {MAX_NODE_DEPTH}", echo(path))));
     }
+    if *parts_left == 0 {
+        return Err(invalid(format!("it names more than {MAX_PARTS} parts")));
+    }
+    *parts_left -= 1;
+    let path = &echo(path).to_string();
     let package = object.remove(PACKAGE).ok_or_else(|| invalid(format!("{path}.package is required")))?;
-    let package: Package = serde_json::from_value(package).map_err(|e| invalid(format!("{path}.package: {e}")))?;
+    let package: Package =
+        serde_json::from_value(package).map_err(|e| invalid(format!("{path}.package: {}", bounded(&e, 512))))?;
     check_name(&format!("{path}.package.chart"), &package.chart)?;
     if package.independent || !package.version.is_empty() {
         parse_version(&package.version).map_err(|e| invalid(format!("{path}.package.version: {e}")))?;
@@ -118,12 +140,12 @@ fn parse_node(key: String, mut object: Map<String, Value>, path: &str, depth: us
     };
     let mut children = Vec::new();
     for (child_key, value) in object {
+        check_name(&format!("{path}.* (a child's name)"), &child_key)?;
         let child_path = format!("{path}.{child_key}");
-        check_name(&format!("{child_path} (a child's name)"), &child_key)?;
         let Value::Object(child) = value else {
             return Err(invalid(format!("{child_path} must be an object with a package")));
         };
-        children.push(parse_node(child_key, child, &child_path, depth + 1)?);
+        children.push(parse_node(child_key, child, &child_path, depth + 1, parts_left)?);
     }
     Ok(Node { key, package, config, children })
 }
@@ -131,7 +153,8 @@ fn parse_node(key: String, mut object: Map<String, Value>, path: &str, depth: us
 /// A node with the chart it starts from, fetched.
 pub struct Part {
     pub key: String,
-    pub files: ChartFiles,
+    /// Shared between the parts that name the same stored chart.
+    pub files: Arc<ChartFiles>,
     /// Whether the chart was a subchart of the parent's original archive.
     pub from_parent: bool,
     pub config: Map<String, Value>,
@@ -141,25 +164,56 @@ pub struct Part {
 /// The files of the new chart: the root part's files with its subcharts replaced by the
 /// listed children (renamed to their keys), each part's values merged over its own
 /// defaults (or the seed's legacy layout), and Chart.yaml dependencies that match
-/// `charts/` exactly.
-pub fn compose(save: &Save, root: &Part) -> Result<Files, RegistryError> {
-    let mut out = Files::new();
+/// `charts/` exactly. The new chart must fit the upload limits: writing stops once its
+/// files exceed `limits` (decompressed bytes, entries), before more is copied.
+pub fn compose(save: &Save, root: &Part, limits: &Limits) -> Result<Files, RegistryError> {
+    let mut out = Output { files: Files::new(), bytes: 0, limits };
     write_part(save, root, true, "", &mut out)?;
     if save.legacy_values {
         let values = crate::yaml::to_yaml(&legacy_values(root))?;
-        out.insert("values.yaml".into(), values.into_bytes());
+        out.insert("values.yaml".into(), values.into_bytes())?;
     }
-    Ok(out)
+    Ok(out.files)
 }
 
-fn write_part(save: &Save, part: &Part, is_root: bool, prefix: &str, out: &mut Files) -> Result<(), RegistryError> {
+/// The files of the new chart, counted as they are written.
+struct Output<'a> {
+    files: Files,
+    bytes: u64,
+    limits: &'a Limits,
+}
+
+impl Output<'_> {
+    fn insert(&mut self, path: String, data: Vec<u8>) -> Result<(), RegistryError> {
+        // Tar headers count too: 512 bytes each, and the data padded to 512.
+        self.bytes += 512 + (data.len() as u64).div_ceil(512) * 512;
+        if self.bytes > self.limits.max_decompressed_bytes {
+            return Err(RegistryError::invalid(format!(
+                "the composed chart would be larger than {} bytes decompressed, the limit of an upload",
+                self.limits.max_decompressed_bytes
+            )));
+        }
+        if let Some(previous) = self.files.insert(path, data) {
+            self.bytes -= 512 + (previous.len() as u64).div_ceil(512) * 512;
+        }
+        if self.files.len() > self.limits.max_entries {
+            return Err(RegistryError::invalid(format!(
+                "the composed chart would hold more than {} files, the limit of an upload",
+                self.limits.max_entries
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn write_part(save: &Save, part: &Part, is_root: bool, prefix: &str, out: &mut Output) -> Result<(), RegistryError> {
     for (path, data) in part.files.own_files() {
         // Lock files describe the original dependencies, which are replaced.
         if !matches!(
             path.as_str(),
             "Chart.yaml" | "values.yaml" | "requirements.yaml" | "requirements.lock" | "Chart.lock"
         ) {
-            out.insert(format!("{prefix}{path}"), data.clone());
+            out.insert(format!("{prefix}{path}"), data.clone())?;
         }
     }
     let mut metadata = part.files.chart.metadata.clone();
@@ -189,7 +243,7 @@ fn write_part(save: &Save, part: &Part, is_root: bool, prefix: &str, out: &mut F
         // Only v2 charts declare dependencies in Chart.yaml.
         metadata.api_version = API_VERSION_V2.into();
     }
-    out.insert(format!("{prefix}Chart.yaml"), crate::yaml::to_yaml(&metadata)?.into_bytes());
+    out.insert(format!("{prefix}Chart.yaml"), crate::yaml::to_yaml(&metadata)?.into_bytes())?;
     let values = if save.legacy_values {
         Map::new()
     } else {
@@ -207,7 +261,7 @@ fn write_part(save: &Save, part: &Part, is_root: bool, prefix: &str, out: &mut F
         crate::values::merge_overrides(&mut values, &part.config);
         values
     };
-    out.insert(format!("{prefix}values.yaml"), crate::yaml::to_yaml(&values)?.into_bytes());
+    out.insert(format!("{prefix}values.yaml"), crate::yaml::to_yaml(&values)?.into_bytes())?;
     for child in &part.children {
         write_part(save, child, false, &format!("{prefix}charts/{}/", child.key), out)?;
     }
@@ -265,5 +319,21 @@ mod tests {
         ] {
             assert!(matches!(parse(body), Err(RegistryError::Invalid(_))), "{}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn refuses_more_parts_than_the_limit() {
+        let config = |children: usize| {
+            let package = serde_json::json!({"independent": true, "space": "s", "chart": "c", "version": "1.0.0"});
+            let mut configs = serde_json::json!({"package": package});
+            for i in 0..children {
+                configs[format!("c{i}")] = serde_json::json!({"package": package});
+            }
+            serde_json::to_vec(&serde_json::json!({"save": {"chart": "x", "version": "1.0.0"}, "configs": configs}))
+                .unwrap()
+        };
+        assert!(parse(&config(MAX_PARTS - 1)).is_ok());
+        let error = parse(&config(MAX_PARTS)).unwrap_err();
+        assert!(error.to_string().contains(&format!("more than {MAX_PARTS} parts")), "{error}");
     }
 }

@@ -88,6 +88,7 @@ mod tests {
             metadata,
             subcharts: vec![],
             manifest: None,
+            unpacked_size: None,
         }
     }
 

@@ -116,6 +116,76 @@ impl<D> ChartMetadata<D> {
     }
 }
 
+/// The keys of Chart.yaml, of a maintainer and of a dependency, as Helm's structs name them.
+const CHART_KEYS: &[&str] = &[
+    "apiVersion",
+    "name",
+    "version",
+    "kubeVersion",
+    "description",
+    "type",
+    "keywords",
+    "home",
+    "sources",
+    "dependencies",
+    "maintainers",
+    "icon",
+    "appVersion",
+    "deprecated",
+    "annotations",
+    "condition",
+    "tags",
+];
+const MAINTAINER_KEYS: &[&str] = &["name", "email", "url"];
+const DEPENDENCY_KEYS: &[&str] =
+    &["name", "version", "repository", "condition", "tags", "enabled", "import-values", "alias"];
+
+/// Helm decodes Chart.yaml and requirements.yaml through Go's `encoding/json`, which
+/// matches keys to fields ignoring case (`Name:` sets the name, and so does `NAME:`).
+/// serde matches exactly and skips such keys, so the registry would index another chart
+/// than Helm installs: a key that differs from a field only by case is refused.
+pub fn check_key_case(document: &serde_json::Value, what: &str) -> Result<(), RegistryError> {
+    use serde_json::Value;
+    fn check(object: &serde_json::Map<String, Value>, fields: &[&str], what: &str) -> Result<(), RegistryError> {
+        for key in object.keys() {
+            if fields.contains(&key.as_str()) {
+                continue;
+            }
+            if let Some(field) = fields.iter().find(|field| folded(field) == folded(key)) {
+                return Err(RegistryError::invalid(format!(
+                    "{what}: key {:?} differs from {field} only by case (Helm would read it as {field})",
+                    crate::error::echo(key)
+                )));
+            }
+        }
+        Ok(())
+    }
+    fn each(list: Option<&Value>, fields: &[&str], what: &str) -> Result<(), RegistryError> {
+        for item in list.and_then(Value::as_array).into_iter().flatten() {
+            if let Value::Object(object) = item {
+                check(object, fields, what)?;
+            }
+        }
+        Ok(())
+    }
+    let Value::Object(top) = document else { return Ok(()) };
+    check(top, CHART_KEYS, what)?;
+    each(top.get("maintainers"), MAINTAINER_KEYS, what)?;
+    each(top.get("dependencies"), DEPENDENCY_KEYS, what)
+}
+
+/// A key as Go's `encoding/json` compares it with a field name: ASCII letters in lower
+/// case, and the two non-ASCII letters that fold to ASCII ones (KELVIN SIGN, LONG S).
+fn folded(key: &str) -> String {
+    key.chars()
+        .map(|c| match c {
+            '\u{212A}' => 'k',
+            '\u{017F}' => 's',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
 pub const API_VERSION_V1: &str = "v1";
 pub const API_VERSION_V2: &str = "v2";
 
@@ -124,7 +194,7 @@ impl ChartMetadata {
     pub fn validate(&self) -> Result<(), RegistryError> {
         let invalid = |m: String| Err(RegistryError::invalid(format!("Chart.yaml: {m}")));
         if self.api_version != API_VERSION_V1 && self.api_version != API_VERSION_V2 {
-            return invalid(format!("apiVersion {:?} is not v1 or v2", self.api_version));
+            return invalid(format!("apiVersion {:?} is not v1 or v2", crate::error::echo(&self.api_version)));
         }
         if self.name.is_empty() {
             return invalid("name is required".into());
@@ -132,7 +202,7 @@ impl ChartMetadata {
         if !crate::names::is_valid_name(&self.name) {
             return invalid(format!(
                 "name {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_-]*$ and be at most {} characters",
-                self.name,
+                crate::error::echo(&self.name),
                 crate::names::MAX_NAME_LEN
             ));
         }
@@ -142,7 +212,7 @@ impl ChartMetadata {
         crate::names::parse_version(&self.version).map_err(|e| RegistryError::invalid(format!("Chart.yaml: {e}")))?;
         match self.chart_type.as_str() {
             "" | "application" | "library" => {}
-            other => return invalid(format!("type {other:?} is not application or library")),
+            other => return invalid(format!("type {:?} is not application or library", crate::error::echo(other))),
         }
         if self.api_version == API_VERSION_V1 && !self.chart_type.is_empty() {
             return invalid("type is only allowed in apiVersion v2 charts".into());
@@ -153,5 +223,27 @@ impl ChartMetadata {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn keys_differing_from_fields_only_by_case_are_refused() {
+        for document in [
+            json!({"name": "a", "Name": "b"}),
+            json!({"APPVERSION": "1"}),
+            json!({"\u{17F}ources": []}),
+            json!({"maintainers": [{"name": "a", "EMAIL": "x"}]}),
+            json!({"dependencies": [{"name": "a", "Version": "1"}]}),
+        ] {
+            assert!(check_key_case(&document, "Chart.yaml").is_err(), "{document}");
+        }
+        let fine = json!({"name": "a", "annotations": {"Name": "kept"}, "x-custom": 1, "dependencies": [{"import-values": []}]});
+        check_key_case(&fine, "Chart.yaml").unwrap();
     }
 }

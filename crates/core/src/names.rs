@@ -3,9 +3,17 @@
 use std::cmp::Ordering;
 
 use crate::RegistryError;
+use crate::error::echo;
 
-/// Longest space or chart name accepted (a Kubernetes DNS name's length).
-pub const MAX_NAME_LEN: usize = 253;
+/// Longest space or chart name accepted, in bytes. Names become file names in the store
+/// (`spaces/{space}.json`, and a staging suffix while it is written), which most file
+/// systems cap at 255 bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Longest chart version accepted, in bytes: an OCI tag's limit (a version is a tag with
+/// `+` written `_`), and short enough for `{version}.json` and its staging suffix to be a
+/// file name.
+pub const MAX_VERSION_LEN: usize = 128;
 
 /// `^[a-zA-Z0-9][a-zA-Z0-9_-]*$`, at most [`MAX_NAME_LEN`] bytes: the seed's rule, which
 /// also keeps names safe as storage key segments and URL path segments.
@@ -25,7 +33,9 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), RegistryError> {
         Ok(())
     } else {
         Err(RegistryError::invalid(format!(
-            "{kind} is invalid: {name:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_-]*$ and be at most {MAX_NAME_LEN} characters"
+            "{} is invalid: {:?} must match ^[a-zA-Z0-9][a-zA-Z0-9_-]*$ and be at most {MAX_NAME_LEN} characters",
+            echo(kind),
+            echo(name)
         )))
     }
 }
@@ -38,17 +48,25 @@ pub fn check_new_space_name(space: &str) -> Result<(), RegistryError> {
     check_name("space", space)?;
     if RESERVED_SPACE_NAMES.contains(&space) {
         return Err(RegistryError::invalid(format!(
-            "space is invalid: {space:?} is reserved for the server's own routes ({})",
+            "space is invalid: {:?} is reserved for the server's own routes ({})",
+            echo(space),
             RESERVED_SPACE_NAMES.join(", ")
         )));
     }
     Ok(())
 }
 
-/// Parses a chart version: full SemVer 2, pre-release and build metadata allowed.
+/// Parses a chart version: full SemVer 2, pre-release and build metadata allowed, at most
+/// [`MAX_VERSION_LEN`] bytes.
 pub fn parse_version(version: &str) -> Result<semver::Version, RegistryError> {
+    if version.len() > MAX_VERSION_LEN {
+        return Err(RegistryError::invalid(format!(
+            "version is invalid: {:?} is longer than {MAX_VERSION_LEN} bytes",
+            echo(version)
+        )));
+    }
     semver::Version::parse(version)
-        .map_err(|e| RegistryError::invalid(format!("version is invalid: {version:?} is not SemVer 2 ({e})")))
+        .map_err(|e| RegistryError::invalid(format!("version is invalid: {:?} is not SemVer 2 ({e})", echo(version))))
 }
 
 /// SemVer precedence, with build metadata as a final tie-breaker so that the order is
@@ -93,8 +111,8 @@ mod tests {
         for bad in ["_srsd", "_11srsd", "-11srsd", "", "a/b", "a.b", "a b", "ä"] {
             assert!(!is_valid_name(bad), "{bad}");
         }
-        assert!(is_valid_name(&"a".repeat(253)));
-        assert!(!is_valid_name(&"a".repeat(254)));
+        assert!(is_valid_name(&"a".repeat(128)));
+        assert!(!is_valid_name(&"a".repeat(129)));
     }
 
     #[test]
@@ -117,5 +135,15 @@ mod tests {
             assert!(parse_version(bad).is_err(), "{bad}");
         }
         assert!(parse_version("1.0.0-rc.1+build.5").is_ok());
+    }
+
+    #[test]
+    fn refuses_versions_longer_than_the_limit() {
+        let at_limit = format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN - 6));
+        assert!(parse_version(&at_limit).is_ok());
+        let over = format!("{at_limit}b");
+        let error = parse_version(&over).unwrap_err().to_string();
+        assert!(error.contains(&format!("longer than {MAX_VERSION_LEN} bytes")), "{error}");
+        assert!(error.len() < 400, "{error}");
     }
 }

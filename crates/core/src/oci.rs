@@ -6,9 +6,10 @@
 //! version, so its bytes and digest never change afterwards.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::RegistryError;
+use crate::error::{bounded, echo};
 use crate::metadata::ChartMetadata;
 
 pub const HELM_CONFIG_MEDIA_TYPE: &str = "application/vnd.cncf.helm.config.v1+json";
@@ -59,7 +60,7 @@ impl Manifest {
     /// Parses and checks the shape of a manifest; `content_type` is the request's.
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, RegistryError> {
         let manifest: Manifest = serde_json::from_slice(bytes)
-            .map_err(|e| RegistryError::invalid(format!("manifest is not valid JSON: {e}")))?;
+            .map_err(|e| RegistryError::invalid(format!("manifest is not valid JSON: {}", bounded(&e, 512))))?;
         if manifest.schema_version != 2 {
             return Err(RegistryError::invalid("manifest schemaVersion must be 2"));
         }
@@ -67,7 +68,9 @@ impl Manifest {
             && declared != sent
         {
             return Err(RegistryError::invalid(format!(
-                "manifest mediaType {declared} does not match Content-Type {sent}"
+                "manifest mediaType {} does not match Content-Type {}",
+                echo(declared),
+                echo(sent)
             )));
         }
         let is_index = manifest.media_type_or(content_type).is_some_and(|t| is_index_media_type(&t));
@@ -115,24 +118,114 @@ fn is_index_media_type(media_type: &str) -> bool {
     media_type == OCI_INDEX_MEDIA_TYPE || media_type == DOCKER_MANIFEST_LIST_MEDIA_TYPE
 }
 
-/// `sha256:<64 lower-case hex>`: the only algorithm this registry stores; returns the hex.
-pub fn parse_digest(digest: &str) -> Result<&str, RegistryError> {
-    match digest.split_once(':') {
-        Some(("sha256", hex))
-            if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
-        {
-            Ok(hex)
+/// A digest algorithm the registry stores blobs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha512 => "sha512",
         }
-        _ => Err(RegistryError::invalid(format!("digest {digest:?} is not sha256:<64 hex>"))),
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Self::Sha256 => 64,
+            Self::Sha512 => 128,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sha256" => Some(Self::Sha256),
+            "sha512" => Some(Self::Sha512),
+            _ => None,
+        }
     }
 }
 
+/// A checked `algorithm:hex` digest, borrowing its hex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobDigest<'a> {
+    pub algorithm: Algorithm,
+    /// Lower-case hex of the algorithm's length: always a safe key segment.
+    pub hex: &'a str,
+}
+
+impl<'a> BlobDigest<'a> {
+    /// A sha256 digest from its hex, as version records keep archive digests.
+    pub fn sha256(hex: &'a str) -> Self {
+        Self { algorithm: Algorithm::Sha256, hex }
+    }
+}
+
+impl std::fmt::Display for BlobDigest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.algorithm.name(), self.hex)
+    }
+}
+
+/// `sha256:<64 lower-case hex>` or `sha512:<128 lower-case hex>`, the algorithms the OCI
+/// image spec registers.
+pub fn parse_digest(digest: &str) -> Result<BlobDigest<'_>, RegistryError> {
+    let parsed = digest.split_once(':').and_then(|(name, hex)| {
+        let algorithm = Algorithm::from_name(name)?;
+        let valid =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then_some(BlobDigest { algorithm, hex })
+    });
+    parsed.ok_or_else(|| {
+        RegistryError::invalid(format!("digest {:?} is not sha256:<64 hex> or sha512:<128 hex>", echo(digest)))
+    })
+}
+
+/// The sha256 digest of some bytes, `sha256:<hex>`.
 pub fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// Hashes a stream of bytes with a digest's algorithm.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Self {
+        match algorithm {
+            Algorithm::Sha256 => Self::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Self::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(h) => h.update(bytes),
+            Self::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest, `algorithm:hex`.
+    pub fn finish(self) -> String {
+        match self {
+            Self::Sha256(h) => format!("sha256:{}", hex(&h.finalize())),
+            Self::Sha512(h) => format!("sha512:{}", hex(&h.finalize())),
+        }
+    }
 }
 
 /// The OCI tag of a chart version: SemVer's `+` is not allowed in tags, Helm writes `_`.
@@ -177,8 +270,15 @@ mod tests {
         assert_eq!(tag_to_version("1.0.0-rc.1_build.5"), "1.0.0-rc.1+build.5");
         assert!(is_valid_tag("1.0.0_b") && !is_valid_tag(".x") && !is_valid_tag(""));
         let d = digest_of(b"x");
-        assert_eq!(parse_digest(&d).unwrap().len(), 64);
+        assert_eq!(parse_digest(&d).unwrap().hex.len(), 64);
+        assert_eq!(parse_digest(&d).unwrap().to_string(), d);
         assert!(parse_digest("sha256:ABC").is_err() && parse_digest("md5:00").is_err());
+        let long = format!("sha512:{}", "0f".repeat(64));
+        assert_eq!(parse_digest(&long).unwrap().algorithm, Algorithm::Sha512);
+        assert!(parse_digest(&format!("sha512:{}", "0f".repeat(32))).is_err());
+        let mut hasher = Hasher::new(Algorithm::Sha512);
+        hasher.update(b"x");
+        assert!(parse_digest(&hasher.finish()).is_ok());
     }
 
     #[test]

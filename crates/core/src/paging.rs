@@ -24,9 +24,9 @@ impl Page {
         fn number(name: &str, raw: Option<&str>, default: i64) -> Result<i64, RegistryError> {
             match raw {
                 None | Some("") => Ok(default),
-                Some(raw) => {
-                    raw.parse().map_err(|_| RegistryError::invalid(format!("{name} should be number, but got {raw:?}")))
-                }
+                Some(raw) => raw.parse().map_err(|_| {
+                    RegistryError::invalid(format!("{name} should be number, but got {:?}", crate::error::echo(raw)))
+                }),
             }
         }
         Ok(Self { start: number("start", start, 0)?, limit: number("limit", limit, DEFAULT_LIMIT)? })

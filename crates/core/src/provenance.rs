@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::RegistryError;
+use crate::error::echo;
 use crate::metadata::ChartMetadata;
 
 /// What a provenance file claims.
@@ -52,13 +53,21 @@ impl Provenance {
     /// Checks that this provenance names the chart version and the archive's digest.
     pub fn check(&self, name: &str, version: &str, digest: &str) -> Result<(), RegistryError> {
         if self.name != name || self.version != version {
-            return Err(invalid(format!("it is for {}-{}, not {name}-{version}", self.name, self.version)));
+            return Err(invalid(format!(
+                "it is for {}-{}, not {}-{}",
+                echo(&self.name),
+                echo(&self.version),
+                echo(name),
+                echo(version)
+            )));
         }
         let file = format!("{name}-{version}.tgz");
         match self.files.get(&file) {
             Some(sum) if sum.strip_prefix("sha256:") == Some(digest) => Ok(()),
-            Some(sum) => Err(invalid(format!("{file} has {sum}, but the archive's sha256 is {digest}"))),
-            None => Err(invalid(format!("it has no checksum for {file}"))),
+            Some(sum) => {
+                Err(invalid(format!("{} has {}, but the archive's sha256 is {digest}", echo(&file), echo(sum))))
+            }
+            None => Err(invalid(format!("it has no checksum for {}", echo(&file)))),
         }
     }
 }

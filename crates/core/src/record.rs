@@ -25,6 +25,11 @@ pub struct VersionRecord {
     /// byte-exact over OCI, or written by the registry), so its digest never changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<ManifestRef>,
+    /// Decompressed bytes of the archive (nested archives included), so that limits on
+    /// what several archives expand to can be checked before any is opened. Absent in
+    /// records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked_size: Option<u64>,
 }
 
 /// Where a version's OCI manifest is.
@@ -51,6 +56,7 @@ impl VersionRecord {
             metadata: chart.metadata.clone(),
             subcharts: chart.subchart_trees(),
             manifest: None,
+            unpacked_size: Some(chart.unpacked_size),
         }
     }
 

@@ -108,7 +108,13 @@ fn demo_yaml(chart_yaml: &str, values: &str) -> Vec<u8> {
 }
 
 fn small_limits() -> Limits {
-    Limits { max_decompressed_bytes: 64 * 1024, max_file_bytes: 1024 * 1024, max_entries: 100, max_depth: 2 }
+    Limits {
+        max_decompressed_bytes: 64 * 1024,
+        max_file_bytes: 1024 * 1024,
+        max_entries: 100,
+        max_depth: 2,
+        ..Limits::default()
+    }
 }
 
 /// A highly compressible tgz: chart `demo` plus `files` files of `size` zero bytes each.
@@ -789,10 +795,10 @@ fn subcharts_load_recursively_from_folders_and_archives() {
         file("demo/charts/db/values.yaml", "port: 5432\n"),
         file("demo/charts/db/templates/svc.yaml", "kind: Service\n"),
         file("demo/charts/cache-2.0.0.tgz", cache),
-        // Helm ignores these: hidden and underscore folders, and non-archive files.
+        // Helm ignores these: hidden and underscore folders, and provenance files.
         file("demo/charts/_helpers/Chart.yaml", chart_yaml("ignored", "1.0.0")),
         file("demo/charts/.git/Chart.yaml", chart_yaml("ignored", "1.0.0")),
-        file("demo/charts/README.md", "not a chart"),
+        file("demo/charts/cache-2.0.0.tgz.prov", "a signature"),
     ]);
     let chart = loads("subcharts", &archive);
     let names: Vec<&str> = chart.subcharts.iter().map(|s| s.metadata.name.as_str()).collect();
@@ -979,4 +985,391 @@ fn rewrite_refuses_hostile_archives() {
             other => panic!("{case}: expected Invalid, got {:?}", other.map(|b| b.len())),
         }
     }
+}
+
+// ---- reading tar as Go's archive/tar (and so Helm) reads it ----
+//
+// These archives are written block by block, so they can hold what no tar library
+// writes. Each case is one where a reader that differs from Go's would validate and
+// index a different chart than the one Helm installs.
+
+/// A ustar header block: `name` verbatim, octal fields, a valid checksum.
+fn raw_header(name: &[u8], typeflag: u8, size: u64) -> [u8; 512] {
+    let mut block = [0u8; 512];
+    block[..name.len()].copy_from_slice(name);
+    octal(&mut block[100..108], 0o644);
+    octal(&mut block[108..116], 0);
+    octal(&mut block[116..124], 0);
+    octal(&mut block[124..136], size);
+    octal(&mut block[136..148], 1_700_000_000);
+    block[156] = typeflag;
+    block[257..263].copy_from_slice(b"ustar\0");
+    block[263..265].copy_from_slice(b"00");
+    set_checksum(&mut block);
+    block
+}
+
+fn octal(field: &mut [u8], value: u64) {
+    let text = format!("{value:0width$o}\0", width = field.len() - 1);
+    field.copy_from_slice(text.as_bytes());
+}
+
+fn set_checksum(block: &mut [u8; 512]) {
+    block[148..156].fill(b' ');
+    let sum: u32 = block.iter().map(|b| *b as u32).sum();
+    block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+/// A header and its data, padded to whole blocks.
+fn raw_entry(header: [u8; 512], data: &[u8]) -> Vec<u8> {
+    let mut out = header.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+fn raw_file(name: &str, data: &str) -> Vec<u8> {
+    raw_entry(raw_header(name.as_bytes(), b'0', data.len() as u64), data.as_bytes())
+}
+
+/// One pax record, `"%d %s=%s\n"`, whose length counts its own digits.
+fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let rest = 1 + key.len() + 1 + value.len() + 1;
+    let mut length = rest + 1;
+    while rest + length.to_string().len() != length {
+        length = rest + length.to_string().len();
+    }
+    let mut record = format!("{length} ").into_bytes();
+    record.extend_from_slice(key);
+    record.push(b'=');
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    record
+}
+
+/// A pax extended header ('x') holding `body`.
+fn pax_entry(body: &[u8]) -> Vec<u8> {
+    raw_entry(raw_header(b"PaxHeaders/entry", b'x', body.len() as u64), body)
+}
+
+/// A GNU long name ('L') or long link name ('K') entry holding `name` verbatim.
+fn long_name_entry(kind: u8, name: &[u8]) -> Vec<u8> {
+    raw_entry(raw_header(b"././@LongLink", kind, name.len() as u64), name)
+}
+
+/// A gzipped tar of the parts, ended by two zero blocks.
+fn raw_tgz(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut tar = parts.concat();
+    tar.extend_from_slice(&[0u8; 1024]);
+    gzip(&tar)
+}
+
+/// A valid chart as raw parts, followed by `extra`.
+fn raw_demo(extra: Vec<Vec<u8>>) -> Vec<u8> {
+    let mut parts =
+        vec![raw_file("demo/Chart.yaml", &chart_yaml("demo", "1.0.0")), raw_file("demo/values.yaml", "a: 1\n")];
+    parts.extend(extra);
+    raw_tgz(&parts)
+}
+
+#[test]
+fn raw_archives_with_pax_and_gnu_names_load_as_go_reads_them() {
+    // The builders above are right: pax paths and GNU long names (ended by NULs, as GNU
+    // tar writes them) name the entries that follow them.
+    let archive = raw_tgz(&[
+        long_name_entry(b'L', b"demo/Chart.yaml\0"),
+        raw_file("ignored-name", &chart_yaml("demo", "1.0.0")),
+        pax_entry(&[pax_record(b"path", b"demo/values.yaml"), pax_record(b"mtime", b"1700000000.5")].concat()),
+        raw_file("ignored-too", "fromPax: true\n"),
+        long_name_entry(b'L', b"demo/templates/a-long-name.yaml\0\0\0"),
+        raw_file("x", "kind: ConfigMap\n"),
+    ]);
+    let chart = loads("pax and GNU names", &archive);
+    assert_eq!(chart.values["fromPax"], true);
+    assert_eq!(chart.metadata.name, "demo");
+
+    // An empty pax value keeps the header's own field, as Go's mergePAX does.
+    let archive = raw_demo(vec![pax_entry(&pax_record(b"path", b"")), raw_file("demo/templates/t.yaml", "x")]);
+    loads("empty pax path", &archive);
+}
+
+#[test]
+fn names_with_nul_bytes_are_refused() {
+    // Go cuts a GNU long name at its first NUL and refuses NUL in pax paths, so Helm
+    // reads `demo/values.yaml` where a lenient reader sees another file name.
+    let evil = raw_file("ignored", "evil: true\n");
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("GNU long name of values.yaml", vec![long_name_entry(b'L', b"demo/values.yaml\0.txt"), evil.clone()]),
+        (
+            "GNU long name of Chart.yaml",
+            vec![long_name_entry(b'L', b"demo/Chart.yaml\0x"), raw_file("ignored", &chart_yaml("other", "6.6.6"))],
+        ),
+        ("GNU long link name", vec![long_name_entry(b'K', b"target\0x"), evil.clone()]),
+        ("pax path", vec![pax_entry(&pax_record(b"path", b"demo/values.yaml\0.txt")), evil.clone()]),
+        ("pax linkpath", vec![pax_entry(&pax_record(b"linkpath", b"a\0b")), evil.clone()]),
+    ];
+    for (case, parts) in cases {
+        refused_default(case, &raw_demo(parts), "NUL");
+    }
+}
+
+#[test]
+fn malformed_pax_records_are_refused() {
+    let path = |value: &[u8]| pax_record(b"path", value);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("length past the end", b"99 path=demo/values.yaml\n".to_vec()),
+        ("length too short", b"5 path=demo/values.yaml\n".to_vec()),
+        ("length not a number", b"x7 path=demo/values.yaml\n".to_vec()),
+        ("no length", b"path=demo/values.yaml\n".to_vec()),
+        ("record not ended by its length", [&path(b"demo/values.yaml")[..], b"12 path=x"].concat()),
+        ("length not ending at a newline", b"24 path=demo/values.yamlX".to_vec()),
+        ("no '='", pax_record(b"pathdemo/values.yaml", b"").split(|b| *b == b'=').collect::<Vec<_>>().concat()),
+        ("empty key", pax_record(b"", b"x")),
+        ("key not UTF-8", pax_record(b"p\xffth", b"demo/values.yaml")),
+        ("key twice", [path(b"demo/templates/a.yaml"), path(b"demo/values.yaml")].concat()),
+        ("size not a number", pax_record(b"size", b"twelve")),
+        ("negative size", pax_record(b"size", b"-1")),
+        ("mtime not a time", pax_record(b"mtime", b"yesterday")),
+        ("uid not a number", pax_record(b"uid", b"root")),
+        ("GNU sparse file", pax_record(b"GNU.sparse.major", b"1")),
+    ];
+    for (case, body) in cases {
+        let archive = raw_demo(vec![pax_entry(&body), raw_file("demo/templates/t.yaml", "evil: true\n")]);
+        refused_default(case, &archive, "not a valid tar archive");
+    }
+}
+
+#[test]
+fn extension_headers_that_describe_no_single_entry_are_refused() {
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("pax header at the end", vec![pax_entry(&pax_record(b"path", b"demo/values.yaml"))]),
+        ("long name at the end", vec![long_name_entry(b'L', b"demo/values.yaml")]),
+        (
+            "two long names",
+            vec![
+                long_name_entry(b'L', b"demo/templates/a.yaml"),
+                long_name_entry(b'L', b"demo/values.yaml"),
+                raw_file("x", "evil: true\n"),
+            ],
+        ),
+        (
+            "two pax headers",
+            vec![
+                pax_entry(&pax_record(b"path", b"demo/templates/a.yaml")),
+                pax_entry(&pax_record(b"path", b"demo/values.yaml")),
+                raw_file("x", "evil: true\n"),
+            ],
+        ),
+        ("an empty long name", vec![long_name_entry(b'L', b"\0"), raw_file("demo/templates/t.yaml", "x")]),
+        ("an oversized long name", vec![long_name_entry(b'L', &vec![b'a'; 1024 * 1024 + 1]), raw_file("x", "x")]),
+    ];
+    for (case, parts) in cases {
+        refused_default(case, &raw_demo(parts), "not a valid tar archive");
+    }
+}
+
+#[test]
+fn entries_go_reads_without_data_must_have_none() {
+    // Go reads no data for a directory whatever its size says, so what follows its header
+    // is the next header: here, a values.yaml that a reader skipping `size` bytes misses.
+    let hidden = raw_file("demo/values.yaml", "evil: true\n");
+    let directory = raw_entry(raw_header(b"demo/templates/", b'5', hidden.len() as u64), &hidden);
+    let archive = raw_demo(vec![directory]);
+    refused_default("directory with a size", &archive, "is a directory with a size");
+
+    // An old-style ('\0') entry named with a trailing '/' is a directory to Go too.
+    let old_style = raw_entry(raw_header(b"demo/templates/", 0, hidden.len() as u64), &hidden);
+    refused_default("old-style directory with a size", &raw_demo(vec![old_style]), "is a directory with a size");
+    let empty = raw_entry(raw_header(b"demo/templates/", 0, 0), b"");
+    loads("old-style directory", &raw_demo(vec![empty]));
+}
+
+#[test]
+fn regular_entries_with_a_directory_mode_are_refused() {
+    // Helm skips any entry whose mode says directory (`FileInfo().IsDir()`).
+    let mut header = raw_header(b"demo/values.yaml", b'0', 11);
+    octal(&mut header[100..108], 0o040644);
+    set_checksum(&mut header);
+    let archive =
+        raw_tgz(&[raw_file("demo/Chart.yaml", &chart_yaml("demo", "1.0.0")), raw_entry(header, b"evil: true\n")]);
+    refused_default("directory mode", &archive, "special mode");
+}
+
+#[test]
+fn a_zero_block_followed_by_entries_is_refused() {
+    // Go fails on a zero block followed by a header (ErrHeader); a reader that stops at
+    // the first zero block validates a chart without the entries after it.
+    let mut tar = [raw_file("demo/Chart.yaml", &chart_yaml("demo", "1.0.0")), vec![0u8; 512]].concat();
+    tar.extend(raw_file("demo/values.yaml", "evil: true\n"));
+    tar.extend_from_slice(&[0u8; 1024]);
+    refused_default("zero block", &gzip(&tar), "a zero block is followed by a header");
+}
+
+#[test]
+fn header_fields_that_do_not_parse_are_refused() {
+    let mut bad_size = raw_header(b"demo/values.yaml", b'0', 0);
+    bad_size[124..136].copy_from_slice(b"0000000001x\0");
+    set_checksum(&mut bad_size);
+    refused_default("size", &raw_demo(vec![raw_entry(bad_size, b"")]), "size is not a number");
+
+    let mut bad_sum = raw_header(b"demo/templates/t.yaml", b'0', 0);
+    bad_sum[0] = b'x';
+    refused_default("checksum", &raw_demo(vec![raw_entry(bad_sum, b"")]), "checksum mismatch");
+
+    // In a GNU header, Go reads the access and change time fields as a USTAR prefix when
+    // they are not numbers (for archives of old Go versions): Helm would install this
+    // entry as demo/x/values.yaml, a reader ignoring the fallback as values.yaml.
+    let mut gnu = raw_header(b"x/values.yaml", b'0', 11);
+    gnu[257..263].copy_from_slice(b"ustar ");
+    gnu[263..265].copy_from_slice(b" \0");
+    gnu[345..349].copy_from_slice(b"demo");
+    set_checksum(&mut gnu);
+    let archive =
+        raw_tgz(&[raw_file("demo/Chart.yaml", &chart_yaml("demo", "1.0.0")), raw_entry(gnu, b"evil: true\n")]);
+    refused_default("GNU times", &archive, "access time is not a number");
+}
+
+#[test]
+fn long_paths_are_refused_with_short_messages() {
+    // A GNU long name over Go's 1 MiB limit is refused before it is read.
+    let huge = [vec![b'a'; 50 * 1024 * 1024], b"/../x".to_vec()].concat();
+    let archive = raw_demo(vec![long_name_entry(b'L', &huge), raw_file("x", "x")]);
+    assert!(archive.len() < 200 * 1024, "{} bytes", archive.len());
+    let message = refused_default("50 MiB long name", &archive, "larger than 1048576 bytes");
+    assert!(message.len() < 512, "{} bytes", message.len());
+
+    // Under that limit the path is read and refused, and the message quotes a bounded
+    // part of it.
+    let long = format!("demo/{}/../../x", "b".repeat(1000 * 1024));
+    let archive = raw_demo(vec![long_name_entry(b'L', long.as_bytes()), raw_file("x", "x")]);
+    let message = refused_default("1000 KiB path", &archive, "references a parent directory");
+    assert!(message.len() < 512, "{} bytes: {message}", message.len());
+    assert!(message.contains(&format!("({} bytes)", long.len())), "{message}");
+}
+
+// ---- reading files as Helm's loader reads them ----
+
+#[test]
+fn copies_of_files_helm_merges_are_refused() {
+    // Helm unmarshals every Chart.yaml (then every requirements.yaml) of an archive into
+    // one metadata object, so two copies merge field by field: the registry would index
+    // the last copy while Helm installs a mix. values.yaml and other files are taken
+    // last-wins by Helm and by chartyard alike (see the rewrite tests).
+    let chart = demo_with(vec![file("demo/Chart.yaml", "apiVersion: v2\nname: demo\nversion: 1.0.0\n")]);
+    refused_default("two Chart.yaml", &chart, "Chart.yaml appears twice");
+    let requirements = demo_with(vec![
+        file("demo/requirements.yaml", "dependencies: []\n"),
+        file("demo/requirements.yaml", "dependencies: []\n"),
+    ]);
+    refused_default("two requirements.yaml", &requirements, "requirements.yaml appears twice");
+    let sub = demo_with(vec![
+        file("demo/charts/db/Chart.yaml", chart_yaml("db", "1.0.0")),
+        file("demo/charts/db/Chart.yaml", chart_yaml("db", "2.0.0")),
+    ]);
+    refused_default("two subchart Chart.yaml", &sub, "charts/db/Chart.yaml appears twice");
+}
+
+#[test]
+fn requirements_yaml_is_read_as_helm_reads_it() {
+    // Helm unmarshals requirements.yaml into the chart's metadata whatever its apiVersion:
+    // any field in it would override Chart.yaml, so only `dependencies` is accepted, and
+    // its dependencies are the chart's, in v2 charts too.
+    let archive = tgz(&[
+        file("demo/Chart.yaml", chart_yaml("demo", "1.0.0")),
+        file("demo/requirements.yaml", "appVersion: evil\ndependencies: []\n"),
+    ]);
+    refused_default("other keys", &archive, "requirements.yaml is not valid YAML");
+    let archive = tgz(&[
+        file("demo/Chart.yaml", format!("{}dependencies:\n- name: a\n", chart_yaml("demo", "1.0.0"))),
+        file("demo/requirements.yaml", "dependencies:\n- name: b\n  version: 1.x\n"),
+    ]);
+    let deps = loads("v2 with requirements", &archive).metadata.dependencies;
+    assert_eq!(deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    let archive = tgz(&[
+        file("demo/Chart.yaml", format!("{}dependencies:\n- name: a\n", chart_yaml("demo", "1.0.0"))),
+        file("demo/requirements.yaml", "dependencies: null\n"),
+    ]);
+    assert!(loads("null dependencies", &archive).metadata.dependencies.is_empty());
+}
+
+#[test]
+fn files_in_charts_are_subcharts_as_helm_sees_them() {
+    // Helm loads every name under charts/ (but `.`/`_` names and .prov files) as a
+    // subchart: a stray file is a subchart without Chart.yaml, and `helm install` fails.
+    let archive = demo_with(vec![file("demo/charts/README.md", "not a chart")]);
+    let message = refused_default("stray file", &archive, "Chart.yaml file is missing");
+    assert!(message.contains("charts/README.md"), "{message}");
+    let archive = demo_with(vec![file("demo/charts/db.tgz/Chart.yaml", chart_yaml("db", "1.0.0"))]);
+    refused_default("folder named like an archive", &archive, "folder named like a chart archive");
+}
+
+#[test]
+fn keys_that_differ_from_chart_yaml_fields_only_by_case_are_refused() {
+    // Helm's JSON decoding matches keys ignoring case: this chart is `other-6.6.6` to
+    // Helm, while an exact-match reader sees demo-1.0.0 with unknown keys.
+    let chart = format!("{}NAME: other\nVersion: 6.6.6\n", chart_yaml("demo", "1.0.0"));
+    refused_default("Chart.yaml", &tgz(&[file("demo/Chart.yaml", chart)]), "differs from name only by case");
+    let archive = tgz(&[
+        file("demo/Chart.yaml", "apiVersion: v1\nname: demo\nversion: 1.0.0\n"),
+        file("demo/requirements.yaml", "dependencies:\n- name: db\n  Version: 1.0.0\n"),
+    ]);
+    refused_default("requirements.yaml", &archive, "differs from version only by case");
+}
+
+// ---- one YAML budget per archive ----
+
+/// values.yaml holding one `size`-byte scalar aliased 99 times: a few KiB of YAML, within
+/// every per-document parser budget, that expands to 100 times `size`.
+fn aliased_values(size: usize) -> String {
+    let mut yaml = format!("big: &big \"{}\"\ncopies:\n", "v".repeat(size));
+    for _ in 0..99 {
+        yaml.push_str("- *big\n");
+    }
+    yaml
+}
+
+#[test]
+fn subcharts_share_one_yaml_budget() {
+    // 64 subcharts whose values.yaml each expand to 660 KiB: 42 MiB of values from a
+    // small archive. Each document alone is fine; together they are over the archive's
+    // budget, however they are split.
+    let mut entries = chart_files("demo", "demo", "1.0.0");
+    for i in 0..64 {
+        let name = format!("s{i}");
+        entries.push(file(&format!("demo/charts/{name}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
+        entries.push(file(&format!("demo/charts/{name}/values.yaml"), aliased_values(6600)));
+    }
+    let archive = tgz(&entries);
+    assert!(archive.len() < 200 * 1024, "{} bytes", archive.len());
+    let message = refused_default("64 subcharts", &archive, "values.yaml is too large");
+    assert!(message.contains("subchart charts/s"), "{message}");
+
+    // A few of them fit.
+    let mut entries = chart_files("demo", "demo", "1.0.0");
+    for i in 0..8 {
+        let name = format!("s{i}");
+        entries.push(file(&format!("demo/charts/{name}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
+        entries.push(file(&format!("demo/charts/{name}/values.yaml"), aliased_values(6600)));
+    }
+    assert_eq!(loads("8 subcharts", &tgz(&entries)).subcharts.len(), 8);
+
+    // Aliases count at their expanded size: one document over a small budget.
+    let limits = Limits { max_yaml_bytes: 256 * 1024, ..Limits::default() };
+    let archive = demo_yaml(&chart_yaml("demo", "1.0.0"), &aliased_values(6600));
+    refused("one document", &archive, &limits, "values.yaml is too large");
+}
+
+#[test]
+fn coalesced_values_are_bounded_at_upload() {
+    // A `global` table is copied into every subchart's values: 512 KiB of globals and 40
+    // subcharts coalesce to 20 MiB, over the YAML budget, from a small archive.
+    let mut entries = vec![
+        file("demo/Chart.yaml", chart_yaml("demo", "1.0.0")),
+        file("demo/values.yaml", format!("global:\n  blob: \"{}\"\n", "g".repeat(512 * 1024))),
+    ];
+    for i in 0..40 {
+        let name = format!("s{i}");
+        entries.push(file(&format!("demo/charts/{name}/Chart.yaml"), chart_yaml(&name, "1.0.0")));
+    }
+    refused_default("globals copied 40 times", &tgz(&entries), "values are too large");
 }

@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
+use chartyard_core::error::bounded;
 use chartyard_core::metadata::ChartMetadata;
 use chartyard_core::names::latest;
 use chartyard_core::paging::Page;
@@ -221,12 +222,12 @@ async fn update_metadata(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::Json<Metadata>> {
     let mut fields: Value = serde_json::from_slice(&body?)
-        .map_err(|e| ApiError::bad_request(format!("body should be chart metadata in JSON: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("body should be chart metadata in JSON: {}", bounded(&e, 512))))?;
     let object = fields.as_object_mut().ok_or_else(|| ApiError::bad_request("body should be a JSON object"))?;
     // In this API `dependencies` lists the subcharts; they are not editable here.
     object.remove("dependencies");
     let metadata: ChartMetadata = serde_json::from_value(fields)
-        .map_err(|e| ApiError::bad_request(format!("body should be chart metadata in JSON: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("body should be chart metadata in JSON: {}", bounded(&e, 512))))?;
     let stored = app.registry.update_metadata(&space, &chart, &version, metadata).await?;
     Ok(axum::Json(stored.record.metadata_tree()))
 }
@@ -244,7 +245,7 @@ async fn update_values(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<axum::Json<Value>> {
     let values: Value = serde_json::from_slice(&body?)
-        .map_err(|e| ApiError::bad_request(format!("values should be a JSON object: {e}")))?;
+        .map_err(|e| ApiError::bad_request(format!("values should be a JSON object: {}", bounded(&e, 512))))?;
     Ok(axum::Json(app.registry.update_values(&space, &chart, &version, values).await?))
 }
 

@@ -26,7 +26,7 @@ pub struct CmError {
 
 impl CmError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: crate::error::bounded_message(message) }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -92,8 +92,10 @@ async fn upload(
     request: Request,
 ) -> CmResult<Response> {
     let (chart, provenance) = upload_parts(request).await?;
-    let force = query.contains_key("force") && query.get("force").is_none_or(|v| v != "false");
-    let overwrite = force && app.allow_overwrite;
+    // As on ChartMuseum: `?force` replaces an existing version unless that is disabled,
+    // and `allow_overwrite` replaces it even unasked. `force=false` is no force.
+    let force = query.get("force").is_some_and(|v| v != "false");
+    let overwrite = app.allow_overwrite || (force && app.allow_force_overwrite);
     let saved = match (chart, provenance) {
         (Some(chart), provenance) if !chart.is_empty() => {
             let options = UploadOptions { provenance, overwrite, ..Default::default() };

@@ -7,6 +7,17 @@ use axum::response::{IntoResponse, Response};
 use chartyard_core::RegistryError;
 use chartyard_core::wire::{ErrorBody, reason};
 
+/// Longest message an error answer carries, in bytes. Messages quote what a client sent
+/// (shortened where they are built); this is the last bound, whatever builds them.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// `message`, cut to [`MAX_MESSAGE_BYTES`].
+pub fn bounded_message(message: impl Into<String>) -> String {
+    let mut message = message.into();
+    chartyard_core::error::shorten(&mut message, MAX_MESSAGE_BYTES);
+    message
+}
+
 /// An error answer in the seed's shape: `{"message","reason"}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -16,7 +27,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into() }
+        Self { status, message: bounded_message(message) }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

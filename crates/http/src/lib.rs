@@ -32,9 +32,13 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The space served at the root (`/index.yaml`, `/api/charts`), if any.
     pub default_space: Option<String>,
-    /// Whether ChartMuseum's `?force` (and an OCI push of an existing version) may
-    /// overwrite it.
+    /// Whether an upload may replace an existing version without being asked to
+    /// (ChartMuseum's `--allow-overwrite`); the only way an OCI push of other bytes under
+    /// an existing version's tag replaces it.
     pub allow_overwrite: bool,
+    /// Whether ChartMuseum's `?force` replaces an existing version (on unless
+    /// `--disable-force-overwrite`, as on ChartMuseum).
+    pub allow_force_overwrite: bool,
     /// Largest OCI manifest accepted.
     pub max_manifest_bytes: usize,
 }
@@ -46,8 +50,10 @@ pub struct HttpOptions {
     pub max_body_bytes: usize,
     /// The space served at the root for single-tenant ChartMuseum users.
     pub default_space: Option<String>,
-    /// Whether ChartMuseum's `?force` may overwrite an existing version.
+    /// Whether uploads replace existing versions even without `?force`.
     pub allow_overwrite: bool,
+    /// Whether ChartMuseum's `?force` is refused (a conflict, as without it).
+    pub disable_force_overwrite: bool,
     /// A request body that sends nothing for this long fails with 408.
     pub body_idle_timeout: Option<Duration>,
     /// A request body must have arrived whole this long after the request's head, or
@@ -68,6 +74,7 @@ impl Default for HttpOptions {
             max_body_bytes: 20 * 1024 * 1024,
             default_space: None,
             allow_overwrite: false,
+            disable_force_overwrite: false,
             body_idle_timeout: Some(DEFAULT_BODY_IDLE_TIMEOUT),
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             max_body_memory: DEFAULT_MAX_BODY_MEMORY,
@@ -81,6 +88,7 @@ pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
         registry,
         default_space: options.default_space.clone(),
         allow_overwrite: options.allow_overwrite,
+        allow_force_overwrite: !options.disable_force_overwrite,
         max_manifest_bytes: 4 * 1024 * 1024,
     };
     let mut router = Router::new()

@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use chartyard_core::RegistryError;
+use chartyard_core::error::echo;
 use chartyard_core::oci;
-use chartyard_storage::oci::{ByteStream, OciError, OciErrorKind};
+use chartyard_storage::oci::{ByteRange, ByteStream, ChunkRange, OciError, OciErrorKind};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
@@ -23,7 +24,11 @@ const DIGEST_HEADER: &str = "docker-content-digest";
 const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v2", get(version_check)).route("/v2/", get(version_check)).route("/v2/{*rest}", any(dispatch))
+    Router::new()
+        .route("/v2", get(version_check))
+        .route("/v2/", get(version_check))
+        .route("/v2/_catalog", get(catalog))
+        .route("/v2/{*rest}", any(dispatch))
 }
 
 async fn version_check() -> Response {
@@ -64,6 +69,8 @@ impl IntoResponse for Error {
             NameUnknown => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             SizeInvalid => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
             RangeInvalid => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            PaginationNumberInvalid => (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
+            TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
             Denied => (StatusCode::FORBIDDEN, "DENIED"),
             Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Other => match &self.0.source {
@@ -81,7 +88,8 @@ impl IntoResponse for Error {
                 None => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
             },
         };
-        let body = json!({"errors": [{"code": code, "message": self.0.message, "detail": null}]});
+        let message = crate::error::bounded_message(self.0.message);
+        let body = json!({"errors": [{"code": code, "message": message, "detail": null}]});
         (status, [(API_VERSION_HEADER, "registry/2.0")], axum::Json(body)).into_response()
     }
 }
@@ -110,11 +118,14 @@ fn parse(rest: &str) -> Result<(&str, &str, Target<'_>), Error> {
     } else if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
         (name, Target::Referrers(digest))
     } else {
-        return Err(error(OciErrorKind::Unsupported, format!("/v2/{rest} is not an OCI distribution endpoint")));
+        return Err(error(
+            OciErrorKind::Unsupported,
+            format!("/v2/{} is not an OCI distribution endpoint", echo(rest)),
+        ));
     };
     match name.split_once('/') {
         Some((space, repository)) if !repository.contains('/') => Ok((space, repository, target)),
-        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {name:?} must be {{space}}/{{name}}"))),
+        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {:?} must be {{space}}/{{name}}", echo(name)))),
     }
 }
 
@@ -167,10 +178,11 @@ async fn dispatch(
             let range = parse_range(request.headers())?;
             let blob = registry.open_blob(&space, &name, digest, range).await?;
             let status = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+            let digest = oci::parse_digest(digest).map(|d| d.to_string()).unwrap_or_default();
             let mut headers = vec![
                 (header::CONTENT_TYPE, "application/octet-stream".to_string()),
                 (header::CONTENT_LENGTH, (blob.range.end - blob.range.start).to_string()),
-                (header::HeaderName::from_static(DIGEST_HEADER), digest.to_string()),
+                (header::HeaderName::from_static(DIGEST_HEADER), digest),
                 (header::ACCEPT_RANGES, "bytes".to_string()),
             ];
             if range.is_some() {
@@ -189,12 +201,15 @@ async fn dispatch(
             Ok(response)
         }
         (Target::Blob(digest), Method::DELETE) => {
+            // Unlinks the blob from this repository; only garbage collection removes bytes.
             registry.delete_blob(&space, &name, digest).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Target::Upload(""), Method::POST) => {
-            if let (Some(digest), Some(_from)) = (query.get("mount"), query.get("from"))
-                && registry.mount_blob(&space, &name, digest).await?
+            // A mount from a repository that does not hold the blob falls through to a new
+            // upload session, as the spec says.
+            if let (Some(digest), Some(from)) = (query.get("mount"), query.get("from"))
+                && registry.mount_blob(&space, &name, digest, from).await?
             {
                 return Ok(created(&format!("{base}/blobs/{digest}"), digest));
             }
@@ -207,14 +222,15 @@ async fn dispatch(
         }
         (Target::Upload(id), Method::PATCH) if !id.is_empty() => {
             let id = id.to_string();
-            let start = content_range_start(request.headers())?;
-            let end = registry.append_upload(&space, &name, &id, start, body_stream(request)).await?;
+            let chunk = chunk_range(request.headers())?;
+            let end = registry.append_upload(&space, &name, &id, chunk, body_stream(request)).await?;
             Ok(upload_accepted(&base, &id, end))
         }
         (Target::Upload(id), Method::PUT) if !id.is_empty() => {
             let id = id.to_string();
             let digest = query.get("digest").ok_or_else(|| error(OciErrorKind::DigestInvalid, "PUT needs ?digest="))?;
-            registry.finish_upload(&space, &name, &id, digest, body_stream(request)).await?;
+            let chunk = chunk_range(request.headers())?;
+            registry.finish_upload(&space, &name, &id, digest, chunk, body_stream(request)).await?;
             Ok(created(&format!("{base}/blobs/{digest}"), digest))
         }
         (Target::Upload(id), Method::GET) if !id.is_empty() => {
@@ -237,29 +253,53 @@ async fn dispatch(
             }
             Ok(response)
         }
-        (_, method) => Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{rest}"))),
+        (_, method) => {
+            Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{}", echo(&rest))))
+        }
     }
 }
 
 /// `GET tags/list` with `n` and `last`, and a `Link` to the next page.
 async fn tags(app: &AppState, space: &str, name: &str, query: &HashMap<String, String>) -> Result<Response, Error> {
-    let mut tags = app.registry.tags(space, name).await?;
+    let tags = app.registry.tags(space, name).await?;
+    let (tags, link) = page(tags, query, &format!("/v2/{space}/{name}/tags/list"))?;
+    let body = json!({ "name": format!("{space}/{name}"), "tags": tags });
+    Ok(with_link(axum::Json(body).into_response(), link))
+}
+
+/// `GET /v2/_catalog` with `n` and `last`: every repository, a chart's included.
+async fn catalog(State(app): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Response, Error> {
+    let repositories = app.registry.catalog().await?;
+    let (repositories, link) = page(repositories, &query, "/v2/_catalog")?;
+    Ok(with_link(axum::Json(json!({ "repositories": repositories })).into_response(), link))
+}
+
+/// The page `n` and `last` select from a sorted list, and the `Link` to the next one.
+fn page(
+    mut items: Vec<String>,
+    query: &HashMap<String, String>,
+    path: &str,
+) -> Result<(Vec<String>, Option<String>), Error> {
     if let Some(last) = query.get("last") {
-        tags.retain(|t| t.as_str() > last.as_str());
+        items.retain(|t| t.as_str() > last.as_str());
     }
-    let mut next = None;
-    if let Some(n) = query.get("n") {
-        let n: usize = n.parse().map_err(|_| error(OciErrorKind::Unsupported, "n must be a number"))?;
-        if tags.len() > n {
-            tags.truncate(n);
-            next = tags.last().map(|last| format!("</v2/{space}/{name}/tags/list?n={n}&last={last}>; rel=\"next\""));
-        }
+    let Some(n) = query.get("n") else { return Ok((items, None)) };
+    let n: usize = n
+        .parse()
+        .map_err(|_| error(OciErrorKind::PaginationNumberInvalid, format!("n must be a count, not {:?}", echo(n))))?;
+    if items.len() <= n {
+        return Ok((items, None));
     }
-    let mut response = axum::Json(json!({ "name": format!("{space}/{name}"), "tags": tags })).into_response();
-    if let Some(link) = next.and_then(|l| HeaderValue::from_str(&l).ok()) {
+    items.truncate(n);
+    let link = items.last().map(|last| format!("<{path}?n={n}&last={last}>; rel=\"next\""));
+    Ok((items, link))
+}
+
+fn with_link(mut response: Response, link: Option<String>) -> Response {
+    if let Some(link) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(header::LINK, link);
     }
-    Ok(response)
+    response
 }
 
 fn created(location: &str, digest: &str) -> Response {
@@ -298,23 +338,44 @@ fn body_stream(request: Request) -> ByteStream {
     request.into_body().into_data_stream().map_err(|e| e.to_string()).boxed()
 }
 
-/// `Range: bytes=start-[end]` of a blob GET.
-fn parse_range(headers: &HeaderMap) -> Result<Option<(u64, Option<u64>)>, Error> {
+/// `Range: bytes=start-[end]` or `bytes=-n` of a blob GET.
+fn parse_range(headers: &HeaderMap) -> Result<Option<ByteRange>, Error> {
     let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {value:?} is not bytes=start-end"));
+    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {:?} is not bytes=start-end", echo(value)));
     let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
+    if start.is_empty() {
+        return Ok(Some(ByteRange::Suffix(end.parse().map_err(|_| invalid())?)));
+    }
     let start = start.parse().map_err(|_| invalid())?;
     let end = if end.is_empty() { None } else { Some(end.parse().map_err(|_| invalid())?) };
-    Ok(Some((start, end)))
+    if end.is_some_and(|end| end < start) {
+        return Err(invalid());
+    }
+    Ok(Some(ByteRange::From { start, end }))
 }
 
-/// The start of a PATCH chunk's `Content-Range: start-end`, when the client sends one.
-fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>, Error> {
-    let Some(value) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+/// What a chunk's `Content-Range: start-end` and `Content-Length` say about it.
+fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, Error> {
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Some(value) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(ChunkRange { start: None, len: length });
+    };
+    let invalid = || error(OciErrorKind::RangeInvalid, format!("Content-Range {:?} is not start-end", echo(value)));
     let spec = value.trim_start_matches("bytes ").trim_start_matches("bytes=");
-    let start = spec.split(['-', '/']).next().and_then(|s| s.parse().ok());
-    start
-        .map(Some)
-        .ok_or_else(|| error(OciErrorKind::RangeInvalid, format!("Content-Range {value:?} is not start-end")))
+    let spec = spec.split('/').next().unwrap_or(spec);
+    let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
+    let start: u64 = start.trim().parse().map_err(|_| invalid())?;
+    let end: u64 = end.trim().parse().map_err(|_| invalid())?;
+    if end < start {
+        return Err(invalid());
+    }
+    let len = end - start + 1;
+    if length.is_some_and(|l| l != len) {
+        return Err(error(
+            OciErrorKind::RangeInvalid,
+            format!("Content-Range {} says {len} bytes, Content-Length {}", echo(value), length.unwrap_or_default()),
+        ));
+    }
+    Ok(ChunkRange { start: Some(start), len: Some(len) })
 }

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chartyard_core::RegistryError;
+use chartyard_core::error::echo;
 use chartyard_core::names::{is_valid_name, parse_version};
 
 use crate::AppState;
@@ -106,7 +107,7 @@ async fn chart_file(
     let (stem, provenance) = match (file.strip_suffix(".tgz.prov"), file.strip_suffix(".tgz")) {
         (Some(stem), _) => (stem, true),
         (None, Some(stem)) => (stem, false),
-        _ => return Err(CmError::not_found(format!("{file} is not a chart archive or provenance file"))),
+        _ => return Err(CmError::not_found(format!("{} is not a chart archive or provenance file", echo(file)))),
     };
     let (chart, version) = resolve_file_name(&app, &space, stem).await?;
     if provenance {
@@ -130,5 +131,5 @@ pub(crate) async fn resolve_file_name(app: &AppState, space: &str, stem: &str) -
             Err(e) => return Err(e.into()),
         }
     }
-    Err(CmError::not_found(format!("{stem}.tgz not found")))
+    Err(CmError::not_found(format!("{}.tgz not found", echo(stem))))
 }

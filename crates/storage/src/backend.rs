@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+
+use crate::fs::{FileSystemStore, StagingSweep, remove_stale_staging_files};
 
 /// A storage backend and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,15 +37,28 @@ impl Backend {
         }
     }
 
+    /// Removes what writes killed midway left behind outside the object namespace (the
+    /// filesystem's staging files), once older than `grace`: a write in progress keeps
+    /// its file fresh. Nothing to do for other backends.
+    pub fn remove_abandoned_writes(&self, grace: std::time::Duration) -> Result<StagingSweep, String> {
+        match self {
+            Self::Filesystem { root, .. } => {
+                let cutoff = std::time::SystemTime::now() - grace;
+                remove_stale_staging_files(root, cutoff)
+                    .map_err(|e| format!("removing staging files under {}: {e}", root.display()))
+            }
+            Self::InMemory => Ok(StagingSweep::default()),
+        }
+    }
+
     pub fn open(&self) -> Result<OpenedBackend, String> {
         match self {
             Self::Filesystem { root, fsync } => {
-                std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-                let store = LocalFileSystem::new_with_prefix(root)
-                    .map_err(|e| format!("cannot use {}: {e}", root.display()))?
+                let store = FileSystemStore::open(root, |local| {
                     // Removing a chart's last record must remove the chart's folder too.
-                    .with_automatic_cleanup(true)
-                    .with_fsync(*fsync);
+                    local.with_automatic_cleanup(true).with_fsync(*fsync)
+                })
+                .map_err(|e| format!("cannot use {}: {e}", root.display()))?;
                 Ok(OpenedBackend { store: Arc::new(store), conditional_updates: false })
             }
             Self::InMemory => Ok(OpenedBackend { store: Arc::new(InMemory::new()), conditional_updates: true }),

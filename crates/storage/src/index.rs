@@ -80,35 +80,61 @@ impl RenderedIndex {
 pub(crate) struct SpaceIndex {
     pub generation: String,
     charts: BTreeMap<String, BTreeMap<VersionOrder, IndexedVersion>>,
+    /// Estimated bytes held: see [`SpaceIndex::weight`].
+    weight: usize,
     revision: u64,
     rendered: Option<Arc<RenderedIndex>>,
 }
 
 impl SpaceIndex {
     pub fn new(generation: String) -> Self {
-        Self { generation, charts: BTreeMap::new(), revision: 0, rendered: None }
+        Self { generation, charts: BTreeMap::new(), weight: 0, revision: 0, rendered: None }
     }
 
+    /// Roughly the bytes this index holds: per version its YAML fragment, its share of
+    /// the rendered index, and its parsed record (about twice the fragment); the record is
+    /// shared with the record cache, so the estimate errs high.
+    pub fn weight(&self) -> usize {
+        512 + self.weight
+    }
+
+    fn version_weight(version: &IndexedVersion) -> usize {
+        4 * version.yaml.len() + version.chart.len() + 256
+    }
+
+    /// Adds or replaces a version's entry; the same record again changes nothing.
     pub fn insert(&mut self, chart: &str, version: &str, record: &Arc<VersionRecord>) -> Result<(), RegistryError> {
+        let key = VersionOrder(version.to_string());
+        if self
+            .charts
+            .get(chart)
+            .and_then(|versions| versions.get(&key))
+            .is_some_and(|v| Arc::ptr_eq(&v.record, record))
+        {
+            return Ok(());
+        }
         let yaml = index::entry_yaml(&index::entry(record, index::archive_url(chart, version)))?;
         let indexed = IndexedVersion { chart: chart.to_string(), record: record.clone(), yaml };
-        self.charts.entry(chart.to_string()).or_default().insert(VersionOrder(version.to_string()), indexed);
+        self.weight += Self::version_weight(&indexed);
+        if let Some(replaced) = self.charts.entry(chart.to_string()).or_default().insert(key, indexed) {
+            self.weight -= Self::version_weight(&replaced);
+        }
         self.changed();
         Ok(())
     }
 
+    /// Removes a version's entry, if it has one; a chart without versions goes too.
     pub fn remove(&mut self, chart: &str, version: &str) {
-        if let Some(versions) = self.charts.get_mut(chart) {
-            versions.remove(&VersionOrder(version.to_string()));
-            if versions.is_empty() {
-                self.charts.remove(chart);
-            }
+        let Some(versions) = self.charts.get_mut(chart) else {
+            return;
+        };
+        let Some(removed) = versions.remove(&VersionOrder(version.to_string())) else {
+            return;
+        };
+        self.weight -= Self::version_weight(&removed);
+        if versions.is_empty() {
+            self.charts.remove(chart);
         }
-        self.changed();
-    }
-
-    pub fn remove_chart(&mut self, chart: &str) {
-        self.charts.remove(chart);
         self.changed();
     }
 

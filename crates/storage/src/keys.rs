@@ -4,11 +4,17 @@
 //! spaces/{space}.json                                  space marker: {"created","generation"}
 //! charts/{space}/{generation}/{chart}/{version}.json   version record
 //! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, if any
-//! blobs/sha256/{hex[0..2]}/{hex}                       every blob (archives, OCI manifests,
+//! blobs/{alg}/{hex[0..2]}/{hex}                        every blob (archives, OCI manifests,
 //!                                                      configs, layers), content-addressed
-//! oci/{space}/{generation}/{name}/manifests/{hex}.json a manifest known in an OCI repository
+//!                                                      (alg: sha256 or sha512)
+//! oci/{space}/{generation}/{name}/manifests/{alg}/{hex}.json
+//!                                                      a manifest known in an OCI repository
 //! oci/{space}/{generation}/{name}/tags/{tag}.json      a tag of a non-chart artifact
-//! uploads/{id}/session.json, uploads/{id}/part-{offset} a blob upload in progress
+//! oci/{space}/{generation}/{name}/blobs/{alg}/{hex}    a blob linked into an OCI repository
+//! uploads/{id}/session.json                            a blob upload in progress
+//! uploads/{id}/part-{offset}                           its chunks
+//! uploads/{id}/staging-{nonce}                         one request's bytes being verified
+//! uploads/{id}/done                                    the claim of the request completing it
 //! ```
 //!
 //! A space exists iff its marker does; a version exists iff its record exists under the
@@ -19,6 +25,7 @@
 //! Names and versions are validated before they reach this module, so they are always safe
 //! key segments (`[A-Za-z0-9_-]` names, hex generations, SemVer versions).
 
+use chartyard_core::oci::BlobDigest;
 use object_store::path::Path;
 
 /// One object (or prefix of objects) in the store.
@@ -41,27 +48,36 @@ pub enum StorageKey<'a> {
     /// Prefix of every OCI repository of one generation of a space.
     SpaceRepositories { space: &'a str, generation: &'a str },
     /// A manifest known in an OCI repository (its bytes are a blob): `{mediaType, ...}`.
-    RepositoryManifest { space: &'a str, generation: &'a str, name: &'a str, digest: &'a str },
+    RepositoryManifest { space: &'a str, generation: &'a str, name: &'a str, digest: BlobDigest<'a> },
     /// Prefix of the manifests known in an OCI repository.
     RepositoryManifests { space: &'a str, generation: &'a str, name: &'a str },
     /// A tag of an artifact that is not a chart version: `{"digest"}`.
     RepositoryTag { space: &'a str, generation: &'a str, name: &'a str, tag: &'a str },
     /// Prefix of those tags.
     RepositoryTags { space: &'a str, generation: &'a str, name: &'a str },
+    /// A blob uploaded or mounted into an OCI repository (empty object).
+    RepositoryBlob { space: &'a str, generation: &'a str, name: &'a str, digest: BlobDigest<'a> },
+    /// Prefix of the OCI repositories of one generation of a space, listed with a
+    /// delimiter for the catalog.
+    RepositoryNames { space: &'a str, generation: &'a str },
     /// Prefix of every OCI repository.
     AllRepositories,
     /// The state of a blob upload session.
     UploadSession { id: &'a str },
     /// A chunk of a blob upload, by its offset.
     UploadPart { id: &'a str, offset: u64 },
+    /// One request's bytes of an upload, written whole before they are verified.
+    UploadStaging { id: &'a str, nonce: &'a str },
+    /// Created (create-if-absent) by the one request that completes an upload.
+    UploadDone { id: &'a str },
     /// Prefix of everything of an upload session.
     Upload { id: &'a str },
     /// Prefix of all upload sessions.
     Uploads,
-    /// Prefix of all archives.
+    /// Prefix of all blobs.
     Blobs,
-    /// An archive, by sha256 hex digest.
-    Blob { digest: &'a str },
+    /// A blob, by digest.
+    Blob { digest: BlobDigest<'a> },
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -84,9 +100,11 @@ impl StorageKey<'_> {
                 Path::from(format!("charts/{space}/{generation}/{chart}/{version}{PROVENANCE_SUFFIX}"))
             }
             Self::SpaceRepositories { space, generation } => Path::from(format!("oci/{space}/{generation}")),
-            Self::RepositoryManifest { space, generation, name, digest } => {
-                Path::from(format!("oci/{space}/{generation}/{name}/manifests/{digest}{JSON_SUFFIX}"))
-            }
+            Self::RepositoryManifest { space, generation, name, digest } => Path::from(format!(
+                "oci/{space}/{generation}/{name}/manifests/{}/{}{JSON_SUFFIX}",
+                digest.algorithm.name(),
+                digest.hex
+            )),
             Self::RepositoryManifests { space, generation, name } => {
                 Path::from(format!("oci/{space}/{generation}/{name}/manifests"))
             }
@@ -96,13 +114,22 @@ impl StorageKey<'_> {
             Self::RepositoryTags { space, generation, name } => {
                 Path::from(format!("oci/{space}/{generation}/{name}/tags"))
             }
+            Self::RepositoryBlob { space, generation, name, digest } => {
+                Path::from(format!("oci/{space}/{generation}/{name}/blobs/{}/{}", digest.algorithm.name(), digest.hex))
+            }
+            Self::RepositoryNames { space, generation } => Path::from(format!("oci/{space}/{generation}")),
             Self::AllRepositories => Path::from("oci"),
             Self::UploadSession { id } => Path::from(format!("uploads/{id}/session{JSON_SUFFIX}")),
             Self::UploadPart { id, offset } => Path::from(format!("uploads/{id}/part-{offset:020}")),
+            Self::UploadStaging { id, nonce } => Path::from(format!("uploads/{id}/staging-{nonce}")),
+            Self::UploadDone { id } => Path::from(format!("uploads/{id}/done")),
             Self::Upload { id } => Path::from(format!("uploads/{id}")),
             Self::Uploads => Path::from("uploads"),
-            Self::Blobs => Path::from("blobs/sha256"),
-            Self::Blob { digest } => Path::from(format!("blobs/sha256/{}/{digest}", &digest[..2.min(digest.len())])),
+            Self::Blobs => Path::from("blobs"),
+            Self::Blob { digest } => {
+                let hex = digest.hex;
+                Path::from(format!("blobs/{}/{}/{hex}", digest.algorithm.name(), &hex[..2.min(hex.len())]))
+            }
         }
     }
 }
@@ -147,14 +174,78 @@ pub fn parse_space_marker(path: &Path) -> Option<String> {
     }
 }
 
-/// The digest a blob key names.
+/// The digest (`algorithm:hex`) a blob key names; `None` for anything else found under
+/// `blobs/` (such as a filesystem store's staging files).
 pub fn parse_blob_path(path: &Path) -> Option<String> {
-    path.filename().filter(|f| f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_string)
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, algorithm, _, hex] if root.as_ref() == "blobs" => {
+            let digest = format!("{}:{}", algorithm.as_ref(), hex.as_ref());
+            chartyard_core::oci::parse_digest(&digest).is_ok().then_some(digest)
+        }
+        _ => None,
+    }
+}
+
+/// What an object under `oci/` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryObject {
+    /// A manifest known in the repository, by digest.
+    Manifest(String),
+    /// A blob linked into the repository, by digest.
+    Blob(String),
+}
+
+/// An object under `oci/`, parsed back from its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryPath {
+    pub space: String,
+    pub generation: String,
+    pub kind: RepositoryObject,
+}
+
+/// Splits a manifest or blob-link key of an OCI repository; `None` for tags and anything
+/// else.
+pub fn parse_repository_object(path: &Path) -> Option<RepositoryPath> {
+    let parts: Vec<_> = path.parts().collect();
+    let [root, space, generation, _name, kind, algorithm, file] = parts.as_slice() else { return None };
+    if root.as_ref() != "oci" {
+        return None;
+    }
+    let (kind, hex) = match kind.as_ref() {
+        "manifests" => {
+            (RepositoryObject::Manifest as fn(String) -> RepositoryObject, file.as_ref().strip_suffix(JSON_SUFFIX)?)
+        }
+        "blobs" => (RepositoryObject::Blob as fn(String) -> RepositoryObject, file.as_ref()),
+        _ => return None,
+    };
+    let digest = format!("{}:{hex}", algorithm.as_ref());
+    chartyard_core::oci::parse_digest(&digest).ok()?;
+    Some(RepositoryPath {
+        space: space.as_ref().to_string(),
+        generation: generation.as_ref().to_string(),
+        kind: kind(digest),
+    })
+}
+
+/// The digest of a key listed under [`StorageKey::RepositoryManifests`].
+pub fn parse_repository_manifest(path: &Path) -> Option<String> {
+    match parse_repository_object(path)?.kind {
+        RepositoryObject::Manifest(digest) => Some(digest),
+        RepositoryObject::Blob(_) => None,
+    }
+}
+
+/// The repository name of a key listed under [`StorageKey::RepositoryNames`].
+pub fn parse_repository_name(prefix: &Path) -> Option<String> {
+    let name = prefix.filename()?;
+    chartyard_core::names::is_valid_name(name).then(|| name.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chartyard_core::oci::Algorithm;
 
     #[test]
     fn layout() {
@@ -166,10 +257,20 @@ mod tests {
         assert_eq!((parsed.chart.as_str(), parsed.version.as_str()), ("c", "1.0.0-rc.1+b.5"));
         assert_eq!(StorageKey::SpaceMarker { space: "s" }.path().as_ref(), "spaces/s.json");
         assert_eq!(parse_space_marker(&Path::from("spaces/s.json")), Some("s".into()));
-        let digest = "ab".repeat(32);
-        let blob = StorageKey::Blob { digest: &digest }.path();
-        assert_eq!(blob.as_ref(), format!("blobs/sha256/ab/{digest}"));
-        assert_eq!(parse_blob_path(&blob), Some(digest));
+        let hex = "ab".repeat(32);
+        let blob = StorageKey::Blob { digest: BlobDigest::sha256(&hex) }.path();
+        assert_eq!(blob.as_ref(), format!("blobs/sha256/ab/{hex}"));
+        assert_eq!(parse_blob_path(&blob), Some(format!("sha256:{hex}")));
+        let long = "cd".repeat(64);
+        let digest = BlobDigest { algorithm: Algorithm::Sha512, hex: &long };
+        assert_eq!(parse_blob_path(&StorageKey::Blob { digest }.path()), Some(format!("sha512:{long}")));
+        assert_eq!(parse_blob_path(&Path::from(format!("blobs/sha256/ab/{hex}#1"))), None);
+        let manifest = StorageKey::RepositoryManifest { space: "s", generation: "g", name: "n", digest };
+        assert_eq!(manifest.path().as_ref(), format!("oci/s/g/n/manifests/sha512/{long}.json"));
+        assert_eq!(parse_repository_manifest(&manifest.path()), Some(format!("sha512:{long}")));
+        let link = StorageKey::RepositoryBlob { space: "s", generation: "g", name: "n", digest }.path();
+        let parsed = parse_repository_object(&link).unwrap();
+        assert_eq!((parsed.space.as_str(), parsed.kind), ("s", RepositoryObject::Blob(format!("sha512:{long}"))));
         assert_eq!(parse_record_path(&Path::from("charts/s/g/c/1.0.0.json#3")), None);
     }
 }

@@ -10,7 +10,9 @@
 //!   ETag so that a repeated listing costs one LIST and no GETs.
 
 pub mod backend;
+mod cache;
 pub mod compose;
+pub mod fs;
 mod index;
 pub mod keys;
 pub mod locks;
@@ -22,5 +24,6 @@ mod parse_slots_tests;
 
 pub use index::RenderedIndex;
 pub use registry::{
-    ArchiveStream, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions, default_parse_concurrency,
+    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,
+    default_parse_concurrency,
 };

@@ -3,20 +3,28 @@
 //! are its tags (SemVer `+` written `_`) and each version's manifest is the one stored
 //! with its record, so a chart written through any API can be pulled, and a chart pushed
 //! here is a version everywhere.
+//!
+//! Blobs are stored once for the whole registry, but are visible only in repositories
+//! that hold them, as distribution does: one uploaded or mounted there (a link object),
+//! one that is a manifest there, or one a chart version of that name needs. Bytes are
+//! only ever removed by garbage collection; deleting a blob unlinks it.
 
 use std::ops::Range;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
+use chartyard_core::error::echo;
 use chartyard_core::names::{check_name, parse_version};
-use chartyard_core::oci::{self, Descriptor, Manifest};
+use chartyard_core::oci::{self, BlobDigest, Descriptor, Hasher, Manifest};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::{GetOptions, GetRange, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::keys::StorageKey;
-use crate::registry::{Registry, UploadOptions, new_generation, now_rfc3339, storage_error, stream_payload};
+use crate::keys::{StorageKey, parse_repository_name};
+use crate::registry::{
+    Registry, UploadOptions, new_generation, now_rfc3339, referenced_blobs, storage_error, stream_payload,
+};
 
 /// What went wrong, in the distribution spec's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +39,12 @@ pub enum OciErrorKind {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    /// A range or chunk that does not fit the blob or upload (416).
     RangeInvalid,
+    /// `n` of a paged listing is not a count.
+    PaginationNumberInvalid,
+    /// Too many open upload sessions.
+    TooManyRequests,
     Denied,
     Unsupported,
     /// Anything else, as a registry error (locked, internal, ...).
@@ -79,6 +92,36 @@ pub struct BlobContent {
     pub body: BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
 }
 
+/// The bytes of a blob a `Range` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=start-` or `bytes=start-end` (inclusive end).
+    From { start: u64, end: Option<u64> },
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl ByteRange {
+    /// The byte positions this range selects in a blob of `size` bytes.
+    fn resolve(self, size: u64) -> Option<Range<u64>> {
+        let range = match self {
+            Self::From { start, end } => start..end.map_or(size, |e| e.saturating_add(1).min(size)),
+            Self::Suffix(n) => size.saturating_sub(n)..size,
+        };
+        (range.start < range.end).then_some(range)
+    }
+}
+
+/// What an upload's client said about the chunk it sends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkRange {
+    /// Where the chunk starts (`Content-Range: start-end`); it must be the upload's end.
+    pub start: Option<u64>,
+    /// How long the chunk is, from `Content-Range` or `Content-Length`; the body must
+    /// be exactly that long.
+    pub len: Option<u64>,
+}
+
 /// A manifest known in a repository.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -112,67 +155,113 @@ fn check_repository(space: &str, name: &str) -> Result<()> {
         .map_err(|e| OciError::new(OciErrorKind::NameInvalid, e.to_string()))
 }
 
-fn check_upload_id(id: &str) -> Result<()> {
-    if id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {id} is unknown")))
-    }
+fn upload_unknown(id: &str) -> OciError {
+    OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", echo(id)))
 }
 
-fn digest_hex(digest: &str) -> Result<&str> {
+fn check_upload_id(id: &str) -> Result<()> {
+    if id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit()) { Ok(()) } else { Err(upload_unknown(id)) }
+}
+
+fn parse_digest(digest: &str) -> Result<BlobDigest<'_>> {
     oci::parse_digest(digest).map_err(|e| OciError::new(OciErrorKind::DigestInvalid, e.to_string()))
 }
+
+fn blob_unknown(digest: &str) -> OciError {
+    OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", echo(digest)))
+}
+
+/// Layers a client may leave out of the registry (their bytes live elsewhere).
+fn is_non_distributable(media_type: &str) -> bool {
+    media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
+}
+
+/// Largest chart config blob read to check it against the chart.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 impl Registry {
     // ---- blobs ----
 
     /// The size of a stored blob, `None` if there is none with that digest.
-    pub async fn blob_size(&self, digest: &str) -> Result<Option<u64>> {
-        let hex = digest_hex(digest)?;
-        match self.store.head(&StorageKey::Blob { digest: hex }.path()).await {
+    async fn stored_blob_size(&self, digest: BlobDigest<'_>) -> Result<Option<u64>> {
+        match self.store.head(&StorageKey::Blob { digest }.path()).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(storage_error(e).into()),
         }
     }
 
-    /// A blob, or a byte range of it.
+    async fn exists(&self, key: StorageKey<'_>) -> Result<bool> {
+        match self.store.head(&key.path()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(storage_error(e).into()),
+        }
+    }
+
+    /// Whether a repository holds a blob: uploaded or mounted there, one of its manifests,
+    /// or needed by one of its chart versions.
+    async fn repository_has_blob(
+        &self,
+        space: &str,
+        generation: &str,
+        name: &str,
+        digest: BlobDigest<'_>,
+    ) -> Result<bool> {
+        if self.exists(StorageKey::RepositoryBlob { space, generation, name, digest }).await?
+            || self.exists(StorageKey::RepositoryManifest { space, generation, name, digest }).await?
+        {
+            return Ok(true);
+        }
+        let wanted = digest.to_string();
+        Ok(self.chart_manifests_records(space, name).await?.iter().any(|r| referenced_blobs(r).contains(&wanted)))
+    }
+
+    /// The size of a blob held by a repository, `None` if the repository does not hold it.
+    pub async fn blob_size(&self, space: &str, name: &str, digest: &str) -> Result<Option<u64>> {
+        check_repository(space, name)?;
+        let parsed = parse_digest(digest)?;
+        let Some(generation) = self.generation(space).await? else { return Ok(None) };
+        if !self.repository_has_blob(space, &generation, name, parsed).await? {
+            return Ok(None);
+        }
+        self.stored_blob_size(parsed).await
+    }
+
+    /// A blob of a repository, or a byte range of it.
     pub async fn open_blob(
         &self,
         space: &str,
         name: &str,
         digest: &str,
-        range: Option<(u64, Option<u64>)>,
+        range: Option<ByteRange>,
     ) -> Result<BlobContent> {
-        check_repository(space, name)?;
-        let hex = digest_hex(digest)?;
-        let size = self
-            .blob_size(digest)
-            .await?
-            .ok_or_else(|| OciError::new(OciErrorKind::BlobUnknown, format!("blob {digest} is unknown")))?;
+        let size = self.blob_size(space, name, digest).await?.ok_or_else(|| blob_unknown(digest))?;
+        let parsed = parse_digest(digest)?;
         let range = match range {
             None => 0..size,
-            Some((start, end)) => {
-                let end = end.map_or(size, |e| (e + 1).min(size));
-                if start >= end {
-                    return Err(OciError::new(
-                        OciErrorKind::RangeInvalid,
-                        format!("range {start}- is outside 0-{size}"),
-                    ));
-                }
-                start..end
-            }
+            Some(asked) => asked.resolve(size).ok_or_else(|| {
+                OciError::new(OciErrorKind::RangeInvalid, format!("the range is outside the blob's {size} bytes"))
+            })?,
         };
-        let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..Default::default() };
-        let body = if size == 0 {
+        let body = if range.is_empty() {
             futures::stream::empty().boxed()
         } else {
-            stream_payload(
-                self.store.get_opts(&StorageKey::Blob { digest: hex }.path(), options).await.map_err(storage_error)?,
-            )
+            let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..Default::default() };
+            let path = StorageKey::Blob { digest: parsed }.path();
+            stream_payload(self.store.get_opts(&path, options).await.map_err(|e| match e {
+                object_store::Error::NotFound { .. } => blob_unknown(digest),
+                e => storage_error(e).into(),
+            })?)
         };
         Ok(BlobContent { size, range, body })
+    }
+
+    /// Links a stored blob into a repository.
+    async fn link_blob(&self, space: &str, generation: &str, name: &str, digest: BlobDigest<'_>) -> Result<()> {
+        let key = StorageKey::RepositoryBlob { space, generation, name, digest };
+        self.store.put(&key.path(), Bytes::new().into()).await.map_err(storage_error)?;
+        Ok(())
     }
 
     // ---- uploads ----
@@ -180,63 +269,125 @@ impl Registry {
     /// Starts an upload session for a repository; answers its id.
     pub async fn start_upload(&self, space: &str, name: &str) -> Result<String> {
         check_repository(space, name)?;
+        let max = self.options.max_upload_sessions;
+        let admitted = self
+            .open_uploads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1))
+            .is_ok();
+        if !admitted {
+            return Err(OciError::new(
+                OciErrorKind::TooManyRequests,
+                format!("{max} uploads are open; finish or cancel one, or wait for idle ones to expire"),
+            ));
+        }
         let id = new_generation();
         let session = UploadSession { space: space.into(), name: name.into(), started: now_rfc3339() };
         let body = serde_json::to_vec(&session).map_err(RegistryError::internal)?;
-        self.store.put(&StorageKey::UploadSession { id: &id }.path(), body.into()).await.map_err(storage_error)?;
+        if let Err(e) = self.store.put(&StorageKey::UploadSession { id: &id }.path(), body.into()).await {
+            self.upload_closed();
+            return Err(storage_error(e).into());
+        }
         Ok(id)
     }
 
-    /// The parts of an upload so far, by offset, with their sizes; checks the session
-    /// belongs to the repository.
-    async fn upload_parts(&self, space: &str, name: &str, id: &str) -> Result<Vec<(u64, u64)>> {
+    fn upload_closed(&self) {
+        let _ = self.open_uploads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| open.checked_sub(1));
+    }
+
+    /// Checks that a session exists, is not being completed and belongs to the repository.
+    async fn check_session(&self, space: &str, name: &str, id: &str) -> Result<()> {
         check_upload_id(id)?;
-        let unknown = || OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {id} is unknown"));
         let session: UploadSession = match self.store.get(&StorageKey::UploadSession { id }.path()).await {
             Ok(result) => {
-                serde_json::from_slice(&result.bytes().await.map_err(storage_error)?).map_err(|_| unknown())?
+                serde_json::from_slice(&result.bytes().await.map_err(storage_error)?).map_err(|_| upload_unknown(id))?
             }
-            Err(object_store::Error::NotFound { .. }) => return Err(unknown()),
+            Err(object_store::Error::NotFound { .. }) => return Err(upload_unknown(id)),
             Err(e) => return Err(storage_error(e).into()),
         };
-        if session.space != space || session.name != name {
-            return Err(unknown());
+        if session.space != space || session.name != name || self.exists(StorageKey::UploadDone { id }).await? {
+            return Err(upload_unknown(id));
         }
-        let metas: Vec<_> =
+        Ok(())
+    }
+
+    /// The parts of a session, by offset, with their sizes; they must follow each other.
+    async fn upload_parts(&self, id: &str) -> Result<Vec<(u64, u64)>> {
+        let metas: Vec<ObjectMeta> =
             self.store.list(Some(&StorageKey::Upload { id }.path())).try_collect().await.map_err(storage_error)?;
         let mut parts: Vec<(u64, u64)> = metas
             .iter()
             .filter_map(|m| m.location.filename()?.strip_prefix("part-")?.parse().ok().map(|offset| (offset, m.size)))
             .collect();
         parts.sort();
+        let mut end = 0;
+        for (offset, size) in &parts {
+            if *offset != end {
+                return Err(RegistryError::internal(format!("upload {id} has a gap at {end}")).into());
+            }
+            end += size;
+        }
         Ok(parts)
+    }
+
+    /// Holds a session for one request: a second request on the same session while one
+    /// streams is refused rather than interleaved.
+    async fn hold_session(&self, id: &str) -> Result<crate::locks::LockGuard> {
+        self.upload_locks.acquire(id).await.ok_or_else(|| {
+            OciError::new(OciErrorKind::RangeInvalid, format!("another request is writing to upload {id}"))
+        })
     }
 
     /// How many bytes an upload holds.
     pub async fn upload_offset(&self, space: &str, name: &str, id: &str) -> Result<u64> {
-        Ok(self.upload_parts(space, name, id).await?.iter().map(|(_, size)| size).sum())
+        check_repository(space, name)?;
+        self.check_session(space, name, id).await?;
+        Ok(self.upload_parts(id).await?.iter().map(|(_, size)| size).sum())
     }
 
-    /// Appends a chunk to an upload. `start`, when the client sends a range, must be the
-    /// current end. Answers the new end.
+    /// Appends a chunk to an upload; it must start at the upload's current end. Answers
+    /// the new end.
     pub async fn append_upload(
         &self,
         space: &str,
         name: &str,
         id: &str,
-        start: Option<u64>,
+        chunk: ChunkRange,
         body: ByteStream,
     ) -> Result<u64> {
-        let offset = self.upload_offset(space, name, id).await?;
-        if start.is_some_and(|s| s != offset) {
+        check_repository(space, name)?;
+        let _held = self.hold_session(id).await?;
+        self.check_session(space, name, id).await?;
+        let offset: u64 = self.upload_parts(id).await?.iter().map(|(_, size)| size).sum();
+        if chunk.start.is_some_and(|s| s != offset) {
             return Err(OciError::new(
                 OciErrorKind::RangeInvalid,
                 format!("the upload holds {offset} bytes; a chunk must start there"),
             ));
         }
         let budget = (self.options.max_blob_bytes as u64).saturating_sub(offset);
-        let written = self.stream_to(&StorageKey::UploadPart { id, offset }.path(), body, budget, None).await?;
-        Ok(offset + written)
+        let nonce = new_generation();
+        let staging = StorageKey::UploadStaging { id, nonce: &nonce }.path();
+        let written = self.stream_to(&staging, body, budget, None).await?;
+        if chunk.len.is_some_and(|len| len != written) {
+            self.delete_if_present(&staging).await?;
+            return Err(OciError::new(
+                OciErrorKind::RangeInvalid,
+                format!("the chunk has {written} bytes, not the {} its range says", chunk.len.unwrap_or_default()),
+            ));
+        }
+        if written == 0 {
+            self.delete_if_present(&staging).await?;
+            return Ok(offset);
+        }
+        // Create-if-absent: of two chunks for one offset (two replicas), one lands.
+        match self.store.rename_if_not_exists(&staging, &StorageKey::UploadPart { id, offset }.path()).await {
+            Ok(()) => Ok(offset + written),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.delete_if_present(&staging).await?;
+                Err(OciError::new(OciErrorKind::RangeInvalid, format!("another chunk was written at {offset}")))
+            }
+            Err(e) => Err(storage_error(e).into()),
+        }
     }
 
     /// Writes a stream to one object, without holding it in memory; answers its size and,
@@ -246,7 +397,7 @@ impl Registry {
         location: &object_store::path::Path,
         mut body: ByteStream,
         budget: u64,
-        mut hasher: Option<&mut Sha256>,
+        mut hasher: Option<&mut Hasher>,
     ) -> Result<u64> {
         let upload = self.store.put_multipart(location).await.map_err(storage_error)?;
         let mut writer = WriteMultipart::new(upload);
@@ -256,7 +407,10 @@ impl Registry {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     let _ = writer.abort().await;
-                    return Err(OciError::new(OciErrorKind::BlobUploadInvalid, format!("reading the body: {e}")));
+                    return Err(OciError::new(
+                        OciErrorKind::BlobUploadInvalid,
+                        format!("reading the body: {}", echo(&e)),
+                    ));
                 }
             };
             written += chunk.len() as u64;
@@ -270,18 +424,45 @@ impl Registry {
             if let Some(hasher) = hasher.as_deref_mut() {
                 hasher.update(&chunk);
             }
-            writer.write(&chunk);
+            // Back-pressure: at most a few parts in flight, so memory per upload stays bounded.
+            writer.wait_for_capacity(4).await.map_err(storage_error)?;
+            writer.put(chunk);
         }
         writer.finish().await.map_err(storage_error)?;
         Ok(written)
     }
 
     /// Completes an upload with its last chunk (possibly empty): the blob becomes visible
-    /// only if its bytes have the digest the client named.
-    pub async fn finish_upload(&self, space: &str, name: &str, id: &str, digest: &str, body: ByteStream) -> Result<()> {
-        let hex = digest_hex(digest)?.to_string();
-        let parts = self.upload_parts(space, name, id).await?;
-        // Earlier chunks, then the final body, streamed into one staging object.
+    /// in the repository only if its bytes have the digest the client named. A session
+    /// completes at most once.
+    pub async fn finish_upload(
+        &self,
+        space: &str,
+        name: &str,
+        id: &str,
+        digest: &str,
+        chunk: ChunkRange,
+        body: ByteStream,
+    ) -> Result<()> {
+        check_repository(space, name)?;
+        let parsed = parse_digest(digest)?;
+        let _held = self.hold_session(id).await?;
+        self.check_session(space, name, id).await?;
+        let parts = self.upload_parts(id).await?;
+        let offset: u64 = parts.iter().map(|(_, size)| size).sum();
+        if chunk.start.is_some_and(|s| s != offset) {
+            return Err(OciError::new(
+                OciErrorKind::RangeInvalid,
+                format!("the upload holds {offset} bytes; the last chunk must start there"),
+            ));
+        }
+        // The one request that completes the session (across processes too).
+        let claim = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&StorageKey::UploadDone { id }.path(), Bytes::new().into(), claim).await {
+            Ok(_) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => return Err(upload_unknown(id)),
+            Err(e) => return Err(storage_error(e).into()),
+        }
         let (store, upload) = (self.store.clone(), id.to_string());
         let earlier = futures::stream::iter(parts)
             .then(move |(part_offset, _)| {
@@ -297,28 +478,118 @@ impl Registry {
             })
             .try_flatten()
             .boxed();
-        let whole: ByteStream = earlier.chain(body).boxed();
-        let staging = StorageKey::UploadPart { id, offset: u64::MAX }.path();
-        let mut hasher = Sha256::new();
+        let result = self.commit_blob(space, name, id, parsed, earlier.chain(body).boxed()).await;
+        self.close_upload(id).await?;
+        result
+    }
+
+    /// Streams bytes into a staging object of its own, checks they hash to `digest`, and
+    /// only then stores them as that blob (create-if-absent) and links it into the
+    /// repository. Whatever other requests do, a blob's bytes always hash to its name.
+    async fn commit_blob(
+        &self,
+        space: &str,
+        name: &str,
+        id: &str,
+        digest: BlobDigest<'_>,
+        body: ByteStream,
+    ) -> Result<()> {
+        let nonce = new_generation();
+        let staging = StorageKey::UploadStaging { id, nonce: &nonce }.path();
+        let mut hasher = Hasher::new(digest.algorithm);
         let budget = self.options.max_blob_bytes as u64;
-        self.stream_to(&staging, whole, budget, Some(&mut hasher)).await?;
-        let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        if actual != hex {
-            self.delete_prefix(&StorageKey::Upload { id }.path()).await?;
+        self.stream_to(&staging, body, budget, Some(&mut hasher)).await?;
+        let actual = hasher.finish();
+        if actual != digest.to_string() {
+            self.delete_if_present(&staging).await?;
             return Err(OciError::new(
                 OciErrorKind::DigestInvalid,
-                format!("the uploaded bytes have digest sha256:{actual}, not {digest}"),
+                format!("the uploaded bytes have digest {actual}, not {digest}"),
             ));
         }
-        self.store.rename(&staging, &StorageKey::Blob { digest: &hex }.path()).await.map_err(storage_error)?;
-        self.delete_prefix(&StorageKey::Upload { id }.path()).await?;
-        Ok(())
+        match self.store.rename_if_not_exists(&staging, &StorageKey::Blob { digest }.path()).await {
+            Ok(()) => {}
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                self.delete_if_present(&staging).await?;
+            }
+            Err(e) => return Err(storage_error(e).into()),
+        }
+        let generation = self.ensure_space(space).await?;
+        self.link_blob(space, &generation, name, digest).await
+    }
+
+    /// Stores a whole blob sent in one request (`POST ...?digest=`).
+    pub async fn put_whole_blob(&self, space: &str, name: &str, digest: &str, body: ByteStream) -> Result<()> {
+        check_repository(space, name)?;
+        let parsed = parse_digest(digest)?;
+        // Its staging object sits under an id of its own; a killed request leaves it to
+        // the idle-upload sweep.
+        let id = new_generation();
+        let result = self.commit_blob(space, name, &id, parsed, body).await;
+        if result.is_err() {
+            self.delete_prefix(&StorageKey::Upload { id: &id }.path()).await?;
+        }
+        result
     }
 
     /// Abandons an upload.
     pub async fn cancel_upload(&self, space: &str, name: &str, id: &str) -> Result<()> {
-        self.upload_parts(space, name, id).await?;
+        check_repository(space, name)?;
+        let _held = self.hold_session(id).await?;
+        self.check_session(space, name, id).await?;
+        self.close_upload(id).await
+    }
+
+    /// Deletes an upload's objects; its place among the open sessions is freed once, by
+    /// whoever removed its session object.
+    async fn close_upload(&self, id: &str) -> Result<()> {
+        if self.delete_if_present(&StorageKey::UploadSession { id }.path()).await? {
+            self.upload_closed();
+        }
         Ok(self.delete_prefix(&StorageKey::Upload { id }.path()).await?)
+    }
+
+    /// Last activity of every upload id in storage, and whether it is a session (a
+    /// one-request upload has only a staging object).
+    async fn stored_uploads(
+        &self,
+    ) -> std::result::Result<std::collections::HashMap<String, (std::time::SystemTime, bool)>, RegistryError> {
+        let metas: Vec<ObjectMeta> =
+            self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
+        let mut uploads: std::collections::HashMap<String, (std::time::SystemTime, bool)> = Default::default();
+        for meta in &metas {
+            let mut parts = meta.location.parts();
+            let (Some(_), Some(id)) = (parts.next(), parts.next()) else { continue };
+            let is_session = meta.location.filename().is_some_and(|f| f.starts_with("session"));
+            let entry = uploads.entry(id.as_ref().to_string()).or_insert((std::time::UNIX_EPOCH, false));
+            entry.0 = entry.0.max(meta.last_modified.into());
+            entry.1 |= is_session;
+        }
+        Ok(uploads)
+    }
+
+    /// Counts the upload sessions in storage, for the cap on open ones; called once before
+    /// the server takes requests, after which starts and ends keep the count.
+    pub async fn count_uploads(&self) -> std::result::Result<usize, RegistryError> {
+        let open = self.stored_uploads().await?.values().filter(|(_, is_session)| *is_session).count();
+        self.open_uploads.store(open, Ordering::SeqCst);
+        Ok(open)
+    }
+
+    /// Deletes upload sessions (and stray staging objects) with no activity for longer
+    /// than `idle`; answers how many were deleted.
+    pub async fn expire_uploads(&self, idle: std::time::Duration) -> std::result::Result<usize, RegistryError> {
+        let cutoff = std::time::SystemTime::now() - idle;
+        let mut deleted = 0;
+        for (id, (active, _)) in self.stored_uploads().await? {
+            if active < cutoff {
+                self.close_upload(&id)
+                    .await
+                    .map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     // ---- manifests and tags ----
@@ -337,25 +608,38 @@ impl Registry {
         check_repository(space, name)?;
         let manifest = Manifest::parse(&bytes, content_type)
             .map_err(|e| OciError::new(OciErrorKind::ManifestInvalid, e.to_string()))?;
-        let digest = oci::digest_of(&bytes);
-        let tag = if reference.contains(':') {
-            if reference != digest {
+        let (digest, tag) = if reference.contains(':') {
+            let claimed = parse_digest(reference)?;
+            let mut hasher = Hasher::new(claimed.algorithm);
+            hasher.update(&bytes);
+            let digest = hasher.finish();
+            if digest != reference {
                 return Err(OciError::new(
                     OciErrorKind::DigestInvalid,
-                    format!("the manifest's digest is {digest}, not {reference}"),
+                    format!("the manifest's digest is {digest}, not {}", echo(reference)),
                 ));
             }
-            None
+            (digest, None)
         } else if oci::is_valid_tag(reference) {
-            Some(reference)
+            (oci::digest_of(&bytes), Some(reference))
         } else {
-            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {reference:?} is invalid")));
+            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {:?} is invalid", echo(reference))));
         };
+        // Checked before anything is written: a refused push creates nothing, not even its
+        // space.
+        let current = self.generation(space).await?;
         for blob in manifest.blobs() {
-            if self.blob_size(&blob.digest).await?.is_none() {
+            if is_non_distributable(&blob.media_type) {
+                continue;
+            }
+            let known = match (oci::parse_digest(&blob.digest), &current) {
+                (Ok(d), Some(generation)) => self.repository_has_blob(space, generation, name, d).await?,
+                _ => false,
+            };
+            if !known {
                 return Err(OciError::new(
                     OciErrorKind::ManifestBlobUnknown,
-                    format!("blob {} is unknown", blob.digest),
+                    format!("blob {} is unknown in {space}/{name}", echo(&blob.digest)),
                 ));
             }
         }
@@ -363,17 +647,12 @@ impl Registry {
         if let Some(tag) = chart_tag {
             // Validated and stored as a chart version first: a refused push leaves nothing.
             self.put_chart_manifest(space, name, tag, &manifest, bytes.clone(), overwrite).await?;
-        } else if let Some(tag) = tag
-            && self.chart_manifest_for_tag(space, name, tag).await?.is_some()
-        {
-            return Err(OciError::new(
-                OciErrorKind::Denied,
-                format!("{space}/{name}:{tag} is a chart version; only that chart can be pushed under it"),
-            ));
+        } else if let Some(tag) = tag {
+            self.check_artifact_tag(space, name, tag).await?;
         }
         let generation = self.ensure_space(space).await?;
-        let hex = digest_hex(&digest)?.to_string();
-        self.put_blob(&hex, bytes.clone()).await?;
+        let parsed = parse_digest(&digest)?;
+        self.put_blob(parsed, bytes.clone()).await?;
         let media_type = manifest.media_type_or(content_type).unwrap_or_else(|| oci::OCI_MANIFEST_MEDIA_TYPE.into());
         let link = RepositoryManifest {
             media_type,
@@ -382,7 +661,7 @@ impl Registry {
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
             annotations: manifest.annotations.clone(),
         };
-        let link_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: &hex };
+        let link_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed };
         self.store
             .put(&link_key.path(), serde_json::to_vec(&link).map_err(RegistryError::internal)?.into())
             .await
@@ -393,6 +672,23 @@ impl Registry {
             self.store.put(&tag_key.path(), body.into()).await.map_err(storage_error)?;
         }
         Ok(digest)
+    }
+
+    /// One tag, one owner: an artifact that is not a chart may not take a chart version's
+    /// tag, nor a version-shaped tag in a repository that holds chart versions (a later
+    /// chart upload would have to move it).
+    async fn check_artifact_tag(&self, space: &str, name: &str, tag: &str) -> Result<()> {
+        let version = oci::tag_to_version(tag);
+        if parse_version(&version).is_err() {
+            return Ok(());
+        }
+        if !self.chart_manifests_records(space, name).await?.is_empty() {
+            return Err(OciError::new(
+                OciErrorKind::Denied,
+                format!("{space}/{name} holds chart versions; tag {tag} is reserved for chart version {version}"),
+            ));
+        }
+        Ok(())
     }
 
     /// A chart manifest pushed under a tag: its layer becomes that chart version.
@@ -406,21 +702,42 @@ impl Registry {
         overwrite: bool,
     ) -> Result<()> {
         let invalid = |m: String| OciError::new(OciErrorKind::ManifestInvalid, m);
+        // Helm installs the last chart layer it finds and verifies the last provenance
+        // layer: a manifest with several could show one chart here and install another.
+        let count = |media_type: &str| manifest.layers.iter().filter(|l| l.media_type == media_type).count();
+        if count(oci::HELM_CHART_MEDIA_TYPE) != 1 {
+            return Err(invalid("a Helm chart manifest needs exactly one chart layer".into()));
+        }
+        if count(oci::HELM_PROVENANCE_MEDIA_TYPE) > 1 {
+            return Err(invalid("a Helm chart manifest has at most one provenance layer".into()));
+        }
         let layer =
             manifest.chart_layer().ok_or_else(|| invalid("a Helm chart manifest needs a chart layer".into()))?;
-        let archive = self.read_blob(&layer.digest).await?;
-        let provenance = match manifest.provenance_layer() {
-            Some(layer) => Some(self.read_blob(&layer.digest).await?),
-            None => None,
-        };
         let version = oci::tag_to_version(tag);
         parse_version(&version).map_err(|e| invalid(format!("tag {tag}: {e}")))?;
+        let config = manifest.config.as_ref().ok_or_else(|| invalid("a Helm chart manifest needs a config".into()))?;
+        if config.size > MAX_CONFIG_BYTES {
+            return Err(invalid(format!("the chart config is larger than {MAX_CONFIG_BYTES} bytes")));
+        }
+        let config_bytes = self.read_blob(&config.digest, MAX_CONFIG_BYTES).await?;
+        let config_json: serde_json::Value =
+            serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("the chart config is not JSON: {e}")))?;
+        let archive = self.read_blob(&layer.digest, self.options.max_blob_bytes as u64).await?;
+        let provenance = match manifest.provenance_layer() {
+            Some(layer) => Some(self.read_blob(&layer.digest, self.options.max_blob_bytes as u64).await?),
+            None => None,
+        };
         let chart = self.load_chart(archive.clone()).await?;
         if chart.metadata.name != name || chart.metadata.version != version {
             return Err(invalid(format!(
                 "the chart is {}-{}, but was pushed as {space}/{name}:{tag}",
                 chart.metadata.name, chart.metadata.version
             )));
+        }
+        if config_json.get("name").and_then(|v| v.as_str()) != Some(name)
+            || config_json.get("version").and_then(|v| v.as_str()) != Some(version.as_str())
+        {
+            return Err(invalid(format!("the chart config does not name {name} {version}, as its chart layer does")));
         }
         let options = UploadOptions { provenance, overwrite, manifest: Some(bytes) };
         match self.upload_with(space, archive, options).await {
@@ -439,14 +756,17 @@ impl Registry {
         }
     }
 
-    async fn read_blob(&self, digest: &str) -> Result<Bytes> {
-        let hex = digest_hex(digest)?;
-        let result = self.store.get(&StorageKey::Blob { digest: hex }.path()).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => {
-                OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {digest} is unknown"))
-            }
+    /// A whole stored blob of at most `max` bytes.
+    async fn read_blob(&self, digest: &str, max: u64) -> Result<Bytes> {
+        let parsed = parse_digest(digest)?;
+        let unknown = || OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest)));
+        let result = self.store.get(&StorageKey::Blob { digest: parsed }.path()).await.map_err(|e| match e {
+            object_store::Error::NotFound { .. } => unknown(),
             e => storage_error(e).into(),
         })?;
+        if result.meta.size > max {
+            return Err(OciError::new(OciErrorKind::SizeInvalid, format!("blob {digest} is larger than {max} bytes")));
+        }
         Ok(result.bytes().await.map_err(storage_error)?)
     }
 
@@ -455,11 +775,14 @@ impl Registry {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
         let unknown = || {
-            OciError::new(OciErrorKind::ManifestUnknown, format!("manifest {reference} is unknown in {space}/{name}"))
+            OciError::new(
+                OciErrorKind::ManifestUnknown,
+                format!("manifest {} is unknown in {space}/{name}", echo(reference)),
+            )
         };
         let (digest, media_type) = if reference.contains(':') {
-            let hex = digest_hex(reference)?;
-            match self.repository_manifest(space, &generation, name, hex).await? {
+            let parsed = parse_digest(reference)?;
+            match self.repository_manifest(space, &generation, name, parsed).await? {
                 Some(link) => (reference.to_string(), link.media_type),
                 None => {
                     let chart_manifest =
@@ -471,6 +794,9 @@ impl Registry {
         } else if let Some(m) = self.chart_manifest_for_tag(space, name, reference).await? {
             (m.digest, m.media_type)
         } else {
+            if !oci::is_valid_tag(reference) {
+                return Err(unknown());
+            }
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
             let link: TagLink = match self.store.get(&tag_key.path()).await {
                 Ok(r) => {
@@ -479,19 +805,19 @@ impl Registry {
                 Err(object_store::Error::NotFound { .. }) => return Err(unknown()),
                 Err(e) => return Err(storage_error(e).into()),
             };
-            let hex = digest_hex(&link.digest)?;
+            let parsed = parse_digest(&link.digest)?;
             let media_type =
-                self.repository_manifest(space, &generation, name, hex).await?.ok_or_else(unknown)?.media_type;
+                self.repository_manifest(space, &generation, name, parsed).await?.ok_or_else(unknown)?.media_type;
             (link.digest, media_type)
         };
-        let bytes = self.read_blob(&digest).await.map_err(|_| unknown())?;
+        let bytes = self.read_blob(&digest, u64::MAX).await.map_err(|_| unknown())?;
         Ok(ManifestContent { bytes, media_type, digest })
     }
 
     async fn oci_generation(&self, space: &str) -> Result<String> {
-        self.generation(space)
-            .await?
-            .ok_or_else(|| OciError::new(OciErrorKind::NameUnknown, format!("repository space {space} is unknown")))
+        self.generation(space).await?.ok_or_else(|| {
+            OciError::new(OciErrorKind::NameUnknown, format!("repository space {} is unknown", echo(space)))
+        })
     }
 
     async fn repository_manifest(
@@ -499,15 +825,28 @@ impl Registry {
         space: &str,
         generation: &str,
         name: &str,
-        hex: &str,
+        digest: BlobDigest<'_>,
     ) -> Result<Option<RepositoryManifest>> {
-        let key = StorageKey::RepositoryManifest { space, generation, name, digest: hex };
+        let key = StorageKey::RepositoryManifest { space, generation, name, digest };
         match self.store.get(&key.path()).await {
             Ok(r) => Ok(Some(
                 serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).map_err(RegistryError::internal)?,
             )),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(storage_error(e).into()),
+        }
+    }
+
+    /// The records of a chart's versions; none when the space or chart does not exist.
+    async fn chart_manifests_records(
+        &self,
+        space: &str,
+        name: &str,
+    ) -> Result<Vec<std::sync::Arc<chartyard_core::record::VersionRecord>>> {
+        match self.chart_versions(space, name).await {
+            Ok(versions) => Ok(versions.into_iter().map(|v| v.record).collect()),
+            Err(RegistryError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -543,6 +882,19 @@ impl Registry {
         }
     }
 
+    /// Whether a non-chart artifact holds the tag a chart version would have.
+    pub(crate) async fn artifact_tag_exists(
+        &self,
+        space: &str,
+        generation: &str,
+        chart: &str,
+        version: &str,
+    ) -> std::result::Result<bool, RegistryError> {
+        let tag = oci::version_to_tag(version);
+        let key = StorageKey::RepositoryTag { space, generation, name: chart, tag: &tag };
+        self.exists(key).await.map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))
+    }
+
     /// Tags of a repository in lexical order: its chart versions and its other tags.
     pub async fn tags(&self, space: &str, name: &str) -> Result<Vec<String>> {
         check_repository(space, name)?;
@@ -567,16 +919,50 @@ impl Registry {
         Ok(tags)
     }
 
+    /// Every repository (`{space}/{name}`) in lexical order: each space's charts and its
+    /// other OCI repositories.
+    pub async fn catalog(&self) -> Result<Vec<String>> {
+        let mut repositories = Vec::new();
+        for space in self.list_spaces().await? {
+            let Some(generation) = self.generation(&space).await? else { continue };
+            let mut names: Vec<String> = match self.list_charts(&space).await {
+                Ok(charts) => charts,
+                Err(RegistryError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let prefix = StorageKey::RepositoryNames { space: &space, generation: &generation }.path();
+            let listing = self.store.list_with_delimiter(Some(&prefix)).await.map_err(storage_error)?;
+            for repository in listing.common_prefixes {
+                let Some(name) = parse_repository_name(&repository) else { continue };
+                let manifests = StorageKey::RepositoryManifests { space: &space, generation: &generation, name: &name };
+                if self.store.list(Some(&manifests.path())).next().await.is_some() {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            names.dedup();
+            repositories.extend(names.into_iter().map(|name| format!("{space}/{name}")));
+        }
+        repositories.sort();
+        Ok(repositories)
+    }
+
     /// Deletes a tag, or a manifest with every tag and chart version that names it.
     pub async fn delete_manifest(&self, space: &str, name: &str, reference: &str) -> Result<()> {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
         let unknown = || {
-            OciError::new(OciErrorKind::ManifestUnknown, format!("manifest {reference} is unknown in {space}/{name}"))
+            OciError::new(
+                OciErrorKind::ManifestUnknown,
+                format!("manifest {} is unknown in {space}/{name}", echo(reference)),
+            )
         };
         if !reference.contains(':') {
             if self.chart_manifest_for_tag(space, name, reference).await?.is_some() {
                 return Ok(self.delete_version(space, name, &oci::tag_to_version(reference)).await?);
+            }
+            if !oci::is_valid_tag(reference) {
+                return Err(unknown());
             }
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
             return match self.delete_if_present(&tag_key.path()).await? {
@@ -584,10 +970,10 @@ impl Registry {
                 false => Err(unknown()),
             };
         }
-        let hex = digest_hex(reference)?.to_string();
+        let parsed = parse_digest(reference)?;
         let mut found = self
             .delete_if_present(
-                &StorageKey::RepositoryManifest { space, generation: &generation, name, digest: &hex }.path(),
+                &StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed }.path(),
             )
             .await?;
         for (version, manifest) in self.chart_manifests(space, name).await? {
@@ -610,6 +996,26 @@ impl Registry {
         if found { Ok(()) } else { Err(unknown()) }
     }
 
+    /// The manifests stored in a repository: digest and link.
+    async fn repository_manifests(
+        &self,
+        space: &str,
+        generation: &str,
+        name: &str,
+    ) -> Result<Vec<(String, RepositoryManifest)>> {
+        let prefix = StorageKey::RepositoryManifests { space, generation, name }.path();
+        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
+        let mut manifests = Vec::new();
+        for meta in listed {
+            let Some(digest) = crate::keys::parse_repository_manifest(&meta.location) else { continue };
+            let Ok(parsed) = oci::parse_digest(&digest) else { continue };
+            if let Some(link) = self.repository_manifest(space, generation, name, parsed).await? {
+                manifests.push((digest, link));
+            }
+        }
+        Ok(manifests)
+    }
+
     /// Manifests in a repository whose `subject` is `digest`, optionally of one type.
     pub async fn referrers(
         &self,
@@ -619,16 +1025,10 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Vec<Descriptor>> {
         check_repository(space, name)?;
-        digest_hex(digest)?;
+        parse_digest(digest)?;
         let Some(generation) = self.generation(space).await? else { return Ok(Vec::new()) };
-        let prefix = StorageKey::RepositoryManifests { space, generation: &generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
         let mut referrers = Vec::new();
-        for meta in listed {
-            let Some(hex) = meta.location.filename().and_then(|f| f.strip_suffix(".json")).map(str::to_string) else {
-                continue;
-            };
-            let Some(link) = self.repository_manifest(space, &generation, name, &hex).await? else { continue };
+        for (manifest_digest, link) in self.repository_manifests(space, &generation, name).await? {
             if link.subject.as_deref() != Some(digest)
                 || artifact_type.is_some_and(|t| link.artifact_type.as_deref() != Some(t))
             {
@@ -636,7 +1036,7 @@ impl Registry {
             }
             referrers.push(Descriptor {
                 media_type: link.media_type,
-                digest: format!("sha256:{hex}"),
+                digest: manifest_digest,
                 size: link.size,
                 artifact_type: link.artifact_type,
                 annotations: link.annotations,
@@ -645,8 +1045,8 @@ impl Registry {
         Ok(referrers)
     }
 
-    /// Blobs the OCI repositories of live spaces refer to (manifests, configs, layers),
-    /// for garbage collection.
+    /// Blobs the OCI repositories of live spaces hold (linked blobs, manifests, and the
+    /// configs and layers those name), for garbage collection.
     pub(crate) async fn repository_blobs(
         &self,
         live: &std::collections::HashMap<String, String>,
@@ -655,51 +1055,77 @@ impl Registry {
             self.store.list(Some(&StorageKey::AllRepositories.path())).try_collect().await.map_err(storage_error)?;
         let mut blobs = Vec::new();
         for meta in metas {
-            let parts: Vec<String> = meta.location.parts().map(|p| p.as_ref().to_string()).collect();
-            // oci/{space}/{generation}/{name}/manifests/{hex}.json
-            let [_, space, generation, _, kind, file] = parts.as_slice() else { continue };
-            if kind != "manifests" || live.get(space) != Some(generation) {
+            let Some(held) = crate::keys::parse_repository_object(&meta.location) else { continue };
+            if live.get(&held.space) != Some(&held.generation) {
                 continue;
             }
-            let Some(hex) = file.strip_suffix(".json") else { continue };
-            blobs.push(hex.to_string());
-            if let Ok(manifest) = self.read_blob(&format!("sha256:{hex}")).await
-                && let Ok(parsed) = Manifest::parse(&manifest, None)
-            {
-                blobs.extend(parsed.blobs().filter_map(|d| oci::parse_digest(&d.digest).ok().map(str::to_string)));
+            match held.kind {
+                crate::keys::RepositoryObject::Blob(digest) => blobs.push(digest),
+                crate::keys::RepositoryObject::Manifest(digest) => {
+                    if let Ok(manifest) = self.read_blob(&digest, u64::MAX).await
+                        && let Ok(parsed) = Manifest::parse(&manifest, None)
+                    {
+                        blobs.extend(parsed.blobs().map(|d| d.digest.clone()));
+                    }
+                    blobs.push(digest);
+                }
             }
         }
         Ok(blobs)
     }
 
-    /// Stores a whole blob sent in one request (`POST ...?digest=`).
-    pub async fn put_whole_blob(&self, space: &str, name: &str, digest: &str, body: ByteStream) -> Result<()> {
-        let id = self.start_upload(space, name).await?;
-        self.finish_upload(space, name, &id, digest, body).await
-    }
-
-    /// Deletes a blob nothing live needs. Blobs are stored once for every repository, so
-    /// one still used by a chart version or manifest anywhere is refused.
+    /// Unlinks a blob from a repository. Its bytes stay until garbage collection finds
+    /// nothing else needs them; a blob this repository's manifests or chart versions
+    /// need is refused.
     pub async fn delete_blob(&self, space: &str, name: &str, digest: &str) -> Result<()> {
         check_repository(space, name)?;
-        let hex = digest_hex(digest)?.to_string();
-        if self.blob_size(digest).await?.is_none() {
-            return Err(OciError::new(OciErrorKind::BlobUnknown, format!("blob {digest} is unknown")));
+        let parsed = parse_digest(digest)?;
+        let generation = self.generation(space).await?.ok_or_else(|| blob_unknown(digest))?;
+        if !self.repository_has_blob(space, &generation, name, parsed).await? {
+            return Err(blob_unknown(digest));
         }
-        if self.blob_in_use(&hex).await? {
-            return Err(OciError::new(
-                OciErrorKind::Denied,
-                format!("blob {digest} is still referenced by a manifest"),
-            ));
+        let in_use = |what: String| {
+            OciError::new(OciErrorKind::Denied, format!("blob {digest} is still needed by {what} in {space}/{name}"))
+        };
+        if self.exists(StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed }).await? {
+            return Err(in_use("a manifest (it is one)".into()));
         }
-        self.delete_if_present(&StorageKey::Blob { digest: &hex }.path()).await?;
+        if let Some(stored) = self
+            .chart_versions(space, name)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .find(|v| referenced_blobs(&v.record).contains(&parsed.to_string()))
+        {
+            return Err(in_use(format!("chart version {}", stored.version)));
+        }
+        for (manifest_digest, _) in self.repository_manifests(space, &generation, name).await? {
+            let Ok(bytes) = self.read_blob(&manifest_digest, u64::MAX).await else { continue };
+            if Manifest::parse(&bytes, None).is_ok_and(|m| m.blobs().any(|b| b.digest == digest)) {
+                return Err(in_use(format!("manifest {manifest_digest}")));
+            }
+        }
+        self.delete_if_present(
+            &StorageKey::RepositoryBlob { space, generation: &generation, name, digest: parsed }.path(),
+        )
+        .await?;
         Ok(())
     }
 
-    /// Makes a blob from another repository available here (`POST ...?mount=&from=`):
-    /// blobs are stored once, so this only checks it exists.
-    pub async fn mount_blob(&self, space: &str, name: &str, digest: &str) -> Result<bool> {
+    /// Makes a blob of another repository available here (`POST ...?mount=&from=`), when
+    /// that repository holds it; answers whether it did.
+    pub async fn mount_blob(&self, space: &str, name: &str, digest: &str, from: &str) -> Result<bool> {
         check_repository(space, name)?;
-        Ok(self.blob_size(digest).await?.is_some())
+        let parsed = parse_digest(digest)?;
+        let Some((from_space, from_name)) = from.split_once('/') else { return Ok(false) };
+        if check_repository(from_space, from_name).is_err() {
+            return Ok(false);
+        }
+        if self.blob_size(from_space, from_name, digest).await?.is_none() {
+            return Ok(false);
+        }
+        let generation = self.ensure_space(space).await?;
+        self.link_blob(space, &generation, name, parsed).await?;
+        Ok(true)
     }
 }

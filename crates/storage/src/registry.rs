@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
+use chartyard_core::error::echo;
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
 use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
-use chartyard_core::oci::{self, Descriptor};
+use chartyard_core::oci::{self, BlobDigest, Descriptor};
 use chartyard_core::record::{ManifestRef, VersionRecord};
 use chartyard_core::{RegistryError, provenance, values, yaml};
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -18,6 +19,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cache::WeightedLru;
 use crate::index::{RenderedIndex, SpaceIndex};
 use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
 use crate::locks::{LockGuard, Locks};
@@ -36,8 +38,13 @@ pub struct RegistryOptions {
     pub conditional_updates: bool,
     /// Largest blob an OCI client may upload.
     pub max_blob_bytes: usize,
-    /// How many archives are parsed (or rewritten) at once; more wait their turn. Each
-    /// parse may decompress up to `limits` into memory and keeps a CPU busy.
+    /// Most OCI upload sessions open at once.
+    pub max_upload_sessions: usize,
+    /// Bytes the in-memory caches (parsed records, loaded space indexes) may hold, by
+    /// estimate; half goes to each. What falls out is read from storage again.
+    pub cache_bytes: usize,
+    /// How many archives are parsed (or rewritten, or composed) at once; more wait their
+    /// turn. Each parse may decompress up to `limits` into memory and keeps a CPU busy.
     pub parse_concurrency: usize,
 }
 
@@ -46,6 +53,9 @@ pub fn default_parse_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+/// The default of [`RegistryOptions::cache_bytes`].
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
 impl Default for RegistryOptions {
     fn default() -> Self {
         Self {
@@ -53,6 +63,8 @@ impl Default for RegistryOptions {
             limits: Limits::default(),
             conditional_updates: false,
             max_blob_bytes: 20 * 1024 * 1024,
+            max_upload_sessions: 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             parse_concurrency: default_parse_concurrency(),
         }
     }
@@ -81,6 +93,8 @@ pub struct GcReport {
     pub deleted_bytes: u64,
     /// Records of deleted spaces that were still in storage.
     pub deleted_stale_records: usize,
+    /// Upload sessions idle for longer than the grace period.
+    pub deleted_uploads: usize,
 }
 
 /// The content of a space marker.
@@ -95,6 +109,28 @@ struct SpaceMarker {
 struct CachedRecord {
     e_tag: String,
     record: Arc<VersionRecord>,
+}
+
+impl CachedRecord {
+    /// Roughly what a record parsed from `json_len` bytes of JSON holds in memory.
+    fn weight(location: &Path, json_len: usize) -> usize {
+        2 * json_len + location.as_ref().len() + 256
+    }
+}
+
+/// A space's index, loaded on first use, behind the lock that orders the writes to it.
+type IndexSlot = Arc<tokio::sync::Mutex<Option<SpaceIndex>>>;
+
+/// What a slot weighs while its index is not loaded.
+const EMPTY_SLOT_WEIGHT: usize = 256;
+
+/// What the caches hold at a moment (weights are the caches' own estimates in bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub records: usize,
+    pub record_bytes: usize,
+    pub indexes: usize,
+    pub index_bytes: usize,
 }
 
 /// One version's place in storage, once its space's generation is known.
@@ -135,12 +171,17 @@ pub struct Registry {
     pub(crate) store: Arc<dyn ObjectStore>,
     pub(crate) options: RegistryOptions,
     locks: Locks,
-    records: Mutex<HashMap<Path, CachedRecord>>,
-    /// Each space's index, loaded on first use and then kept current by this registry's
-    /// own writes.
-    indexes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<SpaceIndex>>>>>,
+    /// Parsed records by location, least recently used first out.
+    records: Mutex<WeightedLru<Path, CachedRecord>>,
+    /// Spaces' indexes, each loaded on first use and then kept current by this registry's
+    /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
+    indexes: Mutex<WeightedLru<String, IndexSlot>>,
     /// Makes index ETags differ between processes.
     process_nonce: String,
+    /// OCI upload sessions open (counted here, recounted from storage by each sweep).
+    pub(crate) open_uploads: std::sync::atomic::AtomicUsize,
+    /// Serialises requests on one upload session.
+    pub(crate) upload_locks: Locks,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
@@ -177,13 +218,13 @@ pub(crate) fn new_generation() -> String {
     format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
 }
 
-/// The hex digests of every blob a version needs: its archive, and its OCI manifest,
-/// config and provenance layer.
-fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
-    let mut blobs = vec![record.digest.clone()];
+/// The digests (`algorithm:hex`) of every blob a version needs: its archive, and its OCI
+/// manifest, config and provenance layer.
+pub(crate) fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
+    let mut blobs = vec![format!("sha256:{}", record.digest)];
     if let Some(manifest) = &record.manifest {
         let digests = [Some(&manifest.digest), Some(&manifest.config), manifest.provenance.as_ref()];
-        blobs.extend(digests.into_iter().flatten().filter_map(|d| oci::parse_digest(d).ok()).map(str::to_string));
+        blobs.extend(digests.into_iter().flatten().filter(|d| !d.is_empty()).cloned());
     }
     blobs
 }
@@ -218,13 +259,16 @@ impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
         let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
+        let budget = options.cache_bytes / 2;
         Self {
             store,
             options,
             locks,
-            records: Mutex::default(),
-            indexes: Mutex::default(),
+            records: Mutex::new(WeightedLru::new(budget, |_| false)),
+            indexes: Mutex::new(WeightedLru::new(budget, |slot| Arc::strong_count(slot) > 1)),
             process_nonce: new_generation(),
+            open_uploads: Default::default(),
+            upload_locks: Locks::new(Duration::ZERO),
             parses,
         }
     }
@@ -323,8 +367,14 @@ impl Registry {
             }
             Err(e) => return Err(storage_error(e)),
         }
-        *self.index_slot(space).lock().await = None;
-        self.delete_prefix(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await?;
+        // Nothing of the deleted generation is read again: drop its index and records.
+        let slot = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&space.to_string());
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&records));
+        self.delete_prefix(&records).await?;
         self.delete_prefix(&StorageKey::SpaceRepositories { space, generation: &generation }.path()).await
     }
 
@@ -370,7 +420,7 @@ impl Registry {
             // Forget cached records under this prefix that no longer exist.
             let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|path, _| !path.prefix_matches(prefix) || listed.contains(path));
+            cache.retain(|path| !path.prefix_matches(prefix) || listed.contains(path));
         }
         let mut found: Vec<StoredVersion> = self
             .read_records(metas)
@@ -388,7 +438,7 @@ impl Registry {
         let mut found = Vec::with_capacity(metas.len());
         let mut to_read = Vec::new();
         {
-            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
             for meta in metas {
                 let Some(path) = parse_record_path(&meta.location) else {
                     continue;
@@ -427,10 +477,7 @@ impl Registry {
         let record: VersionRecord = serde_json::from_slice(&bytes)
             .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
         let record = Arc::new(record);
-        if let Some(e_tag) = e_tag {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() });
-        }
+        self.remember_record(location, e_tag, &record, bytes.len());
         Ok(record)
     }
 
@@ -474,12 +521,14 @@ impl Registry {
     async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
         let record = self.record_at(key).await?;
         let result =
-            self.store.get(&StorageKey::Blob { digest: &record.digest }.path()).await.map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    RegistryError::internal(format!("archive of {} is missing", key.id()))
-                }
-                e => storage_error(e),
-            })?;
+            self.store.get(&StorageKey::Blob { digest: BlobDigest::sha256(&record.digest) }.path()).await.map_err(
+                |e| match e {
+                    object_store::Error::NotFound { .. } => {
+                        RegistryError::internal(format!("archive of {} is missing", key.id()))
+                    }
+                    e => storage_error(e),
+                },
+            )?;
         Ok(ArchiveStream { record, body: stream_payload(result) })
     }
 
@@ -509,15 +558,22 @@ impl Registry {
         }
         let record = self.prepare(&chart, archive.clone(), options.provenance.as_ref(), options.manifest).await?;
         let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
+        if self.artifact_tag_exists(space, &key.generation, name, version).await? {
+            return Err(RegistryError::AlreadyExists(format!(
+                "{} (its OCI tag {} holds another artifact)",
+                key.id(),
+                oci::version_to_tag(version)
+            )));
+        }
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let body_len = body.len();
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
-            Ok(_) => StoredVersion {
-                space: space.into(),
-                chart: name.into(),
-                version: version.into(),
-                record: Arc::new(record),
-            },
+            Ok(written) => {
+                let record = Arc::new(record);
+                self.remember_record(&key.path(), written.e_tag, &record, body_len);
+                StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
+            }
             Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
@@ -536,7 +592,7 @@ impl Registry {
             let _ = self.store.delete(&key.path()).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
-        self.update_index(space, &key.generation, |index| index.insert(name, version, &stored.record)).await;
+        self.sync_index(&key).await;
         Ok(stored)
     }
 
@@ -572,13 +628,13 @@ impl Registry {
         if loaded.metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of chart should be {chart}, but got {}",
-                loaded.metadata.name
+                echo(&loaded.metadata.name)
             )));
         }
         if loaded.metadata.version != version {
             return Err(RegistryError::invalid(format!(
                 "value of version should be {version}, but got {}",
-                loaded.metadata.version
+                echo(&loaded.metadata.version)
             )));
         }
         let _lock = self.lock(&key).await?;
@@ -591,7 +647,7 @@ impl Registry {
     pub async fn values(&self, space: &str, chart: &str, version: &str) -> Result<Value> {
         let key = self.locate(space, chart, version).await?;
         let (_, archive) = self.archive_bytes_at(&key).await?;
-        Ok(values::coalesce(&self.load_chart(archive).await?))
+        values::coalesce(&self.load_chart(archive).await?, &self.options.limits)
     }
 
     /// Replaces the chart's `values.yaml` with `new_values` (a JSON object); answers the
@@ -604,7 +660,7 @@ impl Registry {
         let values_yaml = yaml::to_yaml(&new_values)?;
         let _lock = self.lock(&key).await?;
         let (updated, _) = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
-        Ok(values::coalesce(&updated))
+        values::coalesce(&updated, &self.options.limits)
     }
 
     /// Replaces the chart's `Chart.yaml` fields; the name and version must stay as they are.
@@ -620,13 +676,13 @@ impl Registry {
         if new_metadata.name != chart {
             return Err(RegistryError::invalid(format!(
                 "value of name should be {chart}, but got {}",
-                new_metadata.name
+                echo(&new_metadata.name)
             )));
         }
         if new_metadata.version != version {
             return Err(RegistryError::invalid(format!(
                 "value of version should be {version}, but got {}",
-                new_metadata.version
+                echo(&new_metadata.version)
             )));
         }
         let _lock = self.lock(&key).await?;
@@ -718,7 +774,7 @@ impl Registry {
             artifact_type: None,
             annotations: None,
         };
-        self.put_blob(&record.digest, archive).await?;
+        self.put_blob(BlobDigest::sha256(&record.digest), archive).await?;
         let manifest = match pushed_manifest {
             Some(bytes) => bytes,
             None => {
@@ -774,8 +830,9 @@ impl Registry {
         record.created = created;
         let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
         let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let (record, body_len) = (Arc::new(record), body.len());
         match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
-            Ok(_) => {}
+            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record, body_len),
             Err(object_store::Error::Precondition { .. }) => {
                 return Err(RegistryError::Locked(key.id()));
             }
@@ -783,26 +840,40 @@ impl Registry {
         }
         // A provenance file signs the old archive's digest: it no longer holds.
         self.delete_if_present(&key.provenance_path()).await?;
-        let record = Arc::new(record);
-        self.update_index(key.space, &key.generation, |index| index.insert(key.chart, key.version, &record)).await;
+        self.sync_index(key).await;
         Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
     }
 
     // ---- indexes ----
 
-    /// The repository index of a space, from ready bytes unless something changed.
+    /// The repository index of a space, from ready bytes unless something changed. A
+    /// space that does not exist yet (but may be created) has an empty index, as a
+    /// ChartMuseum repository nobody uploaded to has: `helm repo add` works before the
+    /// first push. Answering it neither creates the space nor caches anything.
     pub async fn space_index(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index(space, |index| Ok(index.rendered(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered(&self.process_nonce))).await
     }
 
     /// The same, with `index.json` rendered too.
     pub async fn space_index_json(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
     }
 
-    /// The index entries of every chart in a space (name order, newest version first).
+    /// The index entries of every chart in a space (name order, newest version first);
+    /// none for a space that does not exist yet.
     pub async fn index_entries(&self, space: &str) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>> {
-        self.with_index(space, |index| Ok(index.entries())).await
+        self.with_index_or_empty(space, |index| Ok(index.entries())).await
+    }
+
+    /// [`Self::with_index`], with an empty index standing in for a space that does not
+    /// exist but whose name a new space could take.
+    async fn with_index_or_empty<T>(&self, space: &str, f: impl Fn(&mut SpaceIndex) -> Result<T>) -> Result<T> {
+        match self.with_index(space, &f).await {
+            Err(RegistryError::NotFound(_)) if check_new_space_name(space).is_ok() => {
+                f(&mut SpaceIndex::new(String::new()))
+            }
+            result => result,
+        }
     }
 
     /// The index entries of one chart, newest version first.
@@ -814,53 +885,170 @@ impl Registry {
         .await
     }
 
-    fn index_slot(&self, space: &str) -> Arc<tokio::sync::Mutex<Option<SpaceIndex>>> {
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        indexes.entry(space.to_string()).or_default().clone()
+    /// The slot of a space's index if one is held; it stays held while the answer lives.
+    fn held_slot(&self, space: &str) -> Option<IndexSlot> {
+        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&space.to_string()).cloned()
     }
 
-    /// Runs `f` on a space's index, building it from the records first if needed.
+    /// The slot of a space's index, made (empty) if none is held.
+    fn slot(&self, space: &str) -> IndexSlot {
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = indexes.get(&space.to_string()) {
+            return slot.clone();
+        }
+        let slot = IndexSlot::default();
+        indexes.insert(space.to_string(), slot.clone(), EMPTY_SLOT_WEIGHT + space.len());
+        slot
+    }
+
+    /// Accounts for a slot once its user is done with it: its new weight, or, with no
+    /// index loaded and nobody else holding it, its removal.
+    fn release_slot(&self, space: &str, slot: IndexSlot, weight: Option<usize>) {
+        let key = space.to_string();
+        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        let held = indexes.get(&key).is_some_and(|held| Arc::ptr_eq(held, &slot));
+        // Ours and the table's: no one else can reach it without the table's lock.
+        let unused = Arc::strong_count(&slot) == 2;
+        drop(slot);
+        match weight {
+            _ if !held => {}
+            None if unused => {
+                indexes.remove(&key);
+            }
+            weight => indexes.reweigh(&key, space.len() + weight.unwrap_or(EMPTY_SLOT_WEIGHT)),
+        }
+    }
+
+    /// Runs `f` on a space's index, building it from the records first if needed. A space
+    /// that does not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let slot = self.index_slot(space);
-        let mut loaded = slot.lock().await;
-        if loaded.is_none() {
-            let generation = self.require_generation(space).await?;
-            let mut index = SpaceIndex::new(generation.clone());
-            let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-            for stored in self.versions_under(&records).await? {
-                index.insert(&stored.chart, &stored.version, &stored.record)?;
+        let slot = match self.held_slot(space) {
+            Some(slot) => slot,
+            None => {
+                self.require_generation(space).await?;
+                self.slot(space)
             }
-            *loaded = Some(index);
-        }
-        match loaded.as_mut() {
+        };
+        let mut loaded = slot.lock().await;
+        let result = self.load_index(space, &mut loaded).await.and_then(|()| match loaded.as_mut() {
             Some(index) => f(index),
             None => Err(RegistryError::not_found(space)),
-        }
+        });
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.release_slot(space, slot, weight);
+        result
     }
 
-    /// Applies a write to a loaded index of the same generation; any other loaded index is
-    /// dropped, to be rebuilt from storage when next asked for.
-    async fn update_index(&self, space: &str, generation: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<()>) {
-        let slot = self.index_slot(space);
-        let mut loaded = slot.lock().await;
-        let keep = match loaded.as_mut() {
-            Some(index) if index.generation == generation => f(index).is_ok(),
-            _ => false,
+    /// Builds a space's index from its records unless it is loaded. The generation is
+    /// read under the slot's lock, never before it: a space deletion drops the slot (under
+    /// that lock) after removing the marker, so a load can never install an index of a
+    /// deleted generation.
+    async fn load_index(&self, space: &str, loaded: &mut Option<SpaceIndex>) -> Result<()> {
+        if loaded.is_some() {
+            return Ok(());
+        }
+        let generation = self.require_generation(space).await?;
+        let mut index = SpaceIndex::new(generation.clone());
+        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
+        for stored in self.versions_under(&records).await? {
+            index.insert(&stored.chart, &stored.version, &stored.record)?;
+        }
+        *loaded = Some(index);
+        Ok(())
+    }
+
+    /// Brings one version's entry of a loaded index in line with the store, after a write
+    /// to that version. The store is read under the index's lock, so that whatever order
+    /// racing writes (an upload and a delete of one version, say) reached the store and
+    /// this lock in, the last one to take the lock sees the store's final state: the index
+    /// never keeps a version that is gone, nor misses one that exists. An index of another
+    /// generation, or one whose entry cannot be read, is dropped, to be rebuilt from
+    /// storage when next asked for; an index not loaded needs nothing (it is built from a
+    /// listing made later than this write).
+    ///
+    /// A slot is evicted only while no one holds it, and a writer takes it only after its
+    /// store write: so an index loaded into a fresh slot after an eviction is listed later
+    /// than any write whose update it missed.
+    async fn sync_index(&self, key: &VersionKey<'_>) {
+        let Some(slot) = self.held_slot(key.space) else {
+            return;
         };
-        if !keep {
-            *loaded = None;
+        let mut loaded = slot.lock().await;
+        if let Some(index) = loaded.as_mut() {
+            let keep = index.generation == key.generation
+                && match self.current_record(&key.path()).await {
+                    Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
+                    Ok(None) => {
+                        index.remove(key.chart, key.version);
+                        true
+                    }
+                    Err(_) => false,
+                };
+            if !keep {
+                *loaded = None;
+            }
+        }
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.release_slot(key.space, slot, weight);
+    }
+
+    /// The record stored at a location now (`None` if there is none), from the cache when
+    /// it holds the record at the current ETag.
+    async fn current_record(&self, location: &Path) -> Result<Option<Arc<VersionRecord>>> {
+        let meta = match self.store.head(location).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(storage_error(e)),
+        };
+        if let Some(tag) = &meta.e_tag {
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = cache.get(location).filter(|cached| cached.e_tag == *tag) {
+                return Ok(Some(cached.record.clone()));
+            }
+        }
+        match self.read_record(location).await {
+            Ok(record) => Ok(Some(record)),
+            Err(RegistryError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
-    /// Stores archive bytes under their digest. Always written (not create-if-absent) so
-    /// that a blob in use is fresh and garbage collection's grace period protects it.
-    pub(crate) async fn put_blob(&self, digest: &str, archive: Bytes) -> Result<()> {
-        self.store
-            .put(&StorageKey::Blob { digest }.path(), PutPayload::from(archive))
-            .await
-            .map(|_| ())
-            .map_err(storage_error)
+    /// Caches a record read or written at an ETag (`json_len`: its size in storage).
+    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>, json_len: usize) {
+        if let Some(e_tag) = e_tag {
+            let weight = CachedRecord::weight(location, json_len);
+            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() }, weight);
+        }
+    }
+
+    /// Forgets a record this registry deleted.
+    fn forget_record(&self, location: &Path) {
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).remove(location);
+    }
+
+    /// What the caches hold now.
+    pub fn cache_stats(&self) -> CacheStats {
+        let (records, record_bytes) = {
+            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
+            (cache.len(), cache.weight())
+        };
+        let indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        CacheStats { records, record_bytes, indexes: indexes.len(), index_bytes: indexes.weight() }
+    }
+
+    /// Stores bytes under their digest, which the caller computed from these very bytes.
+    /// A stored blob is never overwritten (create-if-absent): its bytes are the ones its
+    /// name was verified against when it was first written.
+    pub(crate) async fn put_blob(&self, digest: BlobDigest<'_>, bytes: Bytes) -> Result<()> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&StorageKey::Blob { digest }.path(), PutPayload::from(bytes), opts).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(storage_error(e)),
+        }
     }
 
     /// Deletes one version. Deleting a chart's last version removes the chart.
@@ -872,12 +1060,9 @@ impl Registry {
             Err(object_store::Error::NotFound { .. }) => return Err(RegistryError::not_found(key.id())),
             Err(e) => return Err(storage_error(e)),
         }
+        self.forget_record(&key.path());
         self.delete_if_present(&key.provenance_path()).await?;
-        self.update_index(space, &key.generation, |index| {
-            index.remove(chart, version);
-            Ok(())
-        })
-        .await;
+        self.sync_index(&key).await;
         Ok(())
     }
 
@@ -895,14 +1080,11 @@ impl Registry {
         }
         for key in &keys {
             self.delete_if_present(&key.path()).await?;
+            self.forget_record(&key.path());
             self.delete_if_present(&key.provenance_path()).await?;
         }
-        if let Some(key) = keys.first() {
-            self.update_index(space, &key.generation, |index| {
-                index.remove_chart(chart);
-                Ok(())
-            })
-            .await;
+        for key in &keys {
+            self.sync_index(key).await;
         }
         Ok(())
     }
@@ -923,32 +1105,26 @@ impl Registry {
             }
         }
         let referenced = self.referenced_blob_digests(&generations, live).await?;
-        // Upload sessions nobody finished.
-        let uploads: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
-        for upload in uploads {
-            if SystemTime::from(upload.last_modified) < cutoff {
-                self.delete_if_present(&upload.location).await?;
-            }
-        }
+        report.deleted_uploads = self.expire_uploads(grace).await?;
         report.referenced_blobs = referenced.len();
         let blobs: Vec<ObjectMeta> =
             self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
-        for blob in blobs {
-            let Some(digest) = parse_blob_path(&blob.location) else {
-                continue;
-            };
-            if referenced.contains(&digest) || SystemTime::from(blob.last_modified) >= cutoff {
-                continue;
-            }
-            // An upload of the same bytes rewrites the archive (fresh timestamp) before it
-            // writes its record: look again right before deleting. What remains is the
-            // moment between this look and the delete.
-            match self.store.head(&blob.location).await {
-                Ok(now) if SystemTime::from(now.last_modified) < cutoff => {}
-                _ => continue,
-            }
-            if self.delete_if_present(&blob.location).await? {
+        let candidates: Vec<(String, ObjectMeta)> = blobs
+            .into_iter()
+            .filter_map(|blob| Some((parse_blob_path(&blob.location)?, blob)))
+            .filter(|(digest, blob)| !referenced.contains(digest) && SystemTime::from(blob.last_modified) < cutoff)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(report);
+        }
+        // A version committed while we marked may use an old blob (blobs are written
+        // create-if-absent, so its age says nothing): mark once more right before deleting.
+        // What remains is the moment between this mark and the delete.
+        let generations = self.live_generations().await?;
+        let (live, _) = self.partition_records(&generations).await?;
+        let referenced = self.referenced_blob_digests(&generations, live).await?;
+        for (digest, blob) in candidates {
+            if !referenced.contains(&digest) && self.delete_if_present(&blob.location).await? {
                 report.deleted_blobs += 1;
                 report.deleted_bytes += blob.size;
             }
@@ -982,7 +1158,7 @@ impl Registry {
         Ok((metas(live), metas(stale)))
     }
 
-    /// The hex digests of every blob that live versions and OCI repositories need.
+    /// The digests of every blob that live versions and OCI repositories need.
     async fn referenced_blob_digests(
         &self,
         generations: &HashMap<String, String>,
@@ -994,13 +1170,6 @@ impl Registry {
         }
         referenced.extend(self.repository_blobs(generations).await?);
         Ok(referenced)
-    }
-
-    /// Whether anything live needs a blob (hex digest).
-    pub(crate) async fn blob_in_use(&self, hex: &str) -> Result<bool> {
-        let generations = self.live_generations().await?;
-        let (live, _) = self.partition_records(&generations).await?;
-        Ok(self.referenced_blob_digests(&generations, live).await?.contains(hex))
     }
 
     pub(crate) async fn delete_if_present(&self, location: &Path) -> Result<bool> {

@@ -355,3 +355,39 @@ pub fn chart_with_noise(name: &str, version: &str, bytes: usize) -> Vec<u8> {
 pub fn sha256(data: &[u8]) -> String {
     chartyard_core::archive::sha256_hex(data)
 }
+
+/// A peer program from `shared/peers` (the folder beside the repository): `{name}.xz`
+/// decompressed once into a cache folder under `target/`, made executable, and put in
+/// place by a rename, so that tests running at once never see half a file. `None`, with a
+/// message, where the peers folder is absent (the test then skips).
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers");
+    let source = peers.join(format!("{name}.xz"));
+    let Ok(meta) = std::fs::metadata(&source) else {
+        eprintln!("peer {name} is not in {}; skipping", peers.display());
+        return None;
+    };
+    // Named after the compressed size too, so a changed peer is unpacked again.
+    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("peers");
+    let target = cache.join(format!("{name}-{}", meta.len()));
+    if target.exists() {
+        return Some(target);
+    }
+    std::fs::create_dir_all(&cache).unwrap();
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let partial = cache.join(format!(".{name}-{}-{n}.partial", std::process::id()));
+    let output = std::fs::File::create(&partial).unwrap();
+    let status = Command::new("xz").arg("-dc").arg(&source).stdout(output).status().expect("run xz");
+    assert!(status.success(), "xz -dc {} failed", source.display());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&partial, &target).unwrap();
+    Some(target)
+}
+
+/// A file beside the peer programs (such as a plugin manifest), if the folder is there.
+pub fn peer_file(name: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/peers").join(name);
+    path.exists().then_some(path)
+}
