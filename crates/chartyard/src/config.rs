@@ -10,6 +10,9 @@
 //!     storagedriver: filesystem     # or inmemory
 //!     rootdirectory: ./data
 //!     locktimeout: 1000             # milliseconds; absent or 0 = fail at once when busy
+//! http:                             # optional: bounds on connections and requests
+//!   headertimeout: 30s              # seconds, or a duration such as "500ms", "5m"; 0 = none
+//!   maxconnections: 1024
 //! ```
 
 use std::collections::BTreeMap;
@@ -75,6 +78,34 @@ pub struct SettingsArgs {
     /// [config: manager.parameters.disableforceoverwrite].
     #[arg(long, env = "CHARTYARD_DISABLE_FORCE_OVERWRITE", num_args = 0..=1, default_missing_value = "true")]
     pub disable_force_overwrite: Option<bool>,
+    /// How many chart archives are parsed at once; more wait their turn (default: the
+    /// number of CPUs) [config: manager.parameters.parseconcurrency].
+    #[arg(long, env = "CHARTYARD_PARSE_CONCURRENCY")]
+    pub parse_concurrency: Option<u64>,
+    /// Time a connection has to send a request's line and headers, e.g. "30s"; 0 = no
+    /// limit [config: http.headertimeout].
+    #[arg(long, env = "CHARTYARD_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+    /// A connection with no request in progress is closed after this long without
+    /// traffic; 0 = never [config: http.keepalivetimeout].
+    #[arg(long, env = "CHARTYARD_KEEPALIVE_TIMEOUT")]
+    pub keepalive_timeout: Option<String>,
+    /// A request body that sends nothing for this long fails with 408; 0 = no limit
+    /// [config: http.bodyidletimeout].
+    #[arg(long, env = "CHARTYARD_BODY_IDLE_TIMEOUT")]
+    pub body_idle_timeout: Option<String>,
+    /// A request body must have arrived whole this long after the request's headers,
+    /// or the request fails with 408; 0 = no limit [config: http.requesttimeout].
+    #[arg(long, env = "CHARTYARD_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<String>,
+    /// Connections served at once; more wait to be accepted (default: from the open
+    /// files limit, at most 4096) [config: http.maxconnections].
+    #[arg(long, env = "CHARTYARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// Bytes of request bodies held at once by all requests together; a body that does
+    /// not fit is refused with 503 [config: http.maxbodymemory].
+    #[arg(long, env = "CHARTYARD_MAX_BODY_MEMORY")]
+    pub max_body_memory: Option<u64>,
 }
 
 /// Everything the server needs to start.
@@ -90,6 +121,21 @@ pub struct Settings {
     pub upload_ttl: Duration,
     pub max_upload_sessions: usize,
     pub disable_force_overwrite: bool,
+    /// Archives parsed at once; `None`: as many as there are CPUs.
+    pub parse_concurrency: Option<usize>,
+    pub http: HttpSettings,
+}
+
+/// Bounds on connections and requests (the `http` block). A `None` timeout is no limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpSettings {
+    pub header_timeout: Option<Duration>,
+    pub keepalive_timeout: Option<Duration>,
+    pub body_idle_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    /// `None`: derived from the open files limit.
+    pub max_connections: Option<usize>,
+    pub max_body_memory: usize,
 }
 
 pub const DEFAULT_LISTEN: &str = ":8099";
@@ -97,12 +143,18 @@ pub const DEFAULT_ROOT: &str = "./data";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 20 * 1024 * 1024;
 pub const DEFAULT_UPLOAD_TTL_SECONDS: u64 = 3600;
 pub const DEFAULT_MAX_UPLOAD_SESSIONS: u64 = 1024;
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most connections and archive parses a setting may ask for.
+const MAX_CONNECTIONS: u64 = 1 << 20;
+const MAX_PARSE_CONCURRENCY: u64 = 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
     manager: Option<ManagerConfig>,
+    http: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,7 +180,12 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "uploadttl",
     "maxuploadsessions",
     "disableforceoverwrite",
+    "parseconcurrency",
 ];
+
+/// The keys of the `http` block.
+const HTTP_KEYS: &[&str] =
+    &["headertimeout", "keepalivetimeout", "bodyidletimeout", "requesttimeout", "maxconnections", "maxbodymemory"];
 
 fn error(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
@@ -181,6 +238,23 @@ impl SettingsArgs {
         set("uploadttl", self.upload_ttl.map(Value::from));
         set("maxuploadsessions", self.max_upload_sessions.map(Value::from));
         set("disableforceoverwrite", self.disable_force_overwrite.map(Value::from));
+        set("parseconcurrency", self.parse_concurrency.map(Value::from));
+
+        let mut http = file.http.unwrap_or_default();
+        if let Some(unknown) = http.keys().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
+            return Err(error(format!("http.{unknown}: unknown key (expected one of {})", HTTP_KEYS.join(", "))));
+        }
+        let mut set_http = |key: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                http.insert(key.to_string(), value);
+            }
+        };
+        set_http("headertimeout", self.header_timeout.clone().map(Value::from));
+        set_http("keepalivetimeout", self.keepalive_timeout.clone().map(Value::from));
+        set_http("bodyidletimeout", self.body_idle_timeout.clone().map(Value::from));
+        set_http("requesttimeout", self.request_timeout.clone().map(Value::from));
+        set_http("maxconnections", self.max_connections.map(Value::from));
+        set_http("maxbodymemory", self.max_body_memory.map(Value::from));
 
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
@@ -200,6 +274,16 @@ impl SettingsArgs {
             max_upload_sessions: number(&parameters, "maxuploadsessions")?.unwrap_or(DEFAULT_MAX_UPLOAD_SESSIONS)
                 as usize,
             disable_force_overwrite: flag(&parameters, "disableforceoverwrite", false)?,
+            parse_concurrency: within(&parameters, "parseconcurrency", 1, MAX_PARSE_CONCURRENCY)?,
+            http: HttpSettings {
+                header_timeout: timeout(&http, "headertimeout", DEFAULT_HEADER_TIMEOUT)?,
+                keepalive_timeout: timeout(&http, "keepalivetimeout", DEFAULT_KEEPALIVE_TIMEOUT)?,
+                body_idle_timeout: timeout(&http, "bodyidletimeout", chartyard_http::DEFAULT_BODY_IDLE_TIMEOUT)?,
+                request_timeout: timeout(&http, "requesttimeout", chartyard_http::DEFAULT_REQUEST_TIMEOUT)?,
+                max_connections: http_within(&http, "maxconnections", 1, MAX_CONNECTIONS)?,
+                max_body_memory: http_within(&http, "maxbodymemory", 1, u64::MAX)?
+                    .unwrap_or(chartyard_http::DEFAULT_MAX_BODY_MEMORY),
+            },
         };
         if let Some(space) = &settings.default_space {
             chartyard_core::names::check_name("space", space)
@@ -219,6 +303,12 @@ impl SettingsArgs {
         if settings.max_upload_bytes == 0 {
             return Err(error("manager.parameters.maxuploadsize: must be greater than 0"));
         }
+        if settings.http.max_body_memory < settings.max_upload_bytes {
+            return Err(error(format!(
+                "http.maxbodymemory: {} is less than manager.parameters.maxuploadsize ({}): the largest uploads could never be admitted",
+                settings.http.max_body_memory, settings.max_upload_bytes
+            )));
+        }
         Ok((settings, ignored))
     }
 }
@@ -228,7 +318,11 @@ fn text<'a>(value: &'a Value, key: &str) -> Result<&'a str, ConfigError> {
 }
 
 fn number(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<u64>, ConfigError> {
-    let Some(value) = parameters.get(key) else {
+    number_in(parameters, "manager.parameters", key)
+}
+
+fn number_in(map: &BTreeMap<String, Value>, block: &str, key: &str) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = map.get(key) else {
         return Ok(None);
     };
     let parsed = match value {
@@ -236,9 +330,50 @@ fn number(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<u64>
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    parsed
-        .map(Some)
-        .ok_or_else(|| error(format!("manager.parameters.{key}: expected a non-negative whole number, got {value}")))
+    parsed.map(Some).ok_or_else(|| error(format!("{block}.{key}: expected a non-negative whole number, got {value}")))
+}
+
+/// A whole number of `manager.parameters` within `min..=max`.
+fn within(parameters: &BTreeMap<String, Value>, key: &str, min: u64, max: u64) -> Result<Option<usize>, ConfigError> {
+    bounded(number(parameters, key)?, min, max).map_err(|e| error(format!("manager.parameters.{key}: {e}")))
+}
+
+/// A whole number of the `http` block within `min..=max`.
+fn http_within(http: &BTreeMap<String, Value>, key: &str, min: u64, max: u64) -> Result<Option<usize>, ConfigError> {
+    bounded(number_in(http, "http", key)?, min, max).map_err(|e| error(format!("http.{key}: {e}")))
+}
+
+fn bounded(value: Option<u64>, min: u64, max: u64) -> Result<Option<usize>, String> {
+    match value {
+        None => Ok(None),
+        Some(n) if n < min => Err(format!("must be at least {min}, got {n}")),
+        Some(n) if n > max => Err(format!("must be at most {max}, got {n}")),
+        Some(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+    }
+}
+
+/// A timeout of the `http` block: a number of seconds or a duration such as "500ms",
+/// "30s" or "5m"; zero turns it off (`None`).
+fn timeout(http: &BTreeMap<String, Value>, key: &str, default: Duration) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = http.get(key) else {
+        return Ok(Some(default));
+    };
+    let seconds = |n: f64| (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n));
+    let parsed = match value {
+        Value::Number(n) => n.as_f64().and_then(seconds),
+        Value::String(s) => {
+            let s = s.trim();
+            match s.parse::<f64>() {
+                Ok(n) => seconds(n),
+                Err(_) => humantime::parse_duration(s).ok(),
+            }
+        }
+        _ => None,
+    };
+    let duration = parsed.ok_or_else(|| {
+        error(format!("http.{key}: expected a number of seconds or a duration such as \"30s\" or \"5m\", got {value}"))
+    })?;
+    Ok(Some(duration).filter(|d| !d.is_zero()))
 }
 
 fn flag(parameters: &BTreeMap<String, Value>, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -367,6 +502,75 @@ mod tests {
         assert!(settings.allow_overwrite && settings.disable_force_overwrite && ignored.is_empty());
         let bad = "manager:\n  parameters:\n    storagedriver: inmemory\n    disableforceoverwrite: sometimes\n";
         assert!(with_file(bad).unwrap_err().to_string().contains("manager.parameters.disableforceoverwrite"));
+    }
+
+    #[test]
+    fn connection_and_request_bounds_have_defaults() {
+        let (settings, _) = SettingsArgs::default().resolve().unwrap();
+        let http = settings.http;
+        assert_eq!(http.header_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(http.keepalive_timeout, Some(Duration::from_secs(15)));
+        assert_eq!(http.body_idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(http.request_timeout, Some(Duration::from_secs(300)));
+        assert_eq!(http.max_connections, None, "derived from the open files limit");
+        assert_eq!(http.max_body_memory, 256 * 1024 * 1024);
+        assert_eq!(settings.parse_concurrency, None, "one per CPU");
+    }
+
+    #[test]
+    fn http_block_is_read_and_flags_override_it() {
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\n    parseconcurrency: 3\nhttp:\n  headertimeout: 5\n  keepalivetimeout: \"500ms\"\n  bodyidletimeout: 2m\n  requesttimeout: 0\n  maxconnections: 100\n  maxbodymemory: 104857600\n";
+        let (settings, ignored) = with_file(yaml).unwrap();
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(settings.parse_concurrency, Some(3));
+        let http = &settings.http;
+        assert_eq!(http.header_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(http.keepalive_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(http.body_idle_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(http.request_timeout, None, "0 turns a timeout off");
+        assert_eq!(http.max_connections, Some(100));
+        assert_eq!(http.max_body_memory, 100 * 1024 * 1024);
+
+        let args = SettingsArgs {
+            storage_driver: Some("inmemory".into()),
+            header_timeout: Some("1.5".into()),
+            request_timeout: Some("10m".into()),
+            max_connections: Some(7),
+            max_body_memory: Some(50 * 1024 * 1024),
+            parse_concurrency: Some(1),
+            ..Default::default()
+        };
+        let (settings, _) = args.resolve().unwrap();
+        assert_eq!(settings.http.header_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(settings.http.request_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(settings.http.max_connections, Some(7));
+        assert_eq!(settings.http.max_body_memory, 50 * 1024 * 1024);
+        assert_eq!(settings.parse_concurrency, Some(1));
+    }
+
+    #[test]
+    fn bad_bounds_name_their_key() {
+        let base = "manager:\n  parameters:\n    storagedriver: inmemory\n";
+        let cases = [
+            ("http:\n  headertimout: 5\n", "http.headertimout"),
+            ("http:\n  headertimeout: soon\n", "http.headertimeout"),
+            ("http:\n  bodyidletimeout: -1\n", "http.bodyidletimeout"),
+            ("http:\n  maxconnections: 0\n", "http.maxconnections"),
+            ("http:\n  maxconnections: lots\n", "http.maxconnections"),
+            ("http:\n  maxbodymemory: 1024\n", "http.maxbodymemory"),
+        ];
+        for (block, key) in cases {
+            let message = with_file(&format!("{base}{block}")).unwrap_err().to_string();
+            assert!(message.contains(key), "{block}: {message}");
+        }
+        let zero_parses = "manager:\n  parameters:\n    storagedriver: inmemory\n    parseconcurrency: 0\n";
+        assert!(with_file(zero_parses).unwrap_err().to_string().contains("manager.parameters.parseconcurrency"));
+        let args = SettingsArgs {
+            storage_driver: Some("inmemory".into()),
+            keepalive_timeout: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(args.resolve().unwrap_err().to_string().contains("http.keepalivetimeout"));
     }
 
     #[test]

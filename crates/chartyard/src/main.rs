@@ -3,13 +3,13 @@
 mod cli;
 mod config;
 mod mirror;
+mod server;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use chartyard_http::HttpOptions;
 use chartyard_storage::{Registry, RegistryOptions};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -121,6 +121,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         max_blob_bytes: settings.max_upload_bytes,
         max_upload_sessions: settings.max_upload_sessions,
         cache_bytes: settings.cache_bytes,
+        parse_concurrency: settings.parse_concurrency.unwrap_or_else(chartyard_storage::default_parse_concurrency),
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))
@@ -133,6 +134,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    let open_files = server::raise_open_files_limit();
+    let limits = server::ConnectionLimits {
+        header_timeout: settings.http.header_timeout,
+        keepalive_timeout: settings.http.keepalive_timeout,
+        max_connections: settings.http.max_connections.unwrap_or_else(|| server::default_max_connections(open_files)),
+        shutdown_grace: settings.http.request_timeout,
+    };
+    if let Some(files) = open_files
+        && limits.max_connections as u64 > files / 2
+    {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            open_files = files,
+            "the connection limit is high for the open files limit; the process may run out of file descriptors"
+        );
+    }
     let registry = registry(&settings)?;
     let app = chartyard_http::app(
         registry.clone(),
@@ -141,6 +158,9 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             default_space: settings.default_space.clone(),
             allow_overwrite: settings.allow_overwrite,
             disable_force_overwrite: settings.disable_force_overwrite,
+            body_idle_timeout: settings.http.body_idle_timeout,
+            request_timeout: settings.http.request_timeout,
+            max_body_memory: settings.http.max_body_memory,
         },
     );
     runtime()?.block_on(async move {
@@ -163,13 +183,10 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(
             storage = settings.backend.driver_name(),
             backend = ?settings.backend,
+            max_connections = limits.max_connections,
             "listening on http://{local}"
         );
-        // Without TCP_NODELAY a response written as headers then body stalls on delayed ACKs.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        server::serve(listener, app, limits, shutdown_signal()).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -5,15 +5,18 @@
 pub mod api_v1;
 pub mod chartmuseum;
 pub mod error;
+pub mod limits;
 pub mod oci;
 pub mod repo;
 mod space;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chartyard_storage::Registry;
@@ -51,7 +54,19 @@ pub struct HttpOptions {
     pub allow_overwrite: bool,
     /// Whether ChartMuseum's `?force` is refused (a conflict, as without it).
     pub disable_force_overwrite: bool,
+    /// A request body that sends nothing for this long fails with 408.
+    pub body_idle_timeout: Option<Duration>,
+    /// A request body must have arrived whole this long after the request's head, or
+    /// the request fails with 408.
+    pub request_timeout: Option<Duration>,
+    /// Bytes of request bodies all requests together may hold at once; a body that
+    /// does not fit is refused with 503.
+    pub max_body_memory: usize,
 }
+
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_MAX_BODY_MEMORY: usize = 256 * 1024 * 1024;
 
 impl Default for HttpOptions {
     fn default() -> Self {
@@ -60,6 +75,9 @@ impl Default for HttpOptions {
             default_space: None,
             allow_overwrite: false,
             disable_force_overwrite: false,
+            body_idle_timeout: Some(DEFAULT_BODY_IDLE_TIMEOUT),
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            max_body_memory: DEFAULT_MAX_BODY_MEMORY,
         }
     }
 }
@@ -88,13 +106,26 @@ pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
+        .layer(from_fn_with_state(Arc::new(body_limits(options)), limits::guard_body))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal_message("internal server error").into_response()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // Every response is logged once, above; internal errors are logged where
+                // they happen, with their cause. A 5xx line more would only repeat them.
+                .on_failure(()),
         )
+}
+
+fn body_limits(options: &HttpOptions) -> limits::BodyLimits {
+    limits::BodyLimits::new(
+        options.body_idle_timeout,
+        options.request_timeout,
+        options.max_body_bytes,
+        options.max_body_memory,
+    )
 }
 
 async fn health() -> Response {

@@ -85,12 +85,12 @@ impl Registry {
                 continue;
             }
             let archive = self.archive_of(&key.0, &key.1, &key.2).await?;
-            let (files, rest) = tokio::task::spawn_blocking(move || {
-                let files = archive::load_files_within(&archive, &limits, &mut budget);
-                (files, budget)
-            })
-            .await
-            .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?;
+            let (files, rest) = self
+                .blocking(move || {
+                    let files = archive::load_files_within(&archive, &limits, &mut budget);
+                    Ok((files, budget))
+                })
+                .await?;
             budget = rest;
             let files = files.map_err(|e| match e {
                 RegistryError::Invalid(message) => RegistryError::invalid(format!(
@@ -107,13 +107,13 @@ impl Registry {
         let root = composition.root.clone();
         let save_owned = save.clone();
         let max_archive_bytes = self.options.max_blob_bytes;
-        let archive = tokio::task::spawn_blocking(move || {
-            let root = resolve(&root, None, &loaded, &limits, &mut budget)?;
-            drop(loaded);
-            build(&save_owned, &root, &limits, max_archive_bytes)
-        })
-        .await
-        .map_err(|e| RegistryError::internal(format!("chart composer failed: {e}")))??;
+        let archive = self
+            .blocking(move || {
+                let root = resolve(&root, None, &loaded, &limits, &mut budget)?;
+                drop(loaded);
+                build(&save_owned, &root, &limits, max_archive_bytes)
+            })
+            .await?;
         if dry_run {
             let chart = self.load_chart(archive).await?;
             let values = values::coalesce(&chart, &limits)?;

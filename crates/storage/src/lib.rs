@@ -19,7 +19,11 @@ pub mod locks;
 pub mod oci;
 mod registry;
 
+#[cfg(test)]
+mod parse_slots_tests;
+
 pub use index::RenderedIndex;
 pub use registry::{
     ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,
+    default_parse_concurrency,
 };

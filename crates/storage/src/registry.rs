@@ -43,6 +43,14 @@ pub struct RegistryOptions {
     /// Bytes the in-memory caches (parsed records, loaded space indexes) may hold, by
     /// estimate; half goes to each. What falls out is read from storage again.
     pub cache_bytes: usize,
+    /// How many archives are parsed (or rewritten, or composed) at once; more wait their
+    /// turn. Each parse may decompress up to `limits` into memory and keeps a CPU busy.
+    pub parse_concurrency: usize,
+}
+
+/// The default parse concurrency: one per CPU.
+pub fn default_parse_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// The default of [`RegistryOptions::cache_bytes`].
@@ -57,6 +65,7 @@ impl Default for RegistryOptions {
             max_blob_bytes: 20 * 1024 * 1024,
             max_upload_sessions: 1024,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            parse_concurrency: default_parse_concurrency(),
         }
     }
 }
@@ -173,6 +182,8 @@ pub struct Registry {
     pub(crate) open_uploads: std::sync::atomic::AtomicUsize,
     /// Serialises requests on one upload session.
     pub(crate) upload_locks: Locks,
+    /// One permit per archive parse that may run at once.
+    pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
 
 /// How an upload treats an existing version and provenance.
@@ -244,15 +255,10 @@ pub(crate) fn stream_payload(
     }
 }
 
-/// Runs chart parsing on a blocking thread: it is CPU work that must not stall the
-/// request workers, and deeply nested (but within budget) YAML needs stack.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work).await.map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
-}
-
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
+        let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
         let budget = options.cache_bytes / 2;
         Self {
             store,
@@ -263,7 +269,25 @@ impl Registry {
             process_nonce: new_generation(),
             open_uploads: Default::default(),
             upload_locks: Locks::new(Duration::ZERO),
+            parses,
         }
+    }
+
+    /// Runs chart parsing on a blocking thread, at most `parse_concurrency` at once: it is
+    /// CPU work that must not stall the request workers, it holds decompressed archives in
+    /// memory, and deeply nested (but within budget) YAML needs stack. The slot is held by
+    /// the work itself, so a request that gives up does not free it early.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let slot = self.parses.clone().acquire_owned().await.map_err(|_| RegistryError::internal("parser closed"))?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            work()
+        })
+        .await
+        .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
     }
 
     // ---- spaces ----
@@ -690,10 +714,10 @@ impl Registry {
         let current = self.current(key).await?;
         let (previous, archive) = self.archive_bytes_at(key).await?;
         let (folder, limits, file) = (key.chart.to_string(), self.options.limits, file.to_string());
-        let rewritten: Bytes =
-            blocking(move || archive::rewrite(&archive, &folder, &[(&file, content.into_bytes())], &limits))
-                .await?
-                .into();
+        let rewritten: Bytes = self
+            .blocking(move || archive::rewrite(&archive, &folder, &[(&file, content.into_bytes())], &limits))
+            .await?
+            .into();
         let loaded = self.load_chart(rewritten.clone()).await?;
         let stored = self.commit(key, &loaded, rewritten, current, previous.created.clone()).await?;
         Ok((loaded, stored))
@@ -702,7 +726,7 @@ impl Registry {
     /// Parses an archive under the configured limits.
     pub(crate) async fn load_chart(&self, archive: Bytes) -> Result<Chart> {
         let limits = self.options.limits;
-        blocking(move || archive::load(&archive, &limits)).await
+        self.blocking(move || archive::load(&archive, &limits)).await
     }
 
     async fn lock(&self, key: &VersionKey<'_>) -> Result<LockGuard> {
