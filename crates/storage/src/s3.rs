@@ -22,14 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, StreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut, S3CopyIfNotExists};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
     Attribute, ClientConfigKey, CopyMode, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta,
-    ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result, RetryConfig,
-    UpdateVersion,
+    ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions,
+    RenameTargetMode, Result, RetryConfig, UpdateVersion,
 };
 
 use crate::backend::OpenedBackend;
@@ -414,18 +414,25 @@ async fn swap(store: &dyn ObjectStore, key: &Path, e_tag: &str, body: &'static [
 }
 
 /// A store as the registry needs it: `If-Match` ETags in the form the store accepts,
-/// copy-if-absent done as the store allows, and every object written with the configured
-/// storage class.
+/// copy-if-absent done as the store allows, a delete of one absent object reported as
+/// `NotFound` (S3 answers 204 either way; the registry answers 404 for deleting what does
+/// not exist, as on a filesystem), and every object written with the configured storage
+/// class.
 #[derive(Debug)]
-pub struct S3Store<T> {
-    inner: T,
+pub struct S3Store {
+    inner: Arc<dyn ObjectStore>,
     etag_form: EtagForm,
     copy_if_absent: CopyIfAbsent,
     storage_class: Option<String>,
 }
 
-impl<T: ObjectStore> S3Store<T> {
-    pub fn new(inner: T, etag_form: EtagForm, copy_if_absent: CopyIfAbsent, storage_class: Option<String>) -> Self {
+impl S3Store {
+    pub fn new(
+        inner: Arc<dyn ObjectStore>,
+        etag_form: EtagForm,
+        copy_if_absent: CopyIfAbsent,
+        storage_class: Option<String>,
+    ) -> Self {
         let storage_class = storage_class.filter(|class| class != "NONE");
         Self { inner, etag_form, copy_if_absent, storage_class }
     }
@@ -437,14 +444,14 @@ impl<T: ObjectStore> S3Store<T> {
     }
 }
 
-impl<T: ObjectStore> fmt::Display for S3Store<T> {
+impl fmt::Display for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "S3Store({})", self.inner)
     }
 }
 
 #[async_trait]
-impl<T: ObjectStore> ObjectStore for S3Store<T> {
+impl ObjectStore for S3Store {
     async fn put_opts(&self, location: &Path, payload: PutPayload, mut opts: PutOptions) -> Result<PutResult> {
         if let PutMode::Update(current) = &mut opts.mode {
             current.e_tag = current.e_tag.as_deref().map(|e_tag| self.etag_form.apply(e_tag));
@@ -470,8 +477,26 @@ impl<T: ObjectStore> ObjectStore for S3Store<T> {
         self.inner.get_ranges(location, ranges).await
     }
 
+    /// A stream of one location (a single delete) is checked with a HEAD first; longer
+    /// ones (prefix sweeps, garbage collection) go to S3's bulk delete as they are.
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
+        let inner = Arc::clone(&self.inner);
+        locations
+            .chunks(1000)
+            .flat_map(move |chunk| match <[Result<Path>; 1]>::try_from(chunk) {
+                Ok([location]) => {
+                    let inner = Arc::clone(&inner);
+                    futures::stream::once(async move {
+                        let location = location?;
+                        inner.head(&location).await?;
+                        inner.delete(&location).await?;
+                        Ok(location)
+                    })
+                    .boxed()
+                }
+                Err(chunk) => inner.delete_stream(futures::stream::iter(chunk).boxed()),
+            })
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -486,7 +511,6 @@ impl<T: ObjectStore> ObjectStore for S3Store<T> {
         self.inner.list_with_delimiter(prefix).await
     }
 
-    /// `rename_opts` is the trait's copy, then delete, so renames come through here too.
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         if options.mode == CopyMode::Create && self.copy_if_absent == CopyIfAbsent::HeadThenCopy {
             return match self.inner.head(to).await {
@@ -500,6 +524,17 @@ impl<T: ObjectStore> ObjectStore for S3Store<T> {
             };
         }
         self.inner.copy_opts(from, to, options).await
+    }
+
+    /// A copy (as above), then a delete of the source without the HEAD a single delete
+    /// costs here: the copy has just read the source.
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        let mode = match options.target_mode {
+            RenameTargetMode::Overwrite => CopyMode::Overwrite,
+            RenameTargetMode::Create => CopyMode::Create,
+        };
+        self.copy_opts(from, to, CopyOptions { mode, extensions: options.extensions }).await?;
+        self.inner.delete(from).await
     }
 }
 
@@ -544,7 +579,6 @@ pub fn open(options: &S3Options) -> Result<OpenedBackend, String> {
 
 #[cfg(test)]
 mod tests {
-    use futures::StreamExt;
     use object_store::memory::InMemory;
 
     use super::*;
@@ -705,7 +739,7 @@ mod tests {
 
         // Through S3Store, the registry's compare-and-swap with the ETag it read (quoted)
         // works, and a stale one still fails.
-        let store = S3Store::new(UnquotedOnly::default(), report.etag_form, report.copy_if_absent(), None);
+        let store = S3Store::new(Arc::new(UnquotedOnly::default()), report.etag_form, report.copy_if_absent(), None);
         let key = Path::from("charts/s/g/c/1.0.0.json");
         store.put(&key, PutPayload::from_static(b"a")).await.unwrap();
         let first = store.head(&key).await.unwrap().e_tag.unwrap();
@@ -732,7 +766,12 @@ mod tests {
 
     #[tokio::test]
     async fn storage_class_is_set_on_every_write() {
-        let store = S3Store::new(InMemory::new(), EtagForm::Unquoted, CopyIfAbsent::Native, Some("STANDARD_IA".into()));
+        let store = S3Store::new(
+            Arc::new(InMemory::new()),
+            EtagForm::Unquoted,
+            CopyIfAbsent::Native,
+            Some("STANDARD_IA".into()),
+        );
         let key = Path::from("a");
         store.put(&key, PutPayload::from_static(b"x")).await.unwrap();
         let attributes = store.get(&key).await.unwrap().attributes;
@@ -742,9 +781,28 @@ mod tests {
         upload.complete().await.unwrap();
         let attributes = store.get(&Path::from("b")).await.unwrap().attributes;
         assert_eq!(attributes.get(&Attribute::StorageClass).map(|v| v.as_ref()), Some("STANDARD_IA"));
-        let none = S3Store::new(InMemory::new(), EtagForm::Unquoted, CopyIfAbsent::Native, Some("NONE".into()));
+        let none =
+            S3Store::new(Arc::new(InMemory::new()), EtagForm::Unquoted, CopyIfAbsent::Native, Some("NONE".into()));
         none.put(&key, PutPayload::from_static(b"x")).await.unwrap();
         assert!(none.get(&key).await.unwrap().attributes.get(&Attribute::StorageClass).is_none());
+    }
+
+    #[tokio::test]
+    async fn deleting_one_absent_object_is_not_found_and_bulk_deletes_stay_bulk() {
+        // InMemory, like S3, deletes an absent key without complaint.
+        let memory = Arc::new(InMemory::new());
+        assert!(memory.delete(&Path::from("absent")).await.is_ok());
+        let store = S3Store::new(memory, EtagForm::Quoted, CopyIfAbsent::Native, None);
+        let missing = store.delete(&Path::from("absent")).await;
+        assert!(matches!(missing, Err(object_store::Error::NotFound { .. })), "{missing:?}");
+        for key in ["p/a", "p/b", "p/c", "q"] {
+            store.put(&Path::from(key), PutPayload::from_static(b"x")).await.unwrap();
+        }
+        store.delete(&Path::from("q")).await.unwrap();
+        let listed = store.list(Some(&Path::from("p"))).map(|meta| meta.map(|meta| meta.location)).boxed();
+        let deleted: Vec<Path> = store.delete_stream(listed).map(Result::unwrap).collect().await;
+        assert_eq!(deleted.len(), 3);
+        assert!(keys(&store).await.is_empty());
     }
 
     #[test]
