@@ -24,13 +24,18 @@ const SECRET_KEY: &str = "chartyard-test-secret";
 /// A moto S3 server on a loopback port, killed when dropped.
 struct Moto {
     child: Child,
-    /// `http://127.0.0.1:{port}`
+    /// `http://127.0.0.1:{port}` (`https://` with TLS)
     endpoint: String,
 }
 
 impl Moto {
     /// Starts moto, or `None` (the test skips) where it is not installed outside CI.
     fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, moto serves https with a self-signed certificate of its own.
+    fn start_with(tls: bool) -> Option<Self> {
         let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/moto_server");
         if !binary.exists() {
             assert!(std::env::var("CI").is_err(), "moto_server is not installed; run scripts/install-test-tools.sh");
@@ -41,14 +46,16 @@ impl Moto {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(tls.then_some("-s"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let scheme = if tls { "https" } else { "http" };
+        let moto = Self { child, endpoint: format!("{scheme}://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while client().get(&moto.endpoint).send().is_err() {
+        while moto.client().get(&moto.endpoint).send().is_err() {
             assert!(Instant::now() < deadline, "moto_server did not answer on {}", moto.endpoint);
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -56,18 +63,23 @@ impl Moto {
     }
 
     fn address(&self) -> &str {
-        self.endpoint.trim_start_matches("http://")
+        self.endpoint.split_once("://").unwrap().1
+    }
+
+    /// A client for moto itself (its own certificate is self-signed).
+    fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
     }
 
     /// Creates a bucket. moto takes an unsigned `PUT /{bucket}`.
     fn create_bucket(&self, bucket: &str) {
-        let response = client().put(format!("{}/{bucket}", self.endpoint)).send().unwrap();
+        let response = self.client().put(format!("{}/{bucket}", self.endpoint)).send().unwrap();
         assert_eq!(response.status(), 200, "create bucket {bucket}: {}", response.text().unwrap());
     }
 
     /// Every key in a bucket (up to 1000, plenty here), as moto lists them.
     fn keys(&self, bucket: &str) -> Vec<String> {
-        let response = client().get(format!("{}/{bucket}?list-type=2", self.endpoint)).send().unwrap();
+        let response = self.client().get(format!("{}/{bucket}?list-type=2", self.endpoint)).send().unwrap();
         assert_eq!(response.status(), 200);
         let text = response.text().unwrap();
         assert!(text.contains("<IsTruncated>false</IsTruncated>"), "{text}");
@@ -76,7 +88,7 @@ impl Moto {
 
     /// Multipart uploads started and neither completed nor aborted.
     fn open_multipart_uploads(&self, bucket: &str) -> usize {
-        let response = client().get(format!("{}/{bucket}?uploads", self.endpoint)).send().unwrap();
+        let response = self.client().get(format!("{}/{bucket}?uploads", self.endpoint)).send().unwrap();
         response.text().unwrap().matches("<Upload>").count()
     }
 }
@@ -325,7 +337,11 @@ fn every_api_works_on_s3_and_data_survives_a_restart() {
     let manifest = serde_json::to_vec_pretty(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.example.config.v1+json", "digest": config_digest, "size": config_blob.len()},
+        "config": {
+            "mediaType": "application/vnd.example.config.v1+json",
+            "digest": config_digest,
+            "size": config_blob.len(),
+        },
         "layers": [{"mediaType": "application/vnd.example.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
     }))
     .unwrap();
@@ -533,4 +549,41 @@ fn forward_without_conditions(client: TcpStream, upstream: &str) -> std::io::Res
     let mut client = client;
     client.write_all(&response)?;
     client.shutdown(std::net::Shutdown::Both)
+}
+
+/// https endpoints are verified (rustls): moto's self-signed certificate is refused at
+/// startup, and accepted with `skipverify: true`.
+#[test]
+fn tls_certificates_are_verified_unless_skipverify() {
+    let Some(moto) = Moto::start_with(true) else { return };
+    moto.create_bucket("tls");
+    let output = run_to_exit(chartyard(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--storage-driver",
+        "s3",
+        "--s3-bucket",
+        "tls",
+        "--s3-endpoint",
+        &moto.endpoint,
+    ]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.starts_with("chartyard: s3 bucket tls: probing conditional writes failed"), "{stderr}");
+    assert!(line.contains("certificate"), "{stderr}");
+
+    let dir = TempDir::new("s3-tls");
+    let config = dir.path.join("config.yaml");
+    let yaml = format!(
+        "manager:\n  parameters:\n    storagedriver: s3\n    bucket: tls\n    \
+         regionendpoint: {}\n    skipverify: true\n",
+        moto.address()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let server = S3Server::start(&["--config", config.to_str().unwrap()]);
+    let archive = ChartBuilder::new("secure", "1.0.0").build();
+    json(server.upload("team", &archive), 201);
+    assert_eq!(server.bytes("/api/v1/spaces/team/charts/secure/versions/1.0.0"), archive);
 }

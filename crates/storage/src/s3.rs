@@ -293,14 +293,28 @@ impl fmt::Display for ProbeError {
     }
 }
 
-/// A store's error on one line of bounded length (S3 errors carry the XML body they got).
+/// A store's error on one line of bounded length, with its causes (a TLS or connection
+/// failure is only named there); S3 errors carry the XML body they got, so a long message
+/// keeps its start and its end.
 fn one_line(error: &object_store::Error) -> String {
-    const MAX: usize = 400;
-    let text = error.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+    const KEEP: usize = 300;
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
     }
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let chars = text.chars().count();
+    if chars <= 2 * KEEP {
+        return text;
+    }
+    let head: String = text.chars().take(KEEP).collect();
+    let tail: String = text.chars().skip(chars - KEEP).collect();
+    format!("{head} … {tail}")
 }
 
 /// Checks that `store` honours conditional writes, under `_probe/{nonce}/` (removed
@@ -571,7 +585,11 @@ pub fn open(options: &S3Options) -> Result<OpenedBackend, String> {
             "{name}: copy-if-absent is not atomic; copying when a HEAD finds the target absent"
         );
     }
-    tracing::info!(etag_form = ?report.etag_form, copy_if_absent = ?report.copy_if_absent(), "{name}: conditional writes verified");
+    tracing::info!(
+        etag_form = ?report.etag_form,
+        copy_if_absent = ?report.copy_if_absent(),
+        "{name}: conditional writes verified"
+    );
     let inner = options.store(RetryConfig::default())?;
     let store = S3Store::new(inner, report.etag_form, report.copy_if_absent(), options.storage_class.clone());
     Ok(OpenedBackend { store: Arc::new(store), conditional_updates: true })
@@ -785,6 +803,32 @@ mod tests {
             S3Store::new(Arc::new(InMemory::new()), EtagForm::Unquoted, CopyIfAbsent::Native, Some("NONE".into()));
         none.put(&key, PutPayload::from_static(b"x")).await.unwrap();
         assert!(none.get(&key).await.unwrap().attributes.get(&Attribute::StorageClass).is_none());
+    }
+
+    #[test]
+    fn store_errors_are_one_bounded_line_with_their_causes() {
+        let cause = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        let body = format!("<Error>\n  <Code>NoSuchBucket</Code>\n{}</Error>", "x".repeat(5000));
+        let error = object_store::Error::Generic { store: "S3", source: format!("PUT failed: {body}").into() };
+        let line = one_line(&error);
+        assert!(!line.contains('\n') && line.chars().count() < 700, "{line}");
+        assert!(line.contains("NoSuchBucket") && line.ends_with("</Error>"), "{line}");
+        // As reqwest's: the message names the step, only the source names the reason.
+        #[derive(Debug)]
+        struct SendError(std::io::Error);
+        impl fmt::Display for SendError {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "error sending request")
+            }
+        }
+        impl std::error::Error for SendError {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let nested = object_store::Error::Generic { store: "S3", source: Box::new(SendError(cause)) };
+        let line = one_line(&nested);
+        assert!(line.contains("error sending request: invalid peer certificate: UnknownIssuer"), "{line}");
     }
 
     #[tokio::test]
