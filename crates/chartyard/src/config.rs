@@ -7,19 +7,25 @@
 //!   name: "simple"
 //!   parameters:
 //!     resourcelocker: memory
-//!     storagedriver: filesystem     # or inmemory
-//!     rootdirectory: ./data
+//!     storagedriver: filesystem     # or inmemory, or s3
+//!     rootdirectory: ./data         # for s3: the key prefix inside the bucket
 //!     locktimeout: 1000             # milliseconds; absent or 0 = fail at once when busy
 //! http:                             # optional: bounds on connections and requests
 //!   headertimeout: 30s              # seconds, or a duration such as "500ms", "5m"; 0 = none
 //!   maxconnections: 1024
 //! ```
+//!
+//! The `s3` driver takes docker distribution's parameters (`bucket`, `region`,
+//! `regionendpoint`, `accesskey`, `secretkey`, `sessiontoken`, `secure`, `skipverify`,
+//! `forcepathstyle`, `encrypt`, `keyid`, `storageclass`); what is absent comes from the
+//! standard AWS environment and credential chain.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chartyard_storage::backend::Backend;
+use chartyard_storage::s3::S3Options;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -37,12 +43,24 @@ pub struct SettingsArgs {
     /// Address to listen on, such as ":8099" or "127.0.0.1:8099" [config: listen].
     #[arg(long, env = "CHARTYARD_LISTEN")]
     pub listen: Option<String>,
-    /// filesystem or inmemory [config: manager.parameters.storagedriver].
+    /// filesystem, inmemory or s3 [config: manager.parameters.storagedriver].
     #[arg(long, env = "CHARTYARD_STORAGE_DRIVER")]
     pub storage_driver: Option<String>,
-    /// Where the filesystem driver stores data [config: manager.parameters.rootdirectory].
+    /// Where the filesystem driver stores data; for s3, the key prefix inside the bucket
+    /// [config: manager.parameters.rootdirectory].
     #[arg(long, env = "CHARTYARD_ROOT_DIRECTORY")]
     pub root_directory: Option<PathBuf>,
+    /// The bucket of the s3 driver [config: manager.parameters.bucket].
+    #[arg(long, env = "CHARTYARD_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// The URL of an S3-compatible server, for the s3 driver; absent for AWS
+    /// [config: manager.parameters.regionendpoint].
+    #[arg(long, env = "CHARTYARD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region, for the s3 driver; absent = AWS_REGION or us-east-1
+    /// [config: manager.parameters.region].
+    #[arg(long, env = "CHARTYARD_S3_REGION")]
+    pub s3_region: Option<String>,
     /// How long a writer waits for a busy version, in milliseconds; 0 fails at once
     /// [config: manager.parameters.locktimeout].
     #[arg(long, env = "CHARTYARD_LOCK_TIMEOUT")]
@@ -181,6 +199,19 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "maxuploadsessions",
     "disableforceoverwrite",
     "parseconcurrency",
+    // the s3 driver's
+    "bucket",
+    "region",
+    "regionendpoint",
+    "accesskey",
+    "secretkey",
+    "sessiontoken",
+    "secure",
+    "skipverify",
+    "forcepathstyle",
+    "encrypt",
+    "keyid",
+    "storageclass",
 ];
 
 /// The keys of the `http` block.
@@ -211,13 +242,15 @@ impl SettingsArgs {
         if let Some(name) = manager.name.as_deref().filter(|n| *n != "simple") {
             return Err(error(format!("manager.name: unknown manager {name:?} (expected simple)")));
         }
+        // Without a configuration file, the filesystem driver in ./data; that folder is
+        // not a default for the s3 driver's key prefix.
+        let default_root = manager.parameters.is_none() && self.config.is_none();
         let mut parameters = manager.parameters.unwrap_or_else(|| {
             if self.config.is_some() {
                 BTreeMap::new()
             } else {
                 BTreeMap::from([
                     ("storagedriver".to_string(), Value::from("filesystem")),
-                    ("rootdirectory".to_string(), Value::from(DEFAULT_ROOT)),
                     ("resourcelocker".to_string(), Value::from("memory")),
                 ])
             }
@@ -255,12 +288,15 @@ impl SettingsArgs {
         set_http("requesttimeout", self.request_timeout.clone().map(Value::from));
         set_http("maxconnections", self.max_connections.map(Value::from));
         set_http("maxbodymemory", self.max_body_memory.map(Value::from));
+        set("bucket", self.s3_bucket.clone().map(Value::from));
+        set("regionendpoint", self.s3_endpoint.clone().map(Value::from));
+        set("region", self.s3_region.clone().map(Value::from));
 
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
         let settings = Settings {
             listen: self.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
-            backend: backend(&parameters)?,
+            backend: backend(&parameters, default_root.then_some(DEFAULT_ROOT))?,
             lock_timeout: Duration::from_millis(number(&parameters, "locktimeout")?.unwrap_or(0)),
             max_upload_bytes: number(&parameters, "maxuploadsize")?.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES) as usize,
             cache_bytes: number(&parameters, "cachesize")?
@@ -377,24 +413,58 @@ fn timeout(http: &BTreeMap<String, Value>, key: &str, default: Duration) -> Resu
 }
 
 fn flag(parameters: &BTreeMap<String, Value>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    Ok(optional_flag(parameters, key)?.unwrap_or(default))
+}
+
+fn optional_flag(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<bool>, ConfigError> {
     match parameters.get(key) {
-        None => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s == "true" || s == "false" => Ok(Some(s == "true")),
         Some(other) => Err(error(format!("manager.parameters.{key}: expected true or false, got {other}"))),
     }
 }
 
-fn backend(parameters: &BTreeMap<String, Value>) -> Result<Backend, ConfigError> {
+/// A string parameter; an empty one counts as absent, as docker distribution has it.
+fn optional_text(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Option<String>, ConfigError> {
+    match parameters.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => Ok(Some(text(value, key)?.trim().to_string()).filter(|s| !s.is_empty())),
+    }
+}
+
+fn s3_backend(parameters: &BTreeMap<String, Value>) -> Result<Backend, ConfigError> {
+    let options = S3Options {
+        bucket: optional_text(parameters, "bucket")?.unwrap_or_default(),
+        region: optional_text(parameters, "region")?,
+        endpoint: optional_text(parameters, "regionendpoint")?,
+        access_key: optional_text(parameters, "accesskey")?,
+        secret_key: optional_text(parameters, "secretkey")?,
+        session_token: optional_text(parameters, "sessiontoken")?,
+        root_directory: optional_text(parameters, "rootdirectory")?.unwrap_or_default().trim_matches('/').to_string(),
+        secure: optional_flag(parameters, "secure")?,
+        skip_verify: flag(parameters, "skipverify", false)?,
+        force_path_style: optional_flag(parameters, "forcepathstyle")?,
+        encrypt: flag(parameters, "encrypt", false)?,
+        key_id: optional_text(parameters, "keyid")?,
+        storage_class: optional_text(parameters, "storageclass")?.map(|class| class.to_ascii_uppercase()),
+    };
+    options.check().map_err(|e| error(format!("manager.parameters.{e}")))?;
+    Ok(Backend::S3(options))
+}
+
+fn backend(parameters: &BTreeMap<String, Value>, default_root: Option<&str>) -> Result<Backend, ConfigError> {
     let driver = parameters
         .get("storagedriver")
-        .ok_or_else(|| error("manager.parameters.storagedriver: missing (expected filesystem or inmemory)"))?;
+        .ok_or_else(|| error("manager.parameters.storagedriver: missing (expected filesystem, inmemory or s3)"))?;
     match text(driver, "storagedriver")? {
         "filesystem" => {
-            let root = parameters.get("rootdirectory").ok_or_else(|| {
-                error("manager.parameters.rootdirectory: missing (required by storagedriver filesystem)")
-            })?;
-            let root = text(root, "rootdirectory")?;
+            let root = match parameters.get("rootdirectory") {
+                Some(root) => text(root, "rootdirectory")?,
+                None => default_root.ok_or_else(|| {
+                    error("manager.parameters.rootdirectory: missing (required by storagedriver filesystem)")
+                })?,
+            };
             if root.is_empty() {
                 return Err(error("manager.parameters.rootdirectory: must not be empty"));
             }
@@ -409,8 +479,9 @@ fn backend(parameters: &BTreeMap<String, Value>) -> Result<Backend, ConfigError>
             Ok(Backend::Filesystem { root: PathBuf::from(root), fsync })
         }
         "inmemory" => Ok(Backend::InMemory),
+        "s3" => s3_backend(parameters),
         other => Err(error(format!(
-            "manager.parameters.storagedriver: unknown storage driver {other:?} (expected filesystem or inmemory)"
+            "manager.parameters.storagedriver: unknown storage driver {other:?} (expected filesystem, inmemory or s3)"
         ))),
     }
 }
@@ -571,6 +642,59 @@ mod tests {
             ..Default::default()
         };
         assert!(args.resolve().unwrap_err().to_string().contains("http.keepalivetimeout"));
+    }
+
+    #[test]
+    fn s3_takes_docker_distribution_parameters() {
+        let yaml = "manager:\n  parameters:\n    storagedriver: s3\n    bucket: charts\n    region: eu-west-1\n    regionendpoint: http://127.0.0.1:9000\n    accesskey: AKID\n    secretkey: SECRET\n    rootdirectory: /registry/v1/\n    secure: false\n    forcepathstyle: \"true\"\n    encrypt: true\n    keyid: arn:aws:kms:eu-west-1:1:key/k\n    storageclass: standard_ia\n    v4auth: true\n";
+        let (settings, ignored) = with_file(yaml).unwrap();
+        let Backend::S3(options) = settings.backend else { panic!("{:?}", settings.backend) };
+        assert_eq!(options.bucket, "charts");
+        assert_eq!(options.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!((options.access_key.as_deref(), options.secret_key.as_deref()), (Some("AKID"), Some("SECRET")));
+        assert_eq!(options.root_directory, "registry/v1");
+        assert_eq!((options.secure, options.force_path_style, options.encrypt), (Some(false), Some(true), true));
+        assert_eq!(options.key_id.as_deref(), Some("arn:aws:kms:eu-west-1:1:key/k"));
+        assert_eq!(options.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(ignored, ["v4auth"], "docker distribution's other options are reported, not fatal");
+    }
+
+    #[test]
+    fn s3_from_flags_without_a_file_has_no_key_prefix() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: SettingsArgs,
+        }
+        let args =
+            ["serve", "--storage-driver", "s3", "--s3-bucket", "b", "--s3-endpoint", "http://h:1", "--s3-region", "r"];
+        let flags = <Flags as clap::Parser>::try_parse_from(args).unwrap();
+        let Backend::S3(options) = flags.settings.resolve().unwrap().0.backend else { panic!() };
+        assert_eq!((options.bucket.as_str(), options.root_directory.as_str()), ("b", ""));
+        assert_eq!((options.endpoint.as_deref(), options.region.as_deref()), (Some("http://h:1"), Some("r")));
+        let args = ["serve", "--storage-driver", "s3", "--s3-bucket", "b", "--root-directory", "prefix"];
+        let flags = <Flags as clap::Parser>::try_parse_from(args).unwrap();
+        let Backend::S3(options) = flags.settings.resolve().unwrap().0.backend else { panic!() };
+        assert_eq!(options.root_directory, "prefix");
+    }
+
+    #[test]
+    fn s3_errors_name_the_key() {
+        let cases = [
+            ("storagedriver: s3\n", "manager.parameters.bucket"),
+            ("storagedriver: s3\n    bucket: b\n    secure: maybe\n", "manager.parameters.secure"),
+            ("storagedriver: s3\n    bucket: b\n    keyid: k\n", "manager.parameters.keyid"),
+            ("storagedriver: s3\n    bucket: b\n    storageclass: GLACIER\n", "manager.parameters.storageclass"),
+            ("storagedriver: s3\n    bucket: b\n    rootdirectory: a/../b\n", "manager.parameters.rootdirectory"),
+            ("storagedriver: s3\n    bucket: b\n    regionendpoint: ftp://x\n", "manager.parameters.regionendpoint"),
+            ("storagedriver: s3\n    bucket: [b]\n", "manager.parameters.bucket"),
+        ];
+        for (parameters, key) in cases {
+            let yaml = format!("manager:\n  parameters:\n    {parameters}");
+            let message = with_file(&yaml).unwrap_err().to_string();
+            assert!(message.starts_with(key) && !message.contains('\n'), "{parameters:?}: {message}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 
 use crate::fs::{FileSystemStore, StagingSweep, remove_stale_staging_files};
+use crate::s3::S3Options;
 
 /// A storage backend and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub enum Backend {
     },
     /// `inmemory`: nothing survives the process; for tests and trials.
     InMemory,
+    /// `s3`: objects in an S3 bucket (AWS or a compatible server), under a key prefix.
+    S3(S3Options),
 }
 
 /// An opened backend.
@@ -34,6 +37,7 @@ impl Backend {
         match self {
             Self::Filesystem { .. } => "filesystem",
             Self::InMemory => "inmemory",
+            Self::S3(_) => "s3",
         }
     }
 
@@ -47,10 +51,12 @@ impl Backend {
                 remove_stale_staging_files(root, cutoff)
                     .map_err(|e| format!("removing staging files under {}: {e}", root.display()))
             }
-            Self::InMemory => Ok(StagingSweep::default()),
+            Self::InMemory | Self::S3(_) => Ok(StagingSweep::default()),
         }
     }
 
+    /// Opens the store. For `s3` this first probes the bucket's conditional writes, and
+    /// fails (with one line naming what failed) where they cannot be relied on.
     pub fn open(&self) -> Result<OpenedBackend, String> {
         match self {
             Self::Filesystem { root, fsync } => {
@@ -62,6 +68,7 @@ impl Backend {
                 Ok(OpenedBackend { store: Arc::new(store), conditional_updates: false })
             }
             Self::InMemory => Ok(OpenedBackend { store: Arc::new(InMemory::new()), conditional_updates: true }),
+            Self::S3(options) => crate::s3::open(options),
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod locks;
 pub mod oci;
 mod registry;
+pub mod s3;
 
 #[cfg(test)]
 mod parse_slots_tests;

@@ -1,0 +1,589 @@
+//! The `s3` storage driver against a real S3-compatible server: moto's `moto_server`
+//! from `.tools/venv` (scripts/install-test-tools.sh). Every test runs the chartyard
+//! binary against a bucket of its own moto process; where moto is not installed the
+//! tests skip, except under CI, where that is a failure.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use common::{ChartBuilder, TempDir, client, error, helm, json, sha256, start_process};
+use reqwest::blocking::{Response, multipart};
+use serde_json::{Value, json};
+
+const ACCESS_KEY: &str = "AKIDCHARTYARDTEST";
+const SECRET_KEY: &str = "chartyard-test-secret";
+
+// ---- moto ----
+
+/// A moto S3 server on a loopback port, killed when dropped.
+struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:{port}` (`https://` with TLS)
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts moto, or `None` (the test skips) where it is not installed outside CI.
+    fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// With `tls`, moto serves https with a self-signed certificate of its own.
+    fn start_with(tls: bool) -> Option<Self> {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/moto_server");
+        if !binary.exists() {
+            assert!(std::env::var("CI").is_err(), "moto_server is not installed; run scripts/install-test-tools.sh");
+            eprintln!("moto_server not installed; skipping");
+            return None;
+        }
+        // moto takes a port number: take a free one from the system.
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(tls.then_some("-s"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let scheme = if tls { "https" } else { "http" };
+        let moto = Self { child, endpoint: format!("{scheme}://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while moto.client().get(&moto.endpoint).send().is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not answer on {}", moto.endpoint);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    fn address(&self) -> &str {
+        self.endpoint.split_once("://").unwrap().1
+    }
+
+    /// A client for moto itself (its own certificate is self-signed).
+    fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().unwrap()
+    }
+
+    /// Creates a bucket. moto takes an unsigned `PUT /{bucket}`.
+    fn create_bucket(&self, bucket: &str) {
+        let response = self.client().put(format!("{}/{bucket}", self.endpoint)).send().unwrap();
+        assert_eq!(response.status(), 200, "create bucket {bucket}: {}", response.text().unwrap());
+    }
+
+    /// Every key in a bucket (up to 1000, plenty here), as moto lists them.
+    fn keys(&self, bucket: &str) -> Vec<String> {
+        let response = self.client().get(format!("{}/{bucket}?list-type=2", self.endpoint)).send().unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().unwrap();
+        assert!(text.contains("<IsTruncated>false</IsTruncated>"), "{text}");
+        text.split("<Key>").skip(1).map(|rest| rest.split("</Key>").next().unwrap().to_string()).collect()
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    fn open_multipart_uploads(&self, bucket: &str) -> usize {
+        let response = self.client().get(format!("{}/{bucket}?uploads", self.endpoint)).send().unwrap();
+        response.text().unwrap().matches("<Upload>").count()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- chartyard on S3 ----
+
+/// A config.yaml for the s3 driver on a moto bucket.
+fn write_config(dir: &Path, endpoint: &str, bucket: &str, root: &str) -> String {
+    let path = dir.join(format!("{bucket}.yaml"));
+    let yaml = format!(
+        "listen: \"127.0.0.1:0\"\n\
+         manager:\n  name: simple\n  parameters:\n    resourcelocker: memory\n    storagedriver: s3\n    \
+         bucket: {bucket}\n    region: us-east-1\n    regionendpoint: {endpoint}\n    accesskey: {ACCESS_KEY}\n    \
+         secretkey: {SECRET_KEY}\n    rootdirectory: /{root}\n    forcepathstyle: true\n    secure: false\n"
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The chartyard command, its S3 settings in `args` and credentials in the environment
+/// (where the AWS credential chain finds them).
+fn chartyard(args: &[&str]) -> Command {
+    let mut command = Command::new(common::binary());
+    command.args(args).env("AWS_ACCESS_KEY_ID", ACCESS_KEY).env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    command
+}
+
+/// A chartyard server on S3, killed when dropped.
+struct S3Server {
+    child: Child,
+    base: String,
+    args: Vec<String>,
+}
+
+impl S3Server {
+    /// `chartyard serve` with these arguments (the S3 settings).
+    fn start(args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, base) = Self::spawn(&args);
+        Self { child, base, args }
+    }
+
+    fn spawn(args: &[String]) -> (Child, String) {
+        let mut command = chartyard(&["serve", "--listen", "127.0.0.1:0"]);
+        command.args(args);
+        start_process(command)
+    }
+
+    /// Kills the server (SIGKILL) and starts another on the same bucket.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = Self::spawn(&self.args);
+        self.child = child;
+        self.base = base;
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn get(&self, path: &str) -> Response {
+        client().get(self.url(path)).send().unwrap()
+    }
+
+    fn upload(&self, space: &str, archive: &[u8]) -> Response {
+        let form =
+            multipart::Form::new().part("chartfile", multipart::Part::bytes(archive.to_vec()).file_name("chart.tgz"));
+        client().post(self.url(&format!("/api/v1/spaces/{space}/charts"))).multipart(form).send().unwrap()
+    }
+
+    fn download(&self, space: &str, chart: &str, version: &str) -> Response {
+        self.get(&format!("/api/v1/spaces/{space}/charts/{chart}/versions/{version}"))
+    }
+
+    fn bytes(&self, path: &str) -> Vec<u8> {
+        let response = self.get(path);
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes().unwrap().to_vec()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command that must exit by itself (within a minute), with its output.
+fn run_to_exit(mut command: Command) -> Output {
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{command:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+// ---- OCI helpers ----
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+fn digest_of(data: &[u8]) -> String {
+    format!("sha256:{}", sha256(data))
+}
+
+fn header(response: &Response, name: &str) -> String {
+    let value = response.headers().get(name).unwrap_or_else(|| panic!("no {name} in {:?}", response.headers()));
+    value.to_str().unwrap().to_string()
+}
+
+/// Pushes a blob in chunks (PATCH each, then PUT with the digest): each chunk becomes a
+/// part of the upload, and the whole is renamed onto the blob.
+fn push_blob_in_chunks(server: &S3Server, repo: &str, data: &[u8], chunk: usize) -> String {
+    let response = client().post(server.url(&format!("{repo}/blobs/uploads/"))).send().unwrap();
+    assert_eq!(response.status(), 202);
+    let mut location = header(&response, "location");
+    for (n, piece) in data.chunks(chunk).enumerate() {
+        let start = n * chunk;
+        let response = client()
+            .patch(server.url(&location))
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{start}-{}", start + piece.len() - 1))
+            .body(piece.to_vec())
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 202, "PATCH at {start}");
+        assert_eq!(header(&response, "range"), format!("0-{}", start + piece.len() - 1));
+        location = header(&response, "location");
+    }
+    let digest = digest_of(data);
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let response = client().put(server.url(&format!("{location}{separator}digest={digest}"))).send().unwrap();
+    assert_eq!(response.status(), 201, "completing the upload: {}", response.text().unwrap());
+    digest
+}
+
+/// Pushes a blob in one request (`POST ?digest=`).
+fn push_blob(server: &S3Server, repo: &str, data: &[u8]) -> String {
+    let digest = digest_of(data);
+    let response = client()
+        .post(server.url(&format!("{repo}/blobs/uploads/?digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201, "push blob: {}", response.text().unwrap());
+    digest
+}
+
+/// Bytes no compressor shrinks, so that a blob really spans several multipart parts.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// The strings of a JSON array, sorted.
+fn sorted_strings(items: &Value) -> Vec<String> {
+    let mut strings: Vec<String> = items.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    strings.sort();
+    strings
+}
+
+// ---- tests ----
+
+/// Every protocol over one bucket: the seed API, the Helm repository with real helm,
+/// OCI blobs and manifests, deletes, gc, and a restart that finds everything again.
+#[test]
+fn every_api_works_on_s3_and_data_survives_a_restart() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("charts");
+    let dir = TempDir::new("s3-config");
+    let config = write_config(&dir.path, &moto.endpoint, "charts", "registry/v1");
+    let mut server = S3Server::start(&["--config", &config]);
+
+    // /api/v1: upload, a second upload of one version, listings, byte-exact download
+    let v1 = ChartBuilder::new("demo", "1.0.0").build();
+    let v2 = ChartBuilder::new("demo", "2.0.0").with("demo/values.yaml", "replicaCount: 2\n").build();
+    json(server.upload("team", &v1), 201);
+    json(server.upload("team", &v2), 201);
+    error(server.upload("team", &v1), 409);
+    let charts = json(server.get("/api/v1/spaces/team/charts"), 200);
+    assert_eq!(charts, json!({"metadata": {"total": 1, "itemsLength": 1}, "items": ["demo"]}));
+    let versions = json(server.get("/api/v1/spaces/team/charts/demo/versions"), 200);
+    assert_eq!(sorted_strings(&versions["items"]), ["1.0.0", "2.0.0"]);
+    let response = server.download("team", "demo", "1.0.0");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().unwrap().as_ref(), v1.as_slice());
+
+    // the space as a Helm repository
+    let index: Value = chartyard_core::yaml::from_yaml(&server.bytes("/team/index.yaml"), "index").unwrap();
+    let entries = index["entries"]["demo"].as_array().unwrap();
+    let mut digests: Vec<String> = entries.iter().map(|e| e["digest"].as_str().unwrap().to_string()).collect();
+    let mut expected = vec![sha256(&v1), sha256(&v2)];
+    digests.sort();
+    expected.sort();
+    assert_eq!(digests, expected);
+    if let Some(helm) = helm(3) {
+        let home = TempDir::new("s3-helm");
+        let run = |args: &[&str]| {
+            let output = Command::new(&helm)
+                .args(args)
+                .env("HELM_CONFIG_HOME", home.path.join("config"))
+                .env("HELM_CACHE_HOME", home.path.join("cache"))
+                .env("HELM_DATA_HOME", home.path.join("data"))
+                .env("HOME", &home.path)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        let out = home.path.join("pulled");
+        std::fs::create_dir_all(&out).unwrap();
+        run(&["repo", "add", "team", &server.url("/team")]);
+        run(&["pull", "team/demo", "--version", "1.0.0", "-d", out.to_str().unwrap()]);
+        assert_eq!(std::fs::read(out.join("demo-1.0.0.tgz")).unwrap(), v1);
+        run(&["pull", "team/demo", "-d", out.to_str().unwrap()]);
+        assert_eq!(std::fs::read(out.join("demo-2.0.0.tgz")).unwrap(), v2);
+    }
+
+    // OCI: a layer larger than one multipart part, pushed in chunks; a config in one
+    // request; a manifest under a tag; all read back byte-exact.
+    let repo = "/v2/team/artifact";
+    let layer = noise(11 * 1024 * 1024);
+    let layer_digest = push_blob_in_chunks(&server, repo, &layer, 6 * 1024 * 1024);
+    let config_blob = br#"{"kind":"example"}"#;
+    let config_digest = push_blob(&server, repo, config_blob);
+    let manifest = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.example.config.v1+json",
+            "digest": config_digest,
+            "size": config_blob.len(),
+        },
+        "layers": [{"mediaType": "application/vnd.example.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    let response = client()
+        .put(server.url(&format!("{repo}/manifests/v1")))
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest.clone())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201, "PUT manifest: {}", response.text().unwrap());
+    assert_eq!(server.bytes(&format!("{repo}/manifests/v1")), manifest);
+    assert!(server.bytes(&format!("{repo}/blobs/{layer_digest}")) == layer, "layer differs");
+    assert_eq!(server.bytes(&format!("{repo}/blobs/{config_digest}")), config_blob);
+    // S3 deletes absent keys without complaint; the registry still answers 404.
+    let response = client().delete(server.url(&format!("{repo}/manifests/no-such-tag"))).send().unwrap();
+    assert_eq!(response.status(), 404);
+
+    // deletes, then garbage collection through the same configuration
+    assert_eq!(
+        client().delete(server.url("/api/v1/spaces/team/charts/demo/versions/1.0.0")).send().unwrap().status(),
+        204
+    );
+    assert_eq!(
+        client().delete(server.url("/api/v1/spaces/team/charts/demo/versions/1.0.0")).send().unwrap().status(),
+        404
+    );
+    assert_eq!(server.download("team", "demo", "1.0.0").status(), 404);
+    let output = run_to_exit(chartyard(&["gc", "--config", &config, "--grace-seconds", "0"]));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "gc: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("referenced blobs: "), "{stdout}");
+
+    // Everything sits under the key prefix, and neither the startup probe, the uploads
+    // nor their multipart parts left anything behind.
+    let keys = moto.keys("charts");
+    assert!(keys.iter().all(|k| k.starts_with("registry/v1/")), "{keys:?}");
+    assert!(!keys.iter().any(|k| k.contains("_probe") || k.contains("/uploads/")), "{keys:?}");
+    let blob_key = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        format!("registry/v1/blobs/sha256/{}/{hex}", &hex[..2])
+    };
+    assert!(!keys.contains(&blob_key(&sha256(&v1))), "gc removes the deleted version's archive: {keys:?}");
+    assert!(keys.contains(&blob_key(&layer_digest)) && keys.contains(&blob_key(&sha256(&v2))), "{keys:?}");
+    assert_eq!(moto.open_multipart_uploads("charts"), 0);
+
+    // A new process on the same bucket serves the same data.
+    server.restart();
+    assert_eq!(server.bytes("/api/v1/spaces/team/charts/demo/versions/2.0.0"), v2);
+    assert_eq!(server.download("team", "demo", "1.0.0").status(), 404);
+    assert_eq!(server.bytes(&format!("{repo}/manifests/v1")), manifest);
+    assert!(server.bytes(&format!("{repo}/blobs/{layer_digest}")) == layer, "layer differs after restart");
+    let index: Value = chartyard_core::yaml::from_yaml(&server.bytes("/team/index.yaml"), "index").unwrap();
+    assert_eq!(index["entries"]["demo"].as_array().unwrap().len(), 1);
+}
+
+/// Two servers on one bucket (configured by flags and the AWS environment) race to
+/// create the same versions: create-if-absent in the bucket gives exactly one 201.
+#[test]
+fn two_servers_on_one_bucket_create_a_version_once() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("shared");
+    let args = [
+        "--storage-driver",
+        "s3",
+        "--s3-bucket",
+        "shared",
+        "--s3-endpoint",
+        &moto.endpoint,
+        "--s3-region",
+        "eu-west-1",
+    ];
+    let servers = [S3Server::start(&args), S3Server::start(&args)];
+    for round in 0..3 {
+        let version = format!("1.0.{round}");
+        let archives: Vec<Vec<u8>> = (0..2)
+            .map(|n| ChartBuilder::new("race", &version).with("race/values.yaml", format!("server: {n}\n")).build())
+            .collect();
+        let barrier = Barrier::new(2);
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let uploads: Vec<_> = servers
+                .iter()
+                .zip(&archives)
+                .map(|(server, archive)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        server.upload("team", archive).status().as_u16()
+                    })
+                })
+                .collect();
+            uploads.into_iter().map(|upload| upload.join().unwrap()).collect()
+        });
+        let mut sorted = statuses.clone();
+        sorted.sort();
+        assert_eq!(sorted, [201, 409], "round {round}: {statuses:?}");
+        // Both servers serve the winner's bytes.
+        let winner = &archives[statuses.iter().position(|s| *s == 201).unwrap()];
+        for server in &servers {
+            assert_eq!(&server.bytes(&format!("/api/v1/spaces/team/charts/race/versions/{version}")), winner);
+        }
+    }
+    let versions = json(servers[1].get("/api/v1/spaces/team/charts/race/versions"), 200);
+    assert_eq!(sorted_strings(&versions["items"]), ["1.0.0", "1.0.1", "1.0.2"]);
+}
+
+/// A bucket that is not there stops the server at startup with one line.
+#[test]
+fn a_missing_bucket_is_refused_at_startup() {
+    let Some(moto) = Moto::start() else { return };
+    let output = run_to_exit(chartyard(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--storage-driver",
+        "s3",
+        "--s3-bucket",
+        "no-such-bucket",
+        "--s3-endpoint",
+        &moto.endpoint,
+    ]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.starts_with("chartyard: s3 bucket no-such-bucket: probing conditional writes failed"), "{stderr}");
+    assert!(line.contains("NoSuchBucket"), "{stderr}");
+}
+
+/// An S3 endpoint that ignores conditional writes (moto behind a proxy that drops
+/// `If-None-Match` and `If-Match`) is refused at startup with one line naming what
+/// failed, and the probe's object is removed.
+#[test]
+fn a_store_ignoring_conditional_writes_is_refused_at_startup() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("careless");
+    let proxy = drop_conditions_proxy(moto.address().to_string());
+    let output = run_to_exit(chartyard(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--storage-driver",
+        "s3",
+        "--s3-bucket",
+        "careless",
+        "--s3-endpoint",
+        &format!("http://{proxy}"),
+    ]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("chartyard:")).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("chartyard: s3 bucket careless: cannot guarantee conditional writes:"), "{stderr}");
+    assert!(lines[0].contains("second create-if-absent") && lines[0].contains("ignores the condition"), "{stderr}");
+    assert!(moto.keys("careless").is_empty(), "{:?}", moto.keys("careless"));
+
+    // The same bucket, reached directly, passes.
+    let server =
+        S3Server::start(&["--storage-driver", "s3", "--s3-bucket", "careless", "--s3-endpoint", &moto.endpoint]);
+    json(server.upload("team", &ChartBuilder::new("ok", "1.0.0").build()), 201);
+}
+
+/// A plain HTTP proxy to `upstream` that removes `If-Match` and `If-None-Match` from
+/// every request; one request per connection. Answers its address.
+fn drop_conditions_proxy(upstream: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for connection in listener.incoming().map_while(Result::ok) {
+            let upstream = upstream.clone();
+            std::thread::spawn(move || {
+                let _ = forward_without_conditions(connection, &upstream);
+            });
+        }
+    });
+    address
+}
+
+fn forward_without_conditions(client: TcpStream, upstream: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(client.try_clone()?);
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if name == "content-length" {
+            length = line.split(':').nth(1).unwrap_or_default().trim().parse().unwrap_or(0);
+        }
+        if !["if-match", "if-none-match", "connection"].contains(&name.as_str()) {
+            head.push_str(&line);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let mut server = TcpStream::connect(upstream)?;
+    server.write_all(head.as_bytes())?;
+    server.write_all(b"Connection: close\r\n\r\n")?;
+    server.write_all(&body)?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response)?;
+    let mut client = client;
+    client.write_all(&response)?;
+    client.shutdown(std::net::Shutdown::Both)
+}
+
+/// https endpoints are verified (rustls): moto's self-signed certificate is refused at
+/// startup, and accepted with `skipverify: true`.
+#[test]
+fn tls_certificates_are_verified_unless_skipverify() {
+    let Some(moto) = Moto::start_with(true) else { return };
+    moto.create_bucket("tls");
+    let output = run_to_exit(chartyard(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--storage-driver",
+        "s3",
+        "--s3-bucket",
+        "tls",
+        "--s3-endpoint",
+        &moto.endpoint,
+    ]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(line.starts_with("chartyard: s3 bucket tls: probing conditional writes failed"), "{stderr}");
+    assert!(line.contains("certificate"), "{stderr}");
+
+    let dir = TempDir::new("s3-tls");
+    let config = dir.path.join("config.yaml");
+    let yaml = format!(
+        "manager:\n  parameters:\n    storagedriver: s3\n    bucket: tls\n    \
+         regionendpoint: {}\n    skipverify: true\n",
+        moto.address()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let server = S3Server::start(&["--config", config.to_str().unwrap()]);
+    let archive = ChartBuilder::new("secure", "1.0.0").build();
+    json(server.upload("team", &archive), 201);
+    assert_eq!(server.bytes("/api/v1/spaces/team/charts/secure/versions/1.0.0"), archive);
+}
