@@ -343,9 +343,16 @@ fn bodies_beyond_the_memory_budget_are_refused_with_503_and_health_still_answers
 
 #[test]
 fn chunked_bodies_are_counted_as_they_arrive() {
-    let server =
-        Server::start_with(&["--max-upload-size", "131072", "--max-body-memory", "262144", "--body-idle-timeout", "5"]);
-    // Two chunked uploads send almost the largest body each, then stall.
+    let server = Server::start_with(&[
+        "--max-upload-size",
+        "131072",
+        "--max-body-memory",
+        "262144",
+        "--body-idle-timeout",
+        "20",
+    ]);
+    // Two chunked uploads send almost the largest body each, then stall (for long enough
+    // that a busy machine still sees the third request while they hold the budget).
     let mut holders: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut stream = connect(&server);
