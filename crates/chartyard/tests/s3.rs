@@ -86,6 +86,27 @@ impl Moto {
         text.split("<Key>").skip(1).map(|rest| rest.split("</Key>").next().unwrap().to_string()).collect()
     }
 
+    /// `{key: {ServerSideEncryption, SSEKMSKeyId, StorageClass}}` of every object in a
+    /// bucket, from signed HEAD requests (moto refuses unsigned reads of objects) made by
+    /// boto3, which comes with moto.
+    fn encryption_and_class(&self, bucket: &str) -> Value {
+        let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python");
+        let script = r#"
+import json, sys, boto3
+endpoint, bucket = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+found = {}
+for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+    head = s3.head_object(Bucket=bucket, Key=item["Key"])
+    found[item["Key"]] = {k: head.get(k) for k in ("ServerSideEncryption", "SSEKMSKeyId", "StorageClass")}
+print(json.dumps(found))
+"#;
+        let output = Command::new(python).args(["-c", script, &self.endpoint, bucket]).output().unwrap();
+        assert!(output.status.success(), "boto3: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
     /// Multipart uploads started and neither completed nor aborted.
     fn open_multipart_uploads(&self, bucket: &str) -> usize {
         let response = self.client().get(format!("{}/{bucket}?uploads", self.endpoint)).send().unwrap();
@@ -586,4 +607,44 @@ fn tls_certificates_are_verified_unless_skipverify() {
     let archive = ChartBuilder::new("secure", "1.0.0").build();
     json(server.upload("team", &archive), 201);
     assert_eq!(server.bytes("/api/v1/spaces/team/charts/secure/versions/1.0.0"), archive);
+}
+
+/// `encrypt` and `storageclass` reach the bucket: every object an upload writes is stored
+/// with SSE-S3 and the configured class; with `keyid`, SSE-KMS with that key.
+#[test]
+fn encryption_and_storage_class_apply_to_every_write() {
+    let Some(moto) = Moto::start() else { return };
+    let dir = TempDir::new("s3-sse");
+    let cases = [
+        ("sse-s3", "encrypt: true\n    storageclass: standard_ia\n", "AES256", None),
+        ("sse-kms", "encrypt: true\n    keyid: chartyard-test-key\n", "aws:kms", Some("chartyard-test-key")),
+    ];
+    for (bucket, parameters, algorithm, key_id) in cases {
+        moto.create_bucket(bucket);
+        let config = dir.path.join(format!("{bucket}.yaml"));
+        let yaml = format!(
+            "manager:\n  parameters:\n    storagedriver: s3\n    bucket: {bucket}\n    \
+             regionendpoint: {}\n    {parameters}",
+            moto.endpoint
+        );
+        std::fs::write(&config, yaml).unwrap();
+        let server = S3Server::start(&["--config", config.to_str().unwrap()]);
+        let archive = ChartBuilder::new("sealed", "1.0.0").build();
+        json(server.upload("team", &archive), 201);
+        assert_eq!(server.bytes("/api/v1/spaces/team/charts/sealed/versions/1.0.0"), archive);
+
+        let keys = moto.keys(bucket);
+        assert!(keys.iter().any(|k| k.ends_with("1.0.0.json")), "{keys:?}");
+        let stored = moto.encryption_and_class(bucket);
+        assert_eq!(stored.as_object().unwrap().len(), keys.len(), "{stored}");
+        for (key, object) in stored.as_object().unwrap() {
+            assert_eq!(object["ServerSideEncryption"], algorithm, "{bucket} {key}: {object}");
+            if let Some(key_id) = key_id {
+                let sent = object["SSEKMSKeyId"].as_str().unwrap_or_default();
+                assert!(sent.ends_with(key_id), "{bucket} {key}: {object}");
+            } else {
+                assert_eq!(object["StorageClass"], "STANDARD_IA", "{bucket} {key}: {object}");
+            }
+        }
+    }
 }
