@@ -143,6 +143,18 @@ pub struct RecordPath {
     pub version: String,
 }
 
+impl RecordPath {
+    /// The key this record lives at.
+    pub fn key(&self) -> StorageKey<'_> {
+        StorageKey::VersionRecord {
+            space: &self.space,
+            generation: &self.generation,
+            chart: &self.chart,
+            version: &self.version,
+        }
+    }
+}
+
 /// Splits a version record key; `None` for anything else found under `charts/` (such as a
 /// filesystem store's staging files).
 pub fn parse_record_path(path: &Path) -> Option<RecordPath> {
@@ -234,6 +246,25 @@ pub fn parse_repository_manifest(path: &Path) -> Option<String> {
         RepositoryObject::Manifest(digest) => Some(digest),
         RepositoryObject::Blob(_) => None,
     }
+}
+
+/// The tag of a key listed under [`StorageKey::RepositoryTags`].
+pub fn parse_repository_tag(path: &Path) -> Option<String> {
+    path.filename()?.strip_suffix(JSON_SUFFIX).map(str::to_string)
+}
+
+/// The offset of a key listed under [`StorageKey::Upload`] if it is a part.
+pub fn parse_upload_part(path: &Path) -> Option<u64> {
+    path.filename()?.strip_prefix("part-")?.parse().ok()
+}
+
+/// The upload id of a key listed under [`StorageKey::Uploads`], and whether the key is
+/// its session object.
+pub fn parse_upload_object(path: &Path) -> Option<(String, bool)> {
+    let mut parts = path.parts();
+    let (Some(_), Some(id)) = (parts.next(), parts.next()) else { return None };
+    let is_session = path.filename().is_some_and(|f| f.starts_with("session"));
+    Some((id.as_ref().to_string(), is_session))
 }
 
 /// The repository name of a key listed under [`StorageKey::RepositoryNames`].

@@ -13,6 +13,7 @@ pub mod backend;
 mod cache;
 pub mod compose;
 pub mod fs;
+mod gateway;
 mod index;
 pub mod keys;
 pub mod locks;
@@ -21,7 +22,10 @@ mod registry;
 
 #[cfg(test)]
 mod parse_slots_tests;
+#[cfg(test)]
+mod request_count_tests;
 
+pub use gateway::StorageRequests;
 pub use index::RenderedIndex;
 pub use registry::{
     ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,

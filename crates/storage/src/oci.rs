@@ -17,14 +17,13 @@ use chartyard_core::RegistryError;
 use chartyard_core::error::echo;
 use chartyard_core::names::{check_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor, Hasher, Manifest};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
+use futures::stream::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{StorageKey, parse_repository_name};
-use crate::registry::{
-    Registry, UploadOptions, new_generation, now_rfc3339, referenced_blobs, storage_error, stream_payload,
-};
+pub use crate::gateway::ByteStream;
+use crate::gateway::{Created, ObjectStream, WriteError, storage_error};
+use crate::keys::{StorageKey, parse_repository_name, parse_repository_tag, parse_upload_object, parse_upload_part};
+use crate::registry::{Registry, UploadOptions, new_generation, now_rfc3339, referenced_blobs};
 
 /// What went wrong, in the distribution spec's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +72,6 @@ impl From<RegistryError> for OciError {
 
 type Result<T> = std::result::Result<T, OciError>;
 
-/// A request body being streamed in.
-pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, String>>;
-
 /// A manifest as answered to clients.
 pub struct ManifestContent {
     pub bytes: Bytes,
@@ -89,7 +85,7 @@ pub struct BlobContent {
     pub size: u64,
     /// The bytes asked for (all, or the requested range).
     pub range: Range<u64>,
-    pub body: BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
+    pub body: ObjectStream,
 }
 
 /// The bytes of a blob a `Range` header asks for.
@@ -184,19 +180,7 @@ impl Registry {
 
     /// The size of a stored blob, `None` if there is none with that digest.
     async fn stored_blob_size(&self, digest: BlobDigest<'_>) -> Result<Option<u64>> {
-        match self.store.head(&StorageKey::Blob { digest }.path()).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e).into()),
-        }
-    }
-
-    async fn exists(&self, key: StorageKey<'_>) -> Result<bool> {
-        match self.store.head(&key.path()).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(e).into()),
-        }
+        Ok(self.gateway.head(StorageKey::Blob { digest }).await?.map(|meta| meta.size))
     }
 
     /// Whether a repository holds a blob: uploaded or mounted there, one of its manifests,
@@ -208,8 +192,8 @@ impl Registry {
         name: &str,
         digest: BlobDigest<'_>,
     ) -> Result<bool> {
-        if self.exists(StorageKey::RepositoryBlob { space, generation, name, digest }).await?
-            || self.exists(StorageKey::RepositoryManifest { space, generation, name, digest }).await?
+        if self.gateway.exists(StorageKey::RepositoryBlob { space, generation, name, digest }).await?
+            || self.gateway.exists(StorageKey::RepositoryManifest { space, generation, name, digest }).await?
         {
             return Ok(true);
         }
@@ -247,21 +231,15 @@ impl Registry {
         let body = if range.is_empty() {
             futures::stream::empty().boxed()
         } else {
-            let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..Default::default() };
-            let path = StorageKey::Blob { digest: parsed }.path();
-            stream_payload(self.store.get_opts(&path, options).await.map_err(|e| match e {
-                object_store::Error::NotFound { .. } => blob_unknown(digest),
-                e => storage_error(e).into(),
-            })?)
+            let opened = self.gateway.open(StorageKey::Blob { digest: parsed }, Some(range.clone())).await?;
+            opened.ok_or_else(|| blob_unknown(digest))?.body
         };
         Ok(BlobContent { size, range, body })
     }
 
     /// Links a stored blob into a repository.
     async fn link_blob(&self, space: &str, generation: &str, name: &str, digest: BlobDigest<'_>) -> Result<()> {
-        let key = StorageKey::RepositoryBlob { space, generation, name, digest };
-        self.store.put(&key.path(), Bytes::new().into()).await.map_err(storage_error)?;
-        Ok(())
+        Ok(self.gateway.put(StorageKey::RepositoryBlob { space, generation, name, digest }, Bytes::new()).await?)
     }
 
     // ---- uploads ----
@@ -282,10 +260,9 @@ impl Registry {
         }
         let id = new_generation();
         let session = UploadSession { space: space.into(), name: name.into(), started: now_rfc3339() };
-        let body = serde_json::to_vec(&session).map_err(RegistryError::internal)?;
-        if let Err(e) = self.store.put(&StorageKey::UploadSession { id: &id }.path(), body.into()).await {
+        if let Err(e) = self.gateway.put_json(StorageKey::UploadSession { id: &id }, &session).await {
             self.upload_closed();
-            return Err(storage_error(e).into());
+            return Err(e.into());
         }
         Ok(id)
     }
@@ -297,14 +274,9 @@ impl Registry {
     /// Checks that a session exists, is not being completed and belongs to the repository.
     async fn check_session(&self, space: &str, name: &str, id: &str) -> Result<()> {
         check_upload_id(id)?;
-        let session: UploadSession = match self.store.get(&StorageKey::UploadSession { id }.path()).await {
-            Ok(result) => {
-                serde_json::from_slice(&result.bytes().await.map_err(storage_error)?).map_err(|_| upload_unknown(id))?
-            }
-            Err(object_store::Error::NotFound { .. }) => return Err(upload_unknown(id)),
-            Err(e) => return Err(storage_error(e).into()),
-        };
-        if session.space != space || session.name != name || self.exists(StorageKey::UploadDone { id }).await? {
+        let stored = self.gateway.get(StorageKey::UploadSession { id }).await?.ok_or_else(|| upload_unknown(id))?;
+        let session: UploadSession = serde_json::from_slice(&stored.bytes).map_err(|_| upload_unknown(id))?;
+        if session.space != space || session.name != name || self.gateway.exists(StorageKey::UploadDone { id }).await? {
             return Err(upload_unknown(id));
         }
         Ok(())
@@ -312,12 +284,9 @@ impl Registry {
 
     /// The parts of a session, by offset, with their sizes; they must follow each other.
     async fn upload_parts(&self, id: &str) -> Result<Vec<(u64, u64)>> {
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Upload { id }.path())).try_collect().await.map_err(storage_error)?;
-        let mut parts: Vec<(u64, u64)> = metas
-            .iter()
-            .filter_map(|m| m.location.filename()?.strip_prefix("part-")?.parse().ok().map(|offset| (offset, m.size)))
-            .collect();
+        let metas = self.gateway.list(StorageKey::Upload { id }).await?;
+        let mut parts: Vec<(u64, u64)> =
+            metas.iter().filter_map(|m| Some((parse_upload_part(&m.location)?, m.size))).collect();
         parts.sort();
         let mut end = 0;
         for (offset, size) in &parts {
@@ -366,70 +335,47 @@ impl Registry {
         }
         let budget = (self.options.max_blob_bytes as u64).saturating_sub(offset);
         let nonce = new_generation();
-        let staging = StorageKey::UploadStaging { id, nonce: &nonce }.path();
-        let written = self.stream_to(&staging, body, budget, None).await?;
+        let staging = StorageKey::UploadStaging { id, nonce: &nonce };
+        let written = self.stream_to(staging, body, budget, None).await?;
         if chunk.len.is_some_and(|len| len != written) {
-            self.delete_if_present(&staging).await?;
+            self.gateway.delete(staging).await?;
             return Err(OciError::new(
                 OciErrorKind::RangeInvalid,
                 format!("the chunk has {written} bytes, not the {} its range says", chunk.len.unwrap_or_default()),
             ));
         }
         if written == 0 {
-            self.delete_if_present(&staging).await?;
+            self.gateway.delete(staging).await?;
             return Ok(offset);
         }
         // Create-if-absent: of two chunks for one offset (two replicas), one lands.
-        match self.store.rename_if_not_exists(&staging, &StorageKey::UploadPart { id, offset }.path()).await {
-            Ok(()) => Ok(offset + written),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.delete_if_present(&staging).await?;
-                Err(OciError::new(OciErrorKind::RangeInvalid, format!("another chunk was written at {offset}")))
-            }
-            Err(e) => Err(storage_error(e).into()),
+        if self.gateway.rename_if_absent(staging, StorageKey::UploadPart { id, offset }).await? {
+            Ok(offset + written)
+        } else {
+            self.gateway.delete(staging).await?;
+            Err(OciError::new(OciErrorKind::RangeInvalid, format!("another chunk was written at {offset}")))
         }
     }
 
-    /// Writes a stream to one object, without holding it in memory; answers its size and,
-    /// when given a hasher, feeds it. Fails once more than `budget` bytes arrive.
+    /// Writes a stream to one object (see [`crate::gateway::Gateway::write_stream`]),
+    /// with its failures in the distribution spec's terms.
     async fn stream_to(
         &self,
-        location: &object_store::path::Path,
-        mut body: ByteStream,
+        key: StorageKey<'_>,
+        body: ByteStream,
         budget: u64,
-        mut hasher: Option<&mut Hasher>,
+        hasher: Option<&mut Hasher>,
     ) -> Result<u64> {
-        let upload = self.store.put_multipart(location).await.map_err(storage_error)?;
-        let mut writer = WriteMultipart::new(upload);
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(OciError::new(
-                        OciErrorKind::BlobUploadInvalid,
-                        format!("reading the body: {}", echo(&e)),
-                    ));
-                }
-            };
-            written += chunk.len() as u64;
-            if written > budget {
-                let _ = writer.abort().await;
-                return Err(OciError::new(
-                    OciErrorKind::SizeInvalid,
-                    format!("blob is larger than {} bytes", self.options.max_blob_bytes),
-                ));
+        self.gateway.write_stream(key, body, budget, hasher).await.map_err(|e| match e {
+            WriteError::Body(e) => {
+                OciError::new(OciErrorKind::BlobUploadInvalid, format!("reading the body: {}", echo(&e)))
             }
-            if let Some(hasher) = hasher.as_deref_mut() {
-                hasher.update(&chunk);
-            }
-            // Back-pressure: at most a few parts in flight, so memory per upload stays bounded.
-            writer.wait_for_capacity(4).await.map_err(storage_error)?;
-            writer.put(chunk);
-        }
-        writer.finish().await.map_err(storage_error)?;
-        Ok(written)
+            WriteError::OverBudget => OciError::new(
+                OciErrorKind::SizeInvalid,
+                format!("blob is larger than {} bytes", self.options.max_blob_bytes),
+            ),
+            WriteError::Storage(e) => e.into(),
+        })
     }
 
     /// Completes an upload with its last chunk (possibly empty): the blob becomes visible
@@ -457,23 +403,20 @@ impl Registry {
             ));
         }
         // The one request that completes the session (across processes too).
-        let claim = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&StorageKey::UploadDone { id }.path(), Bytes::new().into(), claim).await {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => return Err(upload_unknown(id)),
-            Err(e) => return Err(storage_error(e).into()),
+        if let Created::Exists = self.gateway.create(StorageKey::UploadDone { id }, Bytes::new()).await? {
+            return Err(upload_unknown(id));
         }
-        let (store, upload) = (self.store.clone(), id.to_string());
+        let (gateway, upload) = (self.gateway.clone(), id.to_string());
         let earlier = futures::stream::iter(parts)
             .then(move |(part_offset, _)| {
-                let (store, upload) = (store.clone(), upload.clone());
+                let (gateway, upload) = (gateway.clone(), upload.clone());
                 async move {
-                    let location = StorageKey::UploadPart { id: &upload, offset: part_offset }.path();
-                    store
-                        .get(&location)
-                        .await
-                        .map(|r| stream_payload(r).map_err(|e| e.to_string()))
-                        .map_err(|e| e.to_string())
+                    let part = StorageKey::UploadPart { id: &upload, offset: part_offset };
+                    match gateway.open(part, None).await {
+                        Ok(Some(opened)) => Ok(opened.body.map_err(|e| e.to_string())),
+                        Ok(None) => Err(format!("part {part_offset} of upload {upload} is missing")),
+                        Err(e) => Err(e.to_string()),
+                    }
                 }
             })
             .try_flatten()
@@ -495,24 +438,20 @@ impl Registry {
         body: ByteStream,
     ) -> Result<()> {
         let nonce = new_generation();
-        let staging = StorageKey::UploadStaging { id, nonce: &nonce }.path();
+        let staging = StorageKey::UploadStaging { id, nonce: &nonce };
         let mut hasher = Hasher::new(digest.algorithm);
         let budget = self.options.max_blob_bytes as u64;
-        self.stream_to(&staging, body, budget, Some(&mut hasher)).await?;
+        self.stream_to(staging, body, budget, Some(&mut hasher)).await?;
         let actual = hasher.finish();
         if actual != digest.to_string() {
-            self.delete_if_present(&staging).await?;
+            self.gateway.delete(staging).await?;
             return Err(OciError::new(
                 OciErrorKind::DigestInvalid,
                 format!("the uploaded bytes have digest {actual}, not {digest}"),
             ));
         }
-        match self.store.rename_if_not_exists(&staging, &StorageKey::Blob { digest }.path()).await {
-            Ok(()) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.delete_if_present(&staging).await?;
-            }
-            Err(e) => return Err(storage_error(e).into()),
+        if !self.gateway.rename_if_absent(staging, StorageKey::Blob { digest }).await? {
+            self.gateway.delete(staging).await?;
         }
         let generation = self.ensure_space(space).await?;
         self.link_blob(space, &generation, name, digest).await
@@ -527,7 +466,7 @@ impl Registry {
         let id = new_generation();
         let result = self.commit_blob(space, name, &id, parsed, body).await;
         if result.is_err() {
-            self.delete_prefix(&StorageKey::Upload { id: &id }.path()).await?;
+            self.gateway.delete_prefix(StorageKey::Upload { id: &id }).await?;
         }
         result
     }
@@ -543,10 +482,10 @@ impl Registry {
     /// Deletes an upload's objects; its place among the open sessions is freed once, by
     /// whoever removed its session object.
     async fn close_upload(&self, id: &str) -> Result<()> {
-        if self.delete_if_present(&StorageKey::UploadSession { id }.path()).await? {
+        if self.gateway.delete(StorageKey::UploadSession { id }).await? {
             self.upload_closed();
         }
-        Ok(self.delete_prefix(&StorageKey::Upload { id }.path()).await?)
+        Ok(self.gateway.delete_prefix(StorageKey::Upload { id }).await?)
     }
 
     /// Last activity of every upload id in storage, and whether it is a session (a
@@ -554,14 +493,11 @@ impl Registry {
     async fn stored_uploads(
         &self,
     ) -> std::result::Result<std::collections::HashMap<String, (std::time::SystemTime, bool)>, RegistryError> {
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
+        let metas = self.gateway.list(StorageKey::Uploads).await?;
         let mut uploads: std::collections::HashMap<String, (std::time::SystemTime, bool)> = Default::default();
         for meta in &metas {
-            let mut parts = meta.location.parts();
-            let (Some(_), Some(id)) = (parts.next(), parts.next()) else { continue };
-            let is_session = meta.location.filename().is_some_and(|f| f.starts_with("session"));
-            let entry = uploads.entry(id.as_ref().to_string()).or_insert((std::time::UNIX_EPOCH, false));
+            let Some((id, is_session)) = parse_upload_object(&meta.location) else { continue };
+            let entry = uploads.entry(id).or_insert((std::time::UNIX_EPOCH, false));
             entry.0 = entry.0.max(meta.last_modified.into());
             entry.1 |= is_session;
         }
@@ -662,14 +598,10 @@ impl Registry {
             annotations: manifest.annotations.clone(),
         };
         let link_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed };
-        self.store
-            .put(&link_key.path(), serde_json::to_vec(&link).map_err(RegistryError::internal)?.into())
-            .await
-            .map_err(storage_error)?;
+        self.gateway.put_json(link_key, &link).await?;
         if let Some(tag) = tag.filter(|_| chart_tag.is_none()) {
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag };
-            let body = serde_json::to_vec(&TagLink { digest: digest.clone() }).map_err(RegistryError::internal)?;
-            self.store.put(&tag_key.path(), body.into()).await.map_err(storage_error)?;
+            self.gateway.put_json(tag_key, &TagLink { digest: digest.clone() }).await?;
         }
         Ok(digest)
     }
@@ -760,14 +692,12 @@ impl Registry {
     async fn read_blob(&self, digest: &str, max: u64) -> Result<Bytes> {
         let parsed = parse_digest(digest)?;
         let unknown = || OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest)));
-        let result = self.store.get(&StorageKey::Blob { digest: parsed }.path()).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => unknown(),
-            e => storage_error(e).into(),
-        })?;
-        if result.meta.size > max {
+        let opened = self.gateway.open(StorageKey::Blob { digest: parsed }, None).await?.ok_or_else(unknown)?;
+        if opened.size > max {
             return Err(OciError::new(OciErrorKind::SizeInvalid, format!("blob {digest} is larger than {max} bytes")));
         }
-        Ok(result.bytes().await.map_err(storage_error)?)
+        let chunks: Vec<Bytes> = opened.body.try_collect().await.map_err(storage_error)?;
+        Ok(chunks.concat().into())
     }
 
     /// A manifest by tag or digest.
@@ -798,13 +728,7 @@ impl Registry {
                 return Err(unknown());
             }
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
-            let link: TagLink = match self.store.get(&tag_key.path()).await {
-                Ok(r) => {
-                    serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).map_err(RegistryError::internal)?
-                }
-                Err(object_store::Error::NotFound { .. }) => return Err(unknown()),
-                Err(e) => return Err(storage_error(e).into()),
-            };
+            let link: TagLink = self.gateway.get_json(tag_key).await?.ok_or_else(unknown)?;
             let parsed = parse_digest(&link.digest)?;
             let media_type =
                 self.repository_manifest(space, &generation, name, parsed).await?.ok_or_else(unknown)?.media_type;
@@ -827,14 +751,7 @@ impl Registry {
         name: &str,
         digest: BlobDigest<'_>,
     ) -> Result<Option<RepositoryManifest>> {
-        let key = StorageKey::RepositoryManifest { space, generation, name, digest };
-        match self.store.get(&key.path()).await {
-            Ok(r) => Ok(Some(
-                serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).map_err(RegistryError::internal)?,
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e).into()),
-        }
+        Ok(self.gateway.get_json(StorageKey::RepositoryManifest { space, generation, name, digest }).await?)
     }
 
     /// The records of a chart's versions; none when the space or chart does not exist.
@@ -892,7 +809,7 @@ impl Registry {
     ) -> std::result::Result<bool, RegistryError> {
         let tag = oci::version_to_tag(version);
         let key = StorageKey::RepositoryTag { space, generation, name: chart, tag: &tag };
-        self.exists(key).await.map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))
+        self.gateway.exists(key).await
     }
 
     /// Tags of a repository in lexical order: its chart versions and its other tags.
@@ -901,16 +818,10 @@ impl Registry {
         let generation = self.oci_generation(space).await?;
         let mut tags: Vec<String> =
             self.chart_manifests(space, name).await?.into_iter().map(|(v, _)| oci::version_to_tag(&v)).collect();
-        let prefix = StorageKey::RepositoryTags { space, generation: &generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
-        tags.extend(listed.iter().filter_map(|m| m.location.filename()?.strip_suffix(".json").map(str::to_string)));
+        let listed = self.gateway.list(StorageKey::RepositoryTags { space, generation: &generation, name }).await?;
+        tags.extend(listed.iter().filter_map(|m| parse_repository_tag(&m.location)));
         let known_repository = !tags.is_empty()
-            || self
-                .store
-                .list(Some(&StorageKey::RepositoryManifests { space, generation: &generation, name }.path()))
-                .next()
-                .await
-                .is_some();
+            || self.gateway.any_under(StorageKey::RepositoryManifests { space, generation: &generation, name }).await;
         if !known_repository {
             return Err(OciError::new(OciErrorKind::NameUnknown, format!("repository {space}/{name} is unknown")));
         }
@@ -930,12 +841,12 @@ impl Registry {
                 Err(RegistryError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let prefix = StorageKey::RepositoryNames { space: &space, generation: &generation }.path();
-            let listing = self.store.list_with_delimiter(Some(&prefix)).await.map_err(storage_error)?;
+            let prefix = StorageKey::RepositoryNames { space: &space, generation: &generation };
+            let listing = self.gateway.list_dirs(prefix).await?;
             for repository in listing.common_prefixes {
                 let Some(name) = parse_repository_name(&repository) else { continue };
                 let manifests = StorageKey::RepositoryManifests { space: &space, generation: &generation, name: &name };
-                if self.store.list(Some(&manifests.path())).next().await.is_some() {
+                if self.gateway.any_under(manifests).await {
                     names.push(name);
                 }
             }
@@ -965,16 +876,15 @@ impl Registry {
                 return Err(unknown());
             }
             let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
-            return match self.delete_if_present(&tag_key.path()).await? {
+            return match self.gateway.delete(tag_key).await? {
                 true => Ok(()),
                 false => Err(unknown()),
             };
         }
         let parsed = parse_digest(reference)?;
         let mut found = self
-            .delete_if_present(
-                &StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed }.path(),
-            )
+            .gateway
+            .delete(StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed })
             .await?;
         for (version, manifest) in self.chart_manifests(space, name).await? {
             if manifest.digest == reference {
@@ -982,15 +892,15 @@ impl Registry {
                 found = true;
             }
         }
-        let prefix = StorageKey::RepositoryTags { space, generation: &generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
-        for meta in listed {
-            let link: Option<TagLink> = match self.store.get(&meta.location).await {
-                Ok(r) => serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).ok(),
-                Err(_) => None,
+        let listed = self.gateway.list(StorageKey::RepositoryTags { space, generation: &generation, name }).await?;
+        for tag in listed.iter().filter_map(|meta| parse_repository_tag(&meta.location)) {
+            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: &tag };
+            let link: Option<TagLink> = match self.gateway.get(tag_key).await {
+                Ok(Some(object)) => serde_json::from_slice(&object.bytes).ok(),
+                Ok(None) | Err(_) => None,
             };
             if link.is_some_and(|l| l.digest == reference) {
-                found |= self.delete_if_present(&meta.location).await?;
+                found |= self.gateway.delete(tag_key).await?;
             }
         }
         if found { Ok(()) } else { Err(unknown()) }
@@ -1003,8 +913,7 @@ impl Registry {
         generation: &str,
         name: &str,
     ) -> Result<Vec<(String, RepositoryManifest)>> {
-        let prefix = StorageKey::RepositoryManifests { space, generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
+        let listed = self.gateway.list(StorageKey::RepositoryManifests { space, generation, name }).await?;
         let mut manifests = Vec::new();
         for meta in listed {
             let Some(digest) = crate::keys::parse_repository_manifest(&meta.location) else { continue };
@@ -1051,8 +960,7 @@ impl Registry {
         &self,
         live: &std::collections::HashMap<String, String>,
     ) -> std::result::Result<Vec<String>, RegistryError> {
-        let metas: Vec<_> =
-            self.store.list(Some(&StorageKey::AllRepositories.path())).try_collect().await.map_err(storage_error)?;
+        let metas = self.gateway.list(StorageKey::AllRepositories).await?;
         let mut blobs = Vec::new();
         for meta in metas {
             let Some(held) = crate::keys::parse_repository_object(&meta.location) else { continue };
@@ -1087,7 +995,8 @@ impl Registry {
         let in_use = |what: String| {
             OciError::new(OciErrorKind::Denied, format!("blob {digest} is still needed by {what} in {space}/{name}"))
         };
-        if self.exists(StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed }).await? {
+        let manifest_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed };
+        if self.gateway.exists(manifest_key).await? {
             return Err(in_use("a manifest (it is one)".into()));
         }
         if let Some(stored) = self
@@ -1105,10 +1014,9 @@ impl Registry {
                 return Err(in_use(format!("manifest {manifest_digest}")));
             }
         }
-        self.delete_if_present(
-            &StorageKey::RepositoryBlob { space, generation: &generation, name, digest: parsed }.path(),
-        )
-        .await?;
+        self.gateway
+            .delete(StorageKey::RepositoryBlob { space, generation: &generation, name, digest: parsed })
+            .await?;
         Ok(())
     }
 

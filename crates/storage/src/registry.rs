@@ -13,13 +13,14 @@ use chartyard_core::names::{check_name, check_new_space_name, compare_versions, 
 use chartyard_core::oci::{self, BlobDigest, Descriptor};
 use chartyard_core::record::{ManifestRef, VersionRecord};
 use chartyard_core::{RegistryError, provenance, values, yaml};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use object_store::{ObjectMeta, ObjectStore};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cache::WeightedLru;
+use crate::gateway::{Created, Gateway, ObjectStream, ObjectVersion, Replaced, StorageRequests, storage_error};
 use crate::index::{RenderedIndex, SpaceIndex};
 use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
 use crate::locks::{LockGuard, Locks};
@@ -82,7 +83,7 @@ pub struct StoredVersion {
 /// An archive being read from storage.
 pub struct ArchiveStream {
     pub record: Arc<VersionRecord>,
-    pub body: BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
+    pub body: ObjectStream,
 }
 
 /// What a garbage collection found and removed.
@@ -142,24 +143,22 @@ struct VersionKey<'a> {
 }
 
 impl VersionKey<'_> {
-    fn path(&self) -> Path {
+    fn record(&self) -> StorageKey<'_> {
         StorageKey::VersionRecord {
             space: self.space,
             generation: &self.generation,
             chart: self.chart,
             version: self.version,
         }
-        .path()
     }
 
-    fn provenance_path(&self) -> Path {
+    fn provenance(&self) -> StorageKey<'_> {
         StorageKey::Provenance {
             space: self.space,
             generation: &self.generation,
             chart: self.chart,
             version: self.version,
         }
-        .path()
     }
 
     fn id(&self) -> String {
@@ -168,7 +167,7 @@ impl VersionKey<'_> {
 }
 
 pub struct Registry {
-    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) gateway: Gateway,
     pub(crate) options: RegistryOptions,
     locks: Locks,
     /// Parsed records by location, least recently used first out.
@@ -198,10 +197,6 @@ pub struct UploadOptions {
     pub manifest: Option<Bytes>,
 }
 
-pub(crate) fn storage_error(e: object_store::Error) -> RegistryError {
-    RegistryError::internal(format!("storage: {e}"))
-}
-
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
 }
@@ -229,39 +224,13 @@ pub(crate) fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
     blobs
 }
 
-/// The bytes of a read, streamed. A local file is read in large chunks: the store's own
-/// stream reads 8 KiB per blocking-pool hop, which caps downloads of large blobs.
-pub(crate) fn stream_payload(
-    result: object_store::GetResult,
-) -> BoxStream<'static, std::result::Result<Bytes, object_store::Error>> {
-    const CHUNK: usize = 256 * 1024;
-    let range = result.range.clone();
-    match result.payload {
-        object_store::GetResultPayload::File(mut file, path) => {
-            use std::io::Seek;
-            if let Err(source) = file.seek(std::io::SeekFrom::Start(range.start)) {
-                let error = object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(source) };
-                return futures::stream::once(async move { Err(error) }).boxed();
-            }
-            let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), range.end - range.start);
-            tokio_util::io::ReaderStream::with_capacity(reader, CHUNK)
-                .map_err(move |source| object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: format!("reading {}: {source}", path.display()).into(),
-                })
-                .boxed()
-        }
-        object_store::GetResultPayload::Stream(stream) => stream,
-    }
-}
-
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
         let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
         let budget = options.cache_bytes / 2;
         Self {
-            store,
+            gateway: Gateway::new(store, options.conditional_updates),
             options,
             locks,
             records: Mutex::new(WeightedLru::new(budget, |_| false)),
@@ -290,11 +259,16 @@ impl Registry {
         .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
     }
 
+    /// The store requests this registry made so far, by kind.
+    pub fn storage_requests(&self) -> StorageRequests {
+        self.gateway.requests()
+    }
+
     // ---- spaces ----
 
     /// All spaces, sorted by name.
     pub async fn list_spaces(&self) -> Result<Vec<String>> {
-        let listing = self.store.list_with_delimiter(Some(&StorageKey::Spaces.path())).await.map_err(storage_error)?;
+        let listing = self.gateway.list_dirs(StorageKey::Spaces).await?;
         let mut spaces: Vec<String> = listing.objects.iter().filter_map(|o| parse_space_marker(&o.location)).collect();
         spaces.sort();
         Ok(spaces)
@@ -303,15 +277,8 @@ impl Registry {
     /// The current generation of a space, `None` if the space does not exist.
     pub(crate) async fn generation(&self, space: &str) -> Result<Option<String>> {
         check_name("space", space)?;
-        let location = StorageKey::SpaceMarker { space }.path();
-        let bytes = match self.store.get(&location).await {
-            Ok(result) => result.bytes().await.map_err(storage_error)?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(storage_error(e)),
-        };
-        let marker: SpaceMarker = serde_json::from_slice(&bytes)
-            .map_err(|e| RegistryError::internal(format!("corrupt space marker {location}: {e}")))?;
-        Ok(Some(marker.generation))
+        let marker: Option<SpaceMarker> = self.gateway.get_json(StorageKey::SpaceMarker { space }).await?;
+        Ok(marker.map(|marker| marker.generation))
     }
 
     /// The current generation of a space that must exist.
@@ -331,12 +298,9 @@ impl Registry {
     /// Writes a new marker unless one exists; the new generation if this call created it.
     async fn put_space_marker(&self, space: &str) -> Result<Option<String>> {
         let marker = SpaceMarker { created: now_rfc3339(), generation: new_generation() };
-        let body = serde_json::to_vec(&marker).map_err(RegistryError::internal)?;
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&StorageKey::SpaceMarker { space }.path(), body.into(), opts).await {
-            Ok(_) => Ok(Some(marker.generation)),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e)),
+        match self.gateway.create_json(StorageKey::SpaceMarker { space }, &marker).await? {
+            Created::Created(_) => Ok(Some(marker.generation)),
+            Created::Exists => Ok(None),
         }
     }
 
@@ -360,30 +324,19 @@ impl Registry {
     /// archives are reclaimed by garbage collection.
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         let generation = self.require_generation(space).await?;
-        match self.store.delete(&StorageKey::SpaceMarker { space }.path()).await {
-            Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RegistryError::not_found(space));
-            }
-            Err(e) => return Err(storage_error(e)),
+        if !self.gateway.delete(StorageKey::SpaceMarker { space }).await? {
+            return Err(RegistryError::not_found(space));
         }
         // Nothing of the deleted generation is read again: drop its index and records.
         let slot = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&space.to_string());
         if let Some(slot) = slot {
             *slot.lock().await = None;
         }
-        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&records));
-        self.delete_prefix(&records).await?;
-        self.delete_prefix(&StorageKey::SpaceRepositories { space, generation: &generation }.path()).await
-    }
-
-    pub(crate) async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
-        let locations = self.store.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
-        self.store.delete_stream(locations).try_for_each(|_| async { Ok(()) }).await.or_else(|e| match e {
-            object_store::Error::NotFound { .. } => Ok(()),
-            e => Err(storage_error(e)),
-        })
+        let records = StorageKey::SpaceRecords { space, generation: &generation };
+        let prefix = records.path();
+        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&prefix));
+        self.gateway.delete_prefix(records).await?;
+        self.gateway.delete_prefix(StorageKey::SpaceRepositories { space, generation: &generation }).await
     }
 
     // ---- listings ----
@@ -391,15 +344,14 @@ impl Registry {
     /// Every version in a space, sorted by chart name, then version precedence.
     pub async fn space_versions(&self, space: &str) -> Result<Vec<StoredVersion>> {
         let generation = self.require_generation(space).await?;
-        self.versions_under(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await
+        self.versions_under(StorageKey::SpaceRecords { space, generation: &generation }).await
     }
 
     /// Every version of a chart, in version precedence; `NotFound` if it has none.
     pub async fn chart_versions(&self, space: &str, chart: &str) -> Result<Vec<StoredVersion>> {
         check_name("chart", chart)?;
         let generation = self.require_generation(space).await?;
-        let versions =
-            self.versions_under(&StorageKey::ChartRecords { space, generation: &generation, chart }.path()).await?;
+        let versions = self.versions_under(StorageKey::ChartRecords { space, generation: &generation, chart }).await?;
         if versions.is_empty() {
             return Err(RegistryError::not_found(format!("{space}/{chart}")));
         }
@@ -414,13 +366,14 @@ impl Registry {
     }
 
     /// Lists the records under a prefix and reads them.
-    async fn versions_under(&self, prefix: &Path) -> Result<Vec<StoredVersion>> {
-        let metas: Vec<ObjectMeta> = self.store.list(Some(prefix)).try_collect().await.map_err(storage_error)?;
+    async fn versions_under(&self, prefix: StorageKey<'_>) -> Result<Vec<StoredVersion>> {
+        let metas = self.gateway.list(prefix).await?;
+        let prefix = prefix.path();
         {
             // Forget cached records under this prefix that no longer exist.
             let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|path| !path.prefix_matches(prefix) || listed.contains(path));
+            cache.retain(|path| !path.prefix_matches(&prefix) || listed.contains(path));
         }
         let mut found: Vec<StoredVersion> = self
             .read_records(metas)
@@ -445,13 +398,13 @@ impl Registry {
                 };
                 match (&meta.e_tag, cache.get(&meta.location)) {
                     (Some(tag), Some(cached)) if *tag == cached.e_tag => found.push((path, cached.record.clone())),
-                    _ => to_read.push((meta.location, path)),
+                    _ => to_read.push(path),
                 }
             }
         }
         let read: Vec<Option<(RecordPath, Arc<VersionRecord>)>> = futures::stream::iter(to_read)
-            .map(|(location, path)| async move {
-                match self.read_record(&location).await {
+            .map(|path| async move {
+                match self.read_record(path.key()).await {
                     Ok(record) => Ok(Some((path, record))),
                     Err(RegistryError::NotFound(_)) => Ok(None),
                     Err(e) => Err(e),
@@ -464,20 +417,15 @@ impl Registry {
         Ok(found)
     }
 
-    async fn read_record(&self, location: &Path) -> Result<Arc<VersionRecord>> {
-        let result = match self.store.get(location).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RegistryError::not_found(location.to_string()));
-            }
-            Err(e) => return Err(storage_error(e)),
+    async fn read_record(&self, key: StorageKey<'_>) -> Result<Arc<VersionRecord>> {
+        let location = key.path();
+        let Some(object) = self.gateway.get(key).await? else {
+            return Err(RegistryError::not_found(location.to_string()));
         };
-        let e_tag = result.meta.e_tag.clone();
-        let bytes = result.bytes().await.map_err(storage_error)?;
-        let record: VersionRecord = serde_json::from_slice(&bytes)
+        let record: VersionRecord = serde_json::from_slice(&object.bytes)
             .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
         let record = Arc::new(record);
-        self.remember_record(location, e_tag, &record, bytes.len());
+        self.remember_record(&location, object.e_tag, &record, object.bytes.len());
         Ok(record)
     }
 
@@ -500,7 +448,7 @@ impl Registry {
     }
 
     async fn record_at(&self, key: &VersionKey<'_>) -> Result<Arc<VersionRecord>> {
-        self.read_record(&key.path()).await.map_err(|e| match e {
+        self.read_record(key.record()).await.map_err(|e| match e {
             RegistryError::NotFound(_) => RegistryError::not_found(key.id()),
             e => e,
         })
@@ -520,16 +468,12 @@ impl Registry {
 
     async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
         let record = self.record_at(key).await?;
-        let result =
-            self.store.get(&StorageKey::Blob { digest: BlobDigest::sha256(&record.digest) }.path()).await.map_err(
-                |e| match e {
-                    object_store::Error::NotFound { .. } => {
-                        RegistryError::internal(format!("archive of {} is missing", key.id()))
-                    }
-                    e => storage_error(e),
-                },
-            )?;
-        Ok(ArchiveStream { record, body: stream_payload(result) })
+        let opened = self
+            .gateway
+            .open(StorageKey::Blob { digest: BlobDigest::sha256(&record.digest) }, None)
+            .await?
+            .ok_or_else(|| RegistryError::internal(format!("archive of {} is missing", key.id())))?;
+        Ok(ArchiveStream { record, body: opened.body })
     }
 
     /// A version's whole archive, with the record it was found through.
@@ -565,31 +509,29 @@ impl Registry {
                 oci::version_to_tag(version)
             )));
         }
-        let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let body = Bytes::from(serde_json::to_vec(&record).map_err(RegistryError::internal)?);
         let body_len = body.len();
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
-            Ok(written) => {
+        let stored = match self.gateway.create(key.record(), body).await? {
+            Created::Created(e_tag) => {
                 let record = Arc::new(record);
-                self.remember_record(&key.path(), written.e_tag, &record, body_len);
+                self.remember_record(&key.record().path(), e_tag, &record, body_len);
                 StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
             }
-            Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
+            Created::Exists if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
                 let created = self.record_at(&key).await?.created.clone();
                 self.commit_record(&key, record, current, created).await?
             }
-            Err(object_store::Error::AlreadyExists { .. }) => return Err(RegistryError::AlreadyExists(key.id())),
-            Err(e) => return Err(storage_error(e)),
+            Created::Exists => return Err(RegistryError::AlreadyExists(key.id())),
         };
         if let Some(prov) = options.provenance {
-            self.store.put(&key.provenance_path(), prov.into()).await.map_err(storage_error)?;
+            self.gateway.put(key.provenance(), prov).await?;
         }
         // A space deleted while we wrote: our record went to the old generation, where no
         // one will see it. Say so rather than claim the chart is stored.
         if self.generation(space).await?.as_deref() != Some(&key.generation) {
-            let _ = self.store.delete(&key.path()).await;
+            let _ = self.gateway.delete(key.record()).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
         self.sync_index(&key).await;
@@ -604,19 +546,16 @@ impl Registry {
         let _lock = self.lock(&key).await?;
         let record = self.record_at(&key).await?;
         claims.check(&claims.name, &claims.version, &record.digest)?;
-        self.store.put(&key.provenance_path(), prov.into()).await.map_err(storage_error)?;
+        self.gateway.put(key.provenance(), prov).await?;
         Ok(StoredVersion { space: space.into(), chart: claims.name.clone(), version: claims.version.clone(), record })
     }
 
     /// The provenance file of a version; `NotFound` if it has none.
     pub async fn provenance(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
         let key = self.locate(space, chart, version).await?;
-        match self.store.get(&key.provenance_path()).await {
-            Ok(result) => result.bytes().await.map_err(storage_error),
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(RegistryError::not_found(format!("provenance of {}", key.id())))
-            }
-            Err(e) => Err(storage_error(e)),
+        match self.gateway.get(key.provenance()).await? {
+            Some(object) => Ok(object.bytes),
+            None => Err(RegistryError::not_found(format!("provenance of {}", key.id()))),
         }
     }
 
@@ -736,12 +675,8 @@ impl Registry {
 
     /// The current record's version tag, for a compare-and-swap commit; `NotFound` if the
     /// version does not exist.
-    async fn current(&self, key: &VersionKey<'_>) -> Result<UpdateVersion> {
-        match self.store.head(&key.path()).await {
-            Ok(meta) => Ok(UpdateVersion { e_tag: meta.e_tag, version: meta.version }),
-            Err(object_store::Error::NotFound { .. }) => Err(RegistryError::not_found(key.id())),
-            Err(e) => Err(storage_error(e)),
-        }
+    async fn current(&self, key: &VersionKey<'_>) -> Result<ObjectVersion> {
+        self.gateway.version(key.record()).await?.ok_or_else(|| RegistryError::not_found(key.id()))
     }
 
     /// Stores a changed archive of an existing version: archive first, then the record.
@@ -750,7 +685,7 @@ impl Registry {
         key: &VersionKey<'_>,
         chart: &Chart,
         archive: Bytes,
-        current: UpdateVersion,
+        current: ObjectVersion,
         created: String,
     ) -> Result<StoredVersion> {
         let record = self.prepare(chart, archive, None, None).await?;
@@ -822,24 +757,20 @@ impl Registry {
         &self,
         key: &VersionKey<'_>,
         mut record: VersionRecord,
-        current: UpdateVersion,
+        current: ObjectVersion,
         created: String,
     ) -> Result<StoredVersion> {
         // A version keeps the time it was first published (`created`, from the record
         // being replaced), whatever replaces its archive.
         record.created = created;
-        let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
-        let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
+        let body = Bytes::from(serde_json::to_vec(&record).map_err(RegistryError::internal)?);
         let (record, body_len) = (Arc::new(record), body.len());
-        match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
-            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record, body_len),
-            Err(object_store::Error::Precondition { .. }) => {
-                return Err(RegistryError::Locked(key.id()));
-            }
-            Err(e) => return Err(storage_error(e)),
+        match self.gateway.replace_if(key.record(), body, current).await? {
+            Replaced::Replaced(e_tag) => self.remember_record(&key.record().path(), e_tag, &record, body_len),
+            Replaced::Changed => return Err(RegistryError::Locked(key.id())),
         }
         // A provenance file signs the old archive's digest: it no longer holds.
-        self.delete_if_present(&key.provenance_path()).await?;
+        self.gateway.delete(key.provenance()).await?;
         self.sync_index(key).await;
         Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
     }
@@ -951,8 +882,8 @@ impl Registry {
         }
         let generation = self.require_generation(space).await?;
         let mut index = SpaceIndex::new(generation.clone());
-        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-        for stored in self.versions_under(&records).await? {
+        let records = StorageKey::SpaceRecords { space, generation: &generation };
+        for stored in self.versions_under(records).await? {
             index.insert(&stored.chart, &stored.version, &stored.record)?;
         }
         *loaded = Some(index);
@@ -978,7 +909,7 @@ impl Registry {
         let mut loaded = slot.lock().await;
         if let Some(index) = loaded.as_mut() {
             let keep = index.generation == key.generation
-                && match self.current_record(&key.path()).await {
+                && match self.current_record(key.record()).await {
                     Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
                     Ok(None) => {
                         index.remove(key.chart, key.version);
@@ -997,19 +928,15 @@ impl Registry {
 
     /// The record stored at a location now (`None` if there is none), from the cache when
     /// it holds the record at the current ETag.
-    async fn current_record(&self, location: &Path) -> Result<Option<Arc<VersionRecord>>> {
-        let meta = match self.store.head(location).await {
-            Ok(meta) => meta,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(storage_error(e)),
-        };
+    async fn current_record(&self, key: StorageKey<'_>) -> Result<Option<Arc<VersionRecord>>> {
+        let Some(meta) = self.gateway.head(key).await? else { return Ok(None) };
         if let Some(tag) = &meta.e_tag {
             let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cached) = cache.get(location).filter(|cached| cached.e_tag == *tag) {
+            if let Some(cached) = cache.get(&key.path()).filter(|cached| cached.e_tag == *tag) {
                 return Ok(Some(cached.record.clone()));
             }
         }
-        match self.read_record(location).await {
+        match self.read_record(key).await {
             Ok(record) => Ok(Some(record)),
             Err(RegistryError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
@@ -1044,24 +971,19 @@ impl Registry {
     /// A stored blob is never overwritten (create-if-absent): its bytes are the ones its
     /// name was verified against when it was first written.
     pub(crate) async fn put_blob(&self, digest: BlobDigest<'_>, bytes: Bytes) -> Result<()> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&StorageKey::Blob { digest }.path(), PutPayload::from(bytes), opts).await {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(storage_error(e)),
-        }
+        self.gateway.create(StorageKey::Blob { digest }, bytes).await?;
+        Ok(())
     }
 
     /// Deletes one version. Deleting a chart's last version removes the chart.
     pub async fn delete_version(&self, space: &str, chart: &str, version: &str) -> Result<()> {
         let key = self.locate(space, chart, version).await?;
         let _lock = self.lock(&key).await?;
-        match self.store.delete(&key.path()).await {
-            Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) => return Err(RegistryError::not_found(key.id())),
-            Err(e) => return Err(storage_error(e)),
+        if !self.gateway.delete(key.record()).await? {
+            return Err(RegistryError::not_found(key.id()));
         }
-        self.forget_record(&key.path());
-        self.delete_if_present(&key.provenance_path()).await?;
+        self.forget_record(&key.record().path());
+        self.gateway.delete(key.provenance()).await?;
         self.sync_index(&key).await;
         Ok(())
     }
@@ -1079,9 +1001,9 @@ impl Registry {
             held.push(self.lock(key).await?);
         }
         for key in &keys {
-            self.delete_if_present(&key.path()).await?;
-            self.forget_record(&key.path());
-            self.delete_if_present(&key.provenance_path()).await?;
+            self.gateway.delete(key.record()).await?;
+            self.forget_record(&key.record().path());
+            self.gateway.delete(key.provenance()).await?;
         }
         for key in &keys {
             self.sync_index(key).await;
@@ -1099,16 +1021,15 @@ impl Registry {
         let generations = self.live_generations().await?;
         let mut report = GcReport::default();
         let (live, stale) = self.partition_records(&generations).await?;
-        for meta in stale {
-            if SystemTime::from(meta.last_modified) < cutoff && self.delete_if_present(&meta.location).await? {
+        for (path, meta) in stale {
+            if SystemTime::from(meta.last_modified) < cutoff && self.gateway.delete(path.key()).await? {
                 report.deleted_stale_records += 1;
             }
         }
         let referenced = self.referenced_blob_digests(&generations, live).await?;
         report.deleted_uploads = self.expire_uploads(grace).await?;
         report.referenced_blobs = referenced.len();
-        let blobs: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
+        let blobs = self.gateway.list(StorageKey::Blobs).await?;
         let candidates: Vec<(String, ObjectMeta)> = blobs
             .into_iter()
             .filter_map(|blob| Some((parse_blob_path(&blob.location)?, blob)))
@@ -1124,7 +1045,9 @@ impl Registry {
         let (live, _) = self.partition_records(&generations).await?;
         let referenced = self.referenced_blob_digests(&generations, live).await?;
         for (digest, blob) in candidates {
-            if !referenced.contains(&digest) && self.delete_if_present(&blob.location).await? {
+            if !referenced.contains(&digest)
+                && self.gateway.delete(StorageKey::Blob { digest: oci::parse_digest(&digest)? }).await?
+            {
                 report.deleted_blobs += 1;
                 report.deleted_bytes += blob.size;
             }
@@ -1147,15 +1070,13 @@ impl Registry {
     async fn partition_records(
         &self,
         generations: &HashMap<String, String>,
-    ) -> Result<(Vec<ObjectMeta>, Vec<ObjectMeta>)> {
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::AllRecords.path())).try_collect().await.map_err(storage_error)?;
+    ) -> Result<(Vec<ObjectMeta>, Vec<(RecordPath, ObjectMeta)>)> {
+        let metas = self.gateway.list(StorageKey::AllRecords).await?;
         let (live, stale): (Vec<_>, Vec<_>) = metas
             .into_iter()
             .filter_map(|meta| parse_record_path(&meta.location).map(|path| (path, meta)))
             .partition(|(path, _)| generations.get(&path.space) == Some(&path.generation));
-        let metas = |pairs: Vec<(RecordPath, ObjectMeta)>| pairs.into_iter().map(|(_, meta)| meta).collect();
-        Ok((metas(live), metas(stale)))
+        Ok((live.into_iter().map(|(_, meta)| meta).collect(), stale))
     }
 
     /// The digests of every blob that live versions and OCI repositories need.
@@ -1170,13 +1091,5 @@ impl Registry {
         }
         referenced.extend(self.repository_blobs(generations).await?);
         Ok(referenced)
-    }
-
-    pub(crate) async fn delete_if_present(&self, location: &Path) -> Result<bool> {
-        match self.store.delete(location).await {
-            Ok(()) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(e)),
-        }
     }
 }
