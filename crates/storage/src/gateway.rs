@@ -331,8 +331,14 @@ impl Gateway {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Bytes> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Bytes> {
     serde_json::to_vec(value).map(Bytes::from).map_err(RegistryError::internal)
+}
+
+/// All the bytes of a read, in memory.
+pub(crate) async fn collect(body: ObjectStream) -> Result<Bytes> {
+    let chunks: Vec<Bytes> = body.try_collect().await.map_err(storage_error)?;
+    Ok(chunks.concat().into())
 }
 
 /// The bytes of a read, streamed. A local file is read in large chunks: the store's own

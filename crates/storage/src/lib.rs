@@ -10,15 +10,21 @@
 //!   ETag so that a repeated listing costs one LIST and no GETs.
 
 pub mod backend;
+mod blobs;
 mod cache;
 pub mod compose;
 pub mod fs;
 mod gateway;
+mod gc;
 mod index;
 pub mod keys;
 pub mod locks;
+mod manifests;
 pub mod oci;
+mod records;
 mod registry;
+mod spaces;
+mod uploads;
 
 #[cfg(test)]
 mod parse_slots_tests;
@@ -26,8 +32,9 @@ mod parse_slots_tests;
 mod request_count_tests;
 
 pub use gateway::StorageRequests;
+pub use gc::GcReport;
 pub use index::RenderedIndex;
+pub use records::StoredVersion;
 pub use registry::{
-    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,
-    default_parse_concurrency,
+    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, Registry, RegistryOptions, UploadOptions, default_parse_concurrency,
 };

@@ -10,20 +10,21 @@
 //! only ever removed by garbage collection; deleting a blob unlinks it.
 
 use std::ops::Range;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
 use chartyard_core::error::echo;
 use chartyard_core::names::{check_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor, Hasher, Manifest};
-use futures::stream::{StreamExt, TryStreamExt};
-use serde::{Deserialize, Serialize};
+use futures::stream::StreamExt;
 
 pub use crate::gateway::ByteStream;
-use crate::gateway::{Created, ObjectStream, WriteError, storage_error};
-use crate::keys::{StorageKey, parse_repository_name, parse_repository_tag, parse_upload_object, parse_upload_part};
-use crate::registry::{Registry, UploadOptions, new_generation, now_rfc3339, referenced_blobs};
+use crate::gateway::{ObjectStream, WriteError};
+use crate::gc::referenced_blobs;
+use crate::manifests::{Repository, RepositoryManifest};
+use crate::registry::{Registry, UploadOptions};
+use crate::spaces::new_generation;
+use crate::uploads::Staging;
 
 /// What went wrong, in the distribution spec's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,33 +119,6 @@ pub struct ChunkRange {
     pub len: Option<u64>,
 }
 
-/// A manifest known in a repository.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RepositoryManifest {
-    media_type: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    artifact_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    annotations: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TagLink {
-    digest: String,
-}
-
-/// The state of an upload: which repository it is for. Its bytes so far are its parts.
-#[derive(Debug, Serialize, Deserialize)]
-struct UploadSession {
-    space: String,
-    name: String,
-    started: String,
-}
-
 fn check_repository(space: &str, name: &str) -> Result<()> {
     check_name("space", space)
         .and_then(|_| check_name("name", name))
@@ -180,7 +154,7 @@ impl Registry {
 
     /// The size of a stored blob, `None` if there is none with that digest.
     async fn stored_blob_size(&self, digest: BlobDigest<'_>) -> Result<Option<u64>> {
-        Ok(self.gateway.head(StorageKey::Blob { digest }).await?.map(|meta| meta.size))
+        Ok(self.blobs.size(digest).await?)
     }
 
     /// Whether a repository holds a blob: uploaded or mounted there, one of its manifests,
@@ -192,8 +166,8 @@ impl Registry {
         name: &str,
         digest: BlobDigest<'_>,
     ) -> Result<bool> {
-        if self.gateway.exists(StorageKey::RepositoryBlob { space, generation, name, digest }).await?
-            || self.gateway.exists(StorageKey::RepositoryManifest { space, generation, name, digest }).await?
+        if self.blobs.linked(space, generation, name, digest).await?
+            || self.manifests.exists(Repository { space, generation, name }, digest).await?
         {
             return Ok(true);
         }
@@ -231,15 +205,10 @@ impl Registry {
         let body = if range.is_empty() {
             futures::stream::empty().boxed()
         } else {
-            let opened = self.gateway.open(StorageKey::Blob { digest: parsed }, Some(range.clone())).await?;
+            let opened = self.blobs.open(parsed, Some(range.clone())).await?;
             opened.ok_or_else(|| blob_unknown(digest))?.body
         };
         Ok(BlobContent { size, range, body })
-    }
-
-    /// Links a stored blob into a repository.
-    async fn link_blob(&self, space: &str, generation: &str, name: &str, digest: BlobDigest<'_>) -> Result<()> {
-        Ok(self.gateway.put(StorageKey::RepositoryBlob { space, generation, name, digest }, Bytes::new()).await?)
     }
 
     // ---- uploads ----
@@ -247,61 +216,29 @@ impl Registry {
     /// Starts an upload session for a repository; answers its id.
     pub async fn start_upload(&self, space: &str, name: &str) -> Result<String> {
         check_repository(space, name)?;
-        let max = self.options.max_upload_sessions;
-        let admitted = self
-            .open_uploads
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1))
-            .is_ok();
-        if !admitted {
-            return Err(OciError::new(
+        self.uploads.start(space, name).await?.ok_or_else(|| {
+            let max = self.uploads.max_sessions();
+            OciError::new(
                 OciErrorKind::TooManyRequests,
                 format!("{max} uploads are open; finish or cancel one, or wait for idle ones to expire"),
-            ));
-        }
-        let id = new_generation();
-        let session = UploadSession { space: space.into(), name: name.into(), started: now_rfc3339() };
-        if let Err(e) = self.gateway.put_json(StorageKey::UploadSession { id: &id }, &session).await {
-            self.upload_closed();
-            return Err(e.into());
-        }
-        Ok(id)
-    }
-
-    fn upload_closed(&self) {
-        let _ = self.open_uploads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| open.checked_sub(1));
+            )
+        })
     }
 
     /// Checks that a session exists, is not being completed and belongs to the repository.
     async fn check_session(&self, space: &str, name: &str, id: &str) -> Result<()> {
         check_upload_id(id)?;
-        let stored = self.gateway.get(StorageKey::UploadSession { id }).await?.ok_or_else(|| upload_unknown(id))?;
-        let session: UploadSession = serde_json::from_slice(&stored.bytes).map_err(|_| upload_unknown(id))?;
-        if session.space != space || session.name != name || self.gateway.exists(StorageKey::UploadDone { id }).await? {
+        let session = self.uploads.session(id).await?.ok_or_else(|| upload_unknown(id))?;
+        if session.space != space || session.name != name || self.uploads.is_claimed(id).await? {
             return Err(upload_unknown(id));
         }
         Ok(())
     }
 
-    /// The parts of a session, by offset, with their sizes; they must follow each other.
-    async fn upload_parts(&self, id: &str) -> Result<Vec<(u64, u64)>> {
-        let metas = self.gateway.list(StorageKey::Upload { id }).await?;
-        let mut parts: Vec<(u64, u64)> =
-            metas.iter().filter_map(|m| Some((parse_upload_part(&m.location)?, m.size))).collect();
-        parts.sort();
-        let mut end = 0;
-        for (offset, size) in &parts {
-            if *offset != end {
-                return Err(RegistryError::internal(format!("upload {id} has a gap at {end}")).into());
-            }
-            end += size;
-        }
-        Ok(parts)
-    }
-
     /// Holds a session for one request: a second request on the same session while one
     /// streams is refused rather than interleaved.
     async fn hold_session(&self, id: &str) -> Result<crate::locks::LockGuard> {
-        self.upload_locks.acquire(id).await.ok_or_else(|| {
+        self.uploads.hold(id).await.ok_or_else(|| {
             OciError::new(OciErrorKind::RangeInvalid, format!("another request is writing to upload {id}"))
         })
     }
@@ -310,7 +247,7 @@ impl Registry {
     pub async fn upload_offset(&self, space: &str, name: &str, id: &str) -> Result<u64> {
         check_repository(space, name)?;
         self.check_session(space, name, id).await?;
-        Ok(self.upload_parts(id).await?.iter().map(|(_, size)| size).sum())
+        Ok(self.uploads.parts(id).await?.iter().map(|(_, size)| size).sum())
     }
 
     /// Appends a chunk to an upload; it must start at the upload's current end. Answers
@@ -326,7 +263,7 @@ impl Registry {
         check_repository(space, name)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        let offset: u64 = self.upload_parts(id).await?.iter().map(|(_, size)| size).sum();
+        let offset: u64 = self.uploads.parts(id).await?.iter().map(|(_, size)| size).sum();
         if chunk.start.is_some_and(|s| s != offset) {
             return Err(OciError::new(
                 OciErrorKind::RangeInvalid,
@@ -334,39 +271,38 @@ impl Registry {
             ));
         }
         let budget = (self.options.max_blob_bytes as u64).saturating_sub(offset);
-        let nonce = new_generation();
-        let staging = StorageKey::UploadStaging { id, nonce: &nonce };
-        let written = self.stream_to(staging, body, budget, None).await?;
+        let (staging, written) = self.stage(id, body, budget, None).await?;
         if chunk.len.is_some_and(|len| len != written) {
-            self.gateway.delete(staging).await?;
+            self.uploads.discard(staging).await?;
             return Err(OciError::new(
                 OciErrorKind::RangeInvalid,
                 format!("the chunk has {written} bytes, not the {} its range says", chunk.len.unwrap_or_default()),
             ));
         }
         if written == 0 {
-            self.gateway.delete(staging).await?;
+            self.uploads.discard(staging).await?;
             return Ok(offset);
         }
         // Create-if-absent: of two chunks for one offset (two replicas), one lands.
-        if self.gateway.rename_if_absent(staging, StorageKey::UploadPart { id, offset }).await? {
+        if self.uploads.add_part(&staging, offset).await? {
             Ok(offset + written)
         } else {
-            self.gateway.delete(staging).await?;
+            self.uploads.discard(staging).await?;
             Err(OciError::new(OciErrorKind::RangeInvalid, format!("another chunk was written at {offset}")))
         }
     }
 
-    /// Writes a stream to one object (see [`crate::gateway::Gateway::write_stream`]),
-    /// with its failures in the distribution spec's terms.
-    async fn stream_to(
+    /// Streams one request's bytes into a staging object of its own (see
+    /// [`crate::uploads::Uploads::stage`]), with its failures in the distribution spec's
+    /// terms.
+    async fn stage(
         &self,
-        key: StorageKey<'_>,
+        id: &str,
         body: ByteStream,
         budget: u64,
         hasher: Option<&mut Hasher>,
-    ) -> Result<u64> {
-        self.gateway.write_stream(key, body, budget, hasher).await.map_err(|e| match e {
+    ) -> Result<(Staging, u64)> {
+        self.uploads.stage(id, body, budget, hasher).await.map_err(|e| match e {
             WriteError::Body(e) => {
                 OciError::new(OciErrorKind::BlobUploadInvalid, format!("reading the body: {}", echo(&e)))
             }
@@ -394,7 +330,7 @@ impl Registry {
         let parsed = parse_digest(digest)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        let parts = self.upload_parts(id).await?;
+        let parts = self.uploads.parts(id).await?;
         let offset: u64 = parts.iter().map(|(_, size)| size).sum();
         if chunk.start.is_some_and(|s| s != offset) {
             return Err(OciError::new(
@@ -403,26 +339,12 @@ impl Registry {
             ));
         }
         // The one request that completes the session (across processes too).
-        if let Created::Exists = self.gateway.create(StorageKey::UploadDone { id }, Bytes::new()).await? {
+        if !self.uploads.claim(id).await? {
             return Err(upload_unknown(id));
         }
-        let (gateway, upload) = (self.gateway.clone(), id.to_string());
-        let earlier = futures::stream::iter(parts)
-            .then(move |(part_offset, _)| {
-                let (gateway, upload) = (gateway.clone(), upload.clone());
-                async move {
-                    let part = StorageKey::UploadPart { id: &upload, offset: part_offset };
-                    match gateway.open(part, None).await {
-                        Ok(Some(opened)) => Ok(opened.body.map_err(|e| e.to_string())),
-                        Ok(None) => Err(format!("part {part_offset} of upload {upload} is missing")),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }
-            })
-            .try_flatten()
-            .boxed();
+        let earlier = self.uploads.read_parts(id, parts);
         let result = self.commit_blob(space, name, id, parsed, earlier.chain(body).boxed()).await;
-        self.close_upload(id).await?;
+        self.uploads.close(id).await?;
         result
     }
 
@@ -437,24 +359,20 @@ impl Registry {
         digest: BlobDigest<'_>,
         body: ByteStream,
     ) -> Result<()> {
-        let nonce = new_generation();
-        let staging = StorageKey::UploadStaging { id, nonce: &nonce };
         let mut hasher = Hasher::new(digest.algorithm);
         let budget = self.options.max_blob_bytes as u64;
-        self.stream_to(staging, body, budget, Some(&mut hasher)).await?;
+        let (staging, _) = self.stage(id, body, budget, Some(&mut hasher)).await?;
         let actual = hasher.finish();
         if actual != digest.to_string() {
-            self.gateway.delete(staging).await?;
+            self.uploads.discard(staging).await?;
             return Err(OciError::new(
                 OciErrorKind::DigestInvalid,
                 format!("the uploaded bytes have digest {actual}, not {digest}"),
             ));
         }
-        if !self.gateway.rename_if_absent(staging, StorageKey::Blob { digest }).await? {
-            self.gateway.delete(staging).await?;
-        }
+        self.blobs.adopt(&staging, digest).await?;
         let generation = self.ensure_space(space).await?;
-        self.link_blob(space, &generation, name, digest).await
+        Ok(self.blobs.link(space, &generation, name, digest).await?)
     }
 
     /// Stores a whole blob sent in one request (`POST ...?digest=`).
@@ -466,7 +384,7 @@ impl Registry {
         let id = new_generation();
         let result = self.commit_blob(space, name, &id, parsed, body).await;
         if result.is_err() {
-            self.gateway.delete_prefix(StorageKey::Upload { id: &id }).await?;
+            self.uploads.remove(&id).await?;
         }
         result
     }
@@ -476,56 +394,19 @@ impl Registry {
         check_repository(space, name)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        self.close_upload(id).await
-    }
-
-    /// Deletes an upload's objects; its place among the open sessions is freed once, by
-    /// whoever removed its session object.
-    async fn close_upload(&self, id: &str) -> Result<()> {
-        if self.gateway.delete(StorageKey::UploadSession { id }).await? {
-            self.upload_closed();
-        }
-        Ok(self.gateway.delete_prefix(StorageKey::Upload { id }).await?)
-    }
-
-    /// Last activity of every upload id in storage, and whether it is a session (a
-    /// one-request upload has only a staging object).
-    async fn stored_uploads(
-        &self,
-    ) -> std::result::Result<std::collections::HashMap<String, (std::time::SystemTime, bool)>, RegistryError> {
-        let metas = self.gateway.list(StorageKey::Uploads).await?;
-        let mut uploads: std::collections::HashMap<String, (std::time::SystemTime, bool)> = Default::default();
-        for meta in &metas {
-            let Some((id, is_session)) = parse_upload_object(&meta.location) else { continue };
-            let entry = uploads.entry(id).or_insert((std::time::UNIX_EPOCH, false));
-            entry.0 = entry.0.max(meta.last_modified.into());
-            entry.1 |= is_session;
-        }
-        Ok(uploads)
+        Ok(self.uploads.close(id).await?)
     }
 
     /// Counts the upload sessions in storage, for the cap on open ones; called once before
     /// the server takes requests, after which starts and ends keep the count.
     pub async fn count_uploads(&self) -> std::result::Result<usize, RegistryError> {
-        let open = self.stored_uploads().await?.values().filter(|(_, is_session)| *is_session).count();
-        self.open_uploads.store(open, Ordering::SeqCst);
-        Ok(open)
+        self.uploads.count().await
     }
 
     /// Deletes upload sessions (and stray staging objects) with no activity for longer
     /// than `idle`; answers how many were deleted.
     pub async fn expire_uploads(&self, idle: std::time::Duration) -> std::result::Result<usize, RegistryError> {
-        let cutoff = std::time::SystemTime::now() - idle;
-        let mut deleted = 0;
-        for (id, (active, _)) in self.stored_uploads().await? {
-            if active < cutoff {
-                self.close_upload(&id)
-                    .await
-                    .map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))?;
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
+        self.uploads.expire(idle).await
     }
 
     // ---- manifests and tags ----
@@ -588,7 +469,7 @@ impl Registry {
         }
         let generation = self.ensure_space(space).await?;
         let parsed = parse_digest(&digest)?;
-        self.put_blob(parsed, bytes.clone()).await?;
+        self.blobs.put(parsed, bytes.clone()).await?;
         let media_type = manifest.media_type_or(content_type).unwrap_or_else(|| oci::OCI_MANIFEST_MEDIA_TYPE.into());
         let link = RepositoryManifest {
             media_type,
@@ -597,11 +478,10 @@ impl Registry {
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
             annotations: manifest.annotations.clone(),
         };
-        let link_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed };
-        self.gateway.put_json(link_key, &link).await?;
+        let repository = Repository { space, generation: &generation, name };
+        self.manifests.put(repository, parsed, &link).await?;
         if let Some(tag) = tag.filter(|_| chart_tag.is_none()) {
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag };
-            self.gateway.put_json(tag_key, &TagLink { digest: digest.clone() }).await?;
+            self.manifests.put_tag(repository, tag, &digest).await?;
         }
         Ok(digest)
     }
@@ -691,13 +571,14 @@ impl Registry {
     /// A whole stored blob of at most `max` bytes.
     async fn read_blob(&self, digest: &str, max: u64) -> Result<Bytes> {
         let parsed = parse_digest(digest)?;
-        let unknown = || OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest)));
-        let opened = self.gateway.open(StorageKey::Blob { digest: parsed }, None).await?.ok_or_else(unknown)?;
-        if opened.size > max {
-            return Err(OciError::new(OciErrorKind::SizeInvalid, format!("blob {digest} is larger than {max} bytes")));
+        match self.blobs.read(parsed, max).await {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => {
+                Err(OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest))))
+            }
+            Err(RegistryError::TooLarge(message)) => Err(OciError::new(OciErrorKind::SizeInvalid, message)),
+            Err(e) => Err(e.into()),
         }
-        let chunks: Vec<Bytes> = opened.body.try_collect().await.map_err(storage_error)?;
-        Ok(chunks.concat().into())
     }
 
     /// A manifest by tag or digest.
@@ -710,9 +591,10 @@ impl Registry {
                 format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
+        let repository = Repository { space, generation: &generation, name };
         let (digest, media_type) = if reference.contains(':') {
             let parsed = parse_digest(reference)?;
-            match self.repository_manifest(space, &generation, name, parsed).await? {
+            match self.manifests.get(repository, parsed).await? {
                 Some(link) => (reference.to_string(), link.media_type),
                 None => {
                     let chart_manifest =
@@ -727,12 +609,10 @@ impl Registry {
             if !oci::is_valid_tag(reference) {
                 return Err(unknown());
             }
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
-            let link: TagLink = self.gateway.get_json(tag_key).await?.ok_or_else(unknown)?;
-            let parsed = parse_digest(&link.digest)?;
-            let media_type =
-                self.repository_manifest(space, &generation, name, parsed).await?.ok_or_else(unknown)?.media_type;
-            (link.digest, media_type)
+            let digest = self.manifests.tag(repository, reference).await?.ok_or_else(unknown)?;
+            let parsed = parse_digest(&digest)?;
+            let media_type = self.manifests.get(repository, parsed).await?.ok_or_else(unknown)?.media_type;
+            (digest, media_type)
         };
         let bytes = self.read_blob(&digest, u64::MAX).await.map_err(|_| unknown())?;
         Ok(ManifestContent { bytes, media_type, digest })
@@ -742,16 +622,6 @@ impl Registry {
         self.generation(space).await?.ok_or_else(|| {
             OciError::new(OciErrorKind::NameUnknown, format!("repository space {} is unknown", echo(space)))
         })
-    }
-
-    async fn repository_manifest(
-        &self,
-        space: &str,
-        generation: &str,
-        name: &str,
-        digest: BlobDigest<'_>,
-    ) -> Result<Option<RepositoryManifest>> {
-        Ok(self.gateway.get_json(StorageKey::RepositoryManifest { space, generation, name, digest }).await?)
     }
 
     /// The records of a chart's versions; none when the space or chart does not exist.
@@ -808,8 +678,7 @@ impl Registry {
         version: &str,
     ) -> std::result::Result<bool, RegistryError> {
         let tag = oci::version_to_tag(version);
-        let key = StorageKey::RepositoryTag { space, generation, name: chart, tag: &tag };
-        self.gateway.exists(key).await
+        self.manifests.tag_exists(Repository { space, generation, name: chart }, &tag).await
     }
 
     /// Tags of a repository in lexical order: its chart versions and its other tags.
@@ -818,10 +687,9 @@ impl Registry {
         let generation = self.oci_generation(space).await?;
         let mut tags: Vec<String> =
             self.chart_manifests(space, name).await?.into_iter().map(|(v, _)| oci::version_to_tag(&v)).collect();
-        let listed = self.gateway.list(StorageKey::RepositoryTags { space, generation: &generation, name }).await?;
-        tags.extend(listed.iter().filter_map(|m| parse_repository_tag(&m.location)));
-        let known_repository = !tags.is_empty()
-            || self.gateway.any_under(StorageKey::RepositoryManifests { space, generation: &generation, name }).await;
+        let repository = Repository { space, generation: &generation, name };
+        tags.extend(self.manifests.tags(repository).await?);
+        let known_repository = !tags.is_empty() || self.manifests.any(repository).await;
         if !known_repository {
             return Err(OciError::new(OciErrorKind::NameUnknown, format!("repository {space}/{name} is unknown")));
         }
@@ -841,15 +709,7 @@ impl Registry {
                 Err(RegistryError::NotFound(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let prefix = StorageKey::RepositoryNames { space: &space, generation: &generation };
-            let listing = self.gateway.list_dirs(prefix).await?;
-            for repository in listing.common_prefixes {
-                let Some(name) = parse_repository_name(&repository) else { continue };
-                let manifests = StorageKey::RepositoryManifests { space: &space, generation: &generation, name: &name };
-                if self.gateway.any_under(manifests).await {
-                    names.push(name);
-                }
-            }
+            names.extend(self.manifests.names(&space, &generation).await?);
             names.sort();
             names.dedup();
             repositories.extend(names.into_iter().map(|name| format!("{space}/{name}")));
@@ -862,6 +722,7 @@ impl Registry {
     pub async fn delete_manifest(&self, space: &str, name: &str, reference: &str) -> Result<()> {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
+        let repository = Repository { space, generation: &generation, name };
         let unknown = || {
             OciError::new(
                 OciErrorKind::ManifestUnknown,
@@ -875,54 +736,21 @@ impl Registry {
             if !oci::is_valid_tag(reference) {
                 return Err(unknown());
             }
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
-            return match self.gateway.delete(tag_key).await? {
+            return match self.manifests.delete_tag(repository, reference).await? {
                 true => Ok(()),
                 false => Err(unknown()),
             };
         }
         let parsed = parse_digest(reference)?;
-        let mut found = self
-            .gateway
-            .delete(StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed })
-            .await?;
+        let mut found = self.manifests.delete(repository, parsed).await?;
         for (version, manifest) in self.chart_manifests(space, name).await? {
             if manifest.digest == reference {
                 self.delete_version(space, name, &version).await?;
                 found = true;
             }
         }
-        let listed = self.gateway.list(StorageKey::RepositoryTags { space, generation: &generation, name }).await?;
-        for tag in listed.iter().filter_map(|meta| parse_repository_tag(&meta.location)) {
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: &tag };
-            let link: Option<TagLink> = match self.gateway.get(tag_key).await {
-                Ok(Some(object)) => serde_json::from_slice(&object.bytes).ok(),
-                Ok(None) | Err(_) => None,
-            };
-            if link.is_some_and(|l| l.digest == reference) {
-                found |= self.gateway.delete(tag_key).await?;
-            }
-        }
+        found |= self.manifests.delete_tags_of(repository, reference).await?;
         if found { Ok(()) } else { Err(unknown()) }
-    }
-
-    /// The manifests stored in a repository: digest and link.
-    async fn repository_manifests(
-        &self,
-        space: &str,
-        generation: &str,
-        name: &str,
-    ) -> Result<Vec<(String, RepositoryManifest)>> {
-        let listed = self.gateway.list(StorageKey::RepositoryManifests { space, generation, name }).await?;
-        let mut manifests = Vec::new();
-        for meta in listed {
-            let Some(digest) = crate::keys::parse_repository_manifest(&meta.location) else { continue };
-            let Ok(parsed) = oci::parse_digest(&digest) else { continue };
-            if let Some(link) = self.repository_manifest(space, generation, name, parsed).await? {
-                manifests.push((digest, link));
-            }
-        }
-        Ok(manifests)
     }
 
     /// Manifests in a repository whose `subject` is `digest`, optionally of one type.
@@ -937,7 +765,7 @@ impl Registry {
         parse_digest(digest)?;
         let Some(generation) = self.generation(space).await? else { return Ok(Vec::new()) };
         let mut referrers = Vec::new();
-        for (manifest_digest, link) in self.repository_manifests(space, &generation, name).await? {
+        for (manifest_digest, link) in self.manifests.list(Repository { space, generation: &generation, name }).await? {
             if link.subject.as_deref() != Some(digest)
                 || artifact_type.is_some_and(|t| link.artifact_type.as_deref() != Some(t))
             {
@@ -954,34 +782,6 @@ impl Registry {
         Ok(referrers)
     }
 
-    /// Blobs the OCI repositories of live spaces hold (linked blobs, manifests, and the
-    /// configs and layers those name), for garbage collection.
-    pub(crate) async fn repository_blobs(
-        &self,
-        live: &std::collections::HashMap<String, String>,
-    ) -> std::result::Result<Vec<String>, RegistryError> {
-        let metas = self.gateway.list(StorageKey::AllRepositories).await?;
-        let mut blobs = Vec::new();
-        for meta in metas {
-            let Some(held) = crate::keys::parse_repository_object(&meta.location) else { continue };
-            if live.get(&held.space) != Some(&held.generation) {
-                continue;
-            }
-            match held.kind {
-                crate::keys::RepositoryObject::Blob(digest) => blobs.push(digest),
-                crate::keys::RepositoryObject::Manifest(digest) => {
-                    if let Ok(manifest) = self.read_blob(&digest, u64::MAX).await
-                        && let Ok(parsed) = Manifest::parse(&manifest, None)
-                    {
-                        blobs.extend(parsed.blobs().map(|d| d.digest.clone()));
-                    }
-                    blobs.push(digest);
-                }
-            }
-        }
-        Ok(blobs)
-    }
-
     /// Unlinks a blob from a repository. Its bytes stay until garbage collection finds
     /// nothing else needs them; a blob this repository's manifests or chart versions
     /// need is refused.
@@ -995,8 +795,8 @@ impl Registry {
         let in_use = |what: String| {
             OciError::new(OciErrorKind::Denied, format!("blob {digest} is still needed by {what} in {space}/{name}"))
         };
-        let manifest_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed };
-        if self.gateway.exists(manifest_key).await? {
+        let repository = Repository { space, generation: &generation, name };
+        if self.manifests.exists(repository, parsed).await? {
             return Err(in_use("a manifest (it is one)".into()));
         }
         if let Some(stored) = self
@@ -1008,15 +808,13 @@ impl Registry {
         {
             return Err(in_use(format!("chart version {}", stored.version)));
         }
-        for (manifest_digest, _) in self.repository_manifests(space, &generation, name).await? {
+        for (manifest_digest, _) in self.manifests.list(Repository { space, generation: &generation, name }).await? {
             let Ok(bytes) = self.read_blob(&manifest_digest, u64::MAX).await else { continue };
             if Manifest::parse(&bytes, None).is_ok_and(|m| m.blobs().any(|b| b.digest == digest)) {
                 return Err(in_use(format!("manifest {manifest_digest}")));
             }
         }
-        self.gateway
-            .delete(StorageKey::RepositoryBlob { space, generation: &generation, name, digest: parsed })
-            .await?;
+        self.blobs.unlink(space, &generation, name, parsed).await?;
         Ok(())
     }
 
@@ -1033,7 +831,7 @@ impl Registry {
             return Ok(false);
         }
         let generation = self.ensure_space(space).await?;
-        self.link_blob(space, &generation, name, parsed).await?;
+        self.blobs.link(space, &generation, name, parsed).await?;
         Ok(true)
     }
 }

@@ -1,29 +1,28 @@
-//! The registry operations: spaces, charts and versions over an object store.
+//! The registry facade: the chart operations (upload, replace, values, metadata, delete,
+//! listings, indexes) over the single-purpose stores, each of which owns its keys.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
 use chartyard_core::error::echo;
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
-use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
+use chartyard_core::names::{check_name, check_new_space_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor};
 use chartyard_core::record::{ManifestRef, VersionRecord};
 use chartyard_core::{RegistryError, provenance, values, yaml};
-use futures::stream::{StreamExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore};
-use serde::{Deserialize, Serialize};
+use object_store::ObjectStore;
 use serde_json::Value;
 
-use crate::cache::WeightedLru;
-use crate::gateway::{Created, Gateway, ObjectStream, ObjectVersion, Replaced, StorageRequests, storage_error};
-use crate::index::{RenderedIndex, SpaceIndex};
-use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
+use crate::blobs::Blobs;
+use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, collect};
+use crate::index::{Indexes, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
+use crate::manifests::Manifests;
+use crate::records::{Records, StoredVersion, VersionKey, version_id};
+use crate::spaces::{Spaces, new_generation, now_rfc3339};
+use crate::uploads::Uploads;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -71,59 +70,11 @@ impl Default for RegistryOptions {
     }
 }
 
-/// A version as stored: where it is and what its record says.
-#[derive(Debug, Clone)]
-pub struct StoredVersion {
-    pub space: String,
-    pub chart: String,
-    pub version: String,
-    pub record: Arc<VersionRecord>,
-}
-
 /// An archive being read from storage.
 pub struct ArchiveStream {
     pub record: Arc<VersionRecord>,
     pub body: ObjectStream,
 }
-
-/// What a garbage collection found and removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct GcReport {
-    pub referenced_blobs: usize,
-    pub deleted_blobs: usize,
-    pub deleted_bytes: u64,
-    /// Records of deleted spaces that were still in storage.
-    pub deleted_stale_records: usize,
-    /// Upload sessions idle for longer than the grace period.
-    pub deleted_uploads: usize,
-}
-
-/// The content of a space marker.
-#[derive(Debug, Serialize, Deserialize)]
-struct SpaceMarker {
-    created: String,
-    /// Names this incarnation of the space; its records live under it.
-    generation: String,
-}
-
-/// A parsed record, remembered with the ETag it was read at.
-struct CachedRecord {
-    e_tag: String,
-    record: Arc<VersionRecord>,
-}
-
-impl CachedRecord {
-    /// Roughly what a record parsed from `json_len` bytes of JSON holds in memory.
-    fn weight(location: &Path, json_len: usize) -> usize {
-        2 * json_len + location.as_ref().len() + 256
-    }
-}
-
-/// A space's index, loaded on first use, behind the lock that orders the writes to it.
-type IndexSlot = Arc<tokio::sync::Mutex<Option<SpaceIndex>>>;
-
-/// What a slot weighs while its index is not loaded.
-const EMPTY_SLOT_WEIGHT: usize = 256;
 
 /// What the caches hold at a moment (weights are the caches' own estimates in bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,53 +85,20 @@ pub struct CacheStats {
     pub index_bytes: usize,
 }
 
-/// One version's place in storage, once its space's generation is known.
-struct VersionKey<'a> {
-    space: &'a str,
-    generation: String,
-    chart: &'a str,
-    version: &'a str,
-}
-
-impl VersionKey<'_> {
-    fn record(&self) -> StorageKey<'_> {
-        StorageKey::VersionRecord {
-            space: self.space,
-            generation: &self.generation,
-            chart: self.chart,
-            version: self.version,
-        }
-    }
-
-    fn provenance(&self) -> StorageKey<'_> {
-        StorageKey::Provenance {
-            space: self.space,
-            generation: &self.generation,
-            chart: self.chart,
-            version: self.version,
-        }
-    }
-
-    fn id(&self) -> String {
-        version_id(self.space, self.chart, self.version)
-    }
-}
-
 pub struct Registry {
-    pub(crate) gateway: Gateway,
+    gateway: Gateway,
     pub(crate) options: RegistryOptions,
     locks: Locks,
-    /// Parsed records by location, least recently used first out.
-    records: Mutex<WeightedLru<Path, CachedRecord>>,
+    pub(crate) spaces: Spaces,
+    pub(crate) records: Records,
+    pub(crate) blobs: Blobs,
+    pub(crate) uploads: Uploads,
+    pub(crate) manifests: Manifests,
     /// Spaces' indexes, each loaded on first use and then kept current by this registry's
     /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
-    indexes: Mutex<WeightedLru<String, IndexSlot>>,
+    indexes: Indexes,
     /// Makes index ETags differ between processes.
     process_nonce: String,
-    /// OCI upload sessions open (counted here, recounted from storage by each sweep).
-    pub(crate) open_uploads: std::sync::atomic::AtomicUsize,
-    /// Serialises requests on one upload session.
-    pub(crate) upload_locks: Locks,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
@@ -197,47 +115,23 @@ pub struct UploadOptions {
     pub manifest: Option<Bytes>,
 }
 
-pub(crate) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
-}
-
-fn version_id(space: &str, chart: &str, version: &str) -> String {
-    format!("{space}/{chart}/{version}")
-}
-
-/// A fresh generation id: the time, and randomness from the standard library's
-/// randomly keyed hasher, so that replicas creating spaces at once do not collide.
-pub(crate) fn new_generation() -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let random = RandomState::new().hash_one(nanos);
-    format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
-}
-
-/// The digests (`algorithm:hex`) of every blob a version needs: its archive, and its OCI
-/// manifest, config and provenance layer.
-pub(crate) fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
-    let mut blobs = vec![format!("sha256:{}", record.digest)];
-    if let Some(manifest) = &record.manifest {
-        let digests = [Some(&manifest.digest), Some(&manifest.config), manifest.provenance.as_ref()];
-        blobs.extend(digests.into_iter().flatten().filter(|d| !d.is_empty()).cloned());
-    }
-    blobs
-}
-
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
         let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
         let budget = options.cache_bytes / 2;
+        let gateway = Gateway::new(store, options.conditional_updates);
         Self {
-            gateway: Gateway::new(store, options.conditional_updates),
+            spaces: Spaces::new(gateway.clone()),
+            records: Records::new(gateway.clone(), budget),
+            blobs: Blobs::new(gateway.clone()),
+            uploads: Uploads::new(gateway.clone(), options.max_upload_sessions),
+            manifests: Manifests::new(gateway.clone()),
+            gateway,
             options,
             locks,
-            records: Mutex::new(WeightedLru::new(budget, |_| false)),
-            indexes: Mutex::new(WeightedLru::new(budget, |slot| Arc::strong_count(slot) > 1)),
+            indexes: Indexes::new(budget),
             process_nonce: new_generation(),
-            open_uploads: Default::default(),
-            upload_locks: Locks::new(Duration::ZERO),
             parses,
         }
     }
@@ -268,17 +162,13 @@ impl Registry {
 
     /// All spaces, sorted by name.
     pub async fn list_spaces(&self) -> Result<Vec<String>> {
-        let listing = self.gateway.list_dirs(StorageKey::Spaces).await?;
-        let mut spaces: Vec<String> = listing.objects.iter().filter_map(|o| parse_space_marker(&o.location)).collect();
-        spaces.sort();
-        Ok(spaces)
+        self.spaces.list().await
     }
 
     /// The current generation of a space, `None` if the space does not exist.
     pub(crate) async fn generation(&self, space: &str) -> Result<Option<String>> {
         check_name("space", space)?;
-        let marker: Option<SpaceMarker> = self.gateway.get_json(StorageKey::SpaceMarker { space }).await?;
-        Ok(marker.map(|marker| marker.generation))
+        self.spaces.generation(space).await
     }
 
     /// The current generation of a space that must exist.
@@ -289,18 +179,9 @@ impl Registry {
     /// Creates a space; `AlreadyExists` if it does.
     pub async fn create_space(&self, space: &str) -> Result<()> {
         check_new_space_name(space)?;
-        match self.put_space_marker(space).await? {
+        match self.spaces.create(space).await? {
             Some(_) => Ok(()),
             None => Err(RegistryError::AlreadyExists(space.to_string())),
-        }
-    }
-
-    /// Writes a new marker unless one exists; the new generation if this call created it.
-    async fn put_space_marker(&self, space: &str) -> Result<Option<String>> {
-        let marker = SpaceMarker { created: now_rfc3339(), generation: new_generation() };
-        match self.gateway.create_json(StorageKey::SpaceMarker { space }, &marker).await? {
-            Created::Created(_) => Ok(Some(marker.generation)),
-            Created::Exists => Ok(None),
         }
     }
 
@@ -312,7 +193,7 @@ impl Registry {
                 return Ok(generation);
             }
             check_new_space_name(space)?;
-            if let Some(generation) = self.put_space_marker(space).await? {
+            if let Some(generation) = self.spaces.create(space).await? {
                 return Ok(generation);
             }
         }
@@ -324,19 +205,15 @@ impl Registry {
     /// archives are reclaimed by garbage collection.
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         let generation = self.require_generation(space).await?;
-        if !self.gateway.delete(StorageKey::SpaceMarker { space }).await? {
+        if !self.spaces.delete(space).await? {
             return Err(RegistryError::not_found(space));
         }
         // Nothing of the deleted generation is read again: drop its index and records.
-        let slot = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&space.to_string());
-        if let Some(slot) = slot {
+        if let Some(slot) = self.indexes.remove(space) {
             *slot.lock().await = None;
         }
-        let records = StorageKey::SpaceRecords { space, generation: &generation };
-        let prefix = records.path();
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&prefix));
-        self.gateway.delete_prefix(records).await?;
-        self.gateway.delete_prefix(StorageKey::SpaceRepositories { space, generation: &generation }).await
+        self.records.delete_generation(space, &generation).await?;
+        self.manifests.delete_generation(space, &generation).await
     }
 
     // ---- listings ----
@@ -344,14 +221,14 @@ impl Registry {
     /// Every version in a space, sorted by chart name, then version precedence.
     pub async fn space_versions(&self, space: &str) -> Result<Vec<StoredVersion>> {
         let generation = self.require_generation(space).await?;
-        self.versions_under(StorageKey::SpaceRecords { space, generation: &generation }).await
+        self.records.space_versions(space, &generation).await
     }
 
     /// Every version of a chart, in version precedence; `NotFound` if it has none.
     pub async fn chart_versions(&self, space: &str, chart: &str) -> Result<Vec<StoredVersion>> {
         check_name("chart", chart)?;
         let generation = self.require_generation(space).await?;
-        let versions = self.versions_under(StorageKey::ChartRecords { space, generation: &generation, chart }).await?;
+        let versions = self.records.chart_versions(space, &generation, chart).await?;
         if versions.is_empty() {
             return Err(RegistryError::not_found(format!("{space}/{chart}")));
         }
@@ -363,70 +240,6 @@ impl Registry {
         let mut charts: Vec<String> = self.space_versions(space).await?.into_iter().map(|v| v.chart).collect();
         charts.dedup();
         Ok(charts)
-    }
-
-    /// Lists the records under a prefix and reads them.
-    async fn versions_under(&self, prefix: StorageKey<'_>) -> Result<Vec<StoredVersion>> {
-        let metas = self.gateway.list(prefix).await?;
-        let prefix = prefix.path();
-        {
-            // Forget cached records under this prefix that no longer exist.
-            let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|path| !path.prefix_matches(&prefix) || listed.contains(path));
-        }
-        let mut found: Vec<StoredVersion> = self
-            .read_records(metas)
-            .await?
-            .into_iter()
-            .map(|(path, record)| StoredVersion { space: path.space, chart: path.chart, version: path.version, record })
-            .collect();
-        found.sort_by(|a, b| a.chart.cmp(&b.chart).then_with(|| compare_versions(&a.version, &b.version)));
-        Ok(found)
-    }
-
-    /// Reads listed records, only those not already cached at their ETag; records deleted
-    /// since the listing are left out.
-    async fn read_records(&self, metas: Vec<ObjectMeta>) -> Result<Vec<(RecordPath, Arc<VersionRecord>)>> {
-        let mut found = Vec::with_capacity(metas.len());
-        let mut to_read = Vec::new();
-        {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            for meta in metas {
-                let Some(path) = parse_record_path(&meta.location) else {
-                    continue;
-                };
-                match (&meta.e_tag, cache.get(&meta.location)) {
-                    (Some(tag), Some(cached)) if *tag == cached.e_tag => found.push((path, cached.record.clone())),
-                    _ => to_read.push(path),
-                }
-            }
-        }
-        let read: Vec<Option<(RecordPath, Arc<VersionRecord>)>> = futures::stream::iter(to_read)
-            .map(|path| async move {
-                match self.read_record(path.key()).await {
-                    Ok(record) => Ok(Some((path, record))),
-                    Err(RegistryError::NotFound(_)) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(32)
-            .try_collect()
-            .await?;
-        found.extend(read.into_iter().flatten());
-        Ok(found)
-    }
-
-    async fn read_record(&self, key: StorageKey<'_>) -> Result<Arc<VersionRecord>> {
-        let location = key.path();
-        let Some(object) = self.gateway.get(key).await? else {
-            return Err(RegistryError::not_found(location.to_string()));
-        };
-        let record: VersionRecord = serde_json::from_slice(&object.bytes)
-            .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
-        let record = Arc::new(record);
-        self.remember_record(&location, object.e_tag, &record, object.bytes.len());
-        Ok(record)
     }
 
     // ---- one version ----
@@ -444,14 +257,7 @@ impl Registry {
     /// The record of one version.
     pub async fn version(&self, space: &str, chart: &str, version: &str) -> Result<Arc<VersionRecord>> {
         let key = self.locate(space, chart, version).await?;
-        self.record_at(&key).await
-    }
-
-    async fn record_at(&self, key: &VersionKey<'_>) -> Result<Arc<VersionRecord>> {
-        self.read_record(key.record()).await.map_err(|e| match e {
-            RegistryError::NotFound(_) => RegistryError::not_found(key.id()),
-            e => e,
-        })
+        self.records.read(&key).await
     }
 
     /// The whole archive of one version.
@@ -467,10 +273,10 @@ impl Registry {
     }
 
     async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
-        let record = self.record_at(key).await?;
+        let record = self.records.read(key).await?;
         let opened = self
-            .gateway
-            .open(StorageKey::Blob { digest: BlobDigest::sha256(&record.digest) }, None)
+            .blobs
+            .open(BlobDigest::sha256(&record.digest), None)
             .await?
             .ok_or_else(|| RegistryError::internal(format!("archive of {} is missing", key.id())))?;
         Ok(ArchiveStream { record, body: opened.body })
@@ -479,8 +285,7 @@ impl Registry {
     /// A version's whole archive, with the record it was found through.
     async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<(Arc<VersionRecord>, Bytes)> {
         let stream = self.open_archive_at(key).await?;
-        let chunks: Vec<Bytes> = stream.body.try_collect().await.map_err(storage_error)?;
-        Ok((stream.record, chunks.concat().into()))
+        Ok((stream.record, collect(stream.body).await?))
     }
 
     /// Stores a new version from an uploaded archive; `AlreadyExists` if the version does.
@@ -509,29 +314,23 @@ impl Registry {
                 oci::version_to_tag(version)
             )));
         }
-        let body = Bytes::from(serde_json::to_vec(&record).map_err(RegistryError::internal)?);
-        let body_len = body.len();
-        let stored = match self.gateway.create(key.record(), body).await? {
-            Created::Created(e_tag) => {
-                let record = Arc::new(record);
-                self.remember_record(&key.record().path(), e_tag, &record, body_len);
-                StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
-            }
-            Created::Exists if options.overwrite => {
+        let stored = match self.records.create(&key, record).await? {
+            Ok(record) => key.stored(record),
+            Err(record) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
-                let created = self.record_at(&key).await?.created.clone();
+                let created = self.records.read(&key).await?.created.clone();
                 self.commit_record(&key, record, current, created).await?
             }
-            Created::Exists => return Err(RegistryError::AlreadyExists(key.id())),
+            Err(_) => return Err(RegistryError::AlreadyExists(key.id())),
         };
         if let Some(prov) = options.provenance {
-            self.gateway.put(key.provenance(), prov).await?;
+            self.records.put_provenance(&key, prov).await?;
         }
         // A space deleted while we wrote: our record went to the old generation, where no
         // one will see it. Say so rather than claim the chart is stored.
         if self.generation(space).await?.as_deref() != Some(&key.generation) {
-            let _ = self.gateway.delete(key.record()).await;
+            let _ = self.records.delete(&key).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
         self.sync_index(&key).await;
@@ -544,19 +343,19 @@ impl Registry {
         let claims = provenance::parse(&prov)?;
         let key = self.locate(space, &claims.name, &claims.version).await?;
         let _lock = self.lock(&key).await?;
-        let record = self.record_at(&key).await?;
+        let record = self.records.read(&key).await?;
         claims.check(&claims.name, &claims.version, &record.digest)?;
-        self.gateway.put(key.provenance(), prov).await?;
+        self.records.put_provenance(&key, prov).await?;
         Ok(StoredVersion { space: space.into(), chart: claims.name.clone(), version: claims.version.clone(), record })
     }
 
     /// The provenance file of a version; `NotFound` if it has none.
     pub async fn provenance(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
         let key = self.locate(space, chart, version).await?;
-        match self.gateway.get(key.provenance()).await? {
-            Some(object) => Ok(object.bytes),
-            None => Err(RegistryError::not_found(format!("provenance of {}", key.id()))),
-        }
+        self.records
+            .provenance(&key)
+            .await?
+            .ok_or_else(|| RegistryError::not_found(format!("provenance of {}", key.id())))
     }
 
     /// Replaces the archive of an existing version; the archive must hold that chart and
@@ -578,7 +377,7 @@ impl Registry {
         }
         let _lock = self.lock(&key).await?;
         let current = self.current(&key).await?;
-        let created = self.record_at(&key).await?.created.clone();
+        let created = self.records.read(&key).await?.created.clone();
         self.commit(&key, &loaded, archive, current, created).await
     }
 
@@ -625,7 +424,7 @@ impl Registry {
             )));
         }
         let _lock = self.lock(&key).await?;
-        let current = self.record_at(&key).await?;
+        let current = self.records.read(&key).await?;
         if new_metadata.api_version.is_empty() {
             new_metadata.api_version = current.metadata.api_version.clone();
         }
@@ -676,7 +475,7 @@ impl Registry {
     /// The current record's version tag, for a compare-and-swap commit; `NotFound` if the
     /// version does not exist.
     async fn current(&self, key: &VersionKey<'_>) -> Result<ObjectVersion> {
-        self.gateway.version(key.record()).await?.ok_or_else(|| RegistryError::not_found(key.id()))
+        self.records.version(key).await
     }
 
     /// Stores a changed archive of an existing version: archive first, then the record.
@@ -709,7 +508,7 @@ impl Registry {
             artifact_type: None,
             annotations: None,
         };
-        self.put_blob(BlobDigest::sha256(&record.digest), archive).await?;
+        self.blobs.put(BlobDigest::sha256(&record.digest), archive).await?;
         let manifest = match pushed_manifest {
             Some(bytes) => bytes,
             None => {
@@ -721,11 +520,11 @@ impl Registry {
                     artifact_type: None,
                     annotations: None,
                 };
-                self.put_blob(oci::parse_digest(&config_layer.digest)?, config).await?;
+                self.blobs.put(oci::parse_digest(&config_layer.digest)?, config).await?;
                 let provenance_layer = match provenance {
                     Some(prov) => {
                         let digest = oci::digest_of(prov);
-                        self.put_blob(oci::parse_digest(&digest)?, prov.clone()).await?;
+                        self.blobs.put(oci::parse_digest(&digest)?, prov.clone()).await?;
                         Some(Descriptor {
                             media_type: oci::HELM_PROVENANCE_MEDIA_TYPE.into(),
                             digest,
@@ -748,7 +547,7 @@ impl Registry {
             config: parsed.config.as_ref().map(|c| c.digest.clone()).unwrap_or_default(),
             provenance: parsed.provenance_layer().map(|l| l.digest.clone()),
         });
-        self.put_blob(oci::parse_digest(&digest)?, manifest).await?;
+        self.blobs.put(oci::parse_digest(&digest)?, manifest).await?;
         Ok(record)
     }
 
@@ -763,16 +562,11 @@ impl Registry {
         // A version keeps the time it was first published (`created`, from the record
         // being replaced), whatever replaces its archive.
         record.created = created;
-        let body = Bytes::from(serde_json::to_vec(&record).map_err(RegistryError::internal)?);
-        let (record, body_len) = (Arc::new(record), body.len());
-        match self.gateway.replace_if(key.record(), body, current).await? {
-            Replaced::Replaced(e_tag) => self.remember_record(&key.record().path(), e_tag, &record, body_len),
-            Replaced::Changed => return Err(RegistryError::Locked(key.id())),
-        }
+        let record = self.records.replace(key, record, current).await?;
         // A provenance file signs the old archive's digest: it no longer holds.
-        self.gateway.delete(key.provenance()).await?;
+        self.records.delete_provenance(key).await?;
         self.sync_index(key).await;
-        Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
+        Ok(key.stored(record))
     }
 
     // ---- indexes ----
@@ -816,49 +610,15 @@ impl Registry {
         .await
     }
 
-    /// The slot of a space's index if one is held; it stays held while the answer lives.
-    fn held_slot(&self, space: &str) -> Option<IndexSlot> {
-        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&space.to_string()).cloned()
-    }
-
-    /// The slot of a space's index, made (empty) if none is held.
-    fn slot(&self, space: &str) -> IndexSlot {
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = indexes.get(&space.to_string()) {
-            return slot.clone();
-        }
-        let slot = IndexSlot::default();
-        indexes.insert(space.to_string(), slot.clone(), EMPTY_SLOT_WEIGHT + space.len());
-        slot
-    }
-
-    /// Accounts for a slot once its user is done with it: its new weight, or, with no
-    /// index loaded and nobody else holding it, its removal.
-    fn release_slot(&self, space: &str, slot: IndexSlot, weight: Option<usize>) {
-        let key = space.to_string();
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        let held = indexes.get(&key).is_some_and(|held| Arc::ptr_eq(held, &slot));
-        // Ours and the table's: no one else can reach it without the table's lock.
-        let unused = Arc::strong_count(&slot) == 2;
-        drop(slot);
-        match weight {
-            _ if !held => {}
-            None if unused => {
-                indexes.remove(&key);
-            }
-            weight => indexes.reweigh(&key, space.len() + weight.unwrap_or(EMPTY_SLOT_WEIGHT)),
-        }
-    }
-
     /// Runs `f` on a space's index, building it from the records first if needed. A space
     /// that does not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let slot = match self.held_slot(space) {
+        let slot = match self.indexes.held(space) {
             Some(slot) => slot,
             None => {
                 self.require_generation(space).await?;
-                self.slot(space)
+                self.indexes.slot(space)
             }
         };
         let mut loaded = slot.lock().await;
@@ -868,7 +628,7 @@ impl Registry {
         });
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
-        self.release_slot(space, slot, weight);
+        self.indexes.release(space, slot, weight);
         result
     }
 
@@ -882,8 +642,7 @@ impl Registry {
         }
         let generation = self.require_generation(space).await?;
         let mut index = SpaceIndex::new(generation.clone());
-        let records = StorageKey::SpaceRecords { space, generation: &generation };
-        for stored in self.versions_under(records).await? {
+        for stored in self.records.space_versions(space, &generation).await? {
             index.insert(&stored.chart, &stored.version, &stored.record)?;
         }
         *loaded = Some(index);
@@ -903,13 +662,13 @@ impl Registry {
     /// store write: so an index loaded into a fresh slot after an eviction is listed later
     /// than any write whose update it missed.
     async fn sync_index(&self, key: &VersionKey<'_>) {
-        let Some(slot) = self.held_slot(key.space) else {
+        let Some(slot) = self.indexes.held(key.space) else {
             return;
         };
         let mut loaded = slot.lock().await;
         if let Some(index) = loaded.as_mut() {
             let keep = index.generation == key.generation
-                && match self.current_record(key.record()).await {
+                && match self.records.current(key).await {
                     Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
                     Ok(None) => {
                         index.remove(key.chart, key.version);
@@ -923,67 +682,24 @@ impl Registry {
         }
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
-        self.release_slot(key.space, slot, weight);
-    }
-
-    /// The record stored at a location now (`None` if there is none), from the cache when
-    /// it holds the record at the current ETag.
-    async fn current_record(&self, key: StorageKey<'_>) -> Result<Option<Arc<VersionRecord>>> {
-        let Some(meta) = self.gateway.head(key).await? else { return Ok(None) };
-        if let Some(tag) = &meta.e_tag {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cached) = cache.get(&key.path()).filter(|cached| cached.e_tag == *tag) {
-                return Ok(Some(cached.record.clone()));
-            }
-        }
-        match self.read_record(key).await {
-            Ok(record) => Ok(Some(record)),
-            Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Caches a record read or written at an ETag (`json_len`: its size in storage).
-    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>, json_len: usize) {
-        if let Some(e_tag) = e_tag {
-            let weight = CachedRecord::weight(location, json_len);
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() }, weight);
-        }
-    }
-
-    /// Forgets a record this registry deleted.
-    fn forget_record(&self, location: &Path) {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).remove(location);
+        self.indexes.release(key.space, slot, weight);
     }
 
     /// What the caches hold now.
     pub fn cache_stats(&self) -> CacheStats {
-        let (records, record_bytes) = {
-            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            (cache.len(), cache.weight())
-        };
-        let indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        CacheStats { records, record_bytes, indexes: indexes.len(), index_bytes: indexes.weight() }
-    }
-
-    /// Stores bytes under their digest, which the caller computed from these very bytes.
-    /// A stored blob is never overwritten (create-if-absent): its bytes are the ones its
-    /// name was verified against when it was first written.
-    pub(crate) async fn put_blob(&self, digest: BlobDigest<'_>, bytes: Bytes) -> Result<()> {
-        self.gateway.create(StorageKey::Blob { digest }, bytes).await?;
-        Ok(())
+        let (records, record_bytes) = self.records.stats();
+        let (indexes, index_bytes) = self.indexes.stats();
+        CacheStats { records, record_bytes, indexes, index_bytes }
     }
 
     /// Deletes one version. Deleting a chart's last version removes the chart.
     pub async fn delete_version(&self, space: &str, chart: &str, version: &str) -> Result<()> {
         let key = self.locate(space, chart, version).await?;
         let _lock = self.lock(&key).await?;
-        if !self.gateway.delete(key.record()).await? {
+        if !self.records.delete(&key).await? {
             return Err(RegistryError::not_found(key.id()));
         }
-        self.forget_record(&key.record().path());
-        self.gateway.delete(key.provenance()).await?;
+        self.records.delete_provenance(&key).await?;
         self.sync_index(&key).await;
         Ok(())
     }
@@ -1001,95 +717,12 @@ impl Registry {
             held.push(self.lock(key).await?);
         }
         for key in &keys {
-            self.gateway.delete(key.record()).await?;
-            self.forget_record(&key.record().path());
-            self.gateway.delete(key.provenance()).await?;
+            self.records.delete(key).await?;
+            self.records.delete_provenance(key).await?;
         }
         for key in &keys {
             self.sync_index(key).await;
         }
         Ok(())
-    }
-
-    // ---- maintenance ----
-
-    /// Deletes what no live version needs: records of deleted spaces, and archives no
-    /// record refers to. Both are kept while younger than `grace`, because an upload writes
-    /// its archive before its record, and a new space's marker before its first record.
-    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
-        let cutoff = SystemTime::now() - grace;
-        let generations = self.live_generations().await?;
-        let mut report = GcReport::default();
-        let (live, stale) = self.partition_records(&generations).await?;
-        for (path, meta) in stale {
-            if SystemTime::from(meta.last_modified) < cutoff && self.gateway.delete(path.key()).await? {
-                report.deleted_stale_records += 1;
-            }
-        }
-        let referenced = self.referenced_blob_digests(&generations, live).await?;
-        report.deleted_uploads = self.expire_uploads(grace).await?;
-        report.referenced_blobs = referenced.len();
-        let blobs = self.gateway.list(StorageKey::Blobs).await?;
-        let candidates: Vec<(String, ObjectMeta)> = blobs
-            .into_iter()
-            .filter_map(|blob| Some((parse_blob_path(&blob.location)?, blob)))
-            .filter(|(digest, blob)| !referenced.contains(digest) && SystemTime::from(blob.last_modified) < cutoff)
-            .collect();
-        if candidates.is_empty() {
-            return Ok(report);
-        }
-        // A version committed while we marked may use an old blob (blobs are written
-        // create-if-absent, so its age says nothing): mark once more right before deleting.
-        // What remains is the moment between this mark and the delete.
-        let generations = self.live_generations().await?;
-        let (live, _) = self.partition_records(&generations).await?;
-        let referenced = self.referenced_blob_digests(&generations, live).await?;
-        for (digest, blob) in candidates {
-            if !referenced.contains(&digest)
-                && self.gateway.delete(StorageKey::Blob { digest: oci::parse_digest(&digest)? }).await?
-            {
-                report.deleted_blobs += 1;
-                report.deleted_bytes += blob.size;
-            }
-        }
-        Ok(report)
-    }
-
-    /// The current generation of every space.
-    async fn live_generations(&self) -> Result<HashMap<String, String>> {
-        let mut generations = HashMap::new();
-        for space in self.list_spaces().await? {
-            if let Some(generation) = self.generation(&space).await? {
-                generations.insert(space, generation);
-            }
-        }
-        Ok(generations)
-    }
-
-    /// Every version record, split into those of live spaces and those of deleted ones.
-    async fn partition_records(
-        &self,
-        generations: &HashMap<String, String>,
-    ) -> Result<(Vec<ObjectMeta>, Vec<(RecordPath, ObjectMeta)>)> {
-        let metas = self.gateway.list(StorageKey::AllRecords).await?;
-        let (live, stale): (Vec<_>, Vec<_>) = metas
-            .into_iter()
-            .filter_map(|meta| parse_record_path(&meta.location).map(|path| (path, meta)))
-            .partition(|(path, _)| generations.get(&path.space) == Some(&path.generation));
-        Ok((live.into_iter().map(|(_, meta)| meta).collect(), stale))
-    }
-
-    /// The digests of every blob that live versions and OCI repositories need.
-    async fn referenced_blob_digests(
-        &self,
-        generations: &HashMap<String, String>,
-        live: Vec<ObjectMeta>,
-    ) -> Result<HashSet<String>> {
-        let mut referenced = HashSet::new();
-        for (_, record) in self.read_records(live).await? {
-            referenced.extend(referenced_blobs(&record));
-        }
-        referenced.extend(self.repository_blobs(generations).await?);
-        Ok(referenced)
     }
 }
