@@ -26,10 +26,11 @@ pub struct GcReport {
     pub deleted_uploads: usize,
 }
 
-/// The digests (`algorithm:hex`) of every blob a version needs: its archive, and its OCI
-/// manifest, config and provenance layer.
+/// The digests (`algorithm:hex`) of every blob a version needs: its archive, its
+/// provenance file, and its OCI manifest, config and provenance layer.
 pub(crate) fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
     let mut blobs = vec![format!("sha256:{}", record.digest)];
+    blobs.extend(record.provenance.clone());
     if let Some(manifest) = &record.manifest {
         let digests = [Some(&manifest.digest), Some(&manifest.config), manifest.provenance.as_ref()];
         blobs.extend(digests.into_iter().flatten().filter(|d| !d.is_empty()).cloned());

@@ -3,7 +3,9 @@
 //! ```text
 //! spaces/{space}.json                                  space marker: {"created","generation"}
 //! charts/{space}/{generation}/{chart}/{version}.json   version record
-//! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, if any
+//! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, only in stores
+//!                                                      written before records named their
+//!                                                      provenance blob (read as a fallback)
 //! blobs/{alg}/{hex[0..2]}/{hex}                        every blob (archives, OCI manifests,
 //!                                                      configs, layers), content-addressed
 //!                                                      (alg: sha256 or sha512)
@@ -41,7 +43,8 @@ pub enum StorageKey<'a> {
     ChartRecords { space: &'a str, generation: &'a str, chart: &'a str },
     /// The record of one chart version.
     VersionRecord { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
-    /// The provenance file of one chart version, when it has one.
+    /// The provenance file of one chart version, as stored beside its record before
+    /// records named their provenance blob; read as a fallback, deleted with the version.
     Provenance { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
     /// Prefix of all version records.
     AllRecords,

@@ -29,6 +29,8 @@ mod uploads;
 #[cfg(test)]
 mod parse_slots_tests;
 #[cfg(test)]
+mod provenance_tests;
+#[cfg(test)]
 mod request_count_tests;
 
 pub use gateway::StorageRequests;

@@ -277,16 +277,15 @@ impl Records {
         self.gateway.delete(path.key()).await
     }
 
-    /// The provenance file stored beside a version's record, if any.
-    pub async fn provenance(&self, key: &VersionKey<'_>) -> Result<Option<Bytes>> {
+    /// The provenance file stored beside a version's record by registries that did not
+    /// name it in the record, if any.
+    pub async fn legacy_provenance(&self, key: &VersionKey<'_>) -> Result<Option<Bytes>> {
         Ok(self.gateway.get(key.provenance()).await?.map(|object| object.bytes))
     }
 
-    pub async fn put_provenance(&self, key: &VersionKey<'_>, prov: Bytes) -> Result<()> {
-        self.gateway.put(key.provenance(), prov).await
-    }
-
-    pub async fn delete_provenance(&self, key: &VersionKey<'_>) -> Result<()> {
+    /// Deletes a provenance file stored beside a version's record, so that it is never
+    /// read for another record of that version.
+    pub async fn delete_legacy_provenance(&self, key: &VersionKey<'_>) -> Result<()> {
         self.gateway.delete(key.provenance()).await.map(drop)
     }
 

@@ -324,9 +324,6 @@ impl Registry {
             }
             Err(_) => return Err(RegistryError::AlreadyExists(key.id())),
         };
-        if let Some(prov) = options.provenance {
-            self.records.put_provenance(&key, prov).await?;
-        }
         // A space deleted while we wrote: our record went to the old generation, where no
         // one will see it. Say so rather than claim the chart is stored.
         if self.generation(space).await?.as_deref() != Some(&key.generation) {
@@ -343,19 +340,39 @@ impl Registry {
         let claims = provenance::parse(&prov)?;
         let key = self.locate(space, &claims.name, &claims.version).await?;
         let _lock = self.lock(&key).await?;
+        // The version taken before the record is read, so that a change in between makes
+        // the conditional commit fail instead of being overwritten.
+        let current = self.current(&key).await?;
         let record = self.records.read(&key).await?;
         claims.check(&claims.name, &claims.version, &record.digest)?;
-        self.records.put_provenance(&key, prov).await?;
+        let mut signed = VersionRecord::clone(&record);
+        signed.provenance = Some(self.put_provenance_blob(&prov).await?);
+        let record = self.commit_record(&key, signed, current, record.created.clone()).await?.record;
         Ok(StoredVersion { space: space.into(), chart: claims.name.clone(), version: claims.version.clone(), record })
     }
 
     /// The provenance file of a version; `NotFound` if it has none.
     pub async fn provenance(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
         let key = self.locate(space, chart, version).await?;
-        self.records
-            .provenance(&key)
+        let missing = || RegistryError::not_found(format!("provenance of {}", key.id()));
+        let record = match self.records.read(&key).await {
+            Err(RegistryError::NotFound(_)) => return Err(missing()),
+            record => record?,
+        };
+        let Some(digest) = &record.provenance else {
+            return self.records.legacy_provenance(&key).await?.ok_or_else(missing);
+        };
+        self.blobs
+            .read(oci::parse_digest(digest)?, u64::MAX)
             .await?
-            .ok_or_else(|| RegistryError::not_found(format!("provenance of {}", key.id())))
+            .ok_or_else(|| RegistryError::internal(format!("provenance of {} is missing", key.id())))
+    }
+
+    /// Stores a provenance file as a blob; answers its digest.
+    async fn put_provenance_blob(&self, prov: &Bytes) -> Result<String> {
+        let digest = oci::digest_of(prov);
+        self.blobs.put(oci::parse_digest(&digest)?, prov.clone()).await?;
+        Ok(digest)
     }
 
     /// Replaces the archive of an existing version; the archive must hold that chart and
@@ -509,6 +526,9 @@ impl Registry {
             annotations: None,
         };
         self.blobs.put(BlobDigest::sha256(&record.digest), archive).await?;
+        if let Some(prov) = provenance {
+            record.provenance = Some(self.put_provenance_blob(prov).await?);
+        }
         let manifest = match pushed_manifest {
             Some(bytes) => bytes,
             None => {
@@ -521,20 +541,13 @@ impl Registry {
                     annotations: None,
                 };
                 self.blobs.put(oci::parse_digest(&config_layer.digest)?, config).await?;
-                let provenance_layer = match provenance {
-                    Some(prov) => {
-                        let digest = oci::digest_of(prov);
-                        self.blobs.put(oci::parse_digest(&digest)?, prov.clone()).await?;
-                        Some(Descriptor {
-                            media_type: oci::HELM_PROVENANCE_MEDIA_TYPE.into(),
-                            digest,
-                            size: prov.len() as u64,
-                            artifact_type: None,
-                            annotations: None,
-                        })
-                    }
-                    None => None,
-                };
+                let provenance_layer = provenance.zip(record.provenance.clone()).map(|(prov, digest)| Descriptor {
+                    media_type: oci::HELM_PROVENANCE_MEDIA_TYPE.into(),
+                    digest,
+                    size: prov.len() as u64,
+                    artifact_type: None,
+                    annotations: None,
+                });
                 oci::chart_manifest(&config_layer, &chart_layer, provenance_layer.as_ref()).into()
             }
         };
@@ -563,8 +576,9 @@ impl Registry {
         // being replaced), whatever replaces its archive.
         record.created = created;
         let record = self.records.replace(key, record, current).await?;
-        // A provenance file signs the old archive's digest: it no longer holds.
-        self.records.delete_provenance(key).await?;
+        // A provenance file stored beside the record (before records named theirs) signs
+        // the old archive's digest: it no longer holds.
+        self.records.delete_legacy_provenance(key).await?;
         self.sync_index(key).await;
         Ok(key.stored(record))
     }
@@ -699,7 +713,7 @@ impl Registry {
         if !self.records.delete(&key).await? {
             return Err(RegistryError::not_found(key.id()));
         }
-        self.records.delete_provenance(&key).await?;
+        self.records.delete_legacy_provenance(&key).await?;
         self.sync_index(&key).await;
         Ok(())
     }
@@ -718,7 +732,7 @@ impl Registry {
         }
         for key in &keys {
             self.records.delete(key).await?;
-            self.records.delete_provenance(key).await?;
+            self.records.delete_legacy_provenance(key).await?;
         }
         for key in &keys {
             self.sync_index(key).await;
