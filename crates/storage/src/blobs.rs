@@ -52,12 +52,12 @@ impl Blobs {
         self.gateway.open(StorageKey::Blob { digest }, range).await
     }
 
-    /// A whole stored blob; `None` if there is none, `TooLarge` if it has more than `max`
-    /// bytes.
+    /// A whole stored blob; `None` if there is none, `OverMaximum` if it has more than
+    /// `max` bytes.
     pub async fn read(&self, digest: BlobDigest<'_>, max: u64) -> Result<Option<Bytes>> {
         let Some(opened) = self.open(digest, None).await? else { return Ok(None) };
         if opened.size > max {
-            return Err(RegistryError::TooLarge(format!("blob {digest} is larger than {max} bytes")));
+            return Err(RegistryError::OverMaximum(format!("blob {digest} is larger than {max} bytes")));
         }
         collect(opened.body).await.map(Some)
     }

@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
-use chartyard_core::error::echo;
+use chartyard_core::error::{Thing, echo};
 use chartyard_core::names::{check_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor, Hasher, Manifest};
 use futures::stream::StreamExt;
@@ -26,52 +26,7 @@ use crate::registry::{Registry, UploadOptions};
 use crate::spaces::new_generation;
 use crate::uploads::Staging;
 
-/// What went wrong, in the distribution spec's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OciErrorKind {
-    BlobUnknown,
-    BlobUploadUnknown,
-    BlobUploadInvalid,
-    DigestInvalid,
-    ManifestBlobUnknown,
-    ManifestInvalid,
-    ManifestUnknown,
-    NameInvalid,
-    NameUnknown,
-    SizeInvalid,
-    /// A range or chunk that does not fit the blob or upload (416).
-    RangeInvalid,
-    /// `n` of a paged listing is not a count.
-    PaginationNumberInvalid,
-    /// Too many open upload sessions.
-    TooManyRequests,
-    Denied,
-    Unsupported,
-    /// Anything else, as a registry error (locked, internal, ...).
-    Other,
-}
-
-#[derive(Debug)]
-pub struct OciError {
-    pub kind: OciErrorKind,
-    pub message: String,
-    /// The underlying registry error, for `Other`.
-    pub source: Option<RegistryError>,
-}
-
-impl OciError {
-    pub fn new(kind: OciErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
-    }
-}
-
-impl From<RegistryError> for OciError {
-    fn from(error: RegistryError) -> Self {
-        Self { kind: OciErrorKind::Other, message: error.to_string(), source: Some(error) }
-    }
-}
-
-type Result<T> = std::result::Result<T, OciError>;
+type Result<T> = std::result::Result<T, RegistryError>;
 
 /// A manifest as answered to clients.
 pub struct ManifestContent {
@@ -122,11 +77,11 @@ pub struct ChunkRange {
 fn check_repository(space: &str, name: &str) -> Result<()> {
     check_name("space", space)
         .and_then(|_| check_name("name", name))
-        .map_err(|e| OciError::new(OciErrorKind::NameInvalid, e.to_string()))
+        .map_err(|e| RegistryError::InvalidName(e.to_string()))
 }
 
-fn upload_unknown(id: &str) -> OciError {
-    OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", echo(id)))
+fn upload_unknown(id: &str) -> RegistryError {
+    RegistryError::Missing(Thing::Upload, format!("upload {} is unknown", echo(id)))
 }
 
 fn check_upload_id(id: &str) -> Result<()> {
@@ -134,11 +89,11 @@ fn check_upload_id(id: &str) -> Result<()> {
 }
 
 fn parse_digest(digest: &str) -> Result<BlobDigest<'_>> {
-    oci::parse_digest(digest).map_err(|e| OciError::new(OciErrorKind::DigestInvalid, e.to_string()))
+    oci::parse_digest(digest).map_err(|e| RegistryError::InvalidDigest(e.to_string()))
 }
 
-fn blob_unknown(digest: &str) -> OciError {
-    OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", echo(digest)))
+fn blob_unknown(digest: &str) -> RegistryError {
+    RegistryError::Missing(Thing::Blob, format!("blob {} is unknown", echo(digest)))
 }
 
 /// Layers a client may leave out of the registry (their bytes live elsewhere).
@@ -154,7 +109,7 @@ impl Registry {
 
     /// The size of a stored blob, `None` if there is none with that digest.
     async fn stored_blob_size(&self, digest: BlobDigest<'_>) -> Result<Option<u64>> {
-        Ok(self.blobs.size(digest).await?)
+        self.blobs.size(digest).await
     }
 
     /// Whether a repository holds a blob: uploaded or mounted there, one of its manifests,
@@ -199,7 +154,7 @@ impl Registry {
         let range = match range {
             None => 0..size,
             Some(asked) => asked.resolve(size).ok_or_else(|| {
-                OciError::new(OciErrorKind::RangeInvalid, format!("the range is outside the blob's {size} bytes"))
+                RegistryError::RangeNotSatisfiable(format!("the range is outside the blob's {size} bytes"))
             })?,
         };
         let body = if range.is_empty() {
@@ -218,10 +173,9 @@ impl Registry {
         check_repository(space, name)?;
         self.uploads.start(space, name).await?.ok_or_else(|| {
             let max = self.uploads.max_sessions();
-            OciError::new(
-                OciErrorKind::TooManyRequests,
-                format!("{max} uploads are open; finish or cancel one, or wait for idle ones to expire"),
-            )
+            RegistryError::TooMany(format!(
+                "{max} uploads are open; finish or cancel one, or wait for idle ones to expire"
+            ))
         })
     }
 
@@ -238,9 +192,10 @@ impl Registry {
     /// Holds a session for one request: a second request on the same session while one
     /// streams is refused rather than interleaved.
     async fn hold_session(&self, id: &str) -> Result<crate::locks::LockGuard> {
-        self.uploads.hold(id).await.ok_or_else(|| {
-            OciError::new(OciErrorKind::RangeInvalid, format!("another request is writing to upload {id}"))
-        })
+        self.uploads
+            .hold(id)
+            .await
+            .ok_or_else(|| RegistryError::RangeNotSatisfiable(format!("another request is writing to upload {id}")))
     }
 
     /// How many bytes an upload holds.
@@ -265,19 +220,18 @@ impl Registry {
         self.check_session(space, name, id).await?;
         let offset: u64 = self.uploads.parts(id).await?.iter().map(|(_, size)| size).sum();
         if chunk.start.is_some_and(|s| s != offset) {
-            return Err(OciError::new(
-                OciErrorKind::RangeInvalid,
-                format!("the upload holds {offset} bytes; a chunk must start there"),
-            ));
+            return Err(RegistryError::RangeNotSatisfiable(format!(
+                "the upload holds {offset} bytes; a chunk must start there"
+            )));
         }
         let budget = (self.options.max_blob_bytes as u64).saturating_sub(offset);
         let (staging, written) = self.stage(id, body, budget, None).await?;
         if chunk.len.is_some_and(|len| len != written) {
             self.uploads.discard(staging).await?;
-            return Err(OciError::new(
-                OciErrorKind::RangeInvalid,
-                format!("the chunk has {written} bytes, not the {} its range says", chunk.len.unwrap_or_default()),
-            ));
+            return Err(RegistryError::RangeNotSatisfiable(format!(
+                "the chunk has {written} bytes, not the {} its range says",
+                chunk.len.unwrap_or_default()
+            )));
         }
         if written == 0 {
             self.uploads.discard(staging).await?;
@@ -288,13 +242,12 @@ impl Registry {
             Ok(offset + written)
         } else {
             self.uploads.discard(staging).await?;
-            Err(OciError::new(OciErrorKind::RangeInvalid, format!("another chunk was written at {offset}")))
+            Err(RegistryError::RangeNotSatisfiable(format!("another chunk was written at {offset}")))
         }
     }
 
     /// Streams one request's bytes into a staging object of its own (see
-    /// [`crate::uploads::Uploads::stage`]), with its failures in the distribution spec's
-    /// terms.
+    /// [`crate::uploads::Uploads::stage`]), with its failures as registry errors.
     async fn stage(
         &self,
         id: &str,
@@ -303,14 +256,11 @@ impl Registry {
         hasher: Option<&mut Hasher>,
     ) -> Result<(Staging, u64)> {
         self.uploads.stage(id, body, budget, hasher).await.map_err(|e| match e {
-            WriteError::Body(e) => {
-                OciError::new(OciErrorKind::BlobUploadInvalid, format!("reading the body: {}", echo(&e)))
+            WriteError::Body(e) => RegistryError::InvalidUpload(format!("reading the body: {}", echo(&e))),
+            WriteError::OverBudget => {
+                RegistryError::OverMaximum(format!("blob is larger than {} bytes", self.options.max_blob_bytes))
             }
-            WriteError::OverBudget => OciError::new(
-                OciErrorKind::SizeInvalid,
-                format!("blob is larger than {} bytes", self.options.max_blob_bytes),
-            ),
-            WriteError::Storage(e) => e.into(),
+            WriteError::Storage(e) => e,
         })
     }
 
@@ -333,10 +283,9 @@ impl Registry {
         let parts = self.uploads.parts(id).await?;
         let offset: u64 = parts.iter().map(|(_, size)| size).sum();
         if chunk.start.is_some_and(|s| s != offset) {
-            return Err(OciError::new(
-                OciErrorKind::RangeInvalid,
-                format!("the upload holds {offset} bytes; the last chunk must start there"),
-            ));
+            return Err(RegistryError::RangeNotSatisfiable(format!(
+                "the upload holds {offset} bytes; the last chunk must start there"
+            )));
         }
         // The one request that completes the session (across processes too).
         if !self.uploads.claim(id).await? {
@@ -365,14 +314,13 @@ impl Registry {
         let actual = hasher.finish();
         if actual != digest.to_string() {
             self.uploads.discard(staging).await?;
-            return Err(OciError::new(
-                OciErrorKind::DigestInvalid,
-                format!("the uploaded bytes have digest {actual}, not {digest}"),
-            ));
+            return Err(RegistryError::DigestMismatch(format!(
+                "the uploaded bytes have digest {actual}, not {digest}"
+            )));
         }
         self.blobs.adopt(&staging, digest).await?;
         let generation = self.ensure_space(space).await?;
-        Ok(self.blobs.link(space, &generation, name, digest).await?)
+        self.blobs.link(space, &generation, name, digest).await
     }
 
     /// Stores a whole blob sent in one request (`POST ...?digest=`).
@@ -394,7 +342,7 @@ impl Registry {
         check_repository(space, name)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        Ok(self.uploads.close(id).await?)
+        self.uploads.close(id).await
     }
 
     /// Counts the upload sessions in storage, for the cap on open ones; called once before
@@ -423,24 +371,24 @@ impl Registry {
         overwrite: bool,
     ) -> Result<String> {
         check_repository(space, name)?;
-        let manifest = Manifest::parse(&bytes, content_type)
-            .map_err(|e| OciError::new(OciErrorKind::ManifestInvalid, e.to_string()))?;
+        let manifest =
+            Manifest::parse(&bytes, content_type).map_err(|e| RegistryError::InvalidManifest(e.to_string()))?;
         let (digest, tag) = if reference.contains(':') {
             let claimed = parse_digest(reference)?;
             let mut hasher = Hasher::new(claimed.algorithm);
             hasher.update(&bytes);
             let digest = hasher.finish();
             if digest != reference {
-                return Err(OciError::new(
-                    OciErrorKind::DigestInvalid,
-                    format!("the manifest's digest is {digest}, not {}", echo(reference)),
-                ));
+                return Err(RegistryError::DigestMismatch(format!(
+                    "the manifest's digest is {digest}, not {}",
+                    echo(reference)
+                )));
             }
             (digest, None)
         } else if oci::is_valid_tag(reference) {
             (oci::digest_of(&bytes), Some(reference))
         } else {
-            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {:?} is invalid", echo(reference))));
+            return Err(RegistryError::InvalidManifest(format!("tag {:?} is invalid", echo(reference))));
         };
         // Checked before anything is written: a refused push creates nothing, not even its
         // space.
@@ -454,10 +402,10 @@ impl Registry {
                 _ => false,
             };
             if !known {
-                return Err(OciError::new(
-                    OciErrorKind::ManifestBlobUnknown,
-                    format!("blob {} is unknown in {space}/{name}", echo(&blob.digest)),
-                ));
+                return Err(RegistryError::MissingReference(format!(
+                    "blob {} is unknown in {space}/{name}",
+                    echo(&blob.digest)
+                )));
             }
         }
         let chart_tag = tag.filter(|_| manifest.is_helm_chart());
@@ -495,10 +443,9 @@ impl Registry {
             return Ok(());
         }
         if !self.chart_manifests_records(space, name).await?.is_empty() {
-            return Err(OciError::new(
-                OciErrorKind::Denied,
-                format!("{space}/{name} holds chart versions; tag {tag} is reserved for chart version {version}"),
-            ));
+            return Err(RegistryError::Refused(format!(
+                "{space}/{name} holds chart versions; tag {tag} is reserved for chart version {version}"
+            )));
         }
         Ok(())
     }
@@ -513,7 +460,7 @@ impl Registry {
         bytes: Bytes,
         overwrite: bool,
     ) -> Result<()> {
-        let invalid = |m: String| OciError::new(OciErrorKind::ManifestInvalid, m);
+        let invalid = |m: String| RegistryError::InvalidManifest(m);
         // Helm installs the last chart layer it finds and verifies the last provenance
         // layer: a manifest with several could show one chart here and install another.
         let count = |media_type: &str| manifest.layers.iter().filter(|l| l.media_type == media_type).count();
@@ -561,24 +508,18 @@ impl Registry {
                 if format!("sha256:{}", existing.digest) == layer.digest {
                     Ok(())
                 } else {
-                    Err(OciError::new(OciErrorKind::Denied, format!("{id} exists; versions are not overwritten")))
+                    Err(RegistryError::Refused(format!("{id} exists; versions are not overwritten")))
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
     /// A whole stored blob of at most `max` bytes.
     async fn read_blob(&self, digest: &str, max: u64) -> Result<Bytes> {
         let parsed = parse_digest(digest)?;
-        match self.blobs.read(parsed, max).await {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => {
-                Err(OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest))))
-            }
-            Err(RegistryError::TooLarge(message)) => Err(OciError::new(OciErrorKind::SizeInvalid, message)),
-            Err(e) => Err(e.into()),
-        }
+        let unknown = || RegistryError::MissingReference(format!("blob {} is unknown", echo(digest)));
+        self.blobs.read(parsed, max).await?.ok_or_else(unknown)
     }
 
     /// A manifest by tag or digest.
@@ -586,8 +527,8 @@ impl Registry {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
         let unknown = || {
-            OciError::new(
-                OciErrorKind::ManifestUnknown,
+            RegistryError::Missing(
+                Thing::Manifest,
                 format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
@@ -619,9 +560,9 @@ impl Registry {
     }
 
     async fn oci_generation(&self, space: &str) -> Result<String> {
-        self.generation(space).await?.ok_or_else(|| {
-            OciError::new(OciErrorKind::NameUnknown, format!("repository space {} is unknown", echo(space)))
-        })
+        self.generation(space)
+            .await?
+            .ok_or_else(|| RegistryError::Missing(Thing::Space, format!("repository space {} is unknown", echo(space))))
     }
 
     /// The records of a chart's versions; none when the space or chart does not exist.
@@ -633,7 +574,7 @@ impl Registry {
         match self.chart_versions(space, name).await {
             Ok(versions) => Ok(versions.into_iter().map(|v| v.record).collect()),
             Err(RegistryError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -648,7 +589,7 @@ impl Registry {
                 Ok(versions.into_iter().filter_map(|v| Some((v.version, v.record.manifest.clone()?))).collect())
             }
             Err(RegistryError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -665,7 +606,7 @@ impl Registry {
         match self.version(space, name, &version).await {
             Ok(record) => Ok(record.manifest.clone()),
             Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -691,7 +632,7 @@ impl Registry {
         tags.extend(self.manifests.tags(repository).await?);
         let known_repository = !tags.is_empty() || self.manifests.any(repository).await;
         if !known_repository {
-            return Err(OciError::new(OciErrorKind::NameUnknown, format!("repository {space}/{name} is unknown")));
+            return Err(RegistryError::Missing(Thing::Repository, format!("repository {space}/{name} is unknown")));
         }
         tags.sort();
         tags.dedup();
@@ -707,7 +648,7 @@ impl Registry {
             let mut names: Vec<String> = match self.list_charts(&space).await {
                 Ok(charts) => charts,
                 Err(RegistryError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             names.extend(self.manifests.names(&space, &generation).await?);
             names.sort();
@@ -724,14 +665,14 @@ impl Registry {
         let generation = self.oci_generation(space).await?;
         let repository = Repository { space, generation: &generation, name };
         let unknown = || {
-            OciError::new(
-                OciErrorKind::ManifestUnknown,
+            RegistryError::Missing(
+                Thing::Manifest,
                 format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
         if !reference.contains(':') {
             if self.chart_manifest_for_tag(space, name, reference).await?.is_some() {
-                return Ok(self.delete_version(space, name, &oci::tag_to_version(reference)).await?);
+                return self.delete_version(space, name, &oci::tag_to_version(reference)).await;
             }
             if !oci::is_valid_tag(reference) {
                 return Err(unknown());
@@ -792,9 +733,8 @@ impl Registry {
         if !self.repository_has_blob(space, &generation, name, parsed).await? {
             return Err(blob_unknown(digest));
         }
-        let in_use = |what: String| {
-            OciError::new(OciErrorKind::Denied, format!("blob {digest} is still needed by {what} in {space}/{name}"))
-        };
+        let in_use =
+            |what: String| RegistryError::Refused(format!("blob {digest} is still needed by {what} in {space}/{name}"));
         let repository = Repository { space, generation: &generation, name };
         if self.manifests.exists(repository, parsed).await? {
             return Err(in_use("a manifest (it is one)".into()));
