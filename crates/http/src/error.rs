@@ -129,3 +129,38 @@ impl IntoResponse for ApiError {
         (self.status, axum::Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each protocol-free kind an OCI operation returns gets the status and code the
+    /// distribution spec gives that failure.
+    #[test]
+    fn oci_table_gives_the_spec_codes() {
+        let m = || String::from("m");
+        let cases = [
+            (RegistryError::Missing(Thing::Blob, m()), 404, "BLOB_UNKNOWN"),
+            (RegistryError::Missing(Thing::Upload, m()), 404, "BLOB_UPLOAD_UNKNOWN"),
+            (RegistryError::Missing(Thing::Manifest, m()), 404, "MANIFEST_UNKNOWN"),
+            (RegistryError::Missing(Thing::Space, m()), 404, "NAME_UNKNOWN"),
+            (RegistryError::NotFound(m()), 404, "NAME_UNKNOWN"),
+            (RegistryError::DigestMismatch(m()), 400, "DIGEST_INVALID"),
+            (RegistryError::MissingReference(m()), 400, "MANIFEST_BLOB_UNKNOWN"),
+            (RegistryError::OverMaximum(m()), 400, "SIZE_INVALID"),
+            (RegistryError::TooLarge(m()), 413, "SIZE_INVALID"),
+            (RegistryError::RangeNotSatisfiable(m()), 416, "BLOB_UPLOAD_INVALID"),
+            (RegistryError::Refused(m()), 403, "DENIED"),
+            (RegistryError::AlreadyExists(m()), 403, "DENIED"),
+            (RegistryError::TooMany(m()), 429, "TOOMANYREQUESTS"),
+            (RegistryError::Locked(m()), 429, "TOOMANYREQUESTS"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(oci_status(&error), (StatusCode::from_u16(status).unwrap(), code), "{error:?}");
+        }
+        // The other APIs keep their statuses for the kinds they always had.
+        assert_eq!(api_status(&RegistryError::Locked(m())), StatusCode::LOCKED);
+        assert_eq!(api_status(&RegistryError::AlreadyExists(m())), StatusCode::CONFLICT);
+        assert_eq!(api_status(&RegistryError::Missing(Thing::Version, m())), StatusCode::NOT_FOUND);
+    }
+}
