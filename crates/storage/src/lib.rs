@@ -8,6 +8,11 @@
 //! - no object holds a whole space: uploads and deletes touch only their own keys.
 //! - listings are derived from the records that exist, with parsed records cached by
 //!   ETag so that a repeated listing costs one LIST and no GETs.
+//!
+//! Layout of the code: `gateway` is the only caller of the `ObjectStore` API (typed and
+//! counted operations over `keys::StorageKey`); single-purpose stores own their keys
+//! (`spaces`, `records`, `blobs`, `uploads`, `manifests`, `index`); `registry` (chart
+//! operations), `oci` (OCI operations), `gc` and `compose` call the stores.
 
 pub mod backend;
 mod blobs;
