@@ -21,6 +21,54 @@ pub enum RegistryError {
     /// The server failed (storage unavailable, corrupt record, ...).
     #[error("{0}")]
     Internal(String),
+    /// The named thing does not exist; the message says which.
+    #[error("{1}")]
+    Missing(Thing, String),
+    /// Bytes do not hash to the digest they were sent under.
+    #[error("{0}")]
+    DigestMismatch(String),
+    /// A digest that is not `algorithm:hex` of a known algorithm.
+    #[error("{0}")]
+    InvalidDigest(String),
+    /// A manifest that cannot be stored as it is.
+    #[error("{0}")]
+    InvalidManifest(String),
+    /// A repository name that is not two valid names.
+    #[error("{0}")]
+    InvalidName(String),
+    /// An upload's body could not be read.
+    #[error("{0}")]
+    InvalidUpload(String),
+    /// A manifest names a blob that is not there.
+    #[error("{0}")]
+    MissingReference(String),
+    /// One object has more bytes than its configured maximum (a blob, a manifest body, a
+    /// config read to check it); `TooLarge` is a request body or archive over its limits.
+    #[error("{0}")]
+    OverMaximum(String),
+    /// A byte range or chunk that does not fit the object or upload, or an upload another
+    /// request is writing to.
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
+    /// Refused by policy: a tag owned by a chart version, a blob still in use, a version
+    /// that is not overwritten.
+    #[error("{0}")]
+    Refused(String),
+    /// Too many of something are open (upload sessions).
+    #[error("{0}")]
+    TooMany(String),
+}
+
+/// What a [`RegistryError::Missing`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thing {
+    Space,
+    Chart,
+    Version,
+    Blob,
+    Manifest,
+    Upload,
+    Repository,
 }
 
 impl RegistryError {

@@ -89,6 +89,7 @@ mod tests {
             subcharts: vec![],
             manifest: None,
             unpacked_size: None,
+            provenance: None,
         }
     }
 

@@ -30,6 +30,11 @@ pub struct VersionRecord {
     /// records written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unpacked_size: Option<u64>,
+    /// `sha256:<hex>` of the version's provenance file, stored as a blob before the
+    /// record, when the version has one. Records written before it was recorded may have
+    /// the file as a separate object beside them instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
 }
 
 /// Where a version's OCI manifest is.
@@ -57,6 +62,7 @@ impl VersionRecord {
             subcharts: chart.subchart_trees(),
             manifest: None,
             unpacked_size: Some(chart.unpacked_size),
+            provenance: None,
         }
     }
 

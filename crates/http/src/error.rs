@@ -1,10 +1,13 @@
-//! The one place where registry errors become HTTP statuses and JSON bodies.
+//! The one place where registry errors become HTTP statuses: one table per protocol
+//! ([`api_status`] for the seed API, ChartMuseum and Helm repositories, [`oci_status`] for
+//! OCI distribution); storage and core return protocol-free kinds only.
 
 use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chartyard_core::RegistryError;
+use chartyard_core::error::Thing;
 use chartyard_core::wire::{ErrorBody, reason};
 
 /// Longest message an error answer carries, in bytes. Messages quote what a client sent
@@ -55,21 +58,56 @@ impl ApiError {
     }
 }
 
+/// The status of a registry error in the seed API, ChartMuseum's API and Helm
+/// repositories (each renders its own body).
+pub fn api_status(error: &RegistryError) -> StatusCode {
+    use RegistryError::*;
+    match error {
+        Invalid(_) | InvalidDigest(_) | DigestMismatch(_) | InvalidManifest(_) | InvalidName(_) | InvalidUpload(_)
+        | MissingReference(_) => StatusCode::BAD_REQUEST,
+        NotFound(_) | Missing(..) => StatusCode::NOT_FOUND,
+        AlreadyExists(_) => StatusCode::CONFLICT,
+        Locked(_) => StatusCode::LOCKED,
+        TooLarge(_) | OverMaximum(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
+        Refused(_) => StatusCode::FORBIDDEN,
+        TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+        Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status and error code of a registry error in the OCI distribution API.
+pub fn oci_status(error: &RegistryError) -> (StatusCode, &'static str) {
+    use RegistryError::*;
+    match error {
+        Missing(Thing::Blob, _) => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
+        Missing(Thing::Upload, _) => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
+        Missing(Thing::Manifest, _) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
+        Missing(Thing::Space | Thing::Chart | Thing::Version | Thing::Repository, _) | NotFound(_) => {
+            (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
+        }
+        InvalidUpload(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
+        InvalidDigest(_) | DigestMismatch(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+        MissingReference(_) => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
+        Invalid(_) | InvalidManifest(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
+        InvalidName(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
+        OverMaximum(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
+        TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+        RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+        TooMany(_) | Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
+        Refused(_) | AlreadyExists(_) => (StatusCode::FORBIDDEN, "DENIED"),
+        Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
+    }
+}
+
 impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
-        let status = match &error {
-            RegistryError::Invalid(_) => StatusCode::BAD_REQUEST,
-            RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
-            RegistryError::AlreadyExists(_) => StatusCode::CONFLICT,
-            RegistryError::Locked(_) => StatusCode::LOCKED,
-            RegistryError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RegistryError::Internal(detail) => {
-                // The detail is for operators, not clients.
-                tracing::error!(error = %detail, "request failed");
-                return Self::internal_message("internal server error");
-            }
-        };
-        Self::new(status, error.to_string())
+        if let RegistryError::Internal(detail) = &error {
+            // The detail is for operators, not clients.
+            tracing::error!(error = %detail, "request failed");
+            return Self::internal_message("internal server error");
+        }
+        Self::new(api_status(&error), error.to_string())
     }
 }
 
@@ -89,5 +127,40 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { message: self.message.clone(), reason: self.reason().to_string() };
         (self.status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each protocol-free kind an OCI operation returns gets the status and code the
+    /// distribution spec gives that failure.
+    #[test]
+    fn oci_table_gives_the_spec_codes() {
+        let m = || String::from("m");
+        let cases = [
+            (RegistryError::Missing(Thing::Blob, m()), 404, "BLOB_UNKNOWN"),
+            (RegistryError::Missing(Thing::Upload, m()), 404, "BLOB_UPLOAD_UNKNOWN"),
+            (RegistryError::Missing(Thing::Manifest, m()), 404, "MANIFEST_UNKNOWN"),
+            (RegistryError::Missing(Thing::Space, m()), 404, "NAME_UNKNOWN"),
+            (RegistryError::NotFound(m()), 404, "NAME_UNKNOWN"),
+            (RegistryError::DigestMismatch(m()), 400, "DIGEST_INVALID"),
+            (RegistryError::MissingReference(m()), 400, "MANIFEST_BLOB_UNKNOWN"),
+            (RegistryError::OverMaximum(m()), 400, "SIZE_INVALID"),
+            (RegistryError::TooLarge(m()), 413, "SIZE_INVALID"),
+            (RegistryError::RangeNotSatisfiable(m()), 416, "BLOB_UPLOAD_INVALID"),
+            (RegistryError::Refused(m()), 403, "DENIED"),
+            (RegistryError::AlreadyExists(m()), 403, "DENIED"),
+            (RegistryError::TooMany(m()), 429, "TOOMANYREQUESTS"),
+            (RegistryError::Locked(m()), 429, "TOOMANYREQUESTS"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(oci_status(&error), (StatusCode::from_u16(status).unwrap(), code), "{error:?}");
+        }
+        // The other APIs keep their statuses for the kinds they always had.
+        assert_eq!(api_status(&RegistryError::Locked(m())), StatusCode::LOCKED);
+        assert_eq!(api_status(&RegistryError::AlreadyExists(m())), StatusCode::CONFLICT);
+        assert_eq!(api_status(&RegistryError::Missing(Thing::Version, m())), StatusCode::NOT_FOUND);
     }
 }

@@ -13,7 +13,7 @@ use axum::routing::{any, get};
 use chartyard_core::RegistryError;
 use chartyard_core::error::echo;
 use chartyard_core::oci;
-use chartyard_storage::oci::{ByteRange, ByteStream, ChunkRange, OciError, OciErrorKind};
+use chartyard_storage::oci::{ByteRange, ByteStream, ChunkRange};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
@@ -36,59 +36,36 @@ async fn version_check() -> Response {
 }
 
 /// An error in the spec's shape: `{"errors":[{"code","message","detail"}]}`.
-struct Error(OciError);
-
-impl From<OciError> for Error {
-    fn from(error: OciError) -> Self {
-        Self(error)
-    }
+enum Error {
+    Registry(RegistryError),
+    /// `n` of a paged listing is not a count.
+    PaginationNumberInvalid(String),
+    /// Not an endpoint or a method of the spec.
+    Unsupported(String),
 }
 
 impl From<RegistryError> for Error {
     fn from(error: RegistryError) -> Self {
-        Self(error.into())
+        Self::Registry(error)
     }
-}
-
-fn error(kind: OciErrorKind, message: impl Into<String>) -> Error {
-    Error(OciError::new(kind, message))
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        use OciErrorKind::*;
-        let (status, code) = match self.0.kind {
-            BlobUnknown => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
-            BlobUploadUnknown => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
-            BlobUploadInvalid => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID"),
-            DigestInvalid => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
-            ManifestBlobUnknown => (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN"),
-            ManifestInvalid => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
-            ManifestUnknown => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
-            NameInvalid => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
-            NameUnknown => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
-            SizeInvalid => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
-            RangeInvalid => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
-            PaginationNumberInvalid => (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
-            TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
-            Denied => (StatusCode::FORBIDDEN, "DENIED"),
-            Unsupported => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
-            Other => match &self.0.source {
-                Some(RegistryError::Invalid(_)) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
-                Some(RegistryError::NotFound(_)) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
-                Some(RegistryError::AlreadyExists(_)) => (StatusCode::FORBIDDEN, "DENIED"),
-                Some(RegistryError::Locked(_)) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
-                Some(RegistryError::TooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
-                Some(RegistryError::Internal(detail)) => {
-                    tracing::error!(error = %detail, "OCI request failed");
-                    let body =
-                        json!({"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": null}]});
-                    return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
-                }
-                None => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN"),
-            },
+        let (status, code, message) = match self {
+            Self::PaginationNumberInvalid(message) => (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", message),
+            Self::Unsupported(message) => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message),
+            Self::Registry(RegistryError::Internal(detail)) => {
+                tracing::error!(error = %detail, "OCI request failed");
+                let body = json!({"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": null}]});
+                return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response();
+            }
+            Self::Registry(error) => {
+                let (status, code) = crate::error::oci_status(&error);
+                (status, code, error.to_string())
+            }
         };
-        let message = crate::error::bounded_message(self.0.message);
+        let message = crate::error::bounded_message(message);
         let body = json!({"errors": [{"code": code, "message": message, "detail": null}]});
         (status, [(API_VERSION_HEADER, "registry/2.0")], axum::Json(body)).into_response()
     }
@@ -118,14 +95,14 @@ fn parse(rest: &str) -> Result<(&str, &str, Target<'_>), Error> {
     } else if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
         (name, Target::Referrers(digest))
     } else {
-        return Err(error(
-            OciErrorKind::Unsupported,
-            format!("/v2/{} is not an OCI distribution endpoint", echo(rest)),
-        ));
+        return Err(Error::Unsupported(format!("/v2/{} is not an OCI distribution endpoint", echo(rest))));
     };
     match name.split_once('/') {
         Some((space, repository)) if !repository.contains('/') => Ok((space, repository, target)),
-        _ => Err(error(OciErrorKind::NameInvalid, format!("repository {:?} must be {{space}}/{{name}}", echo(name)))),
+        _ => Err(Error::Registry(RegistryError::InvalidName(format!(
+            "repository {:?} must be {{space}}/{{name}}",
+            echo(name)
+        )))),
     }
 }
 
@@ -158,7 +135,7 @@ async fn dispatch(
             let content_type = content_type(request.headers());
             let bytes = axum::body::to_bytes(request.into_body(), app.max_manifest_bytes)
                 .await
-                .map_err(|e| error(OciErrorKind::SizeInvalid, format!("manifest body: {e}")))?;
+                .map_err(|e| Error::Registry(RegistryError::OverMaximum(format!("manifest body: {e}"))))?;
             let subject =
                 oci::Manifest::parse(&bytes, content_type.as_deref()).ok().and_then(|m| m.subject.map(|s| s.digest));
             let digest = registry
@@ -228,7 +205,9 @@ async fn dispatch(
         }
         (Target::Upload(id), Method::PUT) if !id.is_empty() => {
             let id = id.to_string();
-            let digest = query.get("digest").ok_or_else(|| error(OciErrorKind::DigestInvalid, "PUT needs ?digest="))?;
+            let digest = query
+                .get("digest")
+                .ok_or_else(|| Error::Registry(RegistryError::InvalidDigest("PUT needs ?digest=".into())))?;
             let chunk = chunk_range(request.headers())?;
             registry.finish_upload(&space, &name, &id, digest, chunk, body_stream(request)).await?;
             Ok(created(&format!("{base}/blobs/{digest}"), digest))
@@ -253,9 +232,7 @@ async fn dispatch(
             }
             Ok(response)
         }
-        (_, method) => {
-            Err(error(OciErrorKind::Unsupported, format!("{method} is not supported on /v2/{}", echo(&rest))))
-        }
+        (_, method) => Err(Error::Unsupported(format!("{method} is not supported on /v2/{}", echo(&rest)))),
     }
 }
 
@@ -284,9 +261,8 @@ fn page(
         items.retain(|t| t.as_str() > last.as_str());
     }
     let Some(n) = query.get("n") else { return Ok((items, None)) };
-    let n: usize = n
-        .parse()
-        .map_err(|_| error(OciErrorKind::PaginationNumberInvalid, format!("n must be a count, not {:?}", echo(n))))?;
+    let n: usize =
+        n.parse().map_err(|_| Error::PaginationNumberInvalid(format!("n must be a count, not {:?}", echo(n))))?;
     if items.len() <= n {
         return Ok((items, None));
     }
@@ -341,7 +317,9 @@ fn body_stream(request: Request) -> ByteStream {
 /// `Range: bytes=start-[end]` or `bytes=-n` of a blob GET.
 fn parse_range(headers: &HeaderMap) -> Result<Option<ByteRange>, Error> {
     let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let invalid = || error(OciErrorKind::RangeInvalid, format!("range {:?} is not bytes=start-end", echo(value)));
+    let invalid = || {
+        Error::Registry(RegistryError::RangeNotSatisfiable(format!("range {:?} is not bytes=start-end", echo(value))))
+    };
     let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
     if start.is_empty() {
@@ -361,7 +339,9 @@ fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, Error> {
     let Some(value) = headers.get(header::CONTENT_RANGE).and_then(|v| v.to_str().ok()) else {
         return Ok(ChunkRange { start: None, len: length });
     };
-    let invalid = || error(OciErrorKind::RangeInvalid, format!("Content-Range {:?} is not start-end", echo(value)));
+    let invalid = || {
+        Error::Registry(RegistryError::RangeNotSatisfiable(format!("Content-Range {:?} is not start-end", echo(value))))
+    };
     let spec = value.trim_start_matches("bytes ").trim_start_matches("bytes=");
     let spec = spec.split('/').next().unwrap_or(spec);
     let (start, end) = spec.split_once('-').ok_or_else(invalid)?;
@@ -372,10 +352,11 @@ fn chunk_range(headers: &HeaderMap) -> Result<ChunkRange, Error> {
     }
     let len = end - start + 1;
     if length.is_some_and(|l| l != len) {
-        return Err(error(
-            OciErrorKind::RangeInvalid,
-            format!("Content-Range {} says {len} bytes, Content-Length {}", echo(value), length.unwrap_or_default()),
-        ));
+        return Err(Error::Registry(RegistryError::RangeNotSatisfiable(format!(
+            "Content-Range {} says {len} bytes, Content-Length {}",
+            echo(value),
+            length.unwrap_or_default()
+        ))));
     }
     Ok(ChunkRange { start: Some(start), len: Some(len) })
 }

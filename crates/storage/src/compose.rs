@@ -20,7 +20,8 @@ use chartyard_core::metadata::MetadataTree;
 use chartyard_core::{RegistryError, values};
 use serde_json::Value;
 
-use crate::registry::{Registry, StoredVersion};
+use crate::records::StoredVersion;
+use crate::registry::Registry;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 

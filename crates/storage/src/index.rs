@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
@@ -15,6 +15,8 @@ use chartyard_core::index;
 use chartyard_core::names::compare_versions;
 use chartyard_core::record::VersionRecord;
 use serde_json::{Map, Value};
+
+use crate::cache::WeightedLru;
 
 /// A version string ordered by SemVer precedence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,5 +184,72 @@ impl SpaceIndex {
         let rendered = self.rendered(process_nonce);
         rendered.json.get_or_init(|| index::index_json(&rendered.generated, self.entries()).into());
         rendered
+    }
+}
+
+/// A space's index, loaded on first use, behind the lock that orders the writes to it.
+pub(crate) type IndexSlot = Arc<tokio::sync::Mutex<Option<SpaceIndex>>>;
+
+/// What a slot weighs while its index is not loaded.
+const EMPTY_SLOT_WEIGHT: usize = 256;
+
+/// The slots of spaces' indexes, least recently used first out; one in use is never
+/// evicted.
+pub(crate) struct Indexes {
+    slots: Mutex<WeightedLru<String, IndexSlot>>,
+}
+
+impl Indexes {
+    pub fn new(cache_bytes: usize) -> Self {
+        Self { slots: Mutex::new(WeightedLru::new(cache_bytes, |slot| Arc::strong_count(slot) > 1)) }
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, WeightedLru<String, IndexSlot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many slots are held, and their weight.
+    pub fn stats(&self) -> (usize, usize) {
+        let slots = self.slots();
+        (slots.len(), slots.weight())
+    }
+
+    /// The slot of a space's index if one is held; it stays held while the answer lives.
+    pub fn held(&self, space: &str) -> Option<IndexSlot> {
+        self.slots().get(&space.to_string()).cloned()
+    }
+
+    /// The slot of a space's index, made (empty) if none is held.
+    pub fn slot(&self, space: &str) -> IndexSlot {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get(&space.to_string()) {
+            return slot.clone();
+        }
+        let slot = IndexSlot::default();
+        slots.insert(space.to_string(), slot.clone(), EMPTY_SLOT_WEIGHT + space.len());
+        slot
+    }
+
+    /// Accounts for a slot once its user is done with it: its new weight, or, with no
+    /// index loaded and nobody else holding it, its removal.
+    pub fn release(&self, space: &str, slot: IndexSlot, weight: Option<usize>) {
+        let key = space.to_string();
+        let mut slots = self.slots();
+        let held = slots.get(&key).is_some_and(|held| Arc::ptr_eq(held, &slot));
+        // Ours and the table's: no one else can reach it without the table's lock.
+        let unused = Arc::strong_count(&slot) == 2;
+        drop(slot);
+        match weight {
+            _ if !held => {}
+            None if unused => {
+                slots.remove(&key);
+            }
+            weight => slots.reweigh(&key, space.len() + weight.unwrap_or(EMPTY_SLOT_WEIGHT)),
+        }
+    }
+
+    /// Drops a space's slot; answers it, for its user to empty under its lock.
+    pub fn remove(&self, space: &str) -> Option<IndexSlot> {
+        self.slots().remove(&space.to_string())
     }
 }

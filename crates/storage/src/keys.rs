@@ -3,7 +3,9 @@
 //! ```text
 //! spaces/{space}.json                                  space marker: {"created","generation"}
 //! charts/{space}/{generation}/{chart}/{version}.json   version record
-//! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, if any
+//! charts/{space}/{generation}/{chart}/{version}.prov   its provenance file, only in stores
+//!                                                      written before records named their
+//!                                                      provenance blob (read as a fallback)
 //! blobs/{alg}/{hex[0..2]}/{hex}                        every blob (archives, OCI manifests,
 //!                                                      configs, layers), content-addressed
 //!                                                      (alg: sha256 or sha512)
@@ -41,7 +43,8 @@ pub enum StorageKey<'a> {
     ChartRecords { space: &'a str, generation: &'a str, chart: &'a str },
     /// The record of one chart version.
     VersionRecord { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
-    /// The provenance file of one chart version, when it has one.
+    /// The provenance file of one chart version, as stored beside its record before
+    /// records named their provenance blob; read as a fallback, deleted with the version.
     Provenance { space: &'a str, generation: &'a str, chart: &'a str, version: &'a str },
     /// Prefix of all version records.
     AllRecords,
@@ -143,6 +146,18 @@ pub struct RecordPath {
     pub version: String,
 }
 
+impl RecordPath {
+    /// The key this record lives at.
+    pub fn key(&self) -> StorageKey<'_> {
+        StorageKey::VersionRecord {
+            space: &self.space,
+            generation: &self.generation,
+            chart: &self.chart,
+            version: &self.version,
+        }
+    }
+}
+
 /// Splits a version record key; `None` for anything else found under `charts/` (such as a
 /// filesystem store's staging files).
 pub fn parse_record_path(path: &Path) -> Option<RecordPath> {
@@ -234,6 +249,25 @@ pub fn parse_repository_manifest(path: &Path) -> Option<String> {
         RepositoryObject::Manifest(digest) => Some(digest),
         RepositoryObject::Blob(_) => None,
     }
+}
+
+/// The tag of a key listed under [`StorageKey::RepositoryTags`].
+pub fn parse_repository_tag(path: &Path) -> Option<String> {
+    path.filename()?.strip_suffix(JSON_SUFFIX).map(str::to_string)
+}
+
+/// The offset of a key listed under [`StorageKey::Upload`] if it is a part.
+pub fn parse_upload_part(path: &Path) -> Option<u64> {
+    path.filename()?.strip_prefix("part-")?.parse().ok()
+}
+
+/// The upload id of a key listed under [`StorageKey::Uploads`], and whether the key is
+/// its session object.
+pub fn parse_upload_object(path: &Path) -> Option<(String, bool)> {
+    let mut parts = path.parts();
+    let (Some(_), Some(id)) = (parts.next(), parts.next()) else { return None };
+    let is_session = path.filename().is_some_and(|f| f.starts_with("session"));
+    Some((id.as_ref().to_string(), is_session))
 }
 
 /// The repository name of a key listed under [`StorageKey::RepositoryNames`].

@@ -8,23 +8,41 @@
 //! - no object holds a whole space: uploads and deletes touch only their own keys.
 //! - listings are derived from the records that exist, with parsed records cached by
 //!   ETag so that a repeated listing costs one LIST and no GETs.
+//!
+//! Layout of the code: `gateway` is the only caller of the `ObjectStore` API (typed and
+//! counted operations over `keys::StorageKey`); single-purpose stores own their keys
+//! (`spaces`, `records`, `blobs`, `uploads`, `manifests`, `index`); `registry` (chart
+//! operations), `oci` (OCI operations), `gc` and `compose` call the stores.
 
 pub mod backend;
+mod blobs;
 mod cache;
 pub mod compose;
 pub mod fs;
+mod gateway;
+mod gc;
 mod index;
 pub mod keys;
 pub mod locks;
+mod manifests;
 pub mod oci;
+mod records;
 mod registry;
 pub mod s3;
+mod spaces;
+mod uploads;
 
 #[cfg(test)]
 mod parse_slots_tests;
+#[cfg(test)]
+mod provenance_tests;
+#[cfg(test)]
+mod request_count_tests;
 
+pub use gateway::StorageRequests;
+pub use gc::GcReport;
 pub use index::RenderedIndex;
+pub use records::StoredVersion;
 pub use registry::{
-    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, GcReport, Registry, RegistryOptions, StoredVersion, UploadOptions,
-    default_parse_concurrency,
+    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, Registry, RegistryOptions, UploadOptions, default_parse_concurrency,
 };

@@ -10,71 +10,23 @@
 //! only ever removed by garbage collection; deleting a blob unlinks it.
 
 use std::ops::Range;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
-use chartyard_core::error::echo;
+use chartyard_core::error::{Thing, echo};
 use chartyard_core::names::{check_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor, Hasher, Manifest};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStoreExt, PutMode, PutOptions, WriteMultipart};
-use serde::{Deserialize, Serialize};
+use futures::stream::StreamExt;
 
-use crate::keys::{StorageKey, parse_repository_name};
-use crate::registry::{
-    Registry, UploadOptions, new_generation, now_rfc3339, referenced_blobs, storage_error, stream_payload,
-};
+pub use crate::gateway::ByteStream;
+use crate::gateway::{ObjectStream, WriteError};
+use crate::gc::referenced_blobs;
+use crate::manifests::{Repository, RepositoryManifest};
+use crate::registry::{Registry, UploadOptions};
+use crate::spaces::new_generation;
+use crate::uploads::Staging;
 
-/// What went wrong, in the distribution spec's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OciErrorKind {
-    BlobUnknown,
-    BlobUploadUnknown,
-    BlobUploadInvalid,
-    DigestInvalid,
-    ManifestBlobUnknown,
-    ManifestInvalid,
-    ManifestUnknown,
-    NameInvalid,
-    NameUnknown,
-    SizeInvalid,
-    /// A range or chunk that does not fit the blob or upload (416).
-    RangeInvalid,
-    /// `n` of a paged listing is not a count.
-    PaginationNumberInvalid,
-    /// Too many open upload sessions.
-    TooManyRequests,
-    Denied,
-    Unsupported,
-    /// Anything else, as a registry error (locked, internal, ...).
-    Other,
-}
-
-#[derive(Debug)]
-pub struct OciError {
-    pub kind: OciErrorKind,
-    pub message: String,
-    /// The underlying registry error, for `Other`.
-    pub source: Option<RegistryError>,
-}
-
-impl OciError {
-    pub fn new(kind: OciErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
-    }
-}
-
-impl From<RegistryError> for OciError {
-    fn from(error: RegistryError) -> Self {
-        Self { kind: OciErrorKind::Other, message: error.to_string(), source: Some(error) }
-    }
-}
-
-type Result<T> = std::result::Result<T, OciError>;
-
-/// A request body being streamed in.
-pub type ByteStream = BoxStream<'static, std::result::Result<Bytes, String>>;
+type Result<T> = std::result::Result<T, RegistryError>;
 
 /// A manifest as answered to clients.
 pub struct ManifestContent {
@@ -89,7 +41,7 @@ pub struct BlobContent {
     pub size: u64,
     /// The bytes asked for (all, or the requested range).
     pub range: Range<u64>,
-    pub body: BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
+    pub body: ObjectStream,
 }
 
 /// The bytes of a blob a `Range` header asks for.
@@ -122,41 +74,14 @@ pub struct ChunkRange {
     pub len: Option<u64>,
 }
 
-/// A manifest known in a repository.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RepositoryManifest {
-    media_type: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    artifact_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    annotations: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TagLink {
-    digest: String,
-}
-
-/// The state of an upload: which repository it is for. Its bytes so far are its parts.
-#[derive(Debug, Serialize, Deserialize)]
-struct UploadSession {
-    space: String,
-    name: String,
-    started: String,
-}
-
 fn check_repository(space: &str, name: &str) -> Result<()> {
     check_name("space", space)
         .and_then(|_| check_name("name", name))
-        .map_err(|e| OciError::new(OciErrorKind::NameInvalid, e.to_string()))
+        .map_err(|e| RegistryError::InvalidName(e.to_string()))
 }
 
-fn upload_unknown(id: &str) -> OciError {
-    OciError::new(OciErrorKind::BlobUploadUnknown, format!("upload {} is unknown", echo(id)))
+fn upload_unknown(id: &str) -> RegistryError {
+    RegistryError::Missing(Thing::Upload, format!("upload {} is unknown", echo(id)))
 }
 
 fn check_upload_id(id: &str) -> Result<()> {
@@ -164,11 +89,11 @@ fn check_upload_id(id: &str) -> Result<()> {
 }
 
 fn parse_digest(digest: &str) -> Result<BlobDigest<'_>> {
-    oci::parse_digest(digest).map_err(|e| OciError::new(OciErrorKind::DigestInvalid, e.to_string()))
+    oci::parse_digest(digest).map_err(|e| RegistryError::InvalidDigest(e.to_string()))
 }
 
-fn blob_unknown(digest: &str) -> OciError {
-    OciError::new(OciErrorKind::BlobUnknown, format!("blob {} is unknown", echo(digest)))
+fn blob_unknown(digest: &str) -> RegistryError {
+    RegistryError::Missing(Thing::Blob, format!("blob {} is unknown", echo(digest)))
 }
 
 /// Layers a client may leave out of the registry (their bytes live elsewhere).
@@ -184,19 +109,7 @@ impl Registry {
 
     /// The size of a stored blob, `None` if there is none with that digest.
     async fn stored_blob_size(&self, digest: BlobDigest<'_>) -> Result<Option<u64>> {
-        match self.store.head(&StorageKey::Blob { digest }.path()).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e).into()),
-        }
-    }
-
-    async fn exists(&self, key: StorageKey<'_>) -> Result<bool> {
-        match self.store.head(&key.path()).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(e).into()),
-        }
+        self.blobs.size(digest).await
     }
 
     /// Whether a repository holds a blob: uploaded or mounted there, one of its manifests,
@@ -208,8 +121,8 @@ impl Registry {
         name: &str,
         digest: BlobDigest<'_>,
     ) -> Result<bool> {
-        if self.exists(StorageKey::RepositoryBlob { space, generation, name, digest }).await?
-            || self.exists(StorageKey::RepositoryManifest { space, generation, name, digest }).await?
+        if self.blobs.linked(space, generation, name, digest).await?
+            || self.manifests.exists(Repository { space, generation, name }, digest).await?
         {
             return Ok(true);
         }
@@ -241,27 +154,16 @@ impl Registry {
         let range = match range {
             None => 0..size,
             Some(asked) => asked.resolve(size).ok_or_else(|| {
-                OciError::new(OciErrorKind::RangeInvalid, format!("the range is outside the blob's {size} bytes"))
+                RegistryError::RangeNotSatisfiable(format!("the range is outside the blob's {size} bytes"))
             })?,
         };
         let body = if range.is_empty() {
             futures::stream::empty().boxed()
         } else {
-            let options = GetOptions { range: Some(GetRange::Bounded(range.clone())), ..Default::default() };
-            let path = StorageKey::Blob { digest: parsed }.path();
-            stream_payload(self.store.get_opts(&path, options).await.map_err(|e| match e {
-                object_store::Error::NotFound { .. } => blob_unknown(digest),
-                e => storage_error(e).into(),
-            })?)
+            let opened = self.blobs.open(parsed, Some(range.clone())).await?;
+            opened.ok_or_else(|| blob_unknown(digest))?.body
         };
         Ok(BlobContent { size, range, body })
-    }
-
-    /// Links a stored blob into a repository.
-    async fn link_blob(&self, space: &str, generation: &str, name: &str, digest: BlobDigest<'_>) -> Result<()> {
-        let key = StorageKey::RepositoryBlob { space, generation, name, digest };
-        self.store.put(&key.path(), Bytes::new().into()).await.map_err(storage_error)?;
-        Ok(())
     }
 
     // ---- uploads ----
@@ -269,79 +171,38 @@ impl Registry {
     /// Starts an upload session for a repository; answers its id.
     pub async fn start_upload(&self, space: &str, name: &str) -> Result<String> {
         check_repository(space, name)?;
-        let max = self.options.max_upload_sessions;
-        let admitted = self
-            .open_uploads
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1))
-            .is_ok();
-        if !admitted {
-            return Err(OciError::new(
-                OciErrorKind::TooManyRequests,
-                format!("{max} uploads are open; finish or cancel one, or wait for idle ones to expire"),
-            ));
-        }
-        let id = new_generation();
-        let session = UploadSession { space: space.into(), name: name.into(), started: now_rfc3339() };
-        let body = serde_json::to_vec(&session).map_err(RegistryError::internal)?;
-        if let Err(e) = self.store.put(&StorageKey::UploadSession { id: &id }.path(), body.into()).await {
-            self.upload_closed();
-            return Err(storage_error(e).into());
-        }
-        Ok(id)
-    }
-
-    fn upload_closed(&self) {
-        let _ = self.open_uploads.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| open.checked_sub(1));
+        self.uploads.start(space, name).await?.ok_or_else(|| {
+            let max = self.uploads.max_sessions();
+            RegistryError::TooMany(format!(
+                "{max} uploads are open; finish or cancel one, or wait for idle ones to expire"
+            ))
+        })
     }
 
     /// Checks that a session exists, is not being completed and belongs to the repository.
     async fn check_session(&self, space: &str, name: &str, id: &str) -> Result<()> {
         check_upload_id(id)?;
-        let session: UploadSession = match self.store.get(&StorageKey::UploadSession { id }.path()).await {
-            Ok(result) => {
-                serde_json::from_slice(&result.bytes().await.map_err(storage_error)?).map_err(|_| upload_unknown(id))?
-            }
-            Err(object_store::Error::NotFound { .. }) => return Err(upload_unknown(id)),
-            Err(e) => return Err(storage_error(e).into()),
-        };
-        if session.space != space || session.name != name || self.exists(StorageKey::UploadDone { id }).await? {
+        let session = self.uploads.session(id).await?.ok_or_else(|| upload_unknown(id))?;
+        if session.space != space || session.name != name || self.uploads.is_claimed(id).await? {
             return Err(upload_unknown(id));
         }
         Ok(())
     }
 
-    /// The parts of a session, by offset, with their sizes; they must follow each other.
-    async fn upload_parts(&self, id: &str) -> Result<Vec<(u64, u64)>> {
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Upload { id }.path())).try_collect().await.map_err(storage_error)?;
-        let mut parts: Vec<(u64, u64)> = metas
-            .iter()
-            .filter_map(|m| m.location.filename()?.strip_prefix("part-")?.parse().ok().map(|offset| (offset, m.size)))
-            .collect();
-        parts.sort();
-        let mut end = 0;
-        for (offset, size) in &parts {
-            if *offset != end {
-                return Err(RegistryError::internal(format!("upload {id} has a gap at {end}")).into());
-            }
-            end += size;
-        }
-        Ok(parts)
-    }
-
     /// Holds a session for one request: a second request on the same session while one
     /// streams is refused rather than interleaved.
     async fn hold_session(&self, id: &str) -> Result<crate::locks::LockGuard> {
-        self.upload_locks.acquire(id).await.ok_or_else(|| {
-            OciError::new(OciErrorKind::RangeInvalid, format!("another request is writing to upload {id}"))
-        })
+        self.uploads
+            .hold(id)
+            .await
+            .ok_or_else(|| RegistryError::RangeNotSatisfiable(format!("another request is writing to upload {id}")))
     }
 
     /// How many bytes an upload holds.
     pub async fn upload_offset(&self, space: &str, name: &str, id: &str) -> Result<u64> {
         check_repository(space, name)?;
         self.check_session(space, name, id).await?;
-        Ok(self.upload_parts(id).await?.iter().map(|(_, size)| size).sum())
+        Ok(self.uploads.parts(id).await?.iter().map(|(_, size)| size).sum())
     }
 
     /// Appends a chunk to an upload; it must start at the upload's current end. Answers
@@ -357,79 +218,50 @@ impl Registry {
         check_repository(space, name)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        let offset: u64 = self.upload_parts(id).await?.iter().map(|(_, size)| size).sum();
+        let offset: u64 = self.uploads.parts(id).await?.iter().map(|(_, size)| size).sum();
         if chunk.start.is_some_and(|s| s != offset) {
-            return Err(OciError::new(
-                OciErrorKind::RangeInvalid,
-                format!("the upload holds {offset} bytes; a chunk must start there"),
-            ));
+            return Err(RegistryError::RangeNotSatisfiable(format!(
+                "the upload holds {offset} bytes; a chunk must start there"
+            )));
         }
         let budget = (self.options.max_blob_bytes as u64).saturating_sub(offset);
-        let nonce = new_generation();
-        let staging = StorageKey::UploadStaging { id, nonce: &nonce }.path();
-        let written = self.stream_to(&staging, body, budget, None).await?;
+        let (staging, written) = self.stage(id, body, budget, None).await?;
         if chunk.len.is_some_and(|len| len != written) {
-            self.delete_if_present(&staging).await?;
-            return Err(OciError::new(
-                OciErrorKind::RangeInvalid,
-                format!("the chunk has {written} bytes, not the {} its range says", chunk.len.unwrap_or_default()),
-            ));
+            self.uploads.discard(staging).await?;
+            return Err(RegistryError::RangeNotSatisfiable(format!(
+                "the chunk has {written} bytes, not the {} its range says",
+                chunk.len.unwrap_or_default()
+            )));
         }
         if written == 0 {
-            self.delete_if_present(&staging).await?;
+            self.uploads.discard(staging).await?;
             return Ok(offset);
         }
         // Create-if-absent: of two chunks for one offset (two replicas), one lands.
-        match self.store.rename_if_not_exists(&staging, &StorageKey::UploadPart { id, offset }.path()).await {
-            Ok(()) => Ok(offset + written),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.delete_if_present(&staging).await?;
-                Err(OciError::new(OciErrorKind::RangeInvalid, format!("another chunk was written at {offset}")))
-            }
-            Err(e) => Err(storage_error(e).into()),
+        if self.uploads.add_part(&staging, offset).await? {
+            Ok(offset + written)
+        } else {
+            self.uploads.discard(staging).await?;
+            Err(RegistryError::RangeNotSatisfiable(format!("another chunk was written at {offset}")))
         }
     }
 
-    /// Writes a stream to one object, without holding it in memory; answers its size and,
-    /// when given a hasher, feeds it. Fails once more than `budget` bytes arrive.
-    async fn stream_to(
+    /// Streams one request's bytes into a staging object of its own (see
+    /// [`crate::uploads::Uploads::stage`]), with its failures as registry errors.
+    async fn stage(
         &self,
-        location: &object_store::path::Path,
-        mut body: ByteStream,
+        id: &str,
+        body: ByteStream,
         budget: u64,
-        mut hasher: Option<&mut Hasher>,
-    ) -> Result<u64> {
-        let upload = self.store.put_multipart(location).await.map_err(storage_error)?;
-        let mut writer = WriteMultipart::new(upload);
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(OciError::new(
-                        OciErrorKind::BlobUploadInvalid,
-                        format!("reading the body: {}", echo(&e)),
-                    ));
-                }
-            };
-            written += chunk.len() as u64;
-            if written > budget {
-                let _ = writer.abort().await;
-                return Err(OciError::new(
-                    OciErrorKind::SizeInvalid,
-                    format!("blob is larger than {} bytes", self.options.max_blob_bytes),
-                ));
+        hasher: Option<&mut Hasher>,
+    ) -> Result<(Staging, u64)> {
+        self.uploads.stage(id, body, budget, hasher).await.map_err(|e| match e {
+            WriteError::Body(e) => RegistryError::InvalidUpload(format!("reading the body: {}", echo(&e))),
+            WriteError::OverBudget => {
+                RegistryError::OverMaximum(format!("blob is larger than {} bytes", self.options.max_blob_bytes))
             }
-            if let Some(hasher) = hasher.as_deref_mut() {
-                hasher.update(&chunk);
-            }
-            // Back-pressure: at most a few parts in flight, so memory per upload stays bounded.
-            writer.wait_for_capacity(4).await.map_err(storage_error)?;
-            writer.put(chunk);
-        }
-        writer.finish().await.map_err(storage_error)?;
-        Ok(written)
+            WriteError::Storage(e) => e,
+        })
     }
 
     /// Completes an upload with its last chunk (possibly empty): the blob becomes visible
@@ -448,38 +280,20 @@ impl Registry {
         let parsed = parse_digest(digest)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        let parts = self.upload_parts(id).await?;
+        let parts = self.uploads.parts(id).await?;
         let offset: u64 = parts.iter().map(|(_, size)| size).sum();
         if chunk.start.is_some_and(|s| s != offset) {
-            return Err(OciError::new(
-                OciErrorKind::RangeInvalid,
-                format!("the upload holds {offset} bytes; the last chunk must start there"),
-            ));
+            return Err(RegistryError::RangeNotSatisfiable(format!(
+                "the upload holds {offset} bytes; the last chunk must start there"
+            )));
         }
         // The one request that completes the session (across processes too).
-        let claim = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&StorageKey::UploadDone { id }.path(), Bytes::new().into(), claim).await {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => return Err(upload_unknown(id)),
-            Err(e) => return Err(storage_error(e).into()),
+        if !self.uploads.claim(id).await? {
+            return Err(upload_unknown(id));
         }
-        let (store, upload) = (self.store.clone(), id.to_string());
-        let earlier = futures::stream::iter(parts)
-            .then(move |(part_offset, _)| {
-                let (store, upload) = (store.clone(), upload.clone());
-                async move {
-                    let location = StorageKey::UploadPart { id: &upload, offset: part_offset }.path();
-                    store
-                        .get(&location)
-                        .await
-                        .map(|r| stream_payload(r).map_err(|e| e.to_string()))
-                        .map_err(|e| e.to_string())
-                }
-            })
-            .try_flatten()
-            .boxed();
+        let earlier = self.uploads.read_parts(id, parts);
         let result = self.commit_blob(space, name, id, parsed, earlier.chain(body).boxed()).await;
-        self.close_upload(id).await?;
+        self.uploads.close(id).await?;
         result
     }
 
@@ -494,28 +308,19 @@ impl Registry {
         digest: BlobDigest<'_>,
         body: ByteStream,
     ) -> Result<()> {
-        let nonce = new_generation();
-        let staging = StorageKey::UploadStaging { id, nonce: &nonce }.path();
         let mut hasher = Hasher::new(digest.algorithm);
         let budget = self.options.max_blob_bytes as u64;
-        self.stream_to(&staging, body, budget, Some(&mut hasher)).await?;
+        let (staging, _) = self.stage(id, body, budget, Some(&mut hasher)).await?;
         let actual = hasher.finish();
         if actual != digest.to_string() {
-            self.delete_if_present(&staging).await?;
-            return Err(OciError::new(
-                OciErrorKind::DigestInvalid,
-                format!("the uploaded bytes have digest {actual}, not {digest}"),
-            ));
+            self.uploads.discard(staging).await?;
+            return Err(RegistryError::DigestMismatch(format!(
+                "the uploaded bytes have digest {actual}, not {digest}"
+            )));
         }
-        match self.store.rename_if_not_exists(&staging, &StorageKey::Blob { digest }.path()).await {
-            Ok(()) => {}
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                self.delete_if_present(&staging).await?;
-            }
-            Err(e) => return Err(storage_error(e).into()),
-        }
+        self.blobs.adopt(&staging, digest).await?;
         let generation = self.ensure_space(space).await?;
-        self.link_blob(space, &generation, name, digest).await
+        self.blobs.link(space, &generation, name, digest).await
     }
 
     /// Stores a whole blob sent in one request (`POST ...?digest=`).
@@ -527,7 +332,7 @@ impl Registry {
         let id = new_generation();
         let result = self.commit_blob(space, name, &id, parsed, body).await;
         if result.is_err() {
-            self.delete_prefix(&StorageKey::Upload { id: &id }.path()).await?;
+            self.uploads.remove(&id).await?;
         }
         result
     }
@@ -537,59 +342,19 @@ impl Registry {
         check_repository(space, name)?;
         let _held = self.hold_session(id).await?;
         self.check_session(space, name, id).await?;
-        self.close_upload(id).await
-    }
-
-    /// Deletes an upload's objects; its place among the open sessions is freed once, by
-    /// whoever removed its session object.
-    async fn close_upload(&self, id: &str) -> Result<()> {
-        if self.delete_if_present(&StorageKey::UploadSession { id }.path()).await? {
-            self.upload_closed();
-        }
-        Ok(self.delete_prefix(&StorageKey::Upload { id }.path()).await?)
-    }
-
-    /// Last activity of every upload id in storage, and whether it is a session (a
-    /// one-request upload has only a staging object).
-    async fn stored_uploads(
-        &self,
-    ) -> std::result::Result<std::collections::HashMap<String, (std::time::SystemTime, bool)>, RegistryError> {
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Uploads.path())).try_collect().await.map_err(storage_error)?;
-        let mut uploads: std::collections::HashMap<String, (std::time::SystemTime, bool)> = Default::default();
-        for meta in &metas {
-            let mut parts = meta.location.parts();
-            let (Some(_), Some(id)) = (parts.next(), parts.next()) else { continue };
-            let is_session = meta.location.filename().is_some_and(|f| f.starts_with("session"));
-            let entry = uploads.entry(id.as_ref().to_string()).or_insert((std::time::UNIX_EPOCH, false));
-            entry.0 = entry.0.max(meta.last_modified.into());
-            entry.1 |= is_session;
-        }
-        Ok(uploads)
+        self.uploads.close(id).await
     }
 
     /// Counts the upload sessions in storage, for the cap on open ones; called once before
     /// the server takes requests, after which starts and ends keep the count.
     pub async fn count_uploads(&self) -> std::result::Result<usize, RegistryError> {
-        let open = self.stored_uploads().await?.values().filter(|(_, is_session)| *is_session).count();
-        self.open_uploads.store(open, Ordering::SeqCst);
-        Ok(open)
+        self.uploads.count().await
     }
 
     /// Deletes upload sessions (and stray staging objects) with no activity for longer
     /// than `idle`; answers how many were deleted.
     pub async fn expire_uploads(&self, idle: std::time::Duration) -> std::result::Result<usize, RegistryError> {
-        let cutoff = std::time::SystemTime::now() - idle;
-        let mut deleted = 0;
-        for (id, (active, _)) in self.stored_uploads().await? {
-            if active < cutoff {
-                self.close_upload(&id)
-                    .await
-                    .map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))?;
-                deleted += 1;
-            }
-        }
-        Ok(deleted)
+        self.uploads.expire(idle).await
     }
 
     // ---- manifests and tags ----
@@ -606,24 +371,24 @@ impl Registry {
         overwrite: bool,
     ) -> Result<String> {
         check_repository(space, name)?;
-        let manifest = Manifest::parse(&bytes, content_type)
-            .map_err(|e| OciError::new(OciErrorKind::ManifestInvalid, e.to_string()))?;
+        let manifest =
+            Manifest::parse(&bytes, content_type).map_err(|e| RegistryError::InvalidManifest(e.to_string()))?;
         let (digest, tag) = if reference.contains(':') {
             let claimed = parse_digest(reference)?;
             let mut hasher = Hasher::new(claimed.algorithm);
             hasher.update(&bytes);
             let digest = hasher.finish();
             if digest != reference {
-                return Err(OciError::new(
-                    OciErrorKind::DigestInvalid,
-                    format!("the manifest's digest is {digest}, not {}", echo(reference)),
-                ));
+                return Err(RegistryError::DigestMismatch(format!(
+                    "the manifest's digest is {digest}, not {}",
+                    echo(reference)
+                )));
             }
             (digest, None)
         } else if oci::is_valid_tag(reference) {
             (oci::digest_of(&bytes), Some(reference))
         } else {
-            return Err(OciError::new(OciErrorKind::ManifestInvalid, format!("tag {:?} is invalid", echo(reference))));
+            return Err(RegistryError::InvalidManifest(format!("tag {:?} is invalid", echo(reference))));
         };
         // Checked before anything is written: a refused push creates nothing, not even its
         // space.
@@ -637,10 +402,10 @@ impl Registry {
                 _ => false,
             };
             if !known {
-                return Err(OciError::new(
-                    OciErrorKind::ManifestBlobUnknown,
-                    format!("blob {} is unknown in {space}/{name}", echo(&blob.digest)),
-                ));
+                return Err(RegistryError::MissingReference(format!(
+                    "blob {} is unknown in {space}/{name}",
+                    echo(&blob.digest)
+                )));
             }
         }
         let chart_tag = tag.filter(|_| manifest.is_helm_chart());
@@ -652,7 +417,7 @@ impl Registry {
         }
         let generation = self.ensure_space(space).await?;
         let parsed = parse_digest(&digest)?;
-        self.put_blob(parsed, bytes.clone()).await?;
+        self.blobs.put(parsed, bytes.clone()).await?;
         let media_type = manifest.media_type_or(content_type).unwrap_or_else(|| oci::OCI_MANIFEST_MEDIA_TYPE.into());
         let link = RepositoryManifest {
             media_type,
@@ -661,15 +426,10 @@ impl Registry {
             subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
             annotations: manifest.annotations.clone(),
         };
-        let link_key = StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed };
-        self.store
-            .put(&link_key.path(), serde_json::to_vec(&link).map_err(RegistryError::internal)?.into())
-            .await
-            .map_err(storage_error)?;
+        let repository = Repository { space, generation: &generation, name };
+        self.manifests.put(repository, parsed, &link).await?;
         if let Some(tag) = tag.filter(|_| chart_tag.is_none()) {
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag };
-            let body = serde_json::to_vec(&TagLink { digest: digest.clone() }).map_err(RegistryError::internal)?;
-            self.store.put(&tag_key.path(), body.into()).await.map_err(storage_error)?;
+            self.manifests.put_tag(repository, tag, &digest).await?;
         }
         Ok(digest)
     }
@@ -683,10 +443,9 @@ impl Registry {
             return Ok(());
         }
         if !self.chart_manifests_records(space, name).await?.is_empty() {
-            return Err(OciError::new(
-                OciErrorKind::Denied,
-                format!("{space}/{name} holds chart versions; tag {tag} is reserved for chart version {version}"),
-            ));
+            return Err(RegistryError::Refused(format!(
+                "{space}/{name} holds chart versions; tag {tag} is reserved for chart version {version}"
+            )));
         }
         Ok(())
     }
@@ -701,7 +460,7 @@ impl Registry {
         bytes: Bytes,
         overwrite: bool,
     ) -> Result<()> {
-        let invalid = |m: String| OciError::new(OciErrorKind::ManifestInvalid, m);
+        let invalid = |m: String| RegistryError::InvalidManifest(m);
         // Helm installs the last chart layer it finds and verifies the last provenance
         // layer: a manifest with several could show one chart here and install another.
         let count = |media_type: &str| manifest.layers.iter().filter(|l| l.media_type == media_type).count();
@@ -749,25 +508,18 @@ impl Registry {
                 if format!("sha256:{}", existing.digest) == layer.digest {
                     Ok(())
                 } else {
-                    Err(OciError::new(OciErrorKind::Denied, format!("{id} exists; versions are not overwritten")))
+                    Err(RegistryError::Refused(format!("{id} exists; versions are not overwritten")))
                 }
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
     /// A whole stored blob of at most `max` bytes.
     async fn read_blob(&self, digest: &str, max: u64) -> Result<Bytes> {
         let parsed = parse_digest(digest)?;
-        let unknown = || OciError::new(OciErrorKind::ManifestBlobUnknown, format!("blob {} is unknown", echo(digest)));
-        let result = self.store.get(&StorageKey::Blob { digest: parsed }.path()).await.map_err(|e| match e {
-            object_store::Error::NotFound { .. } => unknown(),
-            e => storage_error(e).into(),
-        })?;
-        if result.meta.size > max {
-            return Err(OciError::new(OciErrorKind::SizeInvalid, format!("blob {digest} is larger than {max} bytes")));
-        }
-        Ok(result.bytes().await.map_err(storage_error)?)
+        let unknown = || RegistryError::MissingReference(format!("blob {} is unknown", echo(digest)));
+        self.blobs.read(parsed, max).await?.ok_or_else(unknown)
     }
 
     /// A manifest by tag or digest.
@@ -775,14 +527,15 @@ impl Registry {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
         let unknown = || {
-            OciError::new(
-                OciErrorKind::ManifestUnknown,
+            RegistryError::Missing(
+                Thing::Manifest,
                 format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
+        let repository = Repository { space, generation: &generation, name };
         let (digest, media_type) = if reference.contains(':') {
             let parsed = parse_digest(reference)?;
-            match self.repository_manifest(space, &generation, name, parsed).await? {
+            match self.manifests.get(repository, parsed).await? {
                 Some(link) => (reference.to_string(), link.media_type),
                 None => {
                     let chart_manifest =
@@ -797,44 +550,19 @@ impl Registry {
             if !oci::is_valid_tag(reference) {
                 return Err(unknown());
             }
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
-            let link: TagLink = match self.store.get(&tag_key.path()).await {
-                Ok(r) => {
-                    serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).map_err(RegistryError::internal)?
-                }
-                Err(object_store::Error::NotFound { .. }) => return Err(unknown()),
-                Err(e) => return Err(storage_error(e).into()),
-            };
-            let parsed = parse_digest(&link.digest)?;
-            let media_type =
-                self.repository_manifest(space, &generation, name, parsed).await?.ok_or_else(unknown)?.media_type;
-            (link.digest, media_type)
+            let digest = self.manifests.tag(repository, reference).await?.ok_or_else(unknown)?;
+            let parsed = parse_digest(&digest)?;
+            let media_type = self.manifests.get(repository, parsed).await?.ok_or_else(unknown)?.media_type;
+            (digest, media_type)
         };
         let bytes = self.read_blob(&digest, u64::MAX).await.map_err(|_| unknown())?;
         Ok(ManifestContent { bytes, media_type, digest })
     }
 
     async fn oci_generation(&self, space: &str) -> Result<String> {
-        self.generation(space).await?.ok_or_else(|| {
-            OciError::new(OciErrorKind::NameUnknown, format!("repository space {} is unknown", echo(space)))
-        })
-    }
-
-    async fn repository_manifest(
-        &self,
-        space: &str,
-        generation: &str,
-        name: &str,
-        digest: BlobDigest<'_>,
-    ) -> Result<Option<RepositoryManifest>> {
-        let key = StorageKey::RepositoryManifest { space, generation, name, digest };
-        match self.store.get(&key.path()).await {
-            Ok(r) => Ok(Some(
-                serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).map_err(RegistryError::internal)?,
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e).into()),
-        }
+        self.generation(space)
+            .await?
+            .ok_or_else(|| RegistryError::Missing(Thing::Space, format!("repository space {} is unknown", echo(space))))
     }
 
     /// The records of a chart's versions; none when the space or chart does not exist.
@@ -846,7 +574,7 @@ impl Registry {
         match self.chart_versions(space, name).await {
             Ok(versions) => Ok(versions.into_iter().map(|v| v.record).collect()),
             Err(RegistryError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -861,7 +589,7 @@ impl Registry {
                 Ok(versions.into_iter().filter_map(|v| Some((v.version, v.record.manifest.clone()?))).collect())
             }
             Err(RegistryError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -878,7 +606,7 @@ impl Registry {
         match self.version(space, name, &version).await {
             Ok(record) => Ok(record.manifest.clone()),
             Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -891,8 +619,7 @@ impl Registry {
         version: &str,
     ) -> std::result::Result<bool, RegistryError> {
         let tag = oci::version_to_tag(version);
-        let key = StorageKey::RepositoryTag { space, generation, name: chart, tag: &tag };
-        self.exists(key).await.map_err(|e| e.source.unwrap_or_else(|| RegistryError::internal(e.message)))
+        self.manifests.tag_exists(Repository { space, generation, name: chart }, &tag).await
     }
 
     /// Tags of a repository in lexical order: its chart versions and its other tags.
@@ -901,18 +628,11 @@ impl Registry {
         let generation = self.oci_generation(space).await?;
         let mut tags: Vec<String> =
             self.chart_manifests(space, name).await?.into_iter().map(|(v, _)| oci::version_to_tag(&v)).collect();
-        let prefix = StorageKey::RepositoryTags { space, generation: &generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
-        tags.extend(listed.iter().filter_map(|m| m.location.filename()?.strip_suffix(".json").map(str::to_string)));
-        let known_repository = !tags.is_empty()
-            || self
-                .store
-                .list(Some(&StorageKey::RepositoryManifests { space, generation: &generation, name }.path()))
-                .next()
-                .await
-                .is_some();
+        let repository = Repository { space, generation: &generation, name };
+        tags.extend(self.manifests.tags(repository).await?);
+        let known_repository = !tags.is_empty() || self.manifests.any(repository).await;
         if !known_repository {
-            return Err(OciError::new(OciErrorKind::NameUnknown, format!("repository {space}/{name} is unknown")));
+            return Err(RegistryError::Missing(Thing::Repository, format!("repository {space}/{name} is unknown")));
         }
         tags.sort();
         tags.dedup();
@@ -928,17 +648,9 @@ impl Registry {
             let mut names: Vec<String> = match self.list_charts(&space).await {
                 Ok(charts) => charts,
                 Err(RegistryError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
-            let prefix = StorageKey::RepositoryNames { space: &space, generation: &generation }.path();
-            let listing = self.store.list_with_delimiter(Some(&prefix)).await.map_err(storage_error)?;
-            for repository in listing.common_prefixes {
-                let Some(name) = parse_repository_name(&repository) else { continue };
-                let manifests = StorageKey::RepositoryManifests { space: &space, generation: &generation, name: &name };
-                if self.store.list(Some(&manifests.path())).next().await.is_some() {
-                    names.push(name);
-                }
-            }
+            names.extend(self.manifests.names(&space, &generation).await?);
             names.sort();
             names.dedup();
             repositories.extend(names.into_iter().map(|name| format!("{space}/{name}")));
@@ -951,69 +663,35 @@ impl Registry {
     pub async fn delete_manifest(&self, space: &str, name: &str, reference: &str) -> Result<()> {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
+        let repository = Repository { space, generation: &generation, name };
         let unknown = || {
-            OciError::new(
-                OciErrorKind::ManifestUnknown,
+            RegistryError::Missing(
+                Thing::Manifest,
                 format!("manifest {} is unknown in {space}/{name}", echo(reference)),
             )
         };
         if !reference.contains(':') {
             if self.chart_manifest_for_tag(space, name, reference).await?.is_some() {
-                return Ok(self.delete_version(space, name, &oci::tag_to_version(reference)).await?);
+                return self.delete_version(space, name, &oci::tag_to_version(reference)).await;
             }
             if !oci::is_valid_tag(reference) {
                 return Err(unknown());
             }
-            let tag_key = StorageKey::RepositoryTag { space, generation: &generation, name, tag: reference };
-            return match self.delete_if_present(&tag_key.path()).await? {
+            return match self.manifests.delete_tag(repository, reference).await? {
                 true => Ok(()),
                 false => Err(unknown()),
             };
         }
         let parsed = parse_digest(reference)?;
-        let mut found = self
-            .delete_if_present(
-                &StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed }.path(),
-            )
-            .await?;
+        let mut found = self.manifests.delete(repository, parsed).await?;
         for (version, manifest) in self.chart_manifests(space, name).await? {
             if manifest.digest == reference {
                 self.delete_version(space, name, &version).await?;
                 found = true;
             }
         }
-        let prefix = StorageKey::RepositoryTags { space, generation: &generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
-        for meta in listed {
-            let link: Option<TagLink> = match self.store.get(&meta.location).await {
-                Ok(r) => serde_json::from_slice(&r.bytes().await.map_err(storage_error)?).ok(),
-                Err(_) => None,
-            };
-            if link.is_some_and(|l| l.digest == reference) {
-                found |= self.delete_if_present(&meta.location).await?;
-            }
-        }
+        found |= self.manifests.delete_tags_of(repository, reference).await?;
         if found { Ok(()) } else { Err(unknown()) }
-    }
-
-    /// The manifests stored in a repository: digest and link.
-    async fn repository_manifests(
-        &self,
-        space: &str,
-        generation: &str,
-        name: &str,
-    ) -> Result<Vec<(String, RepositoryManifest)>> {
-        let prefix = StorageKey::RepositoryManifests { space, generation, name }.path();
-        let listed: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(storage_error)?;
-        let mut manifests = Vec::new();
-        for meta in listed {
-            let Some(digest) = crate::keys::parse_repository_manifest(&meta.location) else { continue };
-            let Ok(parsed) = oci::parse_digest(&digest) else { continue };
-            if let Some(link) = self.repository_manifest(space, generation, name, parsed).await? {
-                manifests.push((digest, link));
-            }
-        }
-        Ok(manifests)
     }
 
     /// Manifests in a repository whose `subject` is `digest`, optionally of one type.
@@ -1028,7 +706,7 @@ impl Registry {
         parse_digest(digest)?;
         let Some(generation) = self.generation(space).await? else { return Ok(Vec::new()) };
         let mut referrers = Vec::new();
-        for (manifest_digest, link) in self.repository_manifests(space, &generation, name).await? {
+        for (manifest_digest, link) in self.manifests.list(Repository { space, generation: &generation, name }).await? {
             if link.subject.as_deref() != Some(digest)
                 || artifact_type.is_some_and(|t| link.artifact_type.as_deref() != Some(t))
             {
@@ -1045,35 +723,6 @@ impl Registry {
         Ok(referrers)
     }
 
-    /// Blobs the OCI repositories of live spaces hold (linked blobs, manifests, and the
-    /// configs and layers those name), for garbage collection.
-    pub(crate) async fn repository_blobs(
-        &self,
-        live: &std::collections::HashMap<String, String>,
-    ) -> std::result::Result<Vec<String>, RegistryError> {
-        let metas: Vec<_> =
-            self.store.list(Some(&StorageKey::AllRepositories.path())).try_collect().await.map_err(storage_error)?;
-        let mut blobs = Vec::new();
-        for meta in metas {
-            let Some(held) = crate::keys::parse_repository_object(&meta.location) else { continue };
-            if live.get(&held.space) != Some(&held.generation) {
-                continue;
-            }
-            match held.kind {
-                crate::keys::RepositoryObject::Blob(digest) => blobs.push(digest),
-                crate::keys::RepositoryObject::Manifest(digest) => {
-                    if let Ok(manifest) = self.read_blob(&digest, u64::MAX).await
-                        && let Ok(parsed) = Manifest::parse(&manifest, None)
-                    {
-                        blobs.extend(parsed.blobs().map(|d| d.digest.clone()));
-                    }
-                    blobs.push(digest);
-                }
-            }
-        }
-        Ok(blobs)
-    }
-
     /// Unlinks a blob from a repository. Its bytes stay until garbage collection finds
     /// nothing else needs them; a blob this repository's manifests or chart versions
     /// need is refused.
@@ -1084,10 +733,10 @@ impl Registry {
         if !self.repository_has_blob(space, &generation, name, parsed).await? {
             return Err(blob_unknown(digest));
         }
-        let in_use = |what: String| {
-            OciError::new(OciErrorKind::Denied, format!("blob {digest} is still needed by {what} in {space}/{name}"))
-        };
-        if self.exists(StorageKey::RepositoryManifest { space, generation: &generation, name, digest: parsed }).await? {
+        let in_use =
+            |what: String| RegistryError::Refused(format!("blob {digest} is still needed by {what} in {space}/{name}"));
+        let repository = Repository { space, generation: &generation, name };
+        if self.manifests.exists(repository, parsed).await? {
             return Err(in_use("a manifest (it is one)".into()));
         }
         if let Some(stored) = self
@@ -1099,16 +748,13 @@ impl Registry {
         {
             return Err(in_use(format!("chart version {}", stored.version)));
         }
-        for (manifest_digest, _) in self.repository_manifests(space, &generation, name).await? {
+        for (manifest_digest, _) in self.manifests.list(Repository { space, generation: &generation, name }).await? {
             let Ok(bytes) = self.read_blob(&manifest_digest, u64::MAX).await else { continue };
             if Manifest::parse(&bytes, None).is_ok_and(|m| m.blobs().any(|b| b.digest == digest)) {
                 return Err(in_use(format!("manifest {manifest_digest}")));
             }
         }
-        self.delete_if_present(
-            &StorageKey::RepositoryBlob { space, generation: &generation, name, digest: parsed }.path(),
-        )
-        .await?;
+        self.blobs.unlink(space, &generation, name, parsed).await?;
         Ok(())
     }
 
@@ -1125,7 +771,7 @@ impl Registry {
             return Ok(false);
         }
         let generation = self.ensure_space(space).await?;
-        self.link_blob(space, &generation, name, parsed).await?;
+        self.blobs.link(space, &generation, name, parsed).await?;
         Ok(true)
     }
 }

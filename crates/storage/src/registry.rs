@@ -1,28 +1,28 @@
-//! The registry operations: spaces, charts and versions over an object store.
+//! The registry facade: the chart operations (upload, replace, values, metadata, delete,
+//! listings, indexes) over the single-purpose stores, each of which owns its keys.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
 use chartyard_core::error::echo;
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
-use chartyard_core::names::{check_name, check_new_space_name, compare_versions, parse_version};
+use chartyard_core::names::{check_name, check_new_space_name, parse_version};
 use chartyard_core::oci::{self, BlobDigest, Descriptor};
 use chartyard_core::record::{ManifestRef, VersionRecord};
 use chartyard_core::{RegistryError, provenance, values, yaml};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
-use serde::{Deserialize, Serialize};
+use object_store::ObjectStore;
 use serde_json::Value;
 
-use crate::cache::WeightedLru;
-use crate::index::{RenderedIndex, SpaceIndex};
-use crate::keys::{RecordPath, StorageKey, parse_blob_path, parse_record_path, parse_space_marker};
+use crate::blobs::Blobs;
+use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, collect};
+use crate::index::{Indexes, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
+use crate::manifests::Manifests;
+use crate::records::{Records, StoredVersion, VersionKey, version_id};
+use crate::spaces::{Spaces, new_generation, now_rfc3339};
+use crate::uploads::Uploads;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -70,59 +70,11 @@ impl Default for RegistryOptions {
     }
 }
 
-/// A version as stored: where it is and what its record says.
-#[derive(Debug, Clone)]
-pub struct StoredVersion {
-    pub space: String,
-    pub chart: String,
-    pub version: String,
-    pub record: Arc<VersionRecord>,
-}
-
 /// An archive being read from storage.
 pub struct ArchiveStream {
     pub record: Arc<VersionRecord>,
-    pub body: BoxStream<'static, std::result::Result<Bytes, object_store::Error>>,
+    pub body: ObjectStream,
 }
-
-/// What a garbage collection found and removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct GcReport {
-    pub referenced_blobs: usize,
-    pub deleted_blobs: usize,
-    pub deleted_bytes: u64,
-    /// Records of deleted spaces that were still in storage.
-    pub deleted_stale_records: usize,
-    /// Upload sessions idle for longer than the grace period.
-    pub deleted_uploads: usize,
-}
-
-/// The content of a space marker.
-#[derive(Debug, Serialize, Deserialize)]
-struct SpaceMarker {
-    created: String,
-    /// Names this incarnation of the space; its records live under it.
-    generation: String,
-}
-
-/// A parsed record, remembered with the ETag it was read at.
-struct CachedRecord {
-    e_tag: String,
-    record: Arc<VersionRecord>,
-}
-
-impl CachedRecord {
-    /// Roughly what a record parsed from `json_len` bytes of JSON holds in memory.
-    fn weight(location: &Path, json_len: usize) -> usize {
-        2 * json_len + location.as_ref().len() + 256
-    }
-}
-
-/// A space's index, loaded on first use, behind the lock that orders the writes to it.
-type IndexSlot = Arc<tokio::sync::Mutex<Option<SpaceIndex>>>;
-
-/// What a slot weighs while its index is not loaded.
-const EMPTY_SLOT_WEIGHT: usize = 256;
 
 /// What the caches hold at a moment (weights are the caches' own estimates in bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,55 +85,20 @@ pub struct CacheStats {
     pub index_bytes: usize,
 }
 
-/// One version's place in storage, once its space's generation is known.
-struct VersionKey<'a> {
-    space: &'a str,
-    generation: String,
-    chart: &'a str,
-    version: &'a str,
-}
-
-impl VersionKey<'_> {
-    fn path(&self) -> Path {
-        StorageKey::VersionRecord {
-            space: self.space,
-            generation: &self.generation,
-            chart: self.chart,
-            version: self.version,
-        }
-        .path()
-    }
-
-    fn provenance_path(&self) -> Path {
-        StorageKey::Provenance {
-            space: self.space,
-            generation: &self.generation,
-            chart: self.chart,
-            version: self.version,
-        }
-        .path()
-    }
-
-    fn id(&self) -> String {
-        version_id(self.space, self.chart, self.version)
-    }
-}
-
 pub struct Registry {
-    pub(crate) store: Arc<dyn ObjectStore>,
+    gateway: Gateway,
     pub(crate) options: RegistryOptions,
     locks: Locks,
-    /// Parsed records by location, least recently used first out.
-    records: Mutex<WeightedLru<Path, CachedRecord>>,
+    pub(crate) spaces: Spaces,
+    pub(crate) records: Records,
+    pub(crate) blobs: Blobs,
+    pub(crate) uploads: Uploads,
+    pub(crate) manifests: Manifests,
     /// Spaces' indexes, each loaded on first use and then kept current by this registry's
     /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
-    indexes: Mutex<WeightedLru<String, IndexSlot>>,
+    indexes: Indexes,
     /// Makes index ETags differ between processes.
     process_nonce: String,
-    /// OCI upload sessions open (counted here, recounted from storage by each sweep).
-    pub(crate) open_uploads: std::sync::atomic::AtomicUsize,
-    /// Serialises requests on one upload session.
-    pub(crate) upload_locks: Locks,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
@@ -198,77 +115,23 @@ pub struct UploadOptions {
     pub manifest: Option<Bytes>,
 }
 
-pub(crate) fn storage_error(e: object_store::Error) -> RegistryError {
-    RegistryError::internal(format!("storage: {e}"))
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
-}
-
-fn version_id(space: &str, chart: &str, version: &str) -> String {
-    format!("{space}/{chart}/{version}")
-}
-
-/// A fresh generation id: the time, and randomness from the standard library's
-/// randomly keyed hasher, so that replicas creating spaces at once do not collide.
-pub(crate) fn new_generation() -> String {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let random = RandomState::new().hash_one(nanos);
-    format!("{:012x}{:08x}", (nanos / 1000) as u64 & 0xffff_ffff_ffff, random as u32)
-}
-
-/// The digests (`algorithm:hex`) of every blob a version needs: its archive, and its OCI
-/// manifest, config and provenance layer.
-pub(crate) fn referenced_blobs(record: &VersionRecord) -> Vec<String> {
-    let mut blobs = vec![format!("sha256:{}", record.digest)];
-    if let Some(manifest) = &record.manifest {
-        let digests = [Some(&manifest.digest), Some(&manifest.config), manifest.provenance.as_ref()];
-        blobs.extend(digests.into_iter().flatten().filter(|d| !d.is_empty()).cloned());
-    }
-    blobs
-}
-
-/// The bytes of a read, streamed. A local file is read in large chunks: the store's own
-/// stream reads 8 KiB per blocking-pool hop, which caps downloads of large blobs.
-pub(crate) fn stream_payload(
-    result: object_store::GetResult,
-) -> BoxStream<'static, std::result::Result<Bytes, object_store::Error>> {
-    const CHUNK: usize = 256 * 1024;
-    let range = result.range.clone();
-    match result.payload {
-        object_store::GetResultPayload::File(mut file, path) => {
-            use std::io::Seek;
-            if let Err(source) = file.seek(std::io::SeekFrom::Start(range.start)) {
-                let error = object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(source) };
-                return futures::stream::once(async move { Err(error) }).boxed();
-            }
-            let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), range.end - range.start);
-            tokio_util::io::ReaderStream::with_capacity(reader, CHUNK)
-                .map_err(move |source| object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: format!("reading {}: {source}", path.display()).into(),
-                })
-                .boxed()
-        }
-        object_store::GetResultPayload::Stream(stream) => stream,
-    }
-}
-
 impl Registry {
     pub fn new(store: Arc<dyn ObjectStore>, options: RegistryOptions) -> Self {
         let locks = Locks::new(options.lock_timeout);
         let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
         let budget = options.cache_bytes / 2;
+        let gateway = Gateway::new(store, options.conditional_updates);
         Self {
-            store,
+            spaces: Spaces::new(gateway.clone()),
+            records: Records::new(gateway.clone(), budget),
+            blobs: Blobs::new(gateway.clone()),
+            uploads: Uploads::new(gateway.clone(), options.max_upload_sessions),
+            manifests: Manifests::new(gateway.clone()),
+            gateway,
             options,
             locks,
-            records: Mutex::new(WeightedLru::new(budget, |_| false)),
-            indexes: Mutex::new(WeightedLru::new(budget, |slot| Arc::strong_count(slot) > 1)),
+            indexes: Indexes::new(budget),
             process_nonce: new_generation(),
-            open_uploads: Default::default(),
-            upload_locks: Locks::new(Duration::ZERO),
             parses,
         }
     }
@@ -290,28 +153,22 @@ impl Registry {
         .map_err(|e| RegistryError::internal(format!("chart parser failed: {e}")))?
     }
 
+    /// The store requests this registry made so far, by kind.
+    pub fn storage_requests(&self) -> StorageRequests {
+        self.gateway.requests()
+    }
+
     // ---- spaces ----
 
     /// All spaces, sorted by name.
     pub async fn list_spaces(&self) -> Result<Vec<String>> {
-        let listing = self.store.list_with_delimiter(Some(&StorageKey::Spaces.path())).await.map_err(storage_error)?;
-        let mut spaces: Vec<String> = listing.objects.iter().filter_map(|o| parse_space_marker(&o.location)).collect();
-        spaces.sort();
-        Ok(spaces)
+        self.spaces.list().await
     }
 
     /// The current generation of a space, `None` if the space does not exist.
     pub(crate) async fn generation(&self, space: &str) -> Result<Option<String>> {
         check_name("space", space)?;
-        let location = StorageKey::SpaceMarker { space }.path();
-        let bytes = match self.store.get(&location).await {
-            Ok(result) => result.bytes().await.map_err(storage_error)?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(storage_error(e)),
-        };
-        let marker: SpaceMarker = serde_json::from_slice(&bytes)
-            .map_err(|e| RegistryError::internal(format!("corrupt space marker {location}: {e}")))?;
-        Ok(Some(marker.generation))
+        self.spaces.generation(space).await
     }
 
     /// The current generation of a space that must exist.
@@ -322,21 +179,9 @@ impl Registry {
     /// Creates a space; `AlreadyExists` if it does.
     pub async fn create_space(&self, space: &str) -> Result<()> {
         check_new_space_name(space)?;
-        match self.put_space_marker(space).await? {
+        match self.spaces.create(space).await? {
             Some(_) => Ok(()),
             None => Err(RegistryError::AlreadyExists(space.to_string())),
-        }
-    }
-
-    /// Writes a new marker unless one exists; the new generation if this call created it.
-    async fn put_space_marker(&self, space: &str) -> Result<Option<String>> {
-        let marker = SpaceMarker { created: now_rfc3339(), generation: new_generation() };
-        let body = serde_json::to_vec(&marker).map_err(RegistryError::internal)?;
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&StorageKey::SpaceMarker { space }.path(), body.into(), opts).await {
-            Ok(_) => Ok(Some(marker.generation)),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e)),
         }
     }
 
@@ -348,7 +193,7 @@ impl Registry {
                 return Ok(generation);
             }
             check_new_space_name(space)?;
-            if let Some(generation) = self.put_space_marker(space).await? {
+            if let Some(generation) = self.spaces.create(space).await? {
                 return Ok(generation);
             }
         }
@@ -360,30 +205,15 @@ impl Registry {
     /// archives are reclaimed by garbage collection.
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         let generation = self.require_generation(space).await?;
-        match self.store.delete(&StorageKey::SpaceMarker { space }.path()).await {
-            Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RegistryError::not_found(space));
-            }
-            Err(e) => return Err(storage_error(e)),
+        if !self.spaces.delete(space).await? {
+            return Err(RegistryError::not_found(space));
         }
         // Nothing of the deleted generation is read again: drop its index and records.
-        let slot = self.indexes.lock().unwrap_or_else(|e| e.into_inner()).remove(&space.to_string());
-        if let Some(slot) = slot {
+        if let Some(slot) = self.indexes.remove(space) {
             *slot.lock().await = None;
         }
-        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).retain(|path| !path.prefix_matches(&records));
-        self.delete_prefix(&records).await?;
-        self.delete_prefix(&StorageKey::SpaceRepositories { space, generation: &generation }.path()).await
-    }
-
-    pub(crate) async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
-        let locations = self.store.list(Some(prefix)).map_ok(|meta| meta.location).boxed();
-        self.store.delete_stream(locations).try_for_each(|_| async { Ok(()) }).await.or_else(|e| match e {
-            object_store::Error::NotFound { .. } => Ok(()),
-            e => Err(storage_error(e)),
-        })
+        self.records.delete_generation(space, &generation).await?;
+        self.manifests.delete_generation(space, &generation).await
     }
 
     // ---- listings ----
@@ -391,15 +221,14 @@ impl Registry {
     /// Every version in a space, sorted by chart name, then version precedence.
     pub async fn space_versions(&self, space: &str) -> Result<Vec<StoredVersion>> {
         let generation = self.require_generation(space).await?;
-        self.versions_under(&StorageKey::SpaceRecords { space, generation: &generation }.path()).await
+        self.records.space_versions(space, &generation).await
     }
 
     /// Every version of a chart, in version precedence; `NotFound` if it has none.
     pub async fn chart_versions(&self, space: &str, chart: &str) -> Result<Vec<StoredVersion>> {
         check_name("chart", chart)?;
         let generation = self.require_generation(space).await?;
-        let versions =
-            self.versions_under(&StorageKey::ChartRecords { space, generation: &generation, chart }.path()).await?;
+        let versions = self.records.chart_versions(space, &generation, chart).await?;
         if versions.is_empty() {
             return Err(RegistryError::not_found(format!("{space}/{chart}")));
         }
@@ -411,74 +240,6 @@ impl Registry {
         let mut charts: Vec<String> = self.space_versions(space).await?.into_iter().map(|v| v.chart).collect();
         charts.dedup();
         Ok(charts)
-    }
-
-    /// Lists the records under a prefix and reads them.
-    async fn versions_under(&self, prefix: &Path) -> Result<Vec<StoredVersion>> {
-        let metas: Vec<ObjectMeta> = self.store.list(Some(prefix)).try_collect().await.map_err(storage_error)?;
-        {
-            // Forget cached records under this prefix that no longer exist.
-            let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.retain(|path| !path.prefix_matches(prefix) || listed.contains(path));
-        }
-        let mut found: Vec<StoredVersion> = self
-            .read_records(metas)
-            .await?
-            .into_iter()
-            .map(|(path, record)| StoredVersion { space: path.space, chart: path.chart, version: path.version, record })
-            .collect();
-        found.sort_by(|a, b| a.chart.cmp(&b.chart).then_with(|| compare_versions(&a.version, &b.version)));
-        Ok(found)
-    }
-
-    /// Reads listed records, only those not already cached at their ETag; records deleted
-    /// since the listing are left out.
-    async fn read_records(&self, metas: Vec<ObjectMeta>) -> Result<Vec<(RecordPath, Arc<VersionRecord>)>> {
-        let mut found = Vec::with_capacity(metas.len());
-        let mut to_read = Vec::new();
-        {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            for meta in metas {
-                let Some(path) = parse_record_path(&meta.location) else {
-                    continue;
-                };
-                match (&meta.e_tag, cache.get(&meta.location)) {
-                    (Some(tag), Some(cached)) if *tag == cached.e_tag => found.push((path, cached.record.clone())),
-                    _ => to_read.push((meta.location, path)),
-                }
-            }
-        }
-        let read: Vec<Option<(RecordPath, Arc<VersionRecord>)>> = futures::stream::iter(to_read)
-            .map(|(location, path)| async move {
-                match self.read_record(&location).await {
-                    Ok(record) => Ok(Some((path, record))),
-                    Err(RegistryError::NotFound(_)) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .buffer_unordered(32)
-            .try_collect()
-            .await?;
-        found.extend(read.into_iter().flatten());
-        Ok(found)
-    }
-
-    async fn read_record(&self, location: &Path) -> Result<Arc<VersionRecord>> {
-        let result = match self.store.get(location).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(RegistryError::not_found(location.to_string()));
-            }
-            Err(e) => return Err(storage_error(e)),
-        };
-        let e_tag = result.meta.e_tag.clone();
-        let bytes = result.bytes().await.map_err(storage_error)?;
-        let record: VersionRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
-        let record = Arc::new(record);
-        self.remember_record(location, e_tag, &record, bytes.len());
-        Ok(record)
     }
 
     // ---- one version ----
@@ -496,14 +257,7 @@ impl Registry {
     /// The record of one version.
     pub async fn version(&self, space: &str, chart: &str, version: &str) -> Result<Arc<VersionRecord>> {
         let key = self.locate(space, chart, version).await?;
-        self.record_at(&key).await
-    }
-
-    async fn record_at(&self, key: &VersionKey<'_>) -> Result<Arc<VersionRecord>> {
-        self.read_record(&key.path()).await.map_err(|e| match e {
-            RegistryError::NotFound(_) => RegistryError::not_found(key.id()),
-            e => e,
-        })
+        self.records.read(&key).await
     }
 
     /// The whole archive of one version.
@@ -519,24 +273,19 @@ impl Registry {
     }
 
     async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
-        let record = self.record_at(key).await?;
-        let result =
-            self.store.get(&StorageKey::Blob { digest: BlobDigest::sha256(&record.digest) }.path()).await.map_err(
-                |e| match e {
-                    object_store::Error::NotFound { .. } => {
-                        RegistryError::internal(format!("archive of {} is missing", key.id()))
-                    }
-                    e => storage_error(e),
-                },
-            )?;
-        Ok(ArchiveStream { record, body: stream_payload(result) })
+        let record = self.records.read(key).await?;
+        let opened = self
+            .blobs
+            .open(BlobDigest::sha256(&record.digest), None)
+            .await?
+            .ok_or_else(|| RegistryError::internal(format!("archive of {} is missing", key.id())))?;
+        Ok(ArchiveStream { record, body: opened.body })
     }
 
     /// A version's whole archive, with the record it was found through.
     async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<(Arc<VersionRecord>, Bytes)> {
         let stream = self.open_archive_at(key).await?;
-        let chunks: Vec<Bytes> = stream.body.try_collect().await.map_err(storage_error)?;
-        Ok((stream.record, chunks.concat().into()))
+        Ok((stream.record, collect(stream.body).await?))
     }
 
     /// Stores a new version from an uploaded archive; `AlreadyExists` if the version does.
@@ -565,31 +314,20 @@ impl Registry {
                 oci::version_to_tag(version)
             )));
         }
-        let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
-        let body_len = body.len();
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        let stored = match self.store.put_opts(&key.path(), body.into(), opts).await {
-            Ok(written) => {
-                let record = Arc::new(record);
-                self.remember_record(&key.path(), written.e_tag, &record, body_len);
-                StoredVersion { space: space.into(), chart: name.into(), version: version.into(), record }
-            }
-            Err(object_store::Error::AlreadyExists { .. }) if options.overwrite => {
+        let stored = match self.records.create(&key, record).await? {
+            Ok(record) => key.stored(record),
+            Err(record) if options.overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
-                let created = self.record_at(&key).await?.created.clone();
+                let created = self.records.read(&key).await?.created.clone();
                 self.commit_record(&key, record, current, created).await?
             }
-            Err(object_store::Error::AlreadyExists { .. }) => return Err(RegistryError::AlreadyExists(key.id())),
-            Err(e) => return Err(storage_error(e)),
+            Err(_) => return Err(RegistryError::AlreadyExists(key.id())),
         };
-        if let Some(prov) = options.provenance {
-            self.store.put(&key.provenance_path(), prov.into()).await.map_err(storage_error)?;
-        }
         // A space deleted while we wrote: our record went to the old generation, where no
         // one will see it. Say so rather than claim the chart is stored.
         if self.generation(space).await?.as_deref() != Some(&key.generation) {
-            let _ = self.store.delete(&key.path()).await;
+            let _ = self.records.delete(&key).await;
             return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
         }
         self.sync_index(&key).await;
@@ -602,22 +340,39 @@ impl Registry {
         let claims = provenance::parse(&prov)?;
         let key = self.locate(space, &claims.name, &claims.version).await?;
         let _lock = self.lock(&key).await?;
-        let record = self.record_at(&key).await?;
+        // The version taken before the record is read, so that a change in between makes
+        // the conditional commit fail instead of being overwritten.
+        let current = self.current(&key).await?;
+        let record = self.records.read(&key).await?;
         claims.check(&claims.name, &claims.version, &record.digest)?;
-        self.store.put(&key.provenance_path(), prov.into()).await.map_err(storage_error)?;
+        let mut signed = VersionRecord::clone(&record);
+        signed.provenance = Some(self.put_provenance_blob(&prov).await?);
+        let record = self.commit_record(&key, signed, current, record.created.clone()).await?.record;
         Ok(StoredVersion { space: space.into(), chart: claims.name.clone(), version: claims.version.clone(), record })
     }
 
     /// The provenance file of a version; `NotFound` if it has none.
     pub async fn provenance(&self, space: &str, chart: &str, version: &str) -> Result<Bytes> {
         let key = self.locate(space, chart, version).await?;
-        match self.store.get(&key.provenance_path()).await {
-            Ok(result) => result.bytes().await.map_err(storage_error),
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(RegistryError::not_found(format!("provenance of {}", key.id())))
-            }
-            Err(e) => Err(storage_error(e)),
-        }
+        let missing = || RegistryError::not_found(format!("provenance of {}", key.id()));
+        let record = match self.records.read(&key).await {
+            Err(RegistryError::NotFound(_)) => return Err(missing()),
+            record => record?,
+        };
+        let Some(digest) = &record.provenance else {
+            return self.records.legacy_provenance(&key).await?.ok_or_else(missing);
+        };
+        self.blobs
+            .read(oci::parse_digest(digest)?, u64::MAX)
+            .await?
+            .ok_or_else(|| RegistryError::internal(format!("provenance of {} is missing", key.id())))
+    }
+
+    /// Stores a provenance file as a blob; answers its digest.
+    async fn put_provenance_blob(&self, prov: &Bytes) -> Result<String> {
+        let digest = oci::digest_of(prov);
+        self.blobs.put(oci::parse_digest(&digest)?, prov.clone()).await?;
+        Ok(digest)
     }
 
     /// Replaces the archive of an existing version; the archive must hold that chart and
@@ -639,7 +394,7 @@ impl Registry {
         }
         let _lock = self.lock(&key).await?;
         let current = self.current(&key).await?;
-        let created = self.record_at(&key).await?.created.clone();
+        let created = self.records.read(&key).await?.created.clone();
         self.commit(&key, &loaded, archive, current, created).await
     }
 
@@ -686,7 +441,7 @@ impl Registry {
             )));
         }
         let _lock = self.lock(&key).await?;
-        let current = self.record_at(&key).await?;
+        let current = self.records.read(&key).await?;
         if new_metadata.api_version.is_empty() {
             new_metadata.api_version = current.metadata.api_version.clone();
         }
@@ -736,12 +491,8 @@ impl Registry {
 
     /// The current record's version tag, for a compare-and-swap commit; `NotFound` if the
     /// version does not exist.
-    async fn current(&self, key: &VersionKey<'_>) -> Result<UpdateVersion> {
-        match self.store.head(&key.path()).await {
-            Ok(meta) => Ok(UpdateVersion { e_tag: meta.e_tag, version: meta.version }),
-            Err(object_store::Error::NotFound { .. }) => Err(RegistryError::not_found(key.id())),
-            Err(e) => Err(storage_error(e)),
-        }
+    async fn current(&self, key: &VersionKey<'_>) -> Result<ObjectVersion> {
+        self.records.version(key).await
     }
 
     /// Stores a changed archive of an existing version: archive first, then the record.
@@ -750,7 +501,7 @@ impl Registry {
         key: &VersionKey<'_>,
         chart: &Chart,
         archive: Bytes,
-        current: UpdateVersion,
+        current: ObjectVersion,
         created: String,
     ) -> Result<StoredVersion> {
         let record = self.prepare(chart, archive, None, None).await?;
@@ -774,7 +525,10 @@ impl Registry {
             artifact_type: None,
             annotations: None,
         };
-        self.put_blob(BlobDigest::sha256(&record.digest), archive).await?;
+        self.blobs.put(BlobDigest::sha256(&record.digest), archive).await?;
+        if let Some(prov) = provenance {
+            record.provenance = Some(self.put_provenance_blob(prov).await?);
+        }
         let manifest = match pushed_manifest {
             Some(bytes) => bytes,
             None => {
@@ -786,21 +540,14 @@ impl Registry {
                     artifact_type: None,
                     annotations: None,
                 };
-                self.put_blob(oci::parse_digest(&config_layer.digest)?, config).await?;
-                let provenance_layer = match provenance {
-                    Some(prov) => {
-                        let digest = oci::digest_of(prov);
-                        self.put_blob(oci::parse_digest(&digest)?, prov.clone()).await?;
-                        Some(Descriptor {
-                            media_type: oci::HELM_PROVENANCE_MEDIA_TYPE.into(),
-                            digest,
-                            size: prov.len() as u64,
-                            artifact_type: None,
-                            annotations: None,
-                        })
-                    }
-                    None => None,
-                };
+                self.blobs.put(oci::parse_digest(&config_layer.digest)?, config).await?;
+                let provenance_layer = provenance.zip(record.provenance.clone()).map(|(prov, digest)| Descriptor {
+                    media_type: oci::HELM_PROVENANCE_MEDIA_TYPE.into(),
+                    digest,
+                    size: prov.len() as u64,
+                    artifact_type: None,
+                    annotations: None,
+                });
                 oci::chart_manifest(&config_layer, &chart_layer, provenance_layer.as_ref()).into()
             }
         };
@@ -813,7 +560,7 @@ impl Registry {
             config: parsed.config.as_ref().map(|c| c.digest.clone()).unwrap_or_default(),
             provenance: parsed.provenance_layer().map(|l| l.digest.clone()),
         });
-        self.put_blob(oci::parse_digest(&digest)?, manifest).await?;
+        self.blobs.put(oci::parse_digest(&digest)?, manifest).await?;
         Ok(record)
     }
 
@@ -822,26 +569,18 @@ impl Registry {
         &self,
         key: &VersionKey<'_>,
         mut record: VersionRecord,
-        current: UpdateVersion,
+        current: ObjectVersion,
         created: String,
     ) -> Result<StoredVersion> {
         // A version keeps the time it was first published (`created`, from the record
         // being replaced), whatever replaces its archive.
         record.created = created;
-        let mode = if self.options.conditional_updates { PutMode::Update(current) } else { PutMode::Overwrite };
-        let body = serde_json::to_vec(&record).map_err(RegistryError::internal)?;
-        let (record, body_len) = (Arc::new(record), body.len());
-        match self.store.put_opts(&key.path(), body.into(), PutOptions { mode, ..Default::default() }).await {
-            Ok(written) => self.remember_record(&key.path(), written.e_tag, &record, body_len),
-            Err(object_store::Error::Precondition { .. }) => {
-                return Err(RegistryError::Locked(key.id()));
-            }
-            Err(e) => return Err(storage_error(e)),
-        }
-        // A provenance file signs the old archive's digest: it no longer holds.
-        self.delete_if_present(&key.provenance_path()).await?;
+        let record = self.records.replace(key, record, current).await?;
+        // A provenance file stored beside the record (before records named theirs) signs
+        // the old archive's digest: it no longer holds.
+        self.records.delete_legacy_provenance(key).await?;
         self.sync_index(key).await;
-        Ok(StoredVersion { space: key.space.into(), chart: key.chart.into(), version: key.version.into(), record })
+        Ok(key.stored(record))
     }
 
     // ---- indexes ----
@@ -885,49 +624,15 @@ impl Registry {
         .await
     }
 
-    /// The slot of a space's index if one is held; it stays held while the answer lives.
-    fn held_slot(&self, space: &str) -> Option<IndexSlot> {
-        self.indexes.lock().unwrap_or_else(|e| e.into_inner()).get(&space.to_string()).cloned()
-    }
-
-    /// The slot of a space's index, made (empty) if none is held.
-    fn slot(&self, space: &str) -> IndexSlot {
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = indexes.get(&space.to_string()) {
-            return slot.clone();
-        }
-        let slot = IndexSlot::default();
-        indexes.insert(space.to_string(), slot.clone(), EMPTY_SLOT_WEIGHT + space.len());
-        slot
-    }
-
-    /// Accounts for a slot once its user is done with it: its new weight, or, with no
-    /// index loaded and nobody else holding it, its removal.
-    fn release_slot(&self, space: &str, slot: IndexSlot, weight: Option<usize>) {
-        let key = space.to_string();
-        let mut indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        let held = indexes.get(&key).is_some_and(|held| Arc::ptr_eq(held, &slot));
-        // Ours and the table's: no one else can reach it without the table's lock.
-        let unused = Arc::strong_count(&slot) == 2;
-        drop(slot);
-        match weight {
-            _ if !held => {}
-            None if unused => {
-                indexes.remove(&key);
-            }
-            weight => indexes.reweigh(&key, space.len() + weight.unwrap_or(EMPTY_SLOT_WEIGHT)),
-        }
-    }
-
     /// Runs `f` on a space's index, building it from the records first if needed. A space
     /// that does not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let slot = match self.held_slot(space) {
+        let slot = match self.indexes.held(space) {
             Some(slot) => slot,
             None => {
                 self.require_generation(space).await?;
-                self.slot(space)
+                self.indexes.slot(space)
             }
         };
         let mut loaded = slot.lock().await;
@@ -937,7 +642,7 @@ impl Registry {
         });
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
-        self.release_slot(space, slot, weight);
+        self.indexes.release(space, slot, weight);
         result
     }
 
@@ -951,8 +656,7 @@ impl Registry {
         }
         let generation = self.require_generation(space).await?;
         let mut index = SpaceIndex::new(generation.clone());
-        let records = StorageKey::SpaceRecords { space, generation: &generation }.path();
-        for stored in self.versions_under(&records).await? {
+        for stored in self.records.space_versions(space, &generation).await? {
             index.insert(&stored.chart, &stored.version, &stored.record)?;
         }
         *loaded = Some(index);
@@ -972,13 +676,13 @@ impl Registry {
     /// store write: so an index loaded into a fresh slot after an eviction is listed later
     /// than any write whose update it missed.
     async fn sync_index(&self, key: &VersionKey<'_>) {
-        let Some(slot) = self.held_slot(key.space) else {
+        let Some(slot) = self.indexes.held(key.space) else {
             return;
         };
         let mut loaded = slot.lock().await;
         if let Some(index) = loaded.as_mut() {
             let keep = index.generation == key.generation
-                && match self.current_record(&key.path()).await {
+                && match self.records.current(key).await {
                     Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
                     Ok(None) => {
                         index.remove(key.chart, key.version);
@@ -992,76 +696,24 @@ impl Registry {
         }
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
-        self.release_slot(key.space, slot, weight);
-    }
-
-    /// The record stored at a location now (`None` if there is none), from the cache when
-    /// it holds the record at the current ETag.
-    async fn current_record(&self, location: &Path) -> Result<Option<Arc<VersionRecord>>> {
-        let meta = match self.store.head(location).await {
-            Ok(meta) => meta,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(storage_error(e)),
-        };
-        if let Some(tag) = &meta.e_tag {
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(cached) = cache.get(location).filter(|cached| cached.e_tag == *tag) {
-                return Ok(Some(cached.record.clone()));
-            }
-        }
-        match self.read_record(location).await {
-            Ok(record) => Ok(Some(record)),
-            Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Caches a record read or written at an ETag (`json_len`: its size in storage).
-    fn remember_record(&self, location: &Path, e_tag: Option<String>, record: &Arc<VersionRecord>, json_len: usize) {
-        if let Some(e_tag) = e_tag {
-            let weight = CachedRecord::weight(location, json_len);
-            let mut cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            cache.insert(location.clone(), CachedRecord { e_tag, record: record.clone() }, weight);
-        }
-    }
-
-    /// Forgets a record this registry deleted.
-    fn forget_record(&self, location: &Path) {
-        self.records.lock().unwrap_or_else(|e| e.into_inner()).remove(location);
+        self.indexes.release(key.space, slot, weight);
     }
 
     /// What the caches hold now.
     pub fn cache_stats(&self) -> CacheStats {
-        let (records, record_bytes) = {
-            let cache = self.records.lock().unwrap_or_else(|e| e.into_inner());
-            (cache.len(), cache.weight())
-        };
-        let indexes = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        CacheStats { records, record_bytes, indexes: indexes.len(), index_bytes: indexes.weight() }
-    }
-
-    /// Stores bytes under their digest, which the caller computed from these very bytes.
-    /// A stored blob is never overwritten (create-if-absent): its bytes are the ones its
-    /// name was verified against when it was first written.
-    pub(crate) async fn put_blob(&self, digest: BlobDigest<'_>, bytes: Bytes) -> Result<()> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store.put_opts(&StorageKey::Blob { digest }.path(), PutPayload::from(bytes), opts).await {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
-            Err(e) => Err(storage_error(e)),
-        }
+        let (records, record_bytes) = self.records.stats();
+        let (indexes, index_bytes) = self.indexes.stats();
+        CacheStats { records, record_bytes, indexes, index_bytes }
     }
 
     /// Deletes one version. Deleting a chart's last version removes the chart.
     pub async fn delete_version(&self, space: &str, chart: &str, version: &str) -> Result<()> {
         let key = self.locate(space, chart, version).await?;
         let _lock = self.lock(&key).await?;
-        match self.store.delete(&key.path()).await {
-            Ok(()) => {}
-            Err(object_store::Error::NotFound { .. }) => return Err(RegistryError::not_found(key.id())),
-            Err(e) => return Err(storage_error(e)),
+        if !self.records.delete(&key).await? {
+            return Err(RegistryError::not_found(key.id()));
         }
-        self.forget_record(&key.path());
-        self.delete_if_present(&key.provenance_path()).await?;
+        self.records.delete_legacy_provenance(&key).await?;
         self.sync_index(&key).await;
         Ok(())
     }
@@ -1079,104 +731,12 @@ impl Registry {
             held.push(self.lock(key).await?);
         }
         for key in &keys {
-            self.delete_if_present(&key.path()).await?;
-            self.forget_record(&key.path());
-            self.delete_if_present(&key.provenance_path()).await?;
+            self.records.delete(key).await?;
+            self.records.delete_legacy_provenance(key).await?;
         }
         for key in &keys {
             self.sync_index(key).await;
         }
         Ok(())
-    }
-
-    // ---- maintenance ----
-
-    /// Deletes what no live version needs: records of deleted spaces, and archives no
-    /// record refers to. Both are kept while younger than `grace`, because an upload writes
-    /// its archive before its record, and a new space's marker before its first record.
-    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
-        let cutoff = SystemTime::now() - grace;
-        let generations = self.live_generations().await?;
-        let mut report = GcReport::default();
-        let (live, stale) = self.partition_records(&generations).await?;
-        for meta in stale {
-            if SystemTime::from(meta.last_modified) < cutoff && self.delete_if_present(&meta.location).await? {
-                report.deleted_stale_records += 1;
-            }
-        }
-        let referenced = self.referenced_blob_digests(&generations, live).await?;
-        report.deleted_uploads = self.expire_uploads(grace).await?;
-        report.referenced_blobs = referenced.len();
-        let blobs: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::Blobs.path())).try_collect().await.map_err(storage_error)?;
-        let candidates: Vec<(String, ObjectMeta)> = blobs
-            .into_iter()
-            .filter_map(|blob| Some((parse_blob_path(&blob.location)?, blob)))
-            .filter(|(digest, blob)| !referenced.contains(digest) && SystemTime::from(blob.last_modified) < cutoff)
-            .collect();
-        if candidates.is_empty() {
-            return Ok(report);
-        }
-        // A version committed while we marked may use an old blob (blobs are written
-        // create-if-absent, so its age says nothing): mark once more right before deleting.
-        // What remains is the moment between this mark and the delete.
-        let generations = self.live_generations().await?;
-        let (live, _) = self.partition_records(&generations).await?;
-        let referenced = self.referenced_blob_digests(&generations, live).await?;
-        for (digest, blob) in candidates {
-            if !referenced.contains(&digest) && self.delete_if_present(&blob.location).await? {
-                report.deleted_blobs += 1;
-                report.deleted_bytes += blob.size;
-            }
-        }
-        Ok(report)
-    }
-
-    /// The current generation of every space.
-    async fn live_generations(&self) -> Result<HashMap<String, String>> {
-        let mut generations = HashMap::new();
-        for space in self.list_spaces().await? {
-            if let Some(generation) = self.generation(&space).await? {
-                generations.insert(space, generation);
-            }
-        }
-        Ok(generations)
-    }
-
-    /// Every version record, split into those of live spaces and those of deleted ones.
-    async fn partition_records(
-        &self,
-        generations: &HashMap<String, String>,
-    ) -> Result<(Vec<ObjectMeta>, Vec<ObjectMeta>)> {
-        let metas: Vec<ObjectMeta> =
-            self.store.list(Some(&StorageKey::AllRecords.path())).try_collect().await.map_err(storage_error)?;
-        let (live, stale): (Vec<_>, Vec<_>) = metas
-            .into_iter()
-            .filter_map(|meta| parse_record_path(&meta.location).map(|path| (path, meta)))
-            .partition(|(path, _)| generations.get(&path.space) == Some(&path.generation));
-        let metas = |pairs: Vec<(RecordPath, ObjectMeta)>| pairs.into_iter().map(|(_, meta)| meta).collect();
-        Ok((metas(live), metas(stale)))
-    }
-
-    /// The digests of every blob that live versions and OCI repositories need.
-    async fn referenced_blob_digests(
-        &self,
-        generations: &HashMap<String, String>,
-        live: Vec<ObjectMeta>,
-    ) -> Result<HashSet<String>> {
-        let mut referenced = HashSet::new();
-        for (_, record) in self.read_records(live).await? {
-            referenced.extend(referenced_blobs(&record));
-        }
-        referenced.extend(self.repository_blobs(generations).await?);
-        Ok(referenced)
-    }
-
-    pub(crate) async fn delete_if_present(&self, location: &Path) -> Result<bool> {
-        match self.store.delete(location).await {
-            Ok(()) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(storage_error(e)),
-        }
     }
 }

@@ -566,7 +566,7 @@ pub fn open(options: &S3Options) -> Result<OpenedBackend, String> {
     // The probe gets a store and a runtime of its own, so that it can run before (or
     // inside) the caller's runtime, and no connection outlives the runtime it was made on.
     let probe_store = options.store(probe_retries())?;
-    let nonce = crate::registry::new_generation();
+    let nonce = crate::spaces::new_generation();
     let report = std::thread::scope(|scope| {
         scope
             .spawn(|| {
