@@ -3,13 +3,11 @@
 //! pushed charts become versions everywhere, and versions uploaded through other APIs can
 //! be pulled. Optional checks with real clients (skopeo, oras-py) when they are installed.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ChartBuilder, Server, TempDir, client, json, sha256};
+use crate::common::{ChartBuilder, Server, TempDir, client, json, run, sha256, tool};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -1267,32 +1265,10 @@ fn deleting_a_chart_tag_deletes_the_version_everywhere() {
 
 // ---- real clients, when installed ----
 
-/// A test tool: `path` if it exists; under CI a missing tool is a failure, elsewhere the
-/// test is skipped.
-fn tool(name: &str, path: PathBuf) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(std::env::var("CI").is_err(), "{name} is not installed at {}", path.display());
-    eprintln!("{name} not installed ({}); skipping", path.display());
-    None
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// An OCI image layout (`oci:` transport) holding one small image tagged `tag`.
 fn write_oci_layout(dir: &Path, tag: &str, file: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let layer_tar = ChartBuilder::empty().file("hello.txt", file.to_vec()).tar();
-    let layer = common::gzip(&layer_tar);
+    let layer = crate::common::gzip(&layer_tar);
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
@@ -1660,7 +1636,7 @@ fn version_tags_have_one_owner() {
     // an artifact first: the chart upload of that version is refused, the tag stays
     let artifact = push_artifact(&server, "/v2/s/api", b"{}", &[b"not a chart"]);
     let digest = put_manifest_ok(&server, "/v2/s/api", "2.0.0", &artifact);
-    common::error(server.upload("s", &chart("api", "2.0.0")), 409);
+    crate::common::error(server.upload("s", &chart("api", "2.0.0")), 409);
     let response = get(&server, "/v2/s/api/manifests/2.0.0");
     assert_eq!(header(&response, "docker-content-digest"), Some(digest));
 }
@@ -1692,8 +1668,8 @@ fn idle_upload_sessions_expire() {
     oci_error(get(&server, &sessions[0]), 404, "BLOB_UPLOAD_UNKNOWN");
     let uploads = server.data.path.join("uploads");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !common::files_under(&uploads).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "left behind: {:?}", common::files_under(&uploads));
+    while !crate::common::files_under(&uploads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "left behind: {:?}", crate::common::files_under(&uploads));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
@@ -1746,7 +1722,7 @@ fn summary_count(output: &str, label: &str) -> Option<u64> {
 
 #[test]
 fn oci_conformance_suite_passes_in_full() {
-    let Some(suite) = common::peer("oci-conformance.test") else { return };
+    let Some(suite) = crate::common::peer("oci-conformance.test") else { return };
     let server = Server::start();
     let results = TempDir::new("conformance");
     let (success, output) = conformance(&suite, &server, &results);
@@ -1759,7 +1735,7 @@ fn oci_conformance_suite_passes_in_full() {
 
 #[test]
 fn oci_conformance_suite_v1_1_1_passes_in_full() {
-    let Some(suite) = common::peer("oci-conformance-v1.1.1.test") else { return };
+    let Some(suite) = crate::common::peer("oci-conformance-v1.1.1.test") else { return };
     let server = Server::start();
     let results = TempDir::new("conformance");
     let (success, output) = conformance(&suite, &server, &results);
@@ -1779,7 +1755,7 @@ fn oci_conformance_suite_v1_1_1_passes_in_full() {
 /// digest, manifest, delete.
 #[test]
 fn crane_pushes_copies_lists_and_deletes() {
-    let Some(crane) = common::peer("crane") else { return };
+    let Some(crane) = crate::common::peer("crane") else { return };
     let server = Server::start();
     let host = server.address();
     let archive = chart("web", "1.0.0");

@@ -1,8 +1,6 @@
 //! Every `/api/v1` route with its shapes, ordering, paging and "latest" rules.
 
-mod common;
-
-use common::{ChartBuilder, Server, client, error, json, sha256};
+use crate::common::{ChartBuilder, Server, client, error, json, sha256};
 use serde_json::{Value, json};
 
 fn names(body: &Value) -> Vec<String> {

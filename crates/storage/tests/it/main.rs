@@ -1,0 +1,3 @@
+//! chartyard-storage's integration tests, one binary.
+
+mod caches;
