@@ -4,7 +4,6 @@
 
 mod common;
 
-mod api_routes;
 mod bad_input;
 mod chartmuseum_api;
 mod cli;
