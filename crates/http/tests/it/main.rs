@@ -9,3 +9,4 @@ mod charts;
 mod api_routes;
 mod oci_errors;
 mod settings;
+mod snapshots;
