@@ -1,10 +1,8 @@
 //! Starting the binary: defaults, the seed's config.yaml, overrides and config errors.
 
-mod common;
-
 use std::process::Command;
 
-use common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json, record_files, start_process};
+use crate::common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json, record_files, start_process};
 use reqwest::blocking::multipart;
 
 /// Runs `chartyard` with `args` in `dir` until it reports its address; returns the child

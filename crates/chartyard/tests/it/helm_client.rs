@@ -1,17 +1,13 @@
 //! Archives stored and rewritten by the server stay charts that real Helm v3 and v4 read.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{ChartBuilder, SEED_TEST1, Server, TempDir, helm, json, sha256};
+use crate::common::{ChartBuilder, SEED_TEST1, Server, TempDir, helm, json, run, sha256};
 use serde_json::json;
 
 fn helm_output(helm: &Path, args: &[&str]) -> String {
-    let output = Command::new(helm).args(args).output().unwrap();
-    assert!(output.status.success(), "helm {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
+    run(Command::new(helm).args(args))
 }
 
 #[test]

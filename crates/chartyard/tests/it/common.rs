@@ -1,5 +1,5 @@
-//! Test harness: runs the real `chartyard` binary on a loopback port and talks HTTP to it.
-#![allow(dead_code)] // each test binary uses its own share of the helpers
+//! Test harness: runs the real `chartyard` binary on a loopback port and talks HTTP to it,
+//! builds chart archives, and runs the external tools (helm, peers) the tests drive.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -280,12 +280,105 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// Under CI a missing binary is a failure, elsewhere the caller skips.
 pub fn helm(major: u8) -> Option<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../.tools/helm{major}/helm"));
+    tool(&format!("helm v{major}"), path)
+}
+
+/// A test tool: `path` if it exists; under CI a missing tool is a failure, elsewhere the
+/// caller skips (with a message).
+pub fn tool(name: &str, path: PathBuf) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    assert!(std::env::var("CI").is_err(), "helm v{major} is not installed; run scripts/install-test-tools.sh");
-    eprintln!("helm v{major} not installed; skipping");
+    assert!(
+        std::env::var("CI").is_err(),
+        "{name} is not installed at {}; run scripts/install-test-tools.sh",
+        path.display()
+    );
+    eprintln!("{name} not installed ({}); skipping", path.display());
     None
+}
+
+/// Runs a command that must succeed; answers its stdout.
+pub fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{command:?} failed:\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A real helm binary with its own isolated configuration, cache, data and plugin folders.
+pub struct Helm {
+    pub major: u8,
+    binary: PathBuf,
+    pub home: TempDir,
+    plain_http: bool,
+}
+
+impl Helm {
+    /// Helm `major`, or `None` (the test skips) where it is not installed.
+    pub fn new(major: u8, label: &str) -> Option<Self> {
+        Some(Self { major, binary: helm(major)?, home: TempDir::new(&format!("{label}{major}")), plain_http: false })
+    }
+
+    /// Passes `--plain-http` to the commands that talk to an OCI registry (`push`, `pull`,
+    /// `show`, `template`): v4 needs it for any http registry, v3 when it lists tags.
+    pub fn plain_http(mut self) -> Self {
+        self.plain_http = true;
+        self
+    }
+
+    /// Where plugins are looked up (`HELM_PLUGINS`).
+    pub fn plugins(&self) -> PathBuf {
+        self.home.path.join("plugins")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.args(args);
+        if self.plain_http && matches!(args.first(), Some(&("push" | "pull" | "show" | "template"))) {
+            command.arg("--plain-http");
+        }
+        let home = &self.home.path;
+        command
+            .env("HELM_PLUGINS", self.plugins())
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .env("HOME", home);
+        command
+    }
+
+    pub fn output(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs helm, asserting success; answers stdout and stderr together.
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "helm v{} {args:?} failed: {text}", self.major);
+        text
+    }
+
+    /// Runs helm, asserting failure; answers stdout and stderr together.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(!output.status.success(), "helm v{} {args:?} should fail: {text}", self.major);
+        text
+    }
+}
+
+/// Writes `bytes` to `dir/name` (creating folders); answers the path as a string.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
 }
 
 /// Every regular file below `dir`, sorted (none if it does not exist).

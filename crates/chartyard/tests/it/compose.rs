@@ -1,14 +1,12 @@
 //! Orchestration: composing a new chart from stored charts with the seed's JSON config
 //! (`POST /api/v1/spaces/{space}/charts` with a non-multipart body).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ChartBuilder, SEED_TEST1, Server, TempDir, client, error, helm, json, record_files, sha256};
+use crate::common::{ChartBuilder, SEED_TEST1, Server, TempDir, client, error, helm, json, record_files, sha256};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -997,7 +995,7 @@ fn configs_naming_too_many_parts_are_refused() {
 /// Removes what a record says about the archive's decompressed size, as records written
 /// before it was recorded lack it.
 fn forget_unpacked_sizes(server: &Server) {
-    for path in common::files_under(&server.data.path.join("charts")) {
+    for path in crate::common::files_under(&server.data.path.join("charts")) {
         if path.extension().is_some_and(|e| e == "json") {
             let mut record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             assert!(record.as_object_mut().unwrap().remove("unpacked_size").is_some(), "{}", path.display());

@@ -4,13 +4,11 @@
 //! small limits so that the bounds are reached quickly; the assertions are about what
 //! the client sees (a status, a closed connection), never about how long it took.
 
-mod common;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{ChartBuilder, Server, client, json};
+use crate::common::{ChartBuilder, Server, client, json};
 use reqwest::blocking::multipart;
 use serde_json::Value;
 

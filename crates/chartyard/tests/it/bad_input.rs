@@ -3,13 +3,13 @@
 //! stored data exactly as it was: same listings, byte-identical downloads, no new version
 //! records, no changed files in the data directory.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use common::{ChartBuilder, SEED_TEST1, Server, chart_with_noise, client, error, files_under, gzip, json, sha256};
+use crate::common::{
+    ChartBuilder, SEED_TEST1, Server, chart_with_noise, client, error, files_under, gzip, json, sha256,
+};
 use reqwest::Method;
 use reqwest::blocking::{Response, multipart};
 use serde_json::{Value, json};

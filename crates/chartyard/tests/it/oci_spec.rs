@@ -2,14 +2,14 @@
 //! distribution spec) for a generic artifact, then Helm charts over OCI without helm:
 //! pushed charts become versions everywhere, and versions uploaded through other APIs can
 //! be pulled. Optional checks with real clients (skopeo, oras-py) when they are installed.
-
-mod common;
+//! The version check (end-1) and the error answers that need no server state beyond one
+//! request are checked in process, in `crates/http/tests/it/oci_errors.rs`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ChartBuilder, Server, TempDir, client, json, sha256};
+use crate::common::{ChartBuilder, Server, TempDir, client, json, run, sha256, tool};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -307,18 +307,6 @@ fn api_versions(server: &Server, space: &str, chart: &str) -> Vec<String> {
     body["items"].as_array().unwrap().iter().map(tag_name).collect()
 }
 
-// ---- end-1: the API version check ----
-
-#[test]
-fn version_check_answers_with_the_api_version_header() {
-    let server = Server::start();
-    for path in ["/v2/", "/v2"] {
-        let response = get(&server, path);
-        assert_eq!(status(&response), 200, "{path}");
-        assert_eq!(header(&response, "docker-distribution-api-version").as_deref(), Some("registry/2.0"), "{path}");
-    }
-}
-
 // ---- blobs: end-2, end-3, end-4a/b, end-6 ----
 
 #[test]
@@ -399,59 +387,6 @@ fn blob_get_honors_byte_ranges() {
     // a range outside the blob cannot be satisfied
     let response = client().get(&url).header("range", "bytes=10-20").send().unwrap();
     assert_eq!(status(&response), 416);
-}
-
-#[test]
-fn unknown_blob_is_blob_unknown() {
-    let server = Server::start();
-    let digest = digest_of(b"never pushed");
-    oci_error(get(&server, &format!("{REPO}/blobs/{digest}")), 404, "BLOB_UNKNOWN");
-    assert_eq!(blob_status(&server, REPO, &digest), 404);
-    // also in a space that does not exist
-    oci_error(get(&server, &format!("/v2/nospace/artifact/blobs/{digest}")), 404, "BLOB_UNKNOWN");
-}
-
-#[test]
-fn wrong_digest_is_rejected_and_the_blob_is_not_stored() {
-    let server = Server::start();
-    let data = b"the real bytes".to_vec();
-    let claimed = digest_of(b"other bytes");
-
-    // two-request monolithic upload
-    let location = start_upload(&server, REPO);
-    oci_error(finish(&server, &location, &claimed, &data), 400, "DIGEST_INVALID");
-    assert_eq!(blob_status(&server, REPO, &claimed), 404);
-    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
-
-    // single request
-    oci_error(post_blob(&server, REPO, &claimed, &data), 400, "DIGEST_INVALID");
-    assert_eq!(blob_status(&server, REPO, &claimed), 404);
-    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
-
-    // chunked, with the digest of only the first chunk
-    let location = start_upload(&server, REPO);
-    let location = accepted_chunk(patch(&server, &location, Some(0), b"the real"), 8);
-    oci_error(finish(&server, &location, &digest_of(b"the real"), b" bytes"), 400, "DIGEST_INVALID");
-    assert_eq!(blob_status(&server, REPO, &digest_of(b"the real")), 404);
-    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
-}
-
-#[test]
-fn malformed_digests_are_rejected() {
-    let server = Server::start();
-    let data = b"some bytes".to_vec();
-    let hex = sha256(&data);
-    for bad in ["sha256:xyz", "md5:0123", &format!("sha256:{}", hex.to_uppercase()), &hex, "sha256:"] {
-        oci_error(post_blob(&server, REPO, bad, &data), 400, "DIGEST_INVALID");
-        let location = start_upload(&server, REPO);
-        oci_error(finish(&server, &location, bad, &data), 400, "DIGEST_INVALID");
-        oci_error(get(&server, &format!("{REPO}/blobs/{bad}")), 400, "DIGEST_INVALID");
-    }
-    // a PUT that names no digest
-    let location = start_upload(&server, REPO);
-    let response = client().put(server.url(&location)).body(data.clone()).send().unwrap();
-    oci_error(response, 400, "DIGEST_INVALID");
-    assert_eq!(blob_status(&server, REPO, &digest_of(&data)), 404);
 }
 
 // ---- chunked uploads: end-5, end-11, end-13 ----
@@ -728,79 +663,6 @@ fn image_index_of_manifests() {
     assert_eq!(tags(&server, REPO), ["multi"]);
 }
 
-#[test]
-fn manifest_errors() {
-    let server = Server::start();
-    let config = br#"{"kind":"example"}"#;
-    let good = push_artifact(&server, REPO, config, &[b"layer"]);
-    put_manifest_ok(&server, REPO, "v1", &good);
-
-    // a layer that was never pushed
-    let missing = manifest_bytes(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(CONFIG_TYPE, config),
-        "layers": [descriptor(LAYER_TYPE, b"never pushed")],
-    }));
-    oci_error(put_manifest(&server, REPO, "missing", &missing, OCI_MANIFEST), 400, "MANIFEST_BLOB_UNKNOWN");
-    oci_error(get(&server, &format!("{REPO}/manifests/missing")), 404, "MANIFEST_UNKNOWN");
-    // a config that was never pushed
-    let missing_config = manifest_bytes(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(CONFIG_TYPE, b"{\"never\":1}"),
-        "layers": [],
-    }));
-    oci_error(put_manifest(&server, REPO, "missing", &missing_config, OCI_MANIFEST), 400, "MANIFEST_BLOB_UNKNOWN");
-
-    // not JSON, not a manifest, or saying another media type than the request
-    for bad in [&b"{not json"[..], b"", b"[]", br#"{"schemaVersion":1}"#, br#"{"schemaVersion":2}"#] {
-        oci_error(put_manifest(&server, REPO, "bad", bad, OCI_MANIFEST), 400, "MANIFEST_INVALID");
-    }
-    let docker = "application/vnd.docker.distribution.manifest.v2+json";
-    oci_error(put_manifest(&server, REPO, "bad", &good, docker), 400, "MANIFEST_INVALID");
-    oci_error(get(&server, &format!("{REPO}/manifests/bad")), 404, "MANIFEST_UNKNOWN");
-
-    // by digest, the bytes must have that digest
-    let wrong = digest_of(b"something else");
-    oci_error(put_manifest(&server, REPO, &wrong, &good, OCI_MANIFEST), 400, "DIGEST_INVALID");
-    oci_error(get(&server, &format!("{REPO}/manifests/{wrong}")), 404, "MANIFEST_UNKNOWN");
-
-    // unknown tag and digest
-    oci_error(get(&server, &format!("{REPO}/manifests/nope")), 404, "MANIFEST_UNKNOWN");
-    oci_error(get(&server, &format!("{REPO}/manifests/{}", digest_of(b"nope"))), 404, "MANIFEST_UNKNOWN");
-    assert_eq!(status(&head(&server, &format!("{REPO}/manifests/nope"))), 404);
-
-    // unknown space (and repository)
-    oci_error(get(&server, "/v2/nospace/artifact/manifests/v1"), 404, "NAME_UNKNOWN");
-    oci_error(get(&server, "/v2/nospace/artifact/tags/list"), 404, "NAME_UNKNOWN");
-    oci_error(get(&server, "/v2/s/nothing/tags/list"), 404, "NAME_UNKNOWN");
-    let message = oci_error(get(&server, "/v2/s/nothing/manifests/v1"), 404, "MANIFEST_UNKNOWN");
-    assert!(!message.is_empty());
-
-    // a repository name is exactly {space}/{name}
-    for path in [
-        "/v2/a/b/c/tags/list",
-        "/v2/a/b/c/manifests/v1",
-        "/v2/a/b/c/blobs/uploads/",
-        "/v2/artifact/tags/list",
-        "/v2/artifact/manifests/v1",
-    ] {
-        let response = if path.ends_with("uploads/") {
-            client().post(server.url(path)).send().unwrap()
-        } else {
-            get(&server, path)
-        };
-        oci_error(response, 400, "NAME_INVALID");
-    }
-    oci_error(put_manifest(&server, "/v2/a/b/c", "v1", &good, OCI_MANIFEST), 400, "NAME_INVALID");
-    oci_error(get(&server, "/v2/s/bad.name/tags/list"), 400, "NAME_INVALID");
-
-    // everything refused left the repository as it was
-    assert_eq!(tags(&server, REPO), ["v1"]);
-    assert_eq!(manifest(&server, REPO, "v1").0, good);
-}
-
 // ---- deleting blobs: end-10 ----
 
 #[test]
@@ -835,20 +697,6 @@ fn blob_delete_removes_only_unreferenced_blobs() {
     assert_eq!(status(&delete(&server, &format!("{REPO}/manifests/{digest}"))), 202);
     assert_eq!(status(&delete(&server, &format!("{REPO}/blobs/{}", digest_of(b"kept layer")))), 202);
     assert_eq!(blob_status(&server, REPO, &digest_of(b"kept layer")), 404);
-}
-
-#[test]
-fn unsupported_operations_answer_oci_errors() {
-    let server = Server::start();
-    let response = client().post(server.url(&format!("{REPO}/tags/list"))).send().unwrap();
-    oci_error(response, 405, "UNSUPPORTED");
-    let response = client().put(server.url(&format!("{REPO}/referrers/{}", digest_of(b"x")))).send().unwrap();
-    oci_error(response, 405, "UNSUPPORTED");
-    // a path that is no endpoint at all still answers in the spec's error shape
-    let response = get(&server, &format!("{REPO}/something"));
-    assert!(response.status().is_client_error(), "{}", response.status());
-    let code = status(&response);
-    oci_error(response, code, "UNSUPPORTED");
 }
 
 // ---- tags: end-8a/b ----
@@ -1267,32 +1115,10 @@ fn deleting_a_chart_tag_deletes_the_version_everywhere() {
 
 // ---- real clients, when installed ----
 
-/// A test tool: `path` if it exists; under CI a missing tool is a failure, elsewhere the
-/// test is skipped.
-fn tool(name: &str, path: PathBuf) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(std::env::var("CI").is_err(), "{name} is not installed at {}", path.display());
-    eprintln!("{name} not installed ({}); skipping", path.display());
-    None
-}
-
-fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{command:?} failed:\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// An OCI image layout (`oci:` transport) holding one small image tagged `tag`.
 fn write_oci_layout(dir: &Path, tag: &str, file: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let layer_tar = ChartBuilder::empty().file("hello.txt", file.to_vec()).tar();
-    let layer = common::gzip(&layer_tar);
+    let layer = crate::common::gzip(&layer_tar);
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
@@ -1585,17 +1411,6 @@ fn suffix_ranges_and_chunk_ranges_that_disagree() {
 }
 
 #[test]
-fn list_paging_numbers_must_be_counts() {
-    let server = Server::start();
-    let bytes = push_artifact(&server, REPO, b"{}", &[b"layer"]);
-    put_manifest_ok(&server, REPO, "v1", &bytes);
-    for n in ["-1", "abc", "99999999999999999999999"] {
-        oci_error(get(&server, &format!("{REPO}/tags/list?n={n}")), 400, "PAGINATION_NUMBER_INVALID");
-        oci_error(get(&server, &format!("/v2/_catalog?n={n}")), 400, "PAGINATION_NUMBER_INVALID");
-    }
-}
-
-#[test]
 fn catalog_lists_charts_and_artifacts_with_paging() {
     let server = Server::start();
     json(server.upload("s", &chart("web", "1.0.0")), 201);
@@ -1660,7 +1475,7 @@ fn version_tags_have_one_owner() {
     // an artifact first: the chart upload of that version is refused, the tag stays
     let artifact = push_artifact(&server, "/v2/s/api", b"{}", &[b"not a chart"]);
     let digest = put_manifest_ok(&server, "/v2/s/api", "2.0.0", &artifact);
-    common::error(server.upload("s", &chart("api", "2.0.0")), 409);
+    crate::common::error(server.upload("s", &chart("api", "2.0.0")), 409);
     let response = get(&server, "/v2/s/api/manifests/2.0.0");
     assert_eq!(header(&response, "docker-content-digest"), Some(digest));
 }
@@ -1692,8 +1507,8 @@ fn idle_upload_sessions_expire() {
     oci_error(get(&server, &sessions[0]), 404, "BLOB_UPLOAD_UNKNOWN");
     let uploads = server.data.path.join("uploads");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !common::files_under(&uploads).is_empty() {
-        assert!(std::time::Instant::now() < deadline, "left behind: {:?}", common::files_under(&uploads));
+    while !crate::common::files_under(&uploads).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "left behind: {:?}", crate::common::files_under(&uploads));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
@@ -1746,7 +1561,7 @@ fn summary_count(output: &str, label: &str) -> Option<u64> {
 
 #[test]
 fn oci_conformance_suite_passes_in_full() {
-    let Some(suite) = common::peer("oci-conformance.test") else { return };
+    let Some(suite) = crate::common::peer("oci-conformance.test") else { return };
     let server = Server::start();
     let results = TempDir::new("conformance");
     let (success, output) = conformance(&suite, &server, &results);
@@ -1759,7 +1574,7 @@ fn oci_conformance_suite_passes_in_full() {
 
 #[test]
 fn oci_conformance_suite_v1_1_1_passes_in_full() {
-    let Some(suite) = common::peer("oci-conformance-v1.1.1.test") else { return };
+    let Some(suite) = crate::common::peer("oci-conformance-v1.1.1.test") else { return };
     let server = Server::start();
     let results = TempDir::new("conformance");
     let (success, output) = conformance(&suite, &server, &results);
@@ -1779,7 +1594,7 @@ fn oci_conformance_suite_v1_1_1_passes_in_full() {
 /// digest, manifest, delete.
 #[test]
 fn crane_pushes_copies_lists_and_deletes() {
-    let Some(crane) = common::peer("crane") else { return };
+    let Some(crane) = crate::common::peer("crane") else { return };
     let server = Server::start();
     let host = server.address();
     let archive = chart("web", "1.0.0");

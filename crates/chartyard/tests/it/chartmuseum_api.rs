@@ -3,15 +3,13 @@
 //! status codes, `{"error"}` bodies, index shape and ordering, ETags, gzip, provenance,
 //! and that writes through any API show at once in all the others.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{ChartBuilder, Server, chart_with_noise, client, json, sha256};
+use crate::common::{ChartBuilder, Server, chart_with_noise, client, json, sha256};
 use reqwest::blocking::Response;
 use serde_json::{Map, Value, json};
 
@@ -277,7 +275,7 @@ fn cm_upload_rejects_invalid_and_empty_charts_and_stores_nothing() {
     let server = Server::start();
     json(server.create_space("s"), 201);
     cm_error(cm_upload(&server, "s", b"this is not a gzip archive"), 400);
-    cm_error(cm_upload(&server, "s", &common::gzip(b"not a tar either")), 400);
+    cm_error(cm_upload(&server, "s", &crate::common::gzip(b"not a tar either")), 400);
     let no_chart_yaml = ChartBuilder::empty().file("app/values.yaml", "a: 1\n").build();
     cm_error(cm_upload(&server, "s", &no_chart_yaml), 400);
     let bad_version = ChartBuilder::new("app", "1.0").build();
@@ -734,7 +732,7 @@ fn index_json_has_the_same_entries_as_index_yaml() {
     for (name, version) in [("app", "1.0.0"), ("app", "1.10.0"), ("app", "1.2.0-rc.1+b.1"), ("my-db", "0.1.0")] {
         json(cm_upload(&server, "s", &chart(name, version)), 201);
     }
-    json(server.upload("s", common::SEED_TEST1), 201);
+    json(server.upload("s", crate::common::SEED_TEST1), 201);
     let yaml = index_yaml(&server, "/s");
     let response = get(&server, "/s/index.json");
     assert!(response.headers()["content-type"].to_str().unwrap().contains("json"));
@@ -745,7 +743,7 @@ fn index_json_has_the_same_entries_as_index_yaml() {
     assert_eq!(versions_of(&index["entries"])["app"], ["1.10.0", "1.2.0-rc.1+b.1", "1.0.0"]);
     // A v1 (Helm 2 era) chart keeps its apiVersion in the index.
     assert_eq!(index["entries"]["test"][0]["apiVersion"], "v1");
-    assert_eq!(index["entries"]["test"][0]["digest"], sha256(common::SEED_TEST1));
+    assert_eq!(index["entries"]["test"][0]["digest"], sha256(crate::common::SEED_TEST1));
 }
 
 /// Values YAML 1.1 readers (Helm's go-yaml) would take for booleans, nulls, numbers or
@@ -1093,11 +1091,11 @@ fn without_a_default_space_the_root_has_no_repository() {
 fn reserved_space_names_are_refused() {
     let server = Server::start();
     for name in chartyard_core::names::RESERVED_SPACE_NAMES {
-        let message = common::error(server.create_space(name), 400);
+        let message = crate::common::error(server.create_space(name), 400);
         assert!(message.contains("reserved"), "{name}: {message}");
     }
     for name in ["api", "v2", "health", "info", "charts"] {
-        let message = common::error(server.upload(name, &chart("app", "1.0.0")), 400);
+        let message = crate::common::error(server.upload(name, &chart("app", "1.0.0")), 400);
         assert!(message.contains("reserved"), "upload into {name}: {message}");
     }
     // Through the ChartMuseum API too (except v1, which is /api/v1's own prefix).
@@ -1183,7 +1181,7 @@ fn corpus_index_entries_match_helm_show_chart_and_downloads_are_exact() {
         eprintln!("shared chart corpus not found ({}); skipping", corpus.display());
         return;
     };
-    let Some(helm) = common::helm(3) else { return };
+    let Some(helm) = crate::common::helm(3) else { return };
     let started = Instant::now();
     let server = Server::start();
     // (name, version) -> (file, sha256)

@@ -2,8 +2,6 @@
 //! their JSON (`-o json`) and table output, their effect on the server, their error exits,
 //! shell completions, and `mirror` from another chartyard and from static repositories.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,7 +9,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ChartBuilder, SEED_TEST1, Server, TempDir, binary, client, helm, json, sha256};
+use crate::common::{ChartBuilder, SEED_TEST1, Server, TempDir, binary, client, helm, json, sha256};
 use serde_json::{Value, json};
 
 // ---- running the binary ----

@@ -3,8 +3,6 @@
 //! binary against a bucket of its own moto process; where moto is not installed the
 //! tests skip, except under CI, where that is a failure.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{ChartBuilder, TempDir, client, error, helm, json, sha256, start_process};
+use crate::common::{ChartBuilder, TempDir, client, error, helm, json, sha256, start_process};
 use reqwest::blocking::{Response, multipart};
 use serde_json::{Value, json};
 
@@ -139,7 +137,7 @@ fn write_config(dir: &Path, endpoint: &str, bucket: &str, root: &str) -> String 
 /// The chartyard command, its S3 settings in `args` and credentials in the environment
 /// (where the AWS credential chain finds them).
 fn chartyard(args: &[&str]) -> Command {
-    let mut command = Command::new(common::binary());
+    let mut command = Command::new(crate::common::binary());
     command.args(args).env("AWS_ACCESS_KEY_ID", ACCESS_KEY).env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
     command
 }

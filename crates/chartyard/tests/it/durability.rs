@@ -2,8 +2,6 @@
 //! upload leaves nothing half-written behind, and garbage collection removes exactly the
 //! archives nothing refers to.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{ChartBuilder, Server, binary, client, error, files_under, json, record_files, sha256};
+use crate::common::{ChartBuilder, Server, binary, client, error, files_under, json, record_files, sha256};
 use reqwest::blocking::{Client, Response, multipart};
 use serde_json::{Value, json};
 
@@ -652,7 +650,7 @@ fn symbolic_links_in_the_data_directory_are_not_followed() {
     let record = files_under(&data.join("charts")).into_iter().find(|p| p.ends_with("1.0.0.json")).unwrap();
     let chart_dir = record.parent().unwrap();
     let generation_dir = chart_dir.parent().unwrap();
-    let outside = common::TempDir::new("outside");
+    let outside = crate::common::TempDir::new("outside");
     std::fs::write(outside.path.join("2.0.0.json"), std::fs::read(&record).unwrap()).unwrap();
 
     use std::os::unix::fs::symlink;

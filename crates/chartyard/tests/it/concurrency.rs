@@ -2,15 +2,13 @@
 //! registry, never answer 5xx, and resolve races as the API promises: one winner per
 //! version, 409 for the losers, 423 only when locks may not wait.
 
-mod common;
-
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
-use common::{ChartBuilder, Server, record_files, sha256};
+use crate::common::{ChartBuilder, Server, record_files, sha256};
 use reqwest::blocking::{Client, multipart};
 use serde_json::{Value, json};
 

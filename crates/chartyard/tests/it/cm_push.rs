@@ -2,66 +2,26 @@
 //! chartyard's ChartMuseum API, with helm v3 and v4: pipelines written for ChartMuseum
 //! work unchanged. Skipped (with a message) where the peers folder or helm is absent.
 
-mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use common::{ChartBuilder, Server, TempDir, client, helm, json, peer, peer_file, sha256};
+use crate::common::{ChartBuilder, Helm, Server, TempDir, client, json, peer, peer_file, sha256, write_file};
 use serde_json::Value;
 
 /// A helm binary with the cm-push plugin installed in its own isolated folders.
-struct Helm {
-    binary: PathBuf,
-    home: TempDir,
-}
-
-impl Helm {
-    fn new(major: u8) -> Option<Self> {
-        let binary = helm(major)?;
-        let (plugin_binary, manifest) = (peer("helm-cm-push")?, peer_file("helm-push-plugin.yaml")?);
-        let home = TempDir::new(&format!("cm-push-helm{major}"));
-        // Installed as `helm plugin install` would leave it, without the network.
-        let plugin = home.path.join("plugins/helm-push");
-        std::fs::create_dir_all(plugin.join("bin")).unwrap();
-        let mut manifest = std::fs::read_to_string(manifest).unwrap();
-        if major >= 4 {
-            // Helm 4 takes a legacy plugin that declares downloaders for a getter, not a
-            // command: without that block (the cm:// getter, not needed to push) it runs
-            // as `helm cm-push`.
-            manifest = without_top_level_block(&manifest, "downloaders");
-        }
-        std::fs::write(plugin.join("plugin.yaml"), manifest).unwrap();
-        std::os::unix::fs::symlink(plugin_binary, plugin.join("bin/helm-cm-push")).unwrap();
-        Some(Self { binary, home })
+fn helm_with_cm_push(major: u8) -> Option<Helm> {
+    let helm = Helm::new(major, "cm-push-helm")?;
+    let (plugin_binary, manifest) = (peer("helm-cm-push")?, peer_file("helm-push-plugin.yaml")?);
+    // Installed as `helm plugin install` would leave it, without the network.
+    let plugin = helm.plugins().join("helm-push");
+    std::fs::create_dir_all(plugin.join("bin")).unwrap();
+    let mut manifest = std::fs::read_to_string(manifest).unwrap();
+    if major >= 4 {
+        // Helm 4 takes a legacy plugin that declares downloaders for a getter, not a
+        // command: without that block (the cm:// getter, not needed to push) it runs
+        // as `helm cm-push`.
+        manifest = without_top_level_block(&manifest, "downloaders");
     }
-
-    fn output(&self, args: &[&str]) -> Output {
-        let home = &self.home.path;
-        Command::new(&self.binary)
-            .args(args)
-            .env("HELM_PLUGINS", home.join("plugins"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env("HOME", home)
-            .output()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let output = self.output(args);
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "helm {args:?} failed: {text}");
-        text
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let output = self.output(args);
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(!output.status.success(), "helm {args:?} should fail: {text}");
-        text
-    }
+    std::fs::write(plugin.join("plugin.yaml"), manifest).unwrap();
+    std::os::unix::fs::symlink(plugin_binary, plugin.join("bin/helm-cm-push")).unwrap();
+    Some(helm)
 }
 
 /// YAML text without one top-level key and the lines nested under it.
@@ -79,12 +39,6 @@ fn without_top_level_block(yaml: &str, key: &str) -> String {
         }
     }
     out
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 /// The replica count in the stored `app-1.0.0`'s values: which archive is stored (the
@@ -109,21 +63,21 @@ fn helm_cm_push_works_as_against_chartmuseum() {
     let refusing = Server::start_with(&["--disable-force-overwrite"]);
     let mut ran = 0;
     for major in [3, 4] {
-        let Some(helm) = Helm::new(major) else { continue };
+        let Some(helm) = helm_with_cm_push(major) else { continue };
         let work = TempDir::new("cm-push-work");
         let space = format!("ci{major}");
         let repo_url = server.url(&format!("/{space}"));
 
         // A packaged chart, pushed by URL.
         let first = ChartBuilder::new("app", "1.0.0").build();
-        let first_path = write(&work.path, "app-1.0.0.tgz", &first);
+        let first_path = write_file(&work.path, "app-1.0.0.tgz", &first);
         let out = helm.run(&["cm-push", &first_path, &repo_url]);
         assert!(out.contains("Done"), "{out}");
         assert_eq!(stored_replicas(&server, &space), 1);
 
         // The same version again: a conflict, and the stored archive stays.
         let second = ChartBuilder::new("app", "1.0.0").with("app/values.yaml", "replicaCount: 2\n").build();
-        let second_path = write(&work.path, "app-1.0.0-second.tgz", &second);
+        let second_path = write_file(&work.path, "app-1.0.0-second.tgz", &second);
         let out = helm.fails(&["cm-push", &second_path, &repo_url]);
         assert!(out.contains("409"), "{out}");
         assert_eq!(stored_replicas(&server, &space), 1);
@@ -149,9 +103,9 @@ fn helm_cm_push_works_as_against_chartmuseum() {
         assert_eq!(cm_versions(&server, &space, "folder-chart"), ["0.2.0"]);
 
         // Credentials: the server has no authentication, so they are simply carried.
-        let basic = write(&work.path, "basic-1.0.0.tgz", &ChartBuilder::new("basic", "1.0.0").build());
+        let basic = write_file(&work.path, "basic-1.0.0.tgz", &ChartBuilder::new("basic", "1.0.0").build());
         helm.run(&["cm-push", &basic, &repo_url, "--username", "ci", "--password", "secret"]);
-        let token = write(&work.path, "token-1.0.0.tgz", &ChartBuilder::new("token", "1.0.0").build());
+        let token = write_file(&work.path, "token-1.0.0.tgz", &ChartBuilder::new("token", "1.0.0").build());
         helm.run(&["cm-push", &token, &repo_url, "--access-token", "abc.def.ghi"]);
         assert_eq!(cm_versions(&server, &space, "basic"), ["1.0.0"]);
         assert_eq!(cm_versions(&server, &space, "token"), ["1.0.0"]);
@@ -170,7 +124,7 @@ fn helm_cm_push_works_as_against_chartmuseum() {
         let empty = format!("empty{major}");
         helm.run(&["repo", "add", &empty, &server.url(&format!("/{empty}"))]);
         assert_eq!(spaces(&server), before, "adding a repository created no space");
-        let later = write(&work.path, "later-3.0.0.tgz", &ChartBuilder::new("later", "3.0.0").build());
+        let later = write_file(&work.path, "later-3.0.0.tgz", &ChartBuilder::new("later", "3.0.0").build());
         helm.run(&["cm-push", &later, &empty]);
         helm.run(&["repo", "add", &space, &repo_url]);
         helm.run(&["repo", "update"]);

@@ -1,56 +1,7 @@
 //! `helm push` / `pull` / `show` / `template` / `dependency update` over `oci://` with real
 //! helm v3 and v4, and the same charts through the other APIs.
 
-mod common;
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use common::{ChartBuilder, SEED_TEST1, Server, TempDir, client, helm, json, sha256};
-
-/// A helm binary with isolated configuration, talking plain http to the registry (v4
-/// needs the flag for any http registry, v3 when it lists tags).
-struct Helm {
-    major: u8,
-    binary: PathBuf,
-    home: TempDir,
-}
-
-impl Helm {
-    fn new(major: u8) -> Option<Self> {
-        Some(Self { major, binary: helm(major)?, home: TempDir::new(&format!("oci-helm{major}")) })
-    }
-
-    fn output(&self, args: &[&str]) -> std::process::Output {
-        let mut command = Command::new(&self.binary);
-        command.args(args);
-        if matches!(args.first(), Some(&("push" | "pull" | "show" | "template"))) {
-            command.arg("--plain-http");
-        }
-        let home = &self.home.path;
-        command
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env("HOME", home)
-            .output()
-            .unwrap()
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let output = self.output(args);
-        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert!(output.status.success(), "helm v{} {args:?}: {text}", self.major);
-        text
-    }
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    let path = dir.join(name);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, bytes).unwrap();
-    path.to_str().unwrap().to_string()
-}
+use crate::common::{ChartBuilder, Helm, SEED_TEST1, Server, TempDir, client, json, sha256, write_file};
 
 /// The manifest digest helm reports for a push or pull.
 fn reported_digest(output: &str) -> String {
@@ -66,7 +17,7 @@ fn helm_pushes_and_pulls_charts_over_oci() {
     let server = Server::start();
     let registry = format!("oci://{}", server.address());
     for major in [3, 4] {
-        let Some(helm) = Helm::new(major) else { continue };
+        let Some(helm) = Helm::new(major, "oci-helm").map(Helm::plain_http) else { continue };
         let work = TempDir::new("oci-work");
         let space = format!("oci{major}");
         let v1 = ChartBuilder::new("web", "1.0.0").build();
@@ -74,7 +25,7 @@ fn helm_pushes_and_pulls_charts_over_oci() {
         let built = ChartBuilder::new("web", "0.9.0+build.7").build();
         let mut digests = Vec::new();
         for (file, bytes) in [("web-1.0.0.tgz", &v1), ("web-1.1.0.tgz", &v2), ("web-0.9.0+build.7.tgz", &built)] {
-            let pushed = helm.run(&["push", &write(&work.path, file, bytes), &format!("{registry}/{space}")]);
+            let pushed = helm.run(&["push", &write_file(&work.path, file, bytes), &format!("{registry}/{space}")]);
             digests.push(reported_digest(&pushed));
         }
 
@@ -122,11 +73,14 @@ fn helm_pushes_and_pulls_charts_over_oci() {
 
         // A different archive under an existing version is refused; the same one is fine.
         let other = ChartBuilder::new("web", "1.0.0").with("web/values.yaml", "replicaCount: 9\n").build();
-        let refused =
-            helm.output(&["push", &write(&work.path, "other/web-1.0.0.tgz", &other), &format!("{registry}/{space}")]);
+        let refused = helm.output(&[
+            "push",
+            &write_file(&work.path, "other/web-1.0.0.tgz", &other),
+            &format!("{registry}/{space}"),
+        ]);
         assert!(!refused.status.success(), "helm v{major} overwrote a version");
         assert_eq!(server.download(&space, "web", "1.0.0"), v1);
-        helm.run(&["push", &write(&work.path, "web-1.0.0.tgz", &v1), &format!("{registry}/{space}")]);
+        helm.run(&["push", &write_file(&work.path, "web-1.0.0.tgz", &v1), &format!("{registry}/{space}")]);
     }
 }
 
@@ -141,7 +95,7 @@ fn charts_from_every_api_are_pullable_over_oci() {
 
     let mut first_digest = None;
     for major in [3, 4] {
-        let Some(helm) = Helm::new(major) else { continue };
+        let Some(helm) = Helm::new(major, "oci-helm").map(Helm::plain_http) else { continue };
         let out = TempDir::new("mixed");
         let dir = out.path.to_str().unwrap();
         let pulled = helm.run(&["pull", &format!("{registry}/mixed/test"), "--version", "1.0.0", "-d", dir]);

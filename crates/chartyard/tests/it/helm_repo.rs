@@ -1,50 +1,10 @@
 //! Each space as a Helm repository, driven by real helm v3 and v4: repo add/update,
 //! search, pull, template, dependency update, and provenance verification.
 
-mod common;
-
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ChartBuilder, Server, TempDir, client, helm, json, sha256};
+use crate::common::{ChartBuilder, Helm, Server, TempDir, client, json, sha256, write_file};
 use reqwest::blocking::multipart;
-
-/// A helm binary with its own isolated configuration, cache and data folders.
-struct Helm {
-    binary: PathBuf,
-    home: TempDir,
-}
-
-impl Helm {
-    fn new(major: u8) -> Option<Self> {
-        Some(Self { binary: helm(major)?, home: TempDir::new(&format!("helm{major}")) })
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.binary);
-        let home = &self.home.path;
-        command
-            .args(args)
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .env("HOME", home);
-        command
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let output = self.command(args).output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "helm {args:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-        stdout
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let output = self.command(args).output().unwrap();
-        assert!(!output.status.success(), "helm {args:?} should fail");
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
-}
 
 fn cm_upload(server: &Server, space: &str, archive: &[u8], prov: Option<&[u8]>) -> u16 {
     let mut form = multipart::Form::new().part("chart", multipart::Part::bytes(archive.to_vec()).file_name("c.tgz"));
@@ -52,12 +12,6 @@ fn cm_upload(server: &Server, space: &str, archive: &[u8], prov: Option<&[u8]>) 
         form = form.part("prov", multipart::Part::bytes(prov.to_vec()).file_name("c.tgz.prov"));
     }
     client().post(server.url(&format!("/api/{space}/charts"))).multipart(form).send().unwrap().status().as_u16()
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path.to_str().unwrap().to_string()
 }
 
 #[test]
@@ -75,7 +29,7 @@ fn helm_uses_a_space_as_a_repository() {
     let repo_url = server.url("/apps");
 
     for major in [3, 4] {
-        let Some(helm) = Helm::new(major) else { continue };
+        let Some(helm) = Helm::new(major, "helm") else { continue };
         let out = TempDir::new("pull");
         let dir = out.path.to_str().unwrap();
         helm.run(&["repo", "add", "apps", &repo_url]);
@@ -119,7 +73,7 @@ fn helm_uses_a_space_as_a_repository() {
     // A deleted version disappears from the repository at once.
     assert_eq!(client().delete(server.url("/api/apps/charts/web/1.1.0")).send().unwrap().status(), 200);
     for major in [3, 4] {
-        let Some(helm) = Helm::new(major) else { continue };
+        let Some(helm) = Helm::new(major, "helm") else { continue };
         helm.run(&["repo", "add", "apps", &repo_url]);
         let search = helm.run(&["search", "repo", "apps/web"]);
         assert!(search.contains("1.0.0") && !search.contains("1.1.0"), "{search}");
@@ -140,16 +94,16 @@ fn signed_charts_verify_with_helm() {
         assert!(output.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         output.stdout
     };
-    let params = write(
+    let params = write_file(
         &work.path,
         "key.params",
         b"Key-Type: RSA\nKey-Length: 2048\nName-Real: Chart Signer\nName-Email: signer@example.com\nExpire-Date: 0\n%no-protection\n%commit\n",
     );
     gpg(&["--gen-key", &params]);
-    let secring = write(&work.path, "secring.gpg", &gpg(&["--export-secret-keys"]));
-    let pubring = write(&work.path, "pubring.gpg", &gpg(&["--export"]));
+    let secring = write_file(&work.path, "secring.gpg", &gpg(&["--export-secret-keys"]));
+    let pubring = write_file(&work.path, "pubring.gpg", &gpg(&["--export"]));
 
-    let Some(helm3) = Helm::new(3) else { return };
+    let Some(helm3) = Helm::new(3, "helm") else { return };
     let source = work.path.join("signed");
     std::fs::create_dir_all(source.join("templates")).unwrap();
     std::fs::write(source.join("Chart.yaml"), "apiVersion: v2\nname: signed\nversion: 1.2.3\n").unwrap();
@@ -173,7 +127,7 @@ fn signed_charts_verify_with_helm() {
     assert_eq!(cm_upload(&server, "secure", &ChartBuilder::new("plain", "1.0.0").build(), None), 201);
 
     for major in [3, 4] {
-        let Some(helm) = Helm::new(major) else { continue };
+        let Some(helm) = Helm::new(major, "helm") else { continue };
         let out = TempDir::new("verified");
         let dir = out.path.to_str().unwrap();
         helm.run(&["repo", "add", "secure", &server.url("/secure")]);

@@ -1,9 +1,7 @@
 //! The seed's own end-to-end scenarios (its `test/space` and `test/chart` suites), run
 //! against the real server with the seed's test charts.
 
-mod common;
-
-use common::{SEED_TEST1, SEED_TEST2, Server, error, json};
+use crate::common::{SEED_TEST1, SEED_TEST2, Server, error, json};
 use serde_json::json;
 
 #[test]

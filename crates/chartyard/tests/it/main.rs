@@ -1,0 +1,21 @@
+//! chartyard's integration tests, one binary: each module drives the real `chartyard`
+//! binary (started on a loopback port by `common::Server`) and, where installed, real
+//! clients such as helm. Run one module with `cargo test -p chartyard --test it oci_spec::`.
+
+mod common;
+
+mod bad_input;
+mod chartmuseum_api;
+mod cli;
+mod cli_config;
+mod cm_push;
+mod compose;
+mod concurrency;
+mod durability;
+mod helm_client;
+mod helm_repo;
+mod limits;
+mod oci_helm;
+mod oci_spec;
+mod s3;
+mod seed_e2e;

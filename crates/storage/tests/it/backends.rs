@@ -1,0 +1,319 @@
+//! The registry's behaviour, the same on every backend: each `check_*` takes a fresh
+//! registry and uses only the public `Registry` API, and `backend_suite!` runs every check
+//! once per backend. A new backend is one more `backend_suite!` line.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chartyard_core::RegistryError;
+use chartyard_storage::Registry;
+use chartyard_storage::oci::ChunkRange;
+use serde_json::json;
+
+use crate::support::{chart, chart_with_values, collect, digest_of, sha256, stream};
+
+/// One test module per backend. Attributes after `deleting_twice:` go on that check's test
+/// (where the backend is known not to pass it yet).
+macro_rules! backend_suite {
+    ($backend:ident, $open:path, deleting_twice: $(#[$deleting_twice:meta])*) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test]
+            async fn spaces() {
+                check_spaces(&$open()).await;
+            }
+
+            #[tokio::test]
+            async fn upload_download_replace_delete() {
+                check_upload_download_replace_delete(&$open()).await;
+            }
+
+            #[tokio::test]
+            $(#[$deleting_twice])*
+            async fn deleting_a_deleted_version_is_not_found() {
+                check_deleting_a_deleted_version_is_not_found(&$open()).await;
+            }
+
+            #[tokio::test]
+            async fn listings_and_index() {
+                check_listings_and_index(&$open()).await;
+            }
+
+            #[tokio::test]
+            async fn oci_blobs_and_uploads() {
+                check_oci_blobs_and_uploads(&$open()).await;
+            }
+
+            #[tokio::test]
+            async fn oci_manifests_and_tags() {
+                check_oci_manifests_and_tags(&$open()).await;
+            }
+
+            #[tokio::test]
+            async fn gc() {
+                check_gc(&$open()).await;
+            }
+        }
+    };
+}
+
+backend_suite!(
+    inmemory,
+    crate::support::inmemory,
+    deleting_twice: #[ignore = "InMemory deletes a missing key without an error, so the second delete answers Ok"]
+);
+backend_suite!(filesystem, crate::support::filesystem, deleting_twice:);
+
+async fn download(registry: &Registry, space: &str, chart: &str, version: &str) -> Vec<u8> {
+    collect(registry.open_archive(space, chart, version).await.unwrap().body).await
+}
+
+pub async fn check_spaces(registry: &Registry) {
+    assert_eq!(registry.list_spaces().await.unwrap(), Vec::<String>::new());
+    for space in ["beta", "alpha"] {
+        registry.create_space(space).await.unwrap();
+    }
+    assert!(matches!(registry.create_space("alpha").await, Err(RegistryError::AlreadyExists(_))));
+    assert!(matches!(registry.create_space("bad.name").await, Err(RegistryError::Invalid(_))));
+    assert_eq!(registry.list_spaces().await.unwrap(), ["alpha", "beta"]);
+
+    // uploading into a missing space creates it
+    registry.upload("gamma", chart("app", "1.0.0")).await.unwrap();
+    assert_eq!(registry.list_spaces().await.unwrap(), ["alpha", "beta", "gamma"]);
+
+    // a deleted space is gone with its charts; made again, it is empty
+    registry.delete_space("gamma").await.unwrap();
+    assert!(matches!(registry.delete_space("gamma").await, Err(RegistryError::NotFound(_))));
+    assert!(matches!(registry.list_charts("gamma").await, Err(RegistryError::NotFound(_))));
+    assert_eq!(registry.list_spaces().await.unwrap(), ["alpha", "beta"]);
+    registry.create_space("gamma").await.unwrap();
+    assert_eq!(registry.list_charts("gamma").await.unwrap(), Vec::<String>::new());
+    assert!(matches!(registry.version("gamma", "app", "1.0.0").await, Err(RegistryError::NotFound(_))));
+}
+
+pub async fn check_upload_download_replace_delete(registry: &Registry) {
+    let first = chart("app", "1.0.0");
+    let stored = registry.upload("s", first.clone()).await.unwrap();
+    assert_eq!((stored.space.as_str(), stored.chart.as_str(), stored.version.as_str()), ("s", "app", "1.0.0"));
+    assert_eq!(stored.record.digest, sha256(&first));
+    let record = registry.version("s", "app", "1.0.0").await.unwrap();
+    assert_eq!((record.digest.as_str(), record.size), (sha256(&first).as_str(), first.len() as u64));
+    assert_eq!(download(registry, "s", "app", "1.0.0").await, first);
+
+    // a version is stored once; replacing it is explicit
+    let second = chart_with_values("app", "1.0.0", "replicaCount: 2\n");
+    assert!(matches!(registry.upload("s", second.clone()).await, Err(RegistryError::AlreadyExists(_))));
+    assert_eq!(download(registry, "s", "app", "1.0.0").await, first);
+    registry.replace("s", "app", "1.0.0", second.clone()).await.unwrap();
+    assert_eq!(download(registry, "s", "app", "1.0.0").await, second);
+    assert_eq!(registry.version("s", "app", "1.0.0").await.unwrap().created, record.created, "kept on replace");
+    assert!(matches!(
+        registry.replace("s", "app", "1.0.0", chart("other", "1.0.0")).await,
+        Err(RegistryError::Invalid(_))
+    ));
+
+    // values are read from and written into the archive
+    assert_eq!(registry.values("s", "app", "1.0.0").await.unwrap(), json!({"replicaCount": 2}));
+    registry.update_values("s", "app", "1.0.0", json!({"replicaCount": 3})).await.unwrap();
+    assert_eq!(registry.values("s", "app", "1.0.0").await.unwrap(), json!({"replicaCount": 3}));
+    let rewritten = download(registry, "s", "app", "1.0.0").await;
+    assert_eq!(registry.version("s", "app", "1.0.0").await.unwrap().digest, sha256(&rewritten));
+
+    // refused archives store nothing
+    assert!(matches!(registry.upload("s", Bytes::from_static(b"not a chart")).await, Err(RegistryError::Invalid(_))));
+
+    // deletes
+    registry.upload("s", chart("app", "2.0.0")).await.unwrap();
+    registry.delete_version("s", "app", "1.0.0").await.unwrap();
+    assert!(matches!(registry.version("s", "app", "1.0.0").await, Err(RegistryError::NotFound(_))));
+    assert!(registry.open_archive("s", "app", "1.0.0").await.is_err());
+    assert_eq!(download(registry, "s", "app", "2.0.0").await, chart("app", "2.0.0"));
+    registry.delete_chart("s", "app").await.unwrap();
+    assert_eq!(registry.list_charts("s").await.unwrap(), Vec::<String>::new());
+    assert!(matches!(registry.delete_chart("s", "app").await, Err(RegistryError::NotFound(_))));
+}
+
+/// A delete of a version that is gone answers NotFound (404), whatever the store says
+/// about deleting a missing object (object_store's `InMemory` and S3 say nothing).
+pub async fn check_deleting_a_deleted_version_is_not_found(registry: &Registry) {
+    registry.upload("s", chart("app", "1.0.0")).await.unwrap();
+    registry.upload("s", chart("app", "2.0.0")).await.unwrap();
+    registry.delete_version("s", "app", "1.0.0").await.unwrap();
+    let again = registry.delete_version("s", "app", "1.0.0").await;
+    assert!(matches!(again, Err(RegistryError::NotFound(_))), "{again:?}");
+    assert!(matches!(registry.delete_version("s", "app", "3.0.0").await, Err(RegistryError::NotFound(_))));
+}
+
+pub async fn check_listings_and_index(registry: &Registry) {
+    for (name, version) in [("web", "1.10.0"), ("web", "1.2.0"), ("web", "2.0.0-rc.1"), ("db", "0.1.0")] {
+        registry.upload("s", chart(name, version)).await.unwrap();
+    }
+    registry.upload("other", chart("cache", "1.0.0")).await.unwrap();
+    assert_eq!(registry.list_charts("s").await.unwrap(), ["db", "web"]);
+    let versions: Vec<String> =
+        registry.chart_versions("s", "web").await.unwrap().into_iter().map(|v| v.version).collect();
+    assert_eq!(versions.len(), 3);
+    for version in ["1.2.0", "1.10.0", "2.0.0-rc.1"] {
+        assert!(versions.contains(&version.to_string()), "{versions:?}");
+    }
+    let mut all: Vec<String> =
+        registry.space_versions("s").await.unwrap().into_iter().map(|v| format!("{}/{}", v.chart, v.version)).collect();
+    all.sort();
+    assert_eq!(all, ["db/0.1.0", "web/1.10.0", "web/1.2.0", "web/2.0.0-rc.1"]);
+
+    // the repository index holds every version of the space, newest first per chart
+    let entries = registry.index_entries("s").await.unwrap();
+    let listed: Vec<(String, Vec<String>)> = entries
+        .iter()
+        .map(|(name, versions)| {
+            (name.clone(), versions.iter().map(|v| v["version"].as_str().unwrap().to_string()).collect())
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("db".to_string(), vec!["0.1.0".to_string()]),
+            ("web".into(), vec!["2.0.0-rc.1".into(), "1.10.0".into(), "1.2.0".into()])
+        ]
+    );
+    let index = registry.space_index("s").await.unwrap();
+    let yaml = String::from_utf8(index.yaml.to_vec()).unwrap();
+    assert!(yaml.contains(&format!("digest: {}", sha256(&chart("db", "0.1.0")))), "{yaml}");
+    assert!(!yaml.contains("cache"), "{yaml}");
+
+    // writes show in the index at once, and change its ETag
+    registry.delete_version("s", "web", "1.2.0").await.unwrap();
+    let after = registry.space_index("s").await.unwrap();
+    assert_ne!(after.etag, index.etag);
+    let yaml = String::from_utf8(after.yaml.to_vec()).unwrap();
+    assert!(!yaml.contains(&sha256(&chart("web", "1.2.0"))), "{yaml}");
+    assert!(yaml.contains(&sha256(&chart("web", "1.10.0"))), "{yaml}");
+}
+
+pub async fn check_oci_blobs_and_uploads(registry: &Registry) {
+    registry.create_space("s").await.unwrap();
+    // in one request
+    let whole = b"a whole blob".to_vec();
+    registry.put_whole_blob("s", "artifact", &digest_of(&whole), stream(&whole)).await.unwrap();
+    assert_eq!(registry.blob_size("s", "artifact", &digest_of(&whole)).await.unwrap(), Some(whole.len() as u64));
+    let blob = registry.open_blob("s", "artifact", &digest_of(&whole), None).await.unwrap();
+    assert_eq!(blob.size, whole.len() as u64);
+    assert_eq!(collect(blob.body).await, whole);
+    // a blob is visible only in repositories that hold it
+    assert_eq!(registry.blob_size("s", "elsewhere", &digest_of(&whole)).await.unwrap(), None);
+
+    // in chunks, across requests
+    let id = registry.start_upload("s", "artifact").await.unwrap();
+    let chunk = |start: u64, len: usize| ChunkRange { start: Some(start), len: Some(len as u64) };
+    assert_eq!(registry.upload_offset("s", "artifact", &id).await.unwrap(), 0);
+    assert_eq!(registry.append_upload("s", "artifact", &id, chunk(0, 5), stream(b"chunk")).await.unwrap(), 5);
+    assert_eq!(registry.upload_offset("s", "artifact", &id).await.unwrap(), 5);
+    // a chunk that does not start at the end is refused, and changes nothing
+    assert!(registry.append_upload("s", "artifact", &id, chunk(2, 3), stream(b"bad")).await.is_err());
+    let data = b"chunked blob".to_vec();
+    registry.finish_upload("s", "artifact", &id, &digest_of(&data), chunk(5, 7), stream(b"ed blob")).await.unwrap();
+    let blob = registry.open_blob("s", "artifact", &digest_of(&data), None).await.unwrap();
+    assert_eq!(collect(blob.body).await, data);
+    assert!(registry.upload_offset("s", "artifact", &id).await.is_err(), "a finished upload is gone");
+
+    // a wrong digest stores nothing
+    let id = registry.start_upload("s", "artifact").await.unwrap();
+    let claimed = digest_of(b"other bytes");
+    let none = ChunkRange { start: None, len: None };
+    assert!(registry.finish_upload("s", "artifact", &id, &claimed, none, stream(b"real bytes")).await.is_err());
+    assert_eq!(registry.blob_size("s", "artifact", &claimed).await.unwrap(), None);
+    assert_eq!(registry.blob_size("s", "artifact", &digest_of(b"real bytes")).await.unwrap(), None);
+
+    // a cancelled upload is unknown
+    let id = registry.start_upload("s", "artifact").await.unwrap();
+    registry.cancel_upload("s", "artifact", &id).await.unwrap();
+    assert!(registry.upload_offset("s", "artifact", &id).await.is_err());
+
+    // deleting a loose blob unlinks it from the repository
+    registry.delete_blob("s", "artifact", &digest_of(&whole)).await.unwrap();
+    assert_eq!(registry.blob_size("s", "artifact", &digest_of(&whole)).await.unwrap(), None);
+}
+
+pub async fn check_oci_manifests_and_tags(registry: &Registry) {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    registry.create_space("s").await.unwrap();
+    let (config, layer) = (b"{}".to_vec(), b"layer".to_vec());
+    for blob in [&config, &layer] {
+        registry.put_whole_blob("s", "artifact", &digest_of(blob), stream(blob)).await.unwrap();
+    }
+    let descriptor =
+        |media_type: &str, data: &[u8]| json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()});
+    let manifest = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.example.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.example.layer.v1.tar", &layer)],
+    }))
+    .unwrap();
+    let manifest = Bytes::from(manifest);
+    for tag in ["v2", "v1", "latest"] {
+        let digest =
+            registry.put_manifest("s", "artifact", tag, manifest.clone(), Some(OCI_MANIFEST), false).await.unwrap();
+        assert_eq!(digest, digest_of(&manifest));
+    }
+    assert_eq!(registry.tags("s", "artifact").await.unwrap(), ["latest", "v1", "v2"]);
+    for reference in ["v1".to_string(), digest_of(&manifest)] {
+        let got = registry.get_manifest("s", "artifact", &reference).await.unwrap();
+        assert_eq!(
+            (got.bytes, got.media_type.as_str(), got.digest),
+            (manifest.clone(), OCI_MANIFEST, digest_of(&manifest))
+        );
+    }
+    assert!(registry.catalog().await.unwrap().contains(&"s/artifact".to_string()));
+
+    // a manifest naming a blob that was never pushed is refused
+    let missing = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor("application/vnd.example.config.v1+json", &config),
+        "layers": [descriptor("application/vnd.example.layer.v1.tar", b"never pushed")],
+    }))
+    .unwrap();
+    assert!(registry.put_manifest("s", "artifact", "bad", missing.into(), Some(OCI_MANIFEST), false).await.is_err());
+    assert!(registry.get_manifest("s", "artifact", "bad").await.is_err());
+
+    // deleting by tag removes the tag; by digest, the manifest and every tag of it
+    registry.delete_manifest("s", "artifact", "v2").await.unwrap();
+    assert_eq!(registry.tags("s", "artifact").await.unwrap(), ["latest", "v1"]);
+    registry.delete_manifest("s", "artifact", &digest_of(&manifest)).await.unwrap();
+    assert!(registry.get_manifest("s", "artifact", "v1").await.is_err());
+    assert!(registry.get_manifest("s", "artifact", &digest_of(&manifest)).await.is_err());
+
+    // a chart version is a tag of its repository too
+    let archive = chart("web", "1.0.0");
+    registry.upload("s", archive).await.unwrap();
+    assert_eq!(registry.tags("s", "web").await.unwrap(), ["1.0.0"]);
+    let got = registry.get_manifest("s", "web", "1.0.0").await.unwrap();
+    let record = registry.version("s", "web", "1.0.0").await.unwrap();
+    assert_eq!(got.digest, record.manifest.as_ref().expect("a stored manifest").digest);
+}
+
+pub async fn check_gc(registry: &Registry) {
+    let first = chart("app", "1.0.0");
+    registry.upload("s", first.clone()).await.unwrap();
+    registry.upload("s", chart("app", "2.0.0")).await.unwrap();
+    // Nothing is unreferenced yet.
+    let report = registry.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.deleted_blobs, 0, "{report:?}");
+    assert!(report.referenced_blobs >= 2, "{report:?}");
+
+    // A replaced archive is garbage, but only after the grace period.
+    registry.replace("s", "app", "1.0.0", chart_with_values("app", "1.0.0", "replicaCount: 5\n")).await.unwrap();
+    let report = registry.collect_garbage(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(report.deleted_blobs, 0, "{report:?}");
+    let report = registry.collect_garbage(Duration::ZERO).await.unwrap();
+    assert!(report.deleted_blobs >= 1, "{report:?}");
+    assert!(report.deleted_bytes >= first.len() as u64, "{report:?}");
+
+    // What versions need stays, byte-exact; a second pass finds nothing.
+    assert_eq!(download(registry, "s", "app", "2.0.0").await, chart("app", "2.0.0"));
+    assert_eq!(download(registry, "s", "app", "1.0.0").await, chart_with_values("app", "1.0.0", "replicaCount: 5\n"));
+    let report = registry.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.deleted_blobs, 0, "{report:?}");
+}
