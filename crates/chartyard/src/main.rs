@@ -118,6 +118,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
     let options = RegistryOptions {
         lock_timeout: settings.lock_timeout,
         conditional_updates: opened.conditional_updates,
+        deletes_report_missing: opened.deletes_report_missing,
         max_blob_bytes: settings.max_upload_bytes,
         max_upload_sessions: settings.max_upload_sessions,
         cache_bytes: settings.cache_bytes,

@@ -29,6 +29,9 @@ pub struct OpenedBackend {
     pub store: Arc<dyn ObjectStore>,
     /// Whether the store can compare-and-swap (`PutMode::Update`).
     pub conditional_updates: bool,
+    /// Whether deleting an absent object fails with `NotFound` (object_store's InMemory,
+    /// like S3 itself, succeeds instead; our S3 store reports it).
+    pub deletes_report_missing: bool,
 }
 
 impl Backend {
@@ -65,9 +68,13 @@ impl Backend {
                     local.with_automatic_cleanup(true).with_fsync(*fsync)
                 })
                 .map_err(|e| format!("cannot use {}: {e}", root.display()))?;
-                Ok(OpenedBackend { store: Arc::new(store), conditional_updates: false })
+                Ok(OpenedBackend { store: Arc::new(store), conditional_updates: false, deletes_report_missing: true })
             }
-            Self::InMemory => Ok(OpenedBackend { store: Arc::new(InMemory::new()), conditional_updates: true }),
+            Self::InMemory => Ok(OpenedBackend {
+                store: Arc::new(InMemory::new()),
+                conditional_updates: true,
+                deletes_report_missing: false,
+            }),
             Self::S3(options) => crate::s3::open(options),
         }
     }

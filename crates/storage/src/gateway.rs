@@ -115,12 +115,14 @@ pub(crate) struct Gateway {
     /// Whether the store supports `PutMode::Update`; without it a compare-and-swap write
     /// overwrites (the caller's lock is then the only guard).
     conditional_updates: bool,
+    /// See [`crate::RegistryOptions::deletes_report_missing`].
+    deletes_report_missing: bool,
     counters: Arc<Counters>,
 }
 
 impl Gateway {
-    pub fn new(store: Arc<dyn ObjectStore>, conditional_updates: bool) -> Self {
-        Self { store, conditional_updates, counters: Arc::default() }
+    pub fn new(store: Arc<dyn ObjectStore>, conditional_updates: bool, deletes_report_missing: bool) -> Self {
+        Self { store, conditional_updates, deletes_report_missing, counters: Arc::default() }
     }
 
     /// The requests made so far.
@@ -224,6 +226,9 @@ impl Gateway {
 
     /// Deletes an object; answers whether it was there.
     pub async fn delete(&self, key: StorageKey<'_>) -> Result<bool> {
+        if !self.deletes_report_missing && !self.exists(key).await? {
+            return Ok(false);
+        }
         count(&self.counters.delete, 1);
         match self.store.delete(&key.path()).await {
             Ok(()) => Ok(true),

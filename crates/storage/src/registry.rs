@@ -36,6 +36,9 @@ pub struct RegistryOptions {
     /// Whether the store supports compare-and-swap writes (`PutMode::Update`); where it
     /// does, changing a version is safe across processes, not only within one.
     pub conditional_updates: bool,
+    /// Whether the store fails a delete of an absent object with `NotFound`; where it does
+    /// not (or nobody said), a delete looks first, so that deleting what is gone is 404.
+    pub deletes_report_missing: bool,
     /// Largest blob an OCI client may upload.
     pub max_blob_bytes: usize,
     /// Most OCI upload sessions open at once.
@@ -62,6 +65,7 @@ impl Default for RegistryOptions {
             lock_timeout: Duration::ZERO,
             limits: Limits::default(),
             conditional_updates: false,
+            deletes_report_missing: false,
             max_blob_bytes: 20 * 1024 * 1024,
             max_upload_sessions: 1024,
             cache_bytes: DEFAULT_CACHE_BYTES,
@@ -120,7 +124,7 @@ impl Registry {
         let locks = Locks::new(options.lock_timeout);
         let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
         let budget = options.cache_bytes / 2;
-        let gateway = Gateway::new(store, options.conditional_updates);
+        let gateway = Gateway::new(store, options.conditional_updates, options.deletes_report_missing);
         Self {
             spaces: Spaces::new(gateway.clone()),
             records: Records::new(gateway.clone(), budget),

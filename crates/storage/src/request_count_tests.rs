@@ -14,7 +14,8 @@ use crate::{Registry, RegistryOptions, StorageRequests};
 const SEED_TEST1: &[u8] = include_bytes!("../../chartyard/tests/fixtures/test1.tgz");
 
 fn registry() -> Registry {
-    Registry::new(Arc::new(InMemory::new()), RegistryOptions::default())
+    // Counted as on S3 and the filesystem, whose deletes say whether there was anything.
+    Registry::new(Arc::new(InMemory::new()), RegistryOptions { deletes_report_missing: true, ..Default::default() })
 }
 
 /// The requests made since `before`.

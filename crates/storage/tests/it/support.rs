@@ -95,7 +95,11 @@ impl Deref for TestRegistry {
 
 fn open(backend: &Backend, dir: Option<TempDir>) -> TestRegistry {
     let opened = backend.open().unwrap();
-    let options = RegistryOptions { conditional_updates: opened.conditional_updates, ..RegistryOptions::default() };
+    let options = RegistryOptions {
+        conditional_updates: opened.conditional_updates,
+        deletes_report_missing: opened.deletes_report_missing,
+        ..RegistryOptions::default()
+    };
     TestRegistry { registry: Registry::new(opened.store, options), _dir: dir }
 }
 
