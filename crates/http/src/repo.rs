@@ -83,7 +83,8 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        // Weak comparison (RFC 9110 §8.8.3.2), as for any GET.
+        .any(|tag| tag.trim() == "*" || tag.trim().trim_start_matches("W/") == etag.trim_start_matches("W/"))
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {

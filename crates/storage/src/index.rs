@@ -15,6 +15,7 @@ use chartyard_core::index;
 use chartyard_core::names::compare_versions;
 use chartyard_core::record::VersionRecord;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::cache::WeightedLru;
 
@@ -158,8 +159,10 @@ impl SpaceIndex {
         self.charts.get(chart).map(|versions| versions.values().rev().map(IndexedVersion::entry).collect())
     }
 
-    /// The ready bytes, assembled if anything changed since the last time.
-    pub fn rendered(&mut self, process_nonce: &str) -> Arc<RenderedIndex> {
+    /// The ready bytes, assembled if anything changed since the last time. The ETag is
+    /// derived from the entries alone (not from the `generated` time or the process), so
+    /// every replica holding the same versions answers the same weak ETag.
+    pub fn rendered(&mut self) -> Arc<RenderedIndex> {
         if let Some(rendered) = &self.rendered {
             return rendered.clone();
         }
@@ -167,10 +170,20 @@ impl SpaceIndex {
         let charts = self.charts.iter().map(|(name, versions)| {
             (name.as_str(), versions.values().rev().map(|v| v.yaml.as_str()).collect::<Vec<_>>())
         });
-        let yaml = index::index_yaml(&generated, charts);
+        let yaml = index::index_yaml(&generated, charts.clone());
+        let mut digest = Sha256::new();
+        for (name, fragments) in charts {
+            digest.update(name.as_bytes());
+            digest.update(b"\0");
+            for fragment in fragments {
+                digest.update(fragment.as_bytes());
+                digest.update(b"\0");
+            }
+        }
+        let hex: String = digest.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
         let rendered = Arc::new(RenderedIndex {
             yaml: yaml.into(),
-            etag: format!("\"{process_nonce}-{}-{}\"", self.generation, self.revision),
+            etag: format!("W/\"{hex}\""),
             generated,
             yaml_gzip: OnceLock::new(),
             json: OnceLock::new(),
@@ -180,8 +193,8 @@ impl SpaceIndex {
     }
 
     /// The ready bytes with `index.json` made too.
-    pub fn rendered_json(&mut self, process_nonce: &str) -> Arc<RenderedIndex> {
-        let rendered = self.rendered(process_nonce);
+    pub fn rendered_json(&mut self) -> Arc<RenderedIndex> {
+        let rendered = self.rendered();
         rendered.json.get_or_init(|| index::index_json(&rendered.generated, self.entries()).into());
         rendered
     }

@@ -21,7 +21,7 @@ use crate::index::{Indexes, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
 use crate::manifests::Manifests;
 use crate::records::{Records, StoredVersion, VersionKey, version_id};
-use crate::spaces::{Spaces, new_generation, now_rfc3339};
+use crate::spaces::{Spaces, now_rfc3339};
 use crate::uploads::Uploads;
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -101,8 +101,6 @@ pub struct Registry {
     /// Spaces' indexes, each loaded on first use and then kept current by this registry's
     /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
     indexes: Indexes,
-    /// Makes index ETags differ between processes.
-    process_nonce: String,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
@@ -135,7 +133,6 @@ impl Registry {
             options,
             locks,
             indexes: Indexes::new(budget),
-            process_nonce: new_generation(),
             parses,
         }
     }
@@ -594,12 +591,12 @@ impl Registry {
     /// ChartMuseum repository nobody uploaded to has: `helm repo add` works before the
     /// first push. Answering it neither creates the space nor caches anything.
     pub async fn space_index(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index_or_empty(space, |index| Ok(index.rendered(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered())).await
     }
 
     /// The same, with `index.json` rendered too.
     pub async fn space_index_json(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index_or_empty(space, |index| Ok(index.rendered_json(&self.process_nonce))).await
+        self.with_index_or_empty(space, |index| Ok(index.rendered_json())).await
     }
 
     /// The index entries of every chart in a space (name order, newest version first);
