@@ -135,6 +135,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    let _claim = settings.backend.claim_for_serving().map_err(anyhow::Error::msg)?;
     let open_files = server::raise_open_files_limit();
     let limits = server::ConnectionLimits {
         header_timeout: settings.http.header_timeout,

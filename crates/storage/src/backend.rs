@@ -60,6 +60,32 @@ impl Backend {
 
     /// Opens the store. For `s3` this first probes the bucket's conditional writes, and
     /// fails (with one line naming what failed) where they cannot be relied on.
+    /// Claims the store for one serving process, where the store needs it: the filesystem
+    /// has no compare-and-swap, so two servers on one root could overwrite each other's
+    /// version changes. The claim is an exclusive lock on `{root}/.serve.lock`, held while
+    /// the returned file is open and released by the OS whenever the process ends (a
+    /// `kill -9` too). Maintenance (`chartyard gc`) needs no claim.
+    pub fn claim_for_serving(&self) -> Result<Option<std::fs::File>, String> {
+        let Self::Filesystem { root, .. } = self else { return Ok(None) };
+        std::fs::create_dir_all(root).map_err(|e| format!("cannot use {}: {e}", root.display()))?;
+        let path = root.join(".serve.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("cannot use {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+                "another chartyard server is using {}; the filesystem driver serves from one process \
+                 (run replicas over the s3 driver)",
+                root.display()
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+        }
+    }
+
     pub fn open(&self) -> Result<OpenedBackend, String> {
         match self {
             Self::Filesystem { root, fsync } => {

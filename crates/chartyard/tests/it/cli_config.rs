@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::common::{ChartBuilder, SEED_TEST1, TempDir, binary, client, json, record_files, start_process};
+use crate::common::{ChartBuilder, SEED_TEST1, Server, TempDir, binary, client, json, record_files, start_process};
 use reqwest::blocking::multipart;
 
 /// Runs `chartyard` with `args` in `dir` until it reports its address; returns the child
@@ -100,4 +100,26 @@ fn config_errors_exit_with_one_line_naming_the_key() {
     let missing = Command::new(binary()).args(["serve", "--config", "/nonexistent/config.yaml"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/config.yaml"));
+}
+
+/// The filesystem driver has no compare-and-swap, so one root is served by one process: a
+/// second server on it stops at once with one line saying why, and the first keeps
+/// serving. Once the first is gone (even killed), the root can be served again.
+#[test]
+fn a_second_server_on_one_filesystem_root_is_refused() {
+    let mut first = Server::start();
+    json(first.upload("s", &ChartBuilder::new("app", "1.0.0").build()), 201);
+    let output = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--root-directory"])
+        .arg(&first.data.path)
+        .env("CHARTYARD_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("another chartyard server is using"), "{stderr}");
+    assert!(first.healthy());
+    first.restart(); // kill -9, then a new server on the same root
+    assert_eq!(first.download("s", "app", "1.0.0"), ChartBuilder::new("app", "1.0.0").build());
 }
