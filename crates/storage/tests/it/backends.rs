@@ -12,8 +12,8 @@ use serde_json::json;
 
 use crate::support::{chart, chart_with_values, collect, digest_of, sha256, stream};
 
-/// One test module per backend. Attributes after `deleting_twice:` go on that check's test
-/// (where the backend is known not to pass it yet).
+/// One test module per backend; `$open` answers a registry, or `None` where the backend's
+/// server is not installed (the tests then skip; under CI that is a failure).
 macro_rules! backend_suite {
     ($backend:ident, $open:path) => {
         mod $backend {
@@ -21,37 +21,44 @@ macro_rules! backend_suite {
 
             #[tokio::test]
             async fn spaces() {
-                check_spaces(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_spaces(&registry).await;
             }
 
             #[tokio::test]
             async fn upload_download_replace_delete() {
-                check_upload_download_replace_delete(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_upload_download_replace_delete(&registry).await;
             }
 
             #[tokio::test]
             async fn deleting_a_deleted_version_is_not_found() {
-                check_deleting_a_deleted_version_is_not_found(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_deleting_a_deleted_version_is_not_found(&registry).await;
             }
 
             #[tokio::test]
             async fn listings_and_index() {
-                check_listings_and_index(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_listings_and_index(&registry).await;
             }
 
             #[tokio::test]
             async fn oci_blobs_and_uploads() {
-                check_oci_blobs_and_uploads(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_oci_blobs_and_uploads(&registry).await;
             }
 
             #[tokio::test]
             async fn oci_manifests_and_tags() {
-                check_oci_manifests_and_tags(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_oci_manifests_and_tags(&registry).await;
             }
 
             #[tokio::test]
             async fn gc() {
-                check_gc(&$open()).await;
+                let Some(registry) = $open() else { return };
+                check_gc(&registry).await;
             }
         }
     };
@@ -59,6 +66,7 @@ macro_rules! backend_suite {
 
 backend_suite!(inmemory, crate::support::inmemory);
 backend_suite!(filesystem, crate::support::filesystem);
+backend_suite!(s3, crate::support::s3);
 
 async fn download(registry: &Registry, space: &str, chart: &str, version: &str) -> Vec<u8> {
     collect(registry.open_archive(space, chart, version).await.unwrap().body).await

@@ -83,6 +83,7 @@ impl Drop for TempDir {
 pub struct TestRegistry {
     registry: Registry,
     _dir: Option<TempDir>,
+    _moto: Option<Moto>,
 }
 
 impl Deref for TestRegistry {
@@ -93,24 +94,104 @@ impl Deref for TestRegistry {
     }
 }
 
-fn open(backend: &Backend, dir: Option<TempDir>) -> TestRegistry {
+fn open(backend: &Backend, dir: Option<TempDir>, moto: Option<Moto>) -> Option<TestRegistry> {
     let opened = backend.open().unwrap();
     let options = RegistryOptions {
         conditional_updates: opened.conditional_updates,
         deletes_report_missing: opened.deletes_report_missing,
         ..RegistryOptions::default()
     };
-    TestRegistry { registry: Registry::new(opened.store, options), _dir: dir }
+    Some(TestRegistry { registry: Registry::new(opened.store, options), _dir: dir, _moto: moto })
 }
 
 /// `Backend::InMemory`.
-pub fn inmemory() -> TestRegistry {
-    open(&Backend::InMemory, None)
+pub fn inmemory() -> Option<TestRegistry> {
+    open(&Backend::InMemory, None, None)
 }
 
 /// `Backend::Filesystem` in a fresh temporary directory.
-pub fn filesystem() -> TestRegistry {
+pub fn filesystem() -> Option<TestRegistry> {
     let dir = TempDir::new("filesystem");
     let backend = Backend::Filesystem { root: dir.path.clone(), fsync: false };
-    open(&backend, Some(dir))
+    open(&backend, Some(dir), None)
+}
+
+/// `Backend::S3` on a bucket of a moto server of its own (`.tools/venv/bin/moto_server`,
+/// from scripts/install-test-tools.sh), opened as the binary opens it: after the probe of
+/// the bucket's conditional writes. `None` where moto is not installed, outside CI.
+pub fn s3() -> Option<TestRegistry> {
+    let moto = Moto::start()?;
+    moto.request("PUT", "/charts");
+    let backend = Backend::S3(chartyard_storage::s3::S3Options {
+        bucket: "charts".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(moto.endpoint()),
+        access_key: Some("AKIDCHARTYARDTEST".into()),
+        secret_key: Some("chartyard-test-secret".into()),
+        root_directory: "registry".into(),
+        secure: Some(false),
+        force_path_style: Some(true),
+        ..Default::default()
+    });
+    open(&backend, None, Some(moto))
+}
+
+/// A moto S3 server on a loopback port, killed when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    fn start() -> Option<Self> {
+        let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/moto_server");
+        if !binary.exists() {
+            assert!(std::env::var("CI").is_err(), "moto_server is not installed; run scripts/install-test-tools.sh");
+            eprintln!("moto_server not installed; skipping");
+            return None;
+        }
+        // moto takes a port number: take a free one from the system.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Self { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "moto_server did not start on port {port}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One unsigned request (moto takes an unsigned `PUT /{bucket}`), asserting a 2xx
+    /// status. Plain HTTP/1.1 over a socket: these tests run inside an async runtime,
+    /// where a blocking HTTP client may not be used.
+    fn request(&self, method: &str, path: &str) {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2"), "{method} {path}: {answer}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
