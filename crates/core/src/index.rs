@@ -90,6 +90,7 @@ mod tests {
             manifest: None,
             unpacked_size: None,
             provenance: None,
+            writer: String::new(),
         }
     }
 

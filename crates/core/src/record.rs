@@ -35,6 +35,11 @@ pub struct VersionRecord {
     /// the file as a separate object beside them instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<String>,
+    /// A unique id of the write that stored this record. A store may retry a conditional
+    /// write whose answer was lost and then report "already exists" (or "changed") for the
+    /// write's own result; reading this id back tells that apart from another writer's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub writer: String,
 }
 
 /// Where a version's OCI manifest is.
@@ -63,6 +68,7 @@ impl VersionRecord {
             manifest: None,
             unpacked_size: Some(chart.unpacked_size),
             provenance: None,
+            writer: String::new(),
         }
     }
 

@@ -38,6 +38,8 @@ mod parse_slots_tests;
 mod provenance_tests;
 #[cfg(test)]
 mod request_count_tests;
+#[cfg(test)]
+mod retry_tests;
 
 pub use gateway::StorageRequests;
 pub use gc::GcReport;

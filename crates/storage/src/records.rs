@@ -16,6 +16,7 @@ use object_store::path::Path;
 use crate::cache::WeightedLru;
 use crate::gateway::{Created, Gateway, ObjectVersion, Replaced, to_json};
 use crate::keys::{RecordPath, StorageKey, parse_record_path};
+use crate::spaces::new_generation;
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -212,8 +213,9 @@ impl Records {
     pub async fn create(
         &self,
         key: &VersionKey<'_>,
-        record: VersionRecord,
+        mut record: VersionRecord,
     ) -> Result<std::result::Result<Arc<VersionRecord>, VersionRecord>> {
+        record.writer = new_generation();
         let body = to_json(&record)?;
         let body_len = body.len();
         match self.gateway.create(key.record(), body).await? {
@@ -222,8 +224,17 @@ impl Records {
                 self.remember(&key.record().path(), e_tag, &record, body_len);
                 Ok(Ok(record))
             }
-            Created::Exists => Ok(Err(record)),
+            Created::Exists => match self.written_by(key, &record.writer).await? {
+                Some(ours) => Ok(Ok(ours)),
+                None => Ok(Err(record)),
+            },
         }
+    }
+
+    /// The stored record, if it is the one the write `writer` stored: a retried write whose
+    /// first answer was lost reports our own record as already there, or as changed.
+    async fn written_by(&self, key: &VersionKey<'_>, writer: &str) -> Result<Option<Arc<VersionRecord>>> {
+        Ok(self.current(key).await?.filter(|stored| stored.writer == writer))
     }
 
     /// Replaces a version's record if it is still at `current` (on stores without
@@ -231,14 +242,17 @@ impl Records {
     pub async fn replace(
         &self,
         key: &VersionKey<'_>,
-        record: VersionRecord,
+        mut record: VersionRecord,
         current: ObjectVersion,
     ) -> Result<Arc<VersionRecord>> {
+        record.writer = new_generation();
         let body = to_json(&record)?;
         let (record, body_len) = (Arc::new(record), body.len());
         match self.gateway.replace_if(key.record(), body, current).await? {
             Replaced::Replaced(e_tag) => self.remember(&key.record().path(), e_tag, &record, body_len),
-            Replaced::Changed => return Err(RegistryError::Locked(key.id())),
+            Replaced::Changed => {
+                return self.written_by(key, &record.writer).await?.ok_or_else(|| RegistryError::Locked(key.id()));
+            }
         }
         Ok(record)
     }

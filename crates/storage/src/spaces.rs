@@ -73,6 +73,10 @@ impl Spaces {
         let marker = SpaceMarker { created: now_rfc3339(), generation: new_generation() };
         match self.gateway.create_json(StorageKey::SpaceMarker { space }, &marker).await? {
             Created::Created(_) => Ok(Some(marker.generation)),
+            // Generations are unique: a marker naming ours is our own retried write.
+            Created::Exists if self.generation(space).await?.as_deref() == Some(&marker.generation) => {
+                Ok(Some(marker.generation))
+            }
             Created::Exists => Ok(None),
         }
     }
