@@ -177,6 +177,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         registry.expire_uploads(settings.upload_ttl).await?;
         registry.count_uploads().await?;
         tokio::spawn(sweep_uploads(registry.clone(), settings.upload_ttl));
+        tokio::spawn(maintain(registry.clone()));
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
             .await
@@ -189,6 +190,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             "listening on http://{local}"
         );
         server::serve(listener, app, limits, shutdown_signal()).await?;
+        // The next start reads one checkpoint per space instead of every record.
+        registry.checkpoint_all().await;
         tracing::info!("stopped");
         Ok(())
     })
@@ -205,6 +208,17 @@ async fn sweep_uploads(registry: Arc<Registry>, ttl: Duration) {
             Ok(deleted) => tracing::info!(deleted, "expired idle upload sessions"),
             Err(e) => tracing::warn!(error = %e, "expiring idle upload sessions failed"),
         }
+    }
+}
+
+/// Follows the change logs of the spaces in use (other replicas' writes), reconciles and
+/// checkpoints their indexes: about once a second.
+async fn maintain(registry: Arc<Registry>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        registry.maintain().await;
     }
 }
 

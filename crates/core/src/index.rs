@@ -39,6 +39,19 @@ pub fn entry_yaml(entry: &Map<String, Value>) -> Result<String, RegistryError> {
     Ok(out)
 }
 
+/// An entry parsed back from its fragment (as [`entry_yaml`] wrote it), for the few
+/// answers that need entries as JSON: indexes keep fragments only.
+pub fn parse_entry_yaml(fragment: &str) -> Result<Map<String, Value>, RegistryError> {
+    let mut yaml = String::with_capacity(fragment.len());
+    for line in fragment.lines() {
+        yaml.push_str(line.strip_prefix("  ").unwrap_or(line));
+        yaml.push('\n');
+    }
+    let entries: Vec<Map<String, Value>> =
+        serde_saphyr::from_str(&yaml).map_err(|e| RegistryError::internal(format!("index entry: {e}")))?;
+    entries.into_iter().next().ok_or_else(|| RegistryError::internal("empty index entry"))
+}
+
 /// Assembles `index.yaml` from pre-rendered fragments: `charts` yields each chart name
 /// with its entries' fragments, newest version first.
 pub fn index_yaml<'a>(generated: &str, charts: impl Iterator<Item = (&'a str, Vec<&'a str>)>) -> String {
@@ -104,6 +117,7 @@ mod tests {
         assert!(yaml.contains("description: \"on\""), "{yaml}");
         assert!(yaml.contains("date: \"2001-12-14\""), "{yaml}");
         assert!(yaml.contains("- charts/yes-1.0.0.tgz"), "{yaml}");
+        assert_eq!(parse_entry_yaml(&fragment).unwrap(), a);
         let empty = index_yaml("t", std::iter::empty());
         assert_eq!(empty, "apiVersion: v1\nentries: {}\ngenerated: \"t\"\n");
     }

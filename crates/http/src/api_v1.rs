@@ -183,7 +183,7 @@ pub(crate) async fn archive_response(
     let archive = app.registry.open_archive(space, chart, version).await?;
     let headers = [
         (header::CONTENT_TYPE, "application/gzip".to_string()),
-        (header::CONTENT_LENGTH, archive.record.size.to_string()),
+        (header::CONTENT_LENGTH, archive.size.to_string()),
         (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{chart}-{version}.tgz\"")),
     ];
     Ok((headers, Body::from_stream(archive.body)).into_response())

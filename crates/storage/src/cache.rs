@@ -116,6 +116,11 @@ impl<K: Hash + Eq + Clone, V> WeightedLru<K, V> {
         self.entries.len()
     }
 
+    /// Every key, without marking any as used.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.entries.keys()
+    }
+
     /// The total weight of what is held.
     pub fn weight(&self) -> usize {
         self.weight

@@ -261,6 +261,13 @@ impl Gateway {
         self.store.list(Some(&prefix.path())).try_collect().await.map_err(storage_error)
     }
 
+    /// The objects under a prefix whose keys sort after `after` (S3's `start-after`: one
+    /// request per thousand keys, however many come before).
+    pub async fn list_after(&self, prefix: StorageKey<'_>, after: StorageKey<'_>) -> Result<Vec<ObjectMeta>> {
+        count(&self.counters.list, 1);
+        self.store.list_with_offset(Some(&prefix.path()), &after.path()).try_collect().await.map_err(storage_error)
+    }
+
     /// Whether anything is under a prefix; a listing that fails counts as something.
     pub async fn any_under(&self, prefix: StorageKey<'_>) -> bool {
         count(&self.counters.list, 1);

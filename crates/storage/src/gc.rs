@@ -24,6 +24,8 @@ pub struct GcReport {
     pub deleted_stale_records: usize,
     /// Upload sessions idle for longer than the grace period.
     pub deleted_uploads: usize,
+    /// Change log entries and checkpoints no replica needs any more.
+    pub deleted_log_objects: usize,
 }
 
 /// The digests (`algorithm:hex`) of every blob a version needs: its archive, its
@@ -54,6 +56,7 @@ impl Registry {
         }
         let referenced = self.referenced_blob_digests(&generations, live).await?;
         report.deleted_uploads = self.uploads.expire(grace).await?;
+        report.deleted_log_objects = self.log.collect(&generations, grace).await?;
         report.referenced_blobs = referenced.len();
         let candidates: Vec<(String, ObjectMeta)> = self
             .blobs

@@ -6,14 +6,16 @@
 //! change, and served from those ready bytes until the next change.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
 use chartyard_core::index;
 use chartyard_core::names::compare_versions;
 use chartyard_core::record::VersionRecord;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -35,18 +37,23 @@ impl PartialOrd for VersionOrder {
     }
 }
 
-/// One version in the index: its record (shared with the record cache) and its entry
-/// pre-rendered as YAML.
+/// One version in the index: what a download and the rendered index need, and no more
+/// (the parsed record stays in the record cache, which may evict it).
 struct IndexedVersion {
-    chart: String,
-    record: Arc<VersionRecord>,
-    yaml: String,
+    /// The entry pre-rendered as YAML.
+    yaml: Box<str>,
+    /// The archive's sha256 (hex) and size, so a download reads the blob and nothing else.
+    digest: Box<str>,
+    size: u64,
+    /// The record's ETag when read, so a reconcile can tell which records changed.
+    e_tag: Option<Box<str>>,
 }
 
-impl IndexedVersion {
-    fn entry(&self) -> Map<String, Value> {
-        index::entry(&self.record, index::archive_url(&self.chart, &self.record.metadata.version))
-    }
+/// What a download needs of a version.
+#[derive(Debug, Clone)]
+pub(crate) struct Located {
+    pub digest: String,
+    pub size: u64,
 }
 
 /// The ready bytes of an index.
@@ -79,51 +86,135 @@ impl RenderedIndex {
     }
 }
 
-/// The index of one generation of a space.
+/// The index of one generation of a space, with how far it has followed the space's
+/// change log.
 pub(crate) struct SpaceIndex {
     pub generation: String,
     charts: BTreeMap<String, BTreeMap<VersionOrder, IndexedVersion>>,
     /// Estimated bytes held: see [`SpaceIndex::weight`].
     weight: usize,
-    revision: u64,
     rendered: Option<Arc<RenderedIndex>>,
+    /// Every change announced by log entries up to this number is applied.
+    pub seq: u64,
+    /// Entries of this process's own log writes whose changes this index already applied
+    /// (right after the write), by number: how many of how many. Reading an entry whose
+    /// changes were all applied would only read the same records again.
+    own: HashMap<u64, (usize, usize)>,
+    /// When the log was last read.
+    pub checked: Instant,
+    /// When a request last used the index.
+    pub used: Instant,
+    /// The log number of the newest checkpoint known to be stored.
+    pub checkpoint_seq: u64,
+    /// The ETag the checkpoint was read or written at, for replacing it.
+    pub checkpoint_tag: Option<String>,
+    /// When the index was last compared with the records themselves.
+    pub reconciled: Instant,
 }
+
+/// The stored form of a checkpoint; `format` changes whenever a fragment would be
+/// rendered differently, so an old checkpoint is never served as new.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    pub format: u32,
+    pub seq: u64,
+    pub charts: Vec<CheckpointChart>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CheckpointChart {
+    pub name: String,
+    pub versions: Vec<CheckpointVersion>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CheckpointVersion {
+    pub version: String,
+    pub yaml: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+}
+
+/// See [`Checkpoint::format`].
+pub(crate) const CHECKPOINT_FORMAT: u32 = 1;
 
 impl SpaceIndex {
     pub fn new(generation: String) -> Self {
-        Self { generation, charts: BTreeMap::new(), weight: 0, revision: 0, rendered: None }
+        let now = Instant::now();
+        Self {
+            generation,
+            charts: BTreeMap::new(),
+            weight: 0,
+            rendered: None,
+            seq: 0,
+            own: HashMap::new(),
+            checked: now,
+            used: now,
+            checkpoint_seq: 0,
+            checkpoint_tag: None,
+            reconciled: now,
+        }
     }
 
     /// Roughly the bytes this index holds: per version its YAML fragment, its share of
-    /// the rendered index, and its parsed record (about twice the fragment); the record is
-    /// shared with the record cache, so the estimate errs high.
+    /// the rendered index, the digest, the keys and the map's own overhead.
     pub fn weight(&self) -> usize {
         512 + self.weight
     }
 
-    fn version_weight(version: &IndexedVersion) -> usize {
-        4 * version.yaml.len() + version.chart.len() + 256
+    fn version_weight(chart: &str, version: &str, indexed: &IndexedVersion) -> usize {
+        2 * indexed.yaml.len()
+            + indexed.digest.len()
+            + indexed.e_tag.as_ref().map_or(0, |t| t.len())
+            + chart.len()
+            + version.len()
+            + 160
     }
 
-    /// Adds or replaces a version's entry; the same record again changes nothing.
-    pub fn insert(&mut self, chart: &str, version: &str, record: &Arc<VersionRecord>) -> Result<(), RegistryError> {
+    /// How many versions the index holds.
+    pub fn len(&self) -> usize {
+        self.charts.values().map(BTreeMap::len).sum()
+    }
+
+    /// Adds or replaces a version's entry from its record, read at `e_tag`.
+    pub fn insert(
+        &mut self,
+        chart: &str,
+        version: &str,
+        record: &VersionRecord,
+        e_tag: Option<&str>,
+    ) -> Result<(), RegistryError> {
         let key = VersionOrder(version.to_string());
-        if self
-            .charts
-            .get(chart)
-            .and_then(|versions| versions.get(&key))
-            .is_some_and(|v| Arc::ptr_eq(&v.record, record))
+        if let Some(held) = self.charts.get(chart).and_then(|versions| versions.get(&key))
+            && e_tag.is_some()
+            && held.e_tag.as_deref() == e_tag
         {
             return Ok(());
         }
         let yaml = index::entry_yaml(&index::entry(record, index::archive_url(chart, version)))?;
-        let indexed = IndexedVersion { chart: chart.to_string(), record: record.clone(), yaml };
-        self.weight += Self::version_weight(&indexed);
-        if let Some(replaced) = self.charts.entry(chart.to_string()).or_default().insert(key, indexed) {
-            self.weight -= Self::version_weight(&replaced);
+        let indexed = IndexedVersion {
+            yaml: yaml.into(),
+            digest: record.digest.as_str().into(),
+            size: record.size,
+            e_tag: e_tag.map(Into::into),
+        };
+        self.put(chart, key, indexed);
+        Ok(())
+    }
+
+    fn put(&mut self, chart: &str, key: VersionOrder, indexed: IndexedVersion) {
+        self.weight += Self::version_weight(chart, &key.0, &indexed);
+        let versions = match self.charts.get_mut(chart) {
+            Some(versions) => versions,
+            None => self.charts.entry(chart.to_string()).or_default(),
+        };
+        let version = key.0.clone();
+        if let Some(replaced) = versions.insert(key, indexed) {
+            self.weight -= Self::version_weight(chart, &version, &replaced);
         }
         self.changed();
-        Ok(())
     }
 
     /// Removes a version's entry, if it has one; a chart without versions goes too.
@@ -134,29 +225,118 @@ impl SpaceIndex {
         let Some(removed) = versions.remove(&VersionOrder(version.to_string())) else {
             return;
         };
-        self.weight -= Self::version_weight(&removed);
+        self.weight -= Self::version_weight(chart, version, &removed);
         if versions.is_empty() {
             self.charts.remove(chart);
         }
         self.changed();
     }
 
+    /// What a download of a version needs, if the index holds it.
+    pub fn locate(&self, chart: &str, version: &str) -> Option<Located> {
+        let indexed = self.charts.get(chart)?.get(&VersionOrder(version.to_string()))?;
+        Some(Located { digest: indexed.digest.to_string(), size: indexed.size })
+    }
+
+    /// Every version held, with the record ETag it was read at.
+    pub fn e_tags(&self) -> HashMap<(String, String), Option<String>> {
+        let mut tags = HashMap::with_capacity(self.len());
+        for (chart, versions) in &self.charts {
+            for (version, indexed) in versions {
+                tags.insert((chart.clone(), version.0.clone()), indexed.e_tag.as_deref().map(str::to_string));
+            }
+        }
+        tags
+    }
+
+    /// Notes that this process wrote log entry `seq` (holding `changes` changes) and
+    /// applied one of them here.
+    pub fn applied_own(&mut self, seq: u64, changes: usize) {
+        if seq > self.seq {
+            let applied = self.own.entry(seq).or_insert((0, changes));
+            applied.0 += 1;
+        }
+    }
+
+    /// Whether every change of this process's entry `seq` was applied here already.
+    pub fn own_applied(&self, seq: u64) -> bool {
+        self.own.get(&seq).is_some_and(|(applied, total)| applied >= total)
+    }
+
+    /// Records that every entry up to `seq` is applied.
+    pub fn followed_to(&mut self, seq: u64) {
+        self.seq = self.seq.max(seq);
+        let followed = self.seq;
+        self.own.retain(|own, _| *own > followed);
+        self.checked = Instant::now();
+    }
+
+    /// The stored form of this index at its log number.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let charts = self
+            .charts
+            .iter()
+            .map(|(name, versions)| CheckpointChart {
+                name: name.clone(),
+                versions: versions
+                    .iter()
+                    .map(|(version, indexed)| CheckpointVersion {
+                        version: version.0.clone(),
+                        yaml: indexed.yaml.to_string(),
+                        digest: indexed.digest.to_string(),
+                        size: indexed.size,
+                        e_tag: indexed.e_tag.as_deref().map(str::to_string),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Checkpoint { format: CHECKPOINT_FORMAT, seq: self.seq, charts }
+    }
+
+    /// An index read back from a checkpoint of `generation`.
+    pub fn from_checkpoint(generation: String, checkpoint: Checkpoint) -> Self {
+        let mut index = Self::new(generation);
+        index.seq = checkpoint.seq;
+        index.checkpoint_seq = checkpoint.seq;
+        for chart in checkpoint.charts {
+            // Stored in version order: collecting sorted keys is linear.
+            let versions: BTreeMap<VersionOrder, IndexedVersion> = chart
+                .versions
+                .into_iter()
+                .map(|v| {
+                    let indexed = IndexedVersion {
+                        yaml: v.yaml.into(),
+                        digest: v.digest.into(),
+                        size: v.size,
+                        e_tag: v.e_tag.map(Into::into),
+                    };
+                    index.weight += Self::version_weight(&chart.name, &v.version, &indexed);
+                    (VersionOrder(v.version), indexed)
+                })
+                .collect();
+            if !versions.is_empty() {
+                index.charts.insert(chart.name, versions);
+            }
+        }
+        index
+    }
+
     fn changed(&mut self) {
-        self.revision += 1;
         self.rendered = None;
     }
 
     /// The entries of every chart, newest version first.
-    pub fn entries(&self) -> Vec<(String, Vec<Map<String, Value>>)> {
-        self.charts
-            .iter()
-            .map(|(name, versions)| (name.clone(), versions.values().rev().map(IndexedVersion::entry).collect()))
-            .collect()
+    pub fn entries(&self) -> Result<Vec<(String, Vec<Map<String, Value>>)>, RegistryError> {
+        self.charts.iter().map(|(name, versions)| Ok((name.clone(), Self::parsed(versions)?))).collect()
     }
 
     /// The entries of one chart, newest version first.
-    pub fn chart_entries(&self, chart: &str) -> Option<Vec<Map<String, Value>>> {
-        self.charts.get(chart).map(|versions| versions.values().rev().map(IndexedVersion::entry).collect())
+    pub fn chart_entries(&self, chart: &str) -> Option<Result<Vec<Map<String, Value>>, RegistryError>> {
+        self.charts.get(chart).map(Self::parsed)
+    }
+
+    fn parsed(versions: &BTreeMap<VersionOrder, IndexedVersion>) -> Result<Vec<Map<String, Value>>, RegistryError> {
+        versions.values().rev().map(|v| index::parse_entry_yaml(&v.yaml)).collect()
     }
 
     /// The ready bytes, assembled if anything changed since the last time. The ETag is
@@ -167,9 +347,10 @@ impl SpaceIndex {
             return rendered.clone();
         }
         let generated = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
-        let charts = self.charts.iter().map(|(name, versions)| {
-            (name.as_str(), versions.values().rev().map(|v| v.yaml.as_str()).collect::<Vec<_>>())
-        });
+        let charts = self
+            .charts
+            .iter()
+            .map(|(name, versions)| (name.as_str(), versions.values().rev().map(|v| &*v.yaml).collect::<Vec<_>>()));
         let yaml = index::index_yaml(&generated, charts.clone());
         let mut digest = Sha256::new();
         for (name, fragments) in charts {
@@ -193,10 +374,13 @@ impl SpaceIndex {
     }
 
     /// The ready bytes with `index.json` made too.
-    pub fn rendered_json(&mut self) -> Arc<RenderedIndex> {
+    pub fn rendered_json(&mut self) -> Result<Arc<RenderedIndex>, RegistryError> {
         let rendered = self.rendered();
-        rendered.json.get_or_init(|| index::index_json(&rendered.generated, self.entries()).into());
-        rendered
+        if rendered.json.get().is_none() {
+            let json = index::index_json(&rendered.generated, self.entries()?);
+            let _ = rendered.json.set(json.into());
+        }
+        Ok(rendered)
     }
 }
 
@@ -230,6 +414,11 @@ impl Indexes {
     /// The slot of a space's index if one is held; it stays held while the answer lives.
     pub fn held(&self, space: &str) -> Option<IndexSlot> {
         self.slots().get(&space.to_string()).cloned()
+    }
+
+    /// The spaces whose index slots are held now.
+    pub fn spaces(&self) -> Vec<String> {
+        self.slots().keys().cloned().collect()
     }
 
     /// The slot of a space's index, made (empty) if none is held.

@@ -17,6 +17,8 @@
 //! uploads/{id}/part-{offset}                           its chunks
 //! uploads/{id}/staging-{nonce}                         one request's bytes being verified
 //! uploads/{id}/done                                    the claim of the request completing it
+//! log/{space}/{generation}/{seq:020}.json              one entry of a space's change log
+//! checkpoints/{space}/{generation}.json                a space's index at a log sequence
 //! ```
 //!
 //! A space exists iff its marker does; a version exists iff its record exists under the
@@ -81,6 +83,16 @@ pub enum StorageKey<'a> {
     Blobs,
     /// A blob, by digest.
     Blob { digest: BlobDigest<'a> },
+    /// Prefix of the change log of one generation of a space.
+    SpaceLog { space: &'a str, generation: &'a str },
+    /// One entry of a space's change log, by its sequence number (from 1, gap-free).
+    LogEntry { space: &'a str, generation: &'a str, seq: u64 },
+    /// Prefix of every change log.
+    AllLogs,
+    /// The checkpoint of a space's index: the whole index at one log sequence number.
+    Checkpoint { space: &'a str, generation: &'a str },
+    /// Prefix of every checkpoint.
+    AllCheckpoints,
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -133,6 +145,16 @@ impl StorageKey<'_> {
                 let hex = digest.hex;
                 Path::from(format!("blobs/{}/{}/{hex}", digest.algorithm.name(), &hex[..2.min(hex.len())]))
             }
+            Self::SpaceLog { space, generation } => Path::from(format!("log/{space}/{generation}")),
+            // Zero-padded, so that key order is sequence order for `start-after` listings.
+            Self::LogEntry { space, generation, seq } => {
+                Path::from(format!("log/{space}/{generation}/{seq:020}{JSON_SUFFIX}"))
+            }
+            Self::AllLogs => Path::from("log"),
+            Self::Checkpoint { space, generation } => {
+                Path::from(format!("checkpoints/{space}/{generation}{JSON_SUFFIX}"))
+            }
+            Self::AllCheckpoints => Path::from("checkpoints"),
         }
     }
 }
@@ -270,6 +292,31 @@ pub fn parse_upload_object(path: &Path) -> Option<(String, bool)> {
     Some((id.as_ref().to_string(), is_session))
 }
 
+/// A change log entry's space, generation and sequence number, parsed from its key.
+pub fn parse_log_entry(path: &Path) -> Option<(String, String, u64)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, space, generation, file] if root.as_ref() == "log" => {
+            let seq = file.as_ref().strip_suffix(JSON_SUFFIX)?;
+            // Only the zero-padded form we write: a staging file or a stray key is no entry.
+            (seq.len() == 20).then_some(())?;
+            Some((space.as_ref().to_string(), generation.as_ref().to_string(), seq.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// A checkpoint's space and generation, parsed from its key.
+pub fn parse_checkpoint(path: &Path) -> Option<(String, String)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, space, file] if root.as_ref() == "checkpoints" => {
+            Some((space.as_ref().to_string(), file.as_ref().strip_suffix(JSON_SUFFIX)?.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// The repository name of a key listed under [`StorageKey::RepositoryNames`].
 pub fn parse_repository_name(prefix: &Path) -> Option<String> {
     let name = prefix.filename()?;
@@ -306,5 +353,12 @@ mod tests {
         let parsed = parse_repository_object(&link).unwrap();
         assert_eq!((parsed.space.as_str(), parsed.kind), ("s", RepositoryObject::Blob(format!("sha512:{long}"))));
         assert_eq!(parse_record_path(&Path::from("charts/s/g/c/1.0.0.json#3")), None);
+        let entry = StorageKey::LogEntry { space: "s", generation: "g", seq: 42 }.path();
+        assert_eq!(entry.as_ref(), "log/s/g/00000000000000000042.json");
+        assert_eq!(parse_log_entry(&entry), Some(("s".into(), "g".into(), 42)));
+        assert_eq!(parse_log_entry(&Path::from("log/s/g/00000000000000000042.json#1")), None);
+        let checkpoint = StorageKey::Checkpoint { space: "s", generation: "g" }.path();
+        assert_eq!(checkpoint.as_ref(), "checkpoints/s/g.json");
+        assert_eq!(parse_checkpoint(&checkpoint), Some(("s".into(), "g".into())));
     }
 }

@@ -17,6 +17,7 @@
 pub mod backend;
 mod blobs;
 mod cache;
+mod changelog;
 pub mod compose;
 pub mod fs;
 mod gateway;

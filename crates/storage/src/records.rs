@@ -110,6 +110,24 @@ impl Records {
         self.versions_under(StorageKey::SpaceRecords { space, generation }).await
     }
 
+    /// [`Records::space_versions`], each with the ETag its record was listed at.
+    pub async fn space_versions_tagged(
+        &self,
+        space: &str,
+        generation: &str,
+    ) -> Result<Vec<(StoredVersion, Option<String>)>> {
+        let metas = self.gateway.list(StorageKey::SpaceRecords { space, generation }).await?;
+        let tags: HashMap<Path, Option<String>> = metas.iter().map(|m| (m.location.clone(), m.e_tag.clone())).collect();
+        let read = self.read_listed(metas).await?;
+        Ok(read
+            .into_iter()
+            .map(|(path, record)| {
+                let e_tag = tags.get(&path.key().path()).cloned().flatten();
+                (StoredVersion { space: path.space, chart: path.chart, version: path.version, record }, e_tag)
+            })
+            .collect())
+    }
+
     /// Every version of a chart, in version precedence.
     pub async fn chart_versions(&self, space: &str, generation: &str, chart: &str) -> Result<Vec<StoredVersion>> {
         self.versions_under(StorageKey::ChartRecords { space, generation, chart }).await
@@ -189,17 +207,39 @@ impl Records {
     /// The record stored now (`None` if there is none), from the cache when it holds the
     /// record at the current ETag.
     pub async fn current(&self, key: &VersionKey<'_>) -> Result<Option<Arc<VersionRecord>>> {
+        Ok(self.current_tagged(key).await?.map(|(record, _)| record))
+    }
+
+    /// [`Records::current`] with the ETag the record was found at: one HEAD while the
+    /// cache holds the record, else a HEAD and a GET.
+    pub async fn current_tagged(&self, key: &VersionKey<'_>) -> Result<Option<(Arc<VersionRecord>, Option<String>)>> {
         let Some(meta) = self.gateway.head(key.record()).await? else { return Ok(None) };
         if let Some(tag) = &meta.e_tag
             && let Some(cached) = self.cache().get(&meta.location).filter(|cached| cached.e_tag == *tag)
         {
-            return Ok(Some(cached.record.clone()));
+            return Ok(Some((cached.record.clone(), meta.e_tag)));
         }
-        match self.read_record(key.record()).await {
-            Ok(record) => Ok(Some(record)),
-            Err(RegistryError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.fetch(key).await
+    }
+
+    /// The record stored now and its ETag, read with one GET (`None` if there is none).
+    pub async fn fetch(&self, key: &VersionKey<'_>) -> Result<Option<(Arc<VersionRecord>, Option<String>)>> {
+        let location = key.record().path();
+        let Some(object) = self.gateway.get(key.record()).await? else { return Ok(None) };
+        let record: VersionRecord = serde_json::from_slice(&object.bytes)
+            .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
+        let record = Arc::new(record);
+        self.remember(&location, object.e_tag.clone(), &record, object.bytes.len());
+        Ok(Some((record, object.e_tag)))
+    }
+
+    /// The ETag of every record of a generation of a space, from one listing.
+    pub async fn e_tags(&self, space: &str, generation: &str) -> Result<HashMap<(String, String), Option<String>>> {
+        let metas = self.gateway.list(StorageKey::SpaceRecords { space, generation }).await?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|meta| parse_record_path(&meta.location).map(|path| ((path.chart, path.version), meta.e_tag)))
+            .collect())
     }
 
     /// The current record's version tag, for a compare-and-swap replace; `NotFound` if the

@@ -1,8 +1,9 @@
 //! The registry facade: the chart operations (upload, replace, values, metadata, delete,
 //! listings, indexes) over the single-purpose stores, each of which owns its keys.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, Chart, Limits};
@@ -16,8 +17,9 @@ use object_store::ObjectStore;
 use serde_json::Value;
 
 use crate::blobs::Blobs;
+use crate::changelog::{Appended, Change, ChangeLog, KNOWLEDGE_TTL, SPACE_GONE};
 use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, collect};
-use crate::index::{Indexes, RenderedIndex, SpaceIndex};
+use crate::index::{CHECKPOINT_FORMAT, Indexes, Located, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
 use crate::manifests::Manifests;
 use crate::records::{Records, StoredVersion, VersionKey, version_id};
@@ -49,7 +51,26 @@ pub struct RegistryOptions {
     /// How many archives are parsed (or rewritten, or composed) at once; more wait their
     /// turn. Each parse may decompress up to `limits` into memory and keeps a CPU busy.
     pub parse_concurrency: usize,
+    /// How old a space's index may be when a request reads it: older, and the request
+    /// first reads the space's change log (one listing) for other replicas' changes.
+    pub index_freshness: Duration,
+    /// How often a loaded index is compared with the records themselves, repairing what
+    /// a writer that crashed between its record and its log entry left unannounced.
+    pub reconcile_interval: Duration,
 }
+
+/// The default of [`RegistryOptions::index_freshness`].
+pub const DEFAULT_INDEX_FRESHNESS: Duration = Duration::from_millis(250);
+
+/// The default of [`RegistryOptions::reconcile_interval`].
+pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// An index not followed for this long has its space's marker read again too, in case
+/// the space was deleted by a writer that stopped before ending its log.
+const MARKER_RECHECK: Duration = Duration::from_secs(30);
+
+/// Indexes used within this long are followed in the background ("in use").
+const IN_USE: Duration = Duration::from_secs(300);
 
 /// The default parse concurrency: one per CPU.
 pub fn default_parse_concurrency() -> usize {
@@ -70,13 +91,16 @@ impl Default for RegistryOptions {
             max_upload_sessions: 1024,
             cache_bytes: DEFAULT_CACHE_BYTES,
             parse_concurrency: default_parse_concurrency(),
+            index_freshness: DEFAULT_INDEX_FRESHNESS,
+            reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
         }
     }
 }
 
 /// An archive being read from storage.
 pub struct ArchiveStream {
-    pub record: Arc<VersionRecord>,
+    /// Its size in bytes.
+    pub size: u64,
     pub body: ObjectStream,
 }
 
@@ -98,11 +122,27 @@ pub struct Registry {
     pub(crate) blobs: Blobs,
     pub(crate) uploads: Uploads,
     pub(crate) manifests: Manifests,
-    /// Spaces' indexes, each loaded on first use and then kept current by this registry's
-    /// own writes; one in use is never evicted (see [`Registry::sync_index`]).
+    /// Spaces' indexes, each loaded on first use, then kept current by this registry's own
+    /// writes and by following the space's change log; one in use is never evicted (see
+    /// [`Registry::sync_index`]).
     indexes: Indexes,
+    pub(crate) log: ChangeLog,
+    /// The generation each space had when its index last read the log or the marker:
+    /// where uploads write without reading the marker (a stale one is caught by the log).
+    generations: std::sync::Mutex<HashMap<String, (String, Instant)>>,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
+}
+
+/// Where following a change log got an index.
+enum Followed {
+    /// It holds every change the log announces.
+    Current,
+    /// The log no longer holds the entries after the index's number (removed after a
+    /// checkpoint): the index must be loaded again.
+    Behind,
+    /// The log has ended: the space (this generation of it) was deleted.
+    Ended,
 }
 
 /// How an upload treats an existing version and provenance.
@@ -129,6 +169,8 @@ impl Registry {
             blobs: Blobs::new(gateway.clone()),
             uploads: Uploads::new(gateway.clone(), options.max_upload_sessions),
             manifests: Manifests::new(gateway.clone()),
+            log: ChangeLog::new(gateway.clone()),
+            generations: std::sync::Mutex::default(),
             gateway,
             options,
             locks,
@@ -201,20 +243,50 @@ impl Registry {
         Err(RegistryError::Locked(space.to_string()))
     }
 
-    /// Deletes a space and every version in it. The marker goes first, so the space and
-    /// all its versions are gone for readers at once; its records are swept next, and
-    /// archives are reclaimed by garbage collection.
+    /// Deletes a space and every version in it. Its change log is ended first (every
+    /// replica, and every writer still announcing a change there, learns that the
+    /// generation is gone), then the marker goes, so the space and all its versions are
+    /// gone for readers at once; its records are swept next, and archives, the log and the
+    /// checkpoint are reclaimed by garbage collection (replicas may still be reading the
+    /// log's end).
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         let generation = self.require_generation(space).await?;
-        if !self.spaces.delete(space).await? {
+        let known = self.known_seq(space, &generation);
+        let ended = match self.log.end(space, &generation, known).await {
+            Ok(_) => true,
+            Err(RegistryError::NotFound(_)) => false, // ended by another deletion
+            Err(e) => return Err(e),
+        };
+        if !self.spaces.delete_if(space, &generation).await? && !ended {
             return Err(RegistryError::not_found(space));
         }
-        // Nothing of the deleted generation is read again: drop its index and records.
-        if let Some(slot) = self.indexes.remove(space) {
-            *slot.lock().await = None;
-        }
+        self.forget_generation(space, &generation).await;
         self.records.delete_generation(space, &generation).await?;
         self.manifests.delete_generation(space, &generation).await
+    }
+
+    /// Drops what this process holds of a deleted generation: its index and records.
+    async fn forget_generation(&self, space: &str, generation: &str) {
+        if let Some(slot) = self.indexes.remove(space) {
+            let mut loaded = slot.lock().await;
+            if loaded.as_ref().is_some_and(|index| index.generation == generation) {
+                *loaded = None;
+            }
+        }
+        self.forget_known_generation(space, generation);
+        self.log.forget(space, generation);
+    }
+
+    /// Finishes the deletion of a generation whose log has ended: its marker may still
+    /// name it if the deleting process stopped in between. (A loaded index of it is
+    /// dropped by whoever follows the log to its end, under the index's lock.)
+    async fn space_gone(&self, space: &str, generation: &str) -> RegistryError {
+        self.forget_known_generation(space, generation);
+        self.log.forget(space, generation);
+        if let Err(e) = self.spaces.delete_if(space, generation).await {
+            return e;
+        }
+        RegistryError::not_found(space)
     }
 
     // ---- listings ----
@@ -267,26 +339,39 @@ impl Registry {
         Ok(self.archive_bytes_at(&key).await?.1)
     }
 
-    /// The archive of one version, streamed from storage.
+    /// The archive of one version, streamed from storage. A version the space's index
+    /// holds costs one read, of the archive; one it does not (another replica's upload of
+    /// the last moments) is looked up in the store.
     pub async fn open_archive(&self, space: &str, chart: &str, version: &str) -> Result<ArchiveStream> {
+        check_name("chart", chart)?;
+        parse_version(version)?;
+        let indexed = match self.with_index(space, |index| Ok(index.locate(chart, version))).await {
+            Err(RegistryError::NotFound(_)) => None,
+            indexed => indexed?,
+        };
+        if let Some(located) = indexed {
+            // A version deleted by another replica moments ago may have lost its archive
+            // to gc only after its grace period: the blob is still there.
+            return self.open_located(space, chart, version, &located).await;
+        }
         let key = self.locate(space, chart, version).await?;
-        self.open_archive_at(&key).await
-    }
-
-    async fn open_archive_at(&self, key: &VersionKey<'_>) -> Result<ArchiveStream> {
-        let record = self.records.read(key).await?;
-        let opened = self
-            .blobs
-            .open(BlobDigest::sha256(&record.digest), None)
-            .await?
-            .ok_or_else(|| RegistryError::internal(format!("archive of {} is missing", key.id())))?;
-        Ok(ArchiveStream { record, body: opened.body })
+        let record = self.records.read(&key).await?;
+        self.open_located(space, chart, version, &Located { digest: record.digest.clone(), size: record.size }).await
     }
 
     /// A version's whole archive, with the record it was found through.
     async fn archive_bytes_at(&self, key: &VersionKey<'_>) -> Result<(Arc<VersionRecord>, Bytes)> {
-        let stream = self.open_archive_at(key).await?;
-        Ok((stream.record, collect(stream.body).await?))
+        let record = self.records.read(key).await?;
+        let located = Located { digest: record.digest.clone(), size: record.size };
+        let stream = self.open_located(key.space, key.chart, key.version, &located).await?;
+        Ok((record, collect(stream.body).await?))
+    }
+
+    async fn open_located(&self, space: &str, chart: &str, version: &str, located: &Located) -> Result<ArchiveStream> {
+        let opened = self.blobs.open(BlobDigest::sha256(&located.digest), None).await?.ok_or_else(|| {
+            RegistryError::internal(format!("archive of {} is missing", version_id(space, chart, version)))
+        })?;
+        Ok(ArchiveStream { size: located.size, body: opened.body })
     }
 
     /// Stores a new version from an uploaded archive; `AlreadyExists` if the version does.
@@ -307,7 +392,38 @@ impl Registry {
             provenance::parse(prov)?.check(name, version, &digest)?;
         }
         let record = self.prepare(&chart, archive.clone(), options.provenance.as_ref(), options.manifest).await?;
-        let key = VersionKey { space, generation: self.ensure_space(space).await?, chart: name, version };
+        // The generation last seen is tried first; if the space was deleted since, the
+        // change log says so and the upload goes once more into the space as it is now.
+        let generation = match self.known_generation(space) {
+            Some(generation) => generation,
+            None => self.ensure_space(space).await?,
+        };
+        match self.upload_into(space, generation, name, version, record.clone(), options.overwrite).await {
+            Err(RegistryError::NotFound(message)) if message == SPACE_GONE => {
+                let generation = self.ensure_space(space).await?;
+                self.upload_into(space, generation, name, version, record, options.overwrite).await.map_err(|e| match e
+                {
+                    RegistryError::NotFound(m) if m == SPACE_GONE => {
+                        RegistryError::not_found(format!("{space} (deleted during the upload)"))
+                    }
+                    e => e,
+                })
+            }
+            result => result,
+        }
+    }
+
+    /// Commits a prepared record into one generation of a space and announces it.
+    async fn upload_into(
+        &self,
+        space: &str,
+        generation: String,
+        name: &str,
+        version: &str,
+        record: VersionRecord,
+        overwrite: bool,
+    ) -> Result<StoredVersion> {
+        let key = VersionKey { space, generation, chart: name, version };
         if self.artifact_tag_exists(space, &key.generation, name, version).await? {
             return Err(RegistryError::AlreadyExists(format!(
                 "{} (its OCI tag {} holds another artifact)",
@@ -315,24 +431,27 @@ impl Registry {
                 oci::version_to_tag(version)
             )));
         }
-        let stored = match self.records.create(&key, record).await? {
-            Ok(record) => key.stored(record),
-            Err(record) if options.overwrite => {
+        match self.records.create(&key, record).await? {
+            Ok(record) => {
+                // A space deleted while we wrote: our record went to the old generation,
+                // where no one will see it. Say so rather than claim the chart is stored.
+                if let Err(e) = self.announce(&key).await {
+                    if matches!(&e, RegistryError::NotFound(m) if m == SPACE_GONE) {
+                        let _ = self.records.delete(&key).await;
+                        let _ = self.space_gone(space, &key.generation).await;
+                    }
+                    return Err(e);
+                }
+                Ok(key.stored(record))
+            }
+            Err(record) if overwrite => {
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
                 let created = self.records.read(&key).await?.created.clone();
-                self.commit_record(&key, record, current, created).await?
+                self.commit_record(&key, record, current, created).await
             }
-            Err(_) => return Err(RegistryError::AlreadyExists(key.id())),
-        };
-        // A space deleted while we wrote: our record went to the old generation, where no
-        // one will see it. Say so rather than claim the chart is stored.
-        if self.generation(space).await?.as_deref() != Some(&key.generation) {
-            let _ = self.records.delete(&key).await;
-            return Err(RegistryError::not_found(format!("{space} (deleted during the upload)")));
+            Err(_) => Err(RegistryError::AlreadyExists(key.id())),
         }
-        self.sync_index(&key).await;
-        Ok(stored)
     }
 
     /// Stores a provenance file for the version it names; it must match that version's
@@ -580,8 +699,21 @@ impl Registry {
         // A provenance file stored beside the record (before records named theirs) signs
         // the old archive's digest: it no longer holds.
         self.records.delete_legacy_provenance(key).await?;
-        self.sync_index(key).await;
+        self.announce(key).await?;
         Ok(key.stored(record))
+    }
+
+    /// Announces a committed change of a version in its space's change log, then brings
+    /// this process's index in line with it. Every change is announced before it is
+    /// acknowledged, so no acknowledged change stays unseen by other replicas; one whose
+    /// announcement failed (the process stopped, the store failed) is found by the next
+    /// reconcile.
+    async fn announce(&self, key: &VersionKey<'_>) -> Result<()> {
+        let change = Change { chart: key.chart.to_string(), version: key.version.to_string() };
+        let known = self.known_seq(key.space, &key.generation);
+        let appended = self.log.append(key.space, &key.generation, change, known).await;
+        self.sync_index(key, appended.as_ref().ok().copied()).await;
+        appended.map(drop)
     }
 
     // ---- indexes ----
@@ -596,13 +728,13 @@ impl Registry {
 
     /// The same, with `index.json` rendered too.
     pub async fn space_index_json(&self, space: &str) -> Result<Arc<RenderedIndex>> {
-        self.with_index_or_empty(space, |index| Ok(index.rendered_json())).await
+        self.with_index_or_empty(space, SpaceIndex::rendered_json).await
     }
 
     /// The index entries of every chart in a space (name order, newest version first);
     /// none for a space that does not exist yet.
     pub async fn index_entries(&self, space: &str) -> Result<Vec<(String, Vec<serde_json::Map<String, Value>>)>> {
-        self.with_index_or_empty(space, |index| Ok(index.entries())).await
+        self.with_index_or_empty(space, |index| index.entries()).await
     }
 
     /// [`Self::with_index`], with an empty index standing in for a space that does not
@@ -620,47 +752,158 @@ impl Registry {
     pub async fn chart_index_entries(&self, space: &str, chart: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
         check_name("chart", chart)?;
         self.with_index(space, |index| {
-            index.chart_entries(chart).ok_or_else(|| RegistryError::not_found(format!("{space}/{chart}")))
+            index.chart_entries(chart).unwrap_or_else(|| Err(RegistryError::not_found(format!("{space}/{chart}"))))
         })
         .await
     }
 
-    /// Runs `f` on a space's index, building it from the records first if needed. A space
-    /// that does not exist gets no slot.
+    /// Runs `f` on a space's index, building it first if needed, and reading the space's
+    /// change log first if the index is older than `index_freshness`. A space that does
+    /// not exist gets no slot.
     async fn with_index<T>(&self, space: &str, f: impl FnOnce(&mut SpaceIndex) -> Result<T>) -> Result<T> {
         check_name("space", space)?;
-        let slot = match self.indexes.held(space) {
-            Some(slot) => slot,
-            None => {
-                self.require_generation(space).await?;
-                self.indexes.slot(space)
-            }
-        };
+        // A slot made for a space that turns out not to exist is dropped by `release`.
+        let slot = self.indexes.slot(space);
         let mut loaded = slot.lock().await;
-        let result = self.load_index(space, &mut loaded).await.and_then(|()| match loaded.as_mut() {
-            Some(index) => f(index),
-            None => Err(RegistryError::not_found(space)),
-        });
+        let result = match self.current_index(space, &mut loaded, self.options.index_freshness).await {
+            Ok(()) => match loaded.as_mut() {
+                Some(index) => {
+                    index.used = Instant::now();
+                    f(index)
+                }
+                None => Err(RegistryError::not_found(space)),
+            },
+            Err(e) => Err(e),
+        };
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
         self.indexes.release(space, slot, weight);
         result
     }
 
-    /// Builds a space's index from its records unless it is loaded. The generation is
-    /// read under the slot's lock, never before it: a space deletion drops the slot (under
-    /// that lock) after removing the marker, so a load can never install an index of a
-    /// deleted generation.
-    async fn load_index(&self, space: &str, loaded: &mut Option<SpaceIndex>) -> Result<()> {
-        if loaded.is_some() {
-            return Ok(());
+    /// Loads a space's index unless it is loaded, and follows the change log if the index
+    /// was last followed more than `max_age` ago. An index whose log has ended is dropped
+    /// (the space was deleted); one that fell behind what the log still holds (entries
+    /// removed by gc after a checkpoint) is loaded again.
+    async fn current_index(&self, space: &str, loaded: &mut Option<SpaceIndex>, max_age: Duration) -> Result<()> {
+        for _ in 0..3 {
+            if loaded.is_none() {
+                *loaded = Some(self.load_index(space).await?);
+            }
+            let Some(index) = loaded.as_mut() else { continue };
+            if index.checked.elapsed() < max_age {
+                self.remember_generation(space, &index.generation, index.checked);
+                return Ok(());
+            }
+            if index.checked.elapsed() >= MARKER_RECHECK
+                && self.generation(space).await?.as_deref() != Some(index.generation.as_str())
+            {
+                *loaded = None;
+                continue;
+            }
+            match self.follow(space, index).await {
+                Ok(Followed::Current) => {
+                    self.remember_generation(space, &index.generation, index.checked);
+                    return Ok(());
+                }
+                Ok(Followed::Behind) => *loaded = None,
+                Ok(Followed::Ended) => {
+                    // The space may exist again, under a new generation: load that.
+                    let generation = index.generation.clone();
+                    *loaded = None;
+                    match self.space_gone(space, &generation).await {
+                        RegistryError::NotFound(_) => {}
+                        e => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Err(RegistryError::Locked(format!("index of {space}")))
+    }
+
+    /// Builds a space's index: from its checkpoint (then followed to the log's end), or
+    /// where it has none from its records, at the log's last entry as listed before them.
+    /// The generation is read under the slot's lock, never before it: a space deletion
+    /// drops the slot (under that lock) after ending the log, so a load can never install
+    /// an index of a deleted generation for long.
+    async fn load_index(&self, space: &str) -> Result<SpaceIndex> {
         let generation = self.require_generation(space).await?;
-        let mut index = SpaceIndex::new(generation.clone());
-        for stored in self.records.space_versions(space, &generation).await? {
-            index.insert(&stored.chart, &stored.version, &stored.record)?;
+        if let Some((checkpoint, e_tag)) = self.log.checkpoint(space, &generation).await?
+            && checkpoint.format == CHECKPOINT_FORMAT
+        {
+            let mut index = SpaceIndex::from_checkpoint(generation, checkpoint);
+            index.checkpoint_tag = e_tag;
+            // Followed at once by `current_index`.
+            index.checked = Instant::now() - self.options.index_freshness.max(Duration::from_millis(1));
+            return Ok(index);
         }
-        *loaded = Some(index);
+        // Entries up to `last` were appended after their records were written, so the
+        // listing of records made after this one shows every change they announce.
+        let last = self.log.tail_numbers(space, &generation, 0).await?.last().copied().unwrap_or(0);
+        let mut index = SpaceIndex::new(generation.clone());
+        for (stored, e_tag) in self.records.space_versions_tagged(space, &generation).await? {
+            index.insert(&stored.chart, &stored.version, &stored.record, e_tag.as_deref())?;
+        }
+        index.followed_to(last);
+        Ok(index)
+    }
+
+    /// Applies the log entries after the index's number: one listing, one read per entry
+    /// not written (and already applied) by this process, one read per changed version.
+    async fn follow(&self, space: &str, index: &mut SpaceIndex) -> Result<Followed> {
+        let generation = index.generation.clone();
+        let numbers = self.log.tail_numbers(space, &generation, index.seq).await?;
+        let Some(&last) = numbers.last() else {
+            index.followed_to(index.seq);
+            return Ok(Followed::Current);
+        };
+        if numbers[0] != index.seq + 1 {
+            return Ok(Followed::Behind);
+        }
+        let to_read: Vec<u64> = numbers.iter().copied().filter(|seq| !index.own_applied(*seq)).collect();
+        let expected = to_read.len();
+        let entries = self.log.read(space, &generation, to_read).await?;
+        if entries.len() != expected {
+            return Ok(Followed::Behind);
+        }
+        let mut changed = HashSet::new();
+        for (_, entry) in entries {
+            if entry.deleted {
+                return Ok(Followed::Ended);
+            }
+            changed.extend(entry.changes);
+        }
+        self.apply_changes(space, index, changed).await?;
+        index.followed_to(last);
+        Ok(Followed::Current)
+    }
+
+    /// Sets the entries of changed versions to what the store holds now.
+    async fn apply_changes(&self, space: &str, index: &mut SpaceIndex, changed: HashSet<Change>) -> Result<()> {
+        use futures::stream::{StreamExt, TryStreamExt};
+        let generation = index.generation.clone();
+        let generation = generation.as_str();
+        let read: Vec<(Change, Option<(Arc<VersionRecord>, Option<String>)>)> = futures::stream::iter(changed)
+            .map(|change| async move {
+                let key = VersionKey {
+                    space,
+                    generation: generation.to_string(),
+                    chart: &change.chart,
+                    version: &change.version,
+                };
+                let found = self.records.fetch(&key).await?;
+                Ok::<_, RegistryError>((change, found))
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        for (change, found) in read {
+            match found {
+                Some((record, e_tag)) => index.insert(&change.chart, &change.version, &record, e_tag.as_deref())?,
+                None => index.remove(&change.chart, &change.version),
+            }
+        }
         Ok(())
     }
 
@@ -671,20 +914,23 @@ impl Registry {
     /// never keeps a version that is gone, nor misses one that exists. An index of another
     /// generation, or one whose entry cannot be read, is dropped, to be rebuilt from
     /// storage when next asked for; an index not loaded needs nothing (it is built from a
-    /// listing made later than this write).
+    /// listing made later than this write). `appended` is the log entry announcing the
+    /// write, which this index then need not read.
     ///
     /// A slot is evicted only while no one holds it, and a writer takes it only after its
     /// store write: so an index loaded into a fresh slot after an eviction is listed later
     /// than any write whose update it missed.
-    async fn sync_index(&self, key: &VersionKey<'_>) {
+    async fn sync_index(&self, key: &VersionKey<'_>, appended: Option<Appended>) {
         let Some(slot) = self.indexes.held(key.space) else {
             return;
         };
         let mut loaded = slot.lock().await;
         if let Some(index) = loaded.as_mut() {
             let keep = index.generation == key.generation
-                && match self.records.current(key).await {
-                    Ok(Some(record)) => index.insert(key.chart, key.version, &record).is_ok(),
+                && match self.records.current_tagged(key).await {
+                    Ok(Some((record, e_tag))) => {
+                        index.insert(key.chart, key.version, &record, e_tag.as_deref()).is_ok()
+                    }
                     Ok(None) => {
                         index.remove(key.chart, key.version);
                         true
@@ -693,11 +939,186 @@ impl Registry {
                 };
             if !keep {
                 *loaded = None;
+            } else if let Some(appended) = appended {
+                index.applied_own(appended.seq, appended.changes);
             }
         }
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
         self.indexes.release(key.space, slot, weight);
+    }
+
+    /// The log number this process's index of a space has followed to (0 if none is
+    /// loaded, or it is busy): where an append starts looking.
+    fn known_seq(&self, space: &str, generation: &str) -> u64 {
+        let Some(slot) = self.indexes.held(space) else { return 0 };
+        let seq = match slot.try_lock() {
+            Ok(loaded) => loaded
+                .as_ref()
+                .filter(|index| index.generation == generation && index.checked.elapsed() < KNOWLEDGE_TTL)
+                .map_or(0, |index| index.seq),
+            Err(_) => 0,
+        };
+        // Only looked at: the table's accounting of the slot is unchanged.
+        drop(slot);
+        seq
+    }
+
+    /// The generation of a space as its index saw it in the log less than
+    /// [`KNOWLEDGE_TTL`] ago, if any: a generation deleted since has its log's end, which
+    /// gc keeps far longer than that, so the append of an upload into it finds the end.
+    fn known_generation(&self, space: &str) -> Option<String> {
+        let generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        let (generation, seen) = generations.get(space)?;
+        (seen.elapsed() < KNOWLEDGE_TTL).then(|| generation.clone())
+    }
+
+    fn remember_generation(&self, space: &str, generation: &str, seen: Instant) {
+        let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: what is too old to be used is dropped in one go.
+        if generations.len() >= 4096 {
+            generations.retain(|_, (_, seen)| seen.elapsed() < KNOWLEDGE_TTL);
+        }
+        generations.insert(space.to_string(), (generation.to_string(), seen));
+    }
+
+    fn forget_known_generation(&self, space: &str, generation: &str) {
+        let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        if generations.get(space).is_some_and(|(known, _)| known == generation) {
+            generations.remove(space);
+        }
+    }
+
+    // ---- following other replicas ----
+
+    /// One round of the background work of a serving process, run about once a second:
+    /// follows the change log of every space whose index was used lately (so a request
+    /// rarely waits for a listing), compares indexes with their records every
+    /// `reconcile_interval`, and stores a checkpoint of an index whose log has grown.
+    pub async fn maintain(&self) {
+        for space in self.indexes.spaces() {
+            let Some(slot) = self.indexes.held(&space) else { continue };
+            let mut loaded = slot.lock().await;
+            let in_use = loaded.as_ref().is_some_and(|index| index.used.elapsed() < IN_USE);
+            if in_use {
+                let freshness = self.options.index_freshness;
+                if let Err(e) = self.current_index(&space, &mut loaded, freshness).await {
+                    tracing::debug!(space, error = %e, "following the change log");
+                }
+                if let Some(index) = loaded.as_mut() {
+                    if index.reconciled.elapsed() >= self.options.reconcile_interval
+                        && let Err(e) = self.reconcile_index(&space, index).await
+                    {
+                        tracing::warn!(space, error = %e, "reconciling the index with its records");
+                    }
+                    if let Err(e) = self.checkpoint_if_due(&space, index, false).await {
+                        tracing::warn!(space, error = %e, "storing a checkpoint");
+                    }
+                }
+            }
+            let weight = loaded.as_ref().map(SpaceIndex::weight);
+            drop(loaded);
+            self.indexes.release(&space, slot, weight);
+        }
+    }
+
+    /// Stores a checkpoint of every loaded index that has moved past its last one, so the
+    /// next start reads one object per space (called at shutdown).
+    pub async fn checkpoint_all(&self) {
+        for space in self.indexes.spaces() {
+            let Some(slot) = self.indexes.held(&space) else { continue };
+            let mut loaded = slot.lock().await;
+            // Followed first, so the checkpoint leaves no tail to read.
+            let followed = self.current_index(&space, &mut loaded, Duration::ZERO).await;
+            if followed.is_ok()
+                && let Some(index) = loaded.as_mut()
+                && let Err(e) = self.checkpoint_if_due(&space, index, true).await
+            {
+                tracing::warn!(space, error = %e, "storing a checkpoint");
+            }
+            let weight = loaded.as_ref().map(SpaceIndex::weight);
+            drop(loaded);
+            self.indexes.release(&space, slot, weight);
+        }
+    }
+
+    /// Stores the index as its space's checkpoint when the log has grown past the last
+    /// one by a sixteenth of the index (at least 64 entries), or by anything if `any`.
+    async fn checkpoint_if_due(&self, space: &str, index: &mut SpaceIndex, any: bool) -> Result<()> {
+        let behind = index.seq.saturating_sub(index.checkpoint_seq);
+        let due = if any { behind > 0 } else { behind as usize >= (index.len() / 16).max(64) };
+        if !due {
+            return Ok(());
+        }
+        let checkpoint = index.checkpoint();
+        let written =
+            self.log.put_checkpoint(space, &index.generation, &checkpoint, index.checkpoint_tag.clone()).await?;
+        match written {
+            Some(e_tag) => {
+                index.checkpoint_seq = checkpoint.seq;
+                index.checkpoint_tag = e_tag;
+            }
+            // Another replica stored one meanwhile: read its tag next time.
+            None => {
+                if let Some((stored, e_tag)) = self.log.checkpoint(space, &index.generation).await? {
+                    index.checkpoint_seq = stored.seq;
+                    index.checkpoint_tag = e_tag;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares a space's index with its records now and repairs it (and tells other
+    /// replicas: every difference is announced) where a writer committed a record but
+    /// stopped before announcing it.
+    pub async fn reconcile(&self, space: &str) -> Result<usize> {
+        check_name("space", space)?;
+        let slot = self.indexes.slot(space);
+        let mut loaded = slot.lock().await;
+        let result = match self.current_index(space, &mut loaded, Duration::ZERO).await {
+            Ok(()) => match loaded.as_mut() {
+                Some(index) => self.reconcile_index(space, index).await,
+                None => Err(RegistryError::not_found(space)),
+            },
+            Err(e) => Err(e),
+        };
+        let weight = loaded.as_ref().map(SpaceIndex::weight);
+        drop(loaded);
+        self.indexes.release(space, slot, weight);
+        result
+    }
+
+    async fn reconcile_index(&self, space: &str, index: &mut SpaceIndex) -> Result<usize> {
+        let stored = self.records.e_tags(space, &index.generation).await?;
+        let held = index.e_tags();
+        let mut differ: HashSet<Change> = HashSet::new();
+        for (key, e_tag) in &stored {
+            if held.get(key) != Some(e_tag) || e_tag.is_none() {
+                differ.insert(Change { chart: key.0.clone(), version: key.1.clone() });
+            }
+        }
+        for key in held.keys() {
+            if !stored.contains_key(key) {
+                differ.insert(Change { chart: key.0.clone(), version: key.1.clone() });
+            }
+        }
+        index.reconciled = Instant::now();
+        // ETags missing (a store without them) say nothing: those are only re-read.
+        let repaired = differ.len();
+        if repaired == 0 {
+            return Ok(0);
+        }
+        self.apply_changes(space, index, differ.clone()).await?;
+        let announce = stored.values().all(Option::is_some);
+        if announce {
+            let generation = index.generation.clone();
+            for change in differ {
+                tracing::info!(space, chart = %change.chart, version = %change.version, "announcing an unannounced change");
+                self.log.append(space, &generation, change, index.seq).await?;
+            }
+        }
+        Ok(repaired)
     }
 
     /// What the caches hold now.
@@ -715,8 +1136,7 @@ impl Registry {
             return Err(RegistryError::not_found(key.id()));
         }
         self.records.delete_legacy_provenance(&key).await?;
-        self.sync_index(&key).await;
-        Ok(())
+        self.announce(&key).await
     }
 
     /// Deletes every version of a chart, all or nothing: every version's lock is taken
@@ -735,9 +1155,8 @@ impl Registry {
             self.records.delete(key).await?;
             self.records.delete_legacy_provenance(key).await?;
         }
-        for key in &keys {
-            self.sync_index(key).await;
-        }
-        Ok(())
+        // Announced together: appends waiting at once share one log entry.
+        let announced = futures::future::join_all(keys.iter().map(|key| self.announce(key))).await;
+        announced.into_iter().collect()
     }
 }

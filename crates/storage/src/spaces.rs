@@ -81,6 +81,16 @@ impl Spaces {
         }
     }
 
+    /// Removes a space's marker if it still names `generation`; answers whether it did.
+    /// (A marker changes only by removal then creation, so one naming `generation` now is
+    /// the one to remove.)
+    pub async fn delete_if(&self, space: &str, generation: &str) -> Result<bool> {
+        if self.generation(space).await?.as_deref() != Some(generation) {
+            return Ok(false);
+        }
+        self.delete(space).await
+    }
+
     /// Removes a space's marker; answers whether it was there.
     pub async fn delete(&self, space: &str) -> Result<bool> {
         self.gateway.delete(StorageKey::SpaceMarker { space }).await

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use chartyard_core::archive::{Limits, load};
+use chartyard_core::archive::{Limits, load, sha256_hex};
+use chartyard_core::index;
+use chartyard_core::record::VersionRecord;
 
 fn corpus_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/charts");
@@ -24,6 +26,12 @@ fn every_corpus_chart_loads_with_its_manifest_name_and_version() {
         let bytes = std::fs::read(dir.join(file)).unwrap();
         let chart = load(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!((chart.metadata.name.as_str(), chart.metadata.version.as_str()), (name, version), "{file}");
+        // Indexes keep each entry as its YAML fragment only, and parse it back for JSON
+        // answers: that must give the entry itself.
+        let record = VersionRecord::new(&chart, sha256_hex(&bytes), bytes.len() as u64, "2026-01-01T00:00:00Z".into());
+        let entry = index::entry(&record, index::archive_url(name, version));
+        let fragment = index::entry_yaml(&entry).unwrap();
+        assert_eq!(index::parse_entry_yaml(&fragment).unwrap(), entry, "{file}");
         loaded += 1;
     }
     assert_eq!(loaded, 147);

@@ -10,7 +10,9 @@ use chartyard_storage::Registry;
 use chartyard_storage::oci::ChunkRange;
 use serde_json::json;
 
-use crate::support::{chart, chart_with_values, collect, digest_of, sha256, stream};
+use crate::support::{TestRegistry, chart, chart_with_values, collect, digest_of, sha256, stream};
+use futures::TryStreamExt;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// One test module per backend; `$open` answers a registry, or `None` where the backend's
 /// server is not installed (the tests then skip; under CI that is a failure).
@@ -53,6 +55,12 @@ macro_rules! backend_suite {
             async fn oci_manifests_and_tags() {
                 let Some(registry) = $open() else { return };
                 check_oci_manifests_and_tags(&registry).await;
+            }
+
+            #[tokio::test]
+            async fn replicas() {
+                let Some(registry) = $open() else { return };
+                check_replicas(&registry).await;
             }
 
             #[tokio::test]
@@ -319,4 +327,125 @@ pub async fn check_gc(registry: &Registry) {
     assert_eq!(download(registry, "s", "app", "1.0.0").await, chart_with_values("app", "1.0.0", "replicaCount: 5\n"));
     let report = registry.collect_garbage(Duration::ZERO).await.unwrap();
     assert_eq!(report.deleted_blobs, 0, "{report:?}");
+}
+
+/// The versions a registry's index of a space lists, as `chart/version`.
+async fn indexed(registry: &Registry, space: &str) -> Vec<String> {
+    let mut listed: Vec<String> = registry
+        .index_entries(space)
+        .await
+        .unwrap()
+        .into_iter()
+        .flat_map(|(chart, versions)| {
+            versions.into_iter().map(move |v| format!("{chart}/{}", v["version"].as_str().unwrap()))
+        })
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// The numbers of a space's change log entries, from the store's own listing.
+async fn log_numbers(registry: &TestRegistry, space: &str) -> Vec<u64> {
+    let prefix = object_store::path::Path::from(format!("log/{space}"));
+    let metas: Vec<_> = registry.store().list(Some(&prefix)).try_collect().await.unwrap();
+    let mut numbers: Vec<u64> = metas
+        .iter()
+        .filter_map(|meta| chartyard_storage::keys::parse_log_entry(&meta.location).map(|(_, _, seq)| seq))
+        .collect();
+    numbers.sort();
+    numbers
+}
+
+/// Registries sharing one store, as replicas do: each sees the others' writes through the
+/// change log, races have one winner, and a change whose announcement was lost is found by
+/// a reconcile.
+pub async fn check_replicas(registry: &TestRegistry) {
+    let (a, b) = (&registry.replica(), registry.replica());
+    a.upload("s", chart("web", "1.0.0")).await.unwrap();
+    assert_eq!(indexed(&b, "s").await, ["web/1.0.0"]);
+
+    // uploads, replaces and deletes on one are seen by the other's index and downloads
+    a.upload("s", chart("web", "1.1.0")).await.unwrap();
+    a.upload("s", chart("db", "0.1.0")).await.unwrap();
+    assert_eq!(indexed(&b, "s").await, ["db/0.1.0", "web/1.0.0", "web/1.1.0"]);
+    let replacement = chart_with_values("web", "1.1.0", "replicaCount: 3\n");
+    a.replace("s", "web", "1.1.0", replacement.clone()).await.unwrap();
+    let downloaded = collect(b.open_archive("s", "web", "1.1.0").await.unwrap().body).await;
+    assert_eq!(downloaded, replacement.to_vec(), "the replica serves the replaced archive");
+    a.delete_version("s", "web", "1.0.0").await.unwrap();
+    assert_eq!(indexed(&b, "s").await, ["db/0.1.0", "web/1.1.0"]);
+    assert_eq!(a.space_index("s").await.unwrap().etag, b.space_index("s").await.unwrap().etag);
+
+    // concurrent uploads through both: every one is in both indexes, and the log stays
+    // gap-free (entries may hold several changes)
+    let uploads = (0..20).map(|n| {
+        let target = if n % 2 == 0 { a } else { &b };
+        target.upload("s", chart("many", &format!("1.0.{n}")))
+    });
+    for result in futures::future::join_all(uploads).await {
+        result.unwrap();
+    }
+    let both = indexed(&b, "s").await;
+    assert_eq!(both.iter().filter(|v| v.starts_with("many/")).count(), 20, "{both:?}");
+    let c = registry.replica();
+    assert_eq!(indexed(a, "s").await, indexed(&c, "s").await);
+    let numbers = log_numbers(registry, "s").await;
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>(), "the log has no gaps");
+
+    // one version raced through both: exactly one wins
+    let raced = futures::future::join(
+        a.upload("s", chart_with_values("race", "1.0.0", "from: a\n")),
+        b.upload("s", chart_with_values("race", "1.0.0", "from: b\n")),
+    )
+    .await;
+    let wins = [raced.0.is_ok(), raced.1.is_ok()];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{raced:?}");
+    let lost = if wins[0] { &raced.1 } else { &raced.0 };
+    assert!(matches!(lost, Err(RegistryError::AlreadyExists(_))), "{lost:?}");
+
+    // a record committed by a writer that stopped before announcing it: found by a
+    // reconcile, which announces it to every replica
+    let stored = a.version("s", "db", "0.1.0").await.unwrap();
+    let mut planted = (*stored).clone();
+    planted.metadata.version = "0.2.0".into();
+    let record_key = registry
+        .store()
+        .list(Some(&object_store::path::Path::from("charts/s")))
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|meta| meta.location.as_ref().ends_with("/db/0.1.0.json"))
+        .unwrap()
+        .location;
+    let planted_key = object_store::path::Path::from(record_key.as_ref().replace("0.1.0.json", "0.2.0.json"));
+    registry.store().put(&planted_key, serde_json::to_vec(&planted).unwrap().into()).await.unwrap();
+    assert!(!indexed(&b, "s").await.contains(&"db/0.2.0".to_string()), "unannounced, so not seen yet");
+    assert_eq!(b.reconcile("s").await.unwrap(), 1);
+    assert_eq!(b.reconcile("s").await.unwrap(), 0, "a reconciled index agrees with the records");
+    assert!(indexed(&b, "s").await.contains(&"db/0.2.0".to_string()));
+    assert!(indexed(&c, "s").await.contains(&"db/0.2.0".to_string()), "announced to the others");
+
+    // a checkpoint: a new replica reads it (and the log after it), not the records
+    a.checkpoint_all().await;
+    a.upload("s", chart("late", "1.0.0")).await.unwrap();
+    let d = registry.replica();
+    let before = d.storage_requests();
+    let from_checkpoint = indexed(&d, "s").await;
+    let cost = d.storage_requests();
+    assert_eq!(from_checkpoint, indexed(a, "s").await);
+    // the marker, the checkpoint, one log listing, the one entry after it, and the record
+    // it names; no listing of the records
+    assert_eq!((cost.get - before.get, cost.list - before.list), (4, 1), "{cost:?}");
+
+    // deleting the space on one: the others' indexes end, and an upload there goes into
+    // the space created anew
+    a.delete_space("s").await.unwrap();
+    assert!(indexed(&b, "s").await.is_empty());
+    b.upload("s", chart("fresh", "1.0.0")).await.unwrap();
+    let listed: Vec<String> = a.space_versions("s").await.unwrap().into_iter().map(|v| v.chart).collect();
+    assert_eq!(listed, ["fresh"]);
+    assert_eq!(indexed(&b, "s").await, ["fresh/1.0.0"]);
+    assert_eq!(indexed(a, "s").await, ["fresh/1.0.0"]);
+    assert_eq!(indexed(&c, "s").await, ["fresh/1.0.0"]);
 }

@@ -24,7 +24,8 @@ async fn keys(store: &InMemory) -> String {
         .map(|meta| {
             let mut parts: Vec<String> = meta.location.parts().map(|p| p.as_ref().to_string()).collect();
             match parts[0].as_str() {
-                "charts" | "oci" if parts.len() > 2 => parts[2] = "[generation]".into(),
+                "charts" | "oci" | "log" if parts.len() > 2 => parts[2] = "[generation]".into(),
+                "checkpoints" if parts.len() > 2 => parts[2] = "[generation].json".into(),
                 "uploads" if parts.len() > 1 => parts[1] = "[upload]".into(),
                 _ => {}
             }

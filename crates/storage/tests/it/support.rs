@@ -3,11 +3,14 @@
 use std::io::Write;
 use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chartyard_storage::backend::Backend;
 use chartyard_storage::{Registry, RegistryOptions};
 use futures::TryStreamExt;
+use object_store::ObjectStore;
 
 /// A small valid chart archive; `values` is its values.yaml.
 pub fn chart_with_values(name: &str, version: &str, values: &str) -> Bytes {
@@ -82,8 +85,24 @@ impl Drop for TempDir {
 /// needs kept alive beside it.
 pub struct TestRegistry {
     registry: Registry,
+    store: Arc<dyn ObjectStore>,
+    options: RegistryOptions,
     _dir: Option<TempDir>,
     _moto: Option<Moto>,
+}
+
+impl TestRegistry {
+    /// Another registry on the same store, as another replica would be, whose index is
+    /// followed to the change log's end on every read (no freshness window).
+    pub fn replica(&self) -> Registry {
+        let options = RegistryOptions { index_freshness: Duration::ZERO, ..self.options.clone() };
+        Registry::new(self.store.clone(), options)
+    }
+
+    /// The store itself, to plant what a crashed writer would leave.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
 }
 
 impl Deref for TestRegistry {
@@ -101,7 +120,8 @@ fn open(backend: &Backend, dir: Option<TempDir>, moto: Option<Moto>) -> Option<T
         deletes_report_missing: opened.deletes_report_missing,
         ..RegistryOptions::default()
     };
-    Some(TestRegistry { registry: Registry::new(opened.store, options), _dir: dir, _moto: moto })
+    let registry = Registry::new(opened.store.clone(), options.clone());
+    Some(TestRegistry { registry, store: opened.store, options, _dir: dir, _moto: moto })
 }
 
 /// `Backend::InMemory`.
