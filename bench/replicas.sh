@@ -160,7 +160,8 @@ echo "  download: $result" >&2
 row "downloads/s, 1 replica, 0 ms ($((UPLOADS * 2)), $CONCURRENCY concurrent)" \
   "$(printf '%.0f' "$(field "$result" per_second)")/s (p50 $(field "$result" p50_ms) ms, p99 $(field "$result" p99_ms) ms, $(field "$result" errors) failed; S3 per download: $(per "$before" "$after" $((UPLOADS * 2))))"
 
-echo "chartyard $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, $REPLICAS replicas on one moto bucket, each through its own counting proxy"
+dropped=$(cat "$WORK"/proxy*.log | grep -c 'connection dropped' || true)
+echo "chartyard $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, $REPLICAS replicas on one moto bucket, each through its own counting proxy ($dropped connections dropped by the proxies)"
 echo "| measurement | result |"
 echo "|---|---|"
 printf '%s\n' "${ROWS[@]}"
