@@ -1,15 +1,25 @@
-//! Load generator for `bench/api-v1.sh`: uploads distinct small chart versions through the
+//! Load generator for the bench scripts: uploads distinct small chart versions through the
 //! `/api/v1` API, or downloads a set of URLs, with a given concurrency, and prints one JSON
 //! line of results.
 //!
 //! ```text
-//! loadgen upload   BASE_URL SPACE CHART FIRST_PATCH COUNT CONCURRENCY [WRITE_DIR]
-//! loadgen download URL_PREFIX URL_SUFFIX FIRST_PATCH COUNT CONCURRENCY ROUNDS CHART
-//! loadgen oci-push BASE_URL REPOSITORY BLOB_BYTES COUNT CONCURRENCY   (POST + monolithic PUT)
-//! loadgen oci-pull BASE_URL REPOSITORY BLOB_BYTES COUNT CONCURRENCY   (GET of the same blobs)
+//! loadgen upload      BASE_URLS SPACE CHART FIRST_PATCH COUNT CONCURRENCY [WRITE_DIR]
+//! loadgen download    URL_PREFIX URL_SUFFIX FIRST_PATCH COUNT CONCURRENCY ROUNDS CHART
+//! loadgen oci-push    BASE_URL REPOSITORY BLOB_BYTES COUNT CONCURRENCY   (POST + monolithic PUT)
+//! loadgen oci-pull    BASE_URL REPOSITORY BLOB_BYTES COUNT CONCURRENCY   (GET of the same blobs)
+//! loadgen propagation BASE_A BASE_B SPACE COUNT [TIMEOUT_MS]
 //! ```
 //! Version `i` is `1.0.{i}`; `download` fetches `{URL_PREFIX}{CHART}-1.0.{i}{URL_SUFFIX}`
 //! style URLs built from the template (`{v}` in the prefix is replaced by the version).
+//! `upload` takes one base URL or several separated by commas, and sends upload `i` to
+//! URL `i mod n` (round robin over replicas).
+//!
+//! `propagation` measures how long a write on one replica takes to show on another:
+//! `COUNT` times, it uploads version `1.0.{i}` of chart `propagation` to `BASE_A`, then
+//! polls `BASE_B/{SPACE}/index.yaml` every 10 ms with `If-None-Match` of the last ETag
+//! until the index lists that version; the time is counted from the upload's answer.
+//! A sample that has not propagated after `TIMEOUT_MS` (default 2000) counts as a
+//! timeout; after 3 timeouts in a row the remaining samples are skipped.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -96,7 +106,7 @@ async fn main() {
     let number = |i: usize| args[i].parse::<usize>().expect("a number");
     match args.get(1).map(String::as_str) {
         Some("upload") => {
-            let (base, space, chart) = (args[2].clone(), args[3].clone(), args[4].clone());
+            let (bases, space, chart) = (args[2].clone(), args[3].clone(), args[4].clone());
             let (first, count, concurrency) = (number(5), number(6), number(7));
             let write_dir = args.get(8).cloned();
             let archives: Vec<(String, Vec<u8>)> = (first..first + count)
@@ -109,18 +119,23 @@ async fn main() {
                     (version, archive)
                 })
                 .collect();
-            let url = Arc::new(format!("{base}/api/v1/spaces/{space}/charts"));
+            let urls: Arc<Vec<String>> =
+                Arc::new(bases.split(',').map(|base| format!("{base}/api/v1/spaces/{space}/charts")).collect());
             let started = Instant::now();
-            let mut outcomes: Vec<Outcome> = stream::iter(archives)
-                .map(|(_, archive)| {
-                    let (client, url) = (client.clone(), url.clone());
+            let mut outcomes: Vec<Outcome> = stream::iter(archives.into_iter().enumerate())
+                .map(|(i, (_, archive))| {
+                    let (client, urls) = (client.clone(), urls.clone());
                     async move {
                         let len = archive.len();
                         let part = reqwest::multipart::Part::bytes(archive).file_name("chart.tgz");
                         let form = reqwest::multipart::Form::new().part("chartfile", part);
                         let t = Instant::now();
-                        let ok =
-                            client.post(url.as_str()).multipart(form).send().await.is_ok_and(|r| r.status() == 201);
+                        let ok = client
+                            .post(&urls[i % urls.len()])
+                            .multipart(form)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status() == 201);
                         Outcome { latency: t.elapsed(), ok, bytes: len }
                     }
                 })
@@ -187,6 +202,12 @@ async fn main() {
                 .await;
             report(kind, &mut outcomes, started.elapsed());
         }
+        Some("propagation") => {
+            let (a, b, space) = (args[2].clone(), args[3].clone(), args[4].clone());
+            let count = number(5);
+            let timeout = Duration::from_millis(args.get(6).map_or(2000, |t| t.parse().expect("a number")));
+            propagation(&client, &a, &b, &space, count, timeout).await;
+        }
         _ => {
             eprintln!("usage: see the doc comment of examples/loadgen.rs");
             std::process::exit(2);
@@ -209,4 +230,73 @@ async fn push_blob(client: &reqwest::Client, base: &str, repository: &str, bytes
         .send()
         .await
         .is_ok_and(|r| r.status() == 201)
+}
+
+/// The `propagation` subcommand (see the module comment); prints one JSON line.
+async fn propagation(client: &reqwest::Client, a: &str, b: &str, space: &str, count: usize, timeout: Duration) {
+    let chart = "propagation";
+    let index_url = format!("{b}/{space}/index.yaml");
+    let upload_url = format!("{a}/api/v1/spaces/{space}/charts");
+    // The ETag B gives now (this also loads B's index of the space).
+    let mut etag = match client.get(&index_url).send().await {
+        Ok(r) => r.headers().get("etag").and_then(|e| e.to_str().ok()).map(str::to_string),
+        Err(_) => None,
+    };
+    let (mut latencies, mut errors, mut timeouts, mut in_a_row, mut polls) = (Vec::new(), 0, 0, 0, 0usize);
+    for i in 0..count {
+        if in_a_row == 3 {
+            break;
+        }
+        let version = format!("1.0.{i}");
+        let part = reqwest::multipart::Part::bytes(chart_archive(chart, &version)).file_name("chart.tgz");
+        let form = reqwest::multipart::Form::new().part("chartfile", part);
+        if !client.post(&upload_url).multipart(form).send().await.is_ok_and(|r| r.status() == 201) {
+            errors += 1;
+            continue;
+        }
+        let uploaded = Instant::now();
+        let needle = format!("charts/{chart}-{version}.tgz");
+        let seen = loop {
+            let mut request = client.get(&index_url);
+            if let Some(etag) = &etag {
+                request = request.header("if-none-match", etag);
+            }
+            polls += 1;
+            if let Ok(response) = request.send().await
+                && response.status() == 200
+            {
+                etag = response.headers().get("etag").and_then(|e| e.to_str().ok()).map(str::to_string);
+                if response.text().await.is_ok_and(|body| body.contains(&needle)) {
+                    break Some(uploaded.elapsed());
+                }
+            }
+            if uploaded.elapsed() >= timeout {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        match seen {
+            Some(latency) => {
+                latencies.push(latency);
+                in_a_row = 0;
+            }
+            None => {
+                timeouts += 1;
+                in_a_row += 1;
+            }
+        }
+    }
+    latencies.sort();
+    let pct = |p: f64| match latencies.len() {
+        0 => "null".to_string(),
+        n => format!("{:.1}", latencies[((n as f64 * p) as usize).min(n - 1)].as_secs_f64() * 1000.0),
+    };
+    println!(
+        "{{\"kind\":\"propagation\",\"samples\":{count},\"propagated\":{},\"timeouts\":{timeouts},\"errors\":{errors},\"polls\":{polls},\"timeout_ms\":{},\"p50_ms\":{},\"p99_ms\":{},\"max_ms\":{}}}",
+        latencies.len(),
+        timeout.as_millis(),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
 }
