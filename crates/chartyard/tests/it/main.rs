@@ -19,3 +19,4 @@ mod oci_helm;
 mod oci_spec;
 mod s3;
 mod seed_e2e;
+mod support_s3;
