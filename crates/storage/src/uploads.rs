@@ -44,7 +44,8 @@ impl Staging {
 pub(crate) struct Uploads {
     gateway: Gateway,
     max_sessions: usize,
-    /// Sessions open (counted here, recounted from storage by each sweep).
+    /// Sessions open (counted here, recounted from storage at startup and whenever the
+    /// count says the cap is reached).
     open: AtomicUsize,
     /// Serialises requests on one session.
     locks: Locks,
@@ -62,10 +63,10 @@ impl Uploads {
 
     /// Starts a session for a repository; its id, or `None` when `max_sessions` are open.
     pub async fn start(&self, space: &str, name: &str) -> Result<Option<String>> {
-        let max = self.max_sessions;
-        let admitted =
-            self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1)).is_ok();
-        if !admitted {
+        // The count is this process's: sessions it started may have been completed or
+        // cancelled by another process (a replica) on the same store, which frees their
+        // places only there. So a full count is checked against the store before refusing.
+        if !self.admit() && (self.count().await? >= self.max_sessions || !self.admit()) {
             return Ok(None);
         }
         let id = new_generation();
@@ -75,6 +76,12 @@ impl Uploads {
             return Err(e);
         }
         Ok(Some(id))
+    }
+
+    /// Takes a place among the open sessions, if one is free.
+    fn admit(&self) -> bool {
+        let max = self.max_sessions;
+        self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1)).is_ok()
     }
 
     fn closed(&self) {
@@ -191,8 +198,9 @@ impl Uploads {
         Ok(uploads)
     }
 
-    /// Counts the sessions in storage, for the cap on open ones; called once before the
-    /// server takes requests, after which starts and ends keep the count.
+    /// Counts the sessions in storage, for the cap on open ones; called before the server
+    /// takes requests, after which starts and ends keep the count, and again by a start
+    /// that finds the count at the cap.
     pub async fn count(&self) -> Result<usize> {
         let open = self.stored().await?.values().filter(|(_, is_session)| *is_session).count();
         self.open.store(open, Ordering::SeqCst);
