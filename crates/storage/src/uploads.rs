@@ -145,9 +145,23 @@ impl Uploads {
         self.gateway.delete(staging.key()).await.map(drop)
     }
 
-    /// Makes a staging object the part at `offset` unless one is there (create-if-absent:
-    /// of two chunks for one offset, one lands); answers whether it did.
+    /// Makes a staging object the part at `offset` unless another request's chunk is or
+    /// goes there; answers whether it did. Of two chunks for one offset, in one process
+    /// or several, exactly one lands: the offset is first claimed with create-if-absent
+    /// (which every store the registry opens guarantees), and only the claimer moves its
+    /// bytes there, since a store's copy-if-absent may not be atomic (see `s3`). A request
+    /// killed between its claim and its move leaves the offset claimed: later chunks for
+    /// it are refused, and the client starts the upload again.
     pub async fn add_part(&self, staging: &Staging, offset: u64) -> Result<bool> {
+        let claim = StorageKey::UploadPartClaim { id: &staging.id, offset };
+        let nonce = Bytes::from(staging.nonce.clone());
+        if let Created::Exists = self.gateway.create(claim, nonce.clone()).await? {
+            // A retried create may find its own claim: the nonce tells it apart.
+            let Some(stored) = self.gateway.get(claim).await? else { return Ok(false) };
+            if stored.bytes != nonce {
+                return Ok(false);
+            }
+        }
         self.gateway.rename_if_absent(staging.key(), StorageKey::UploadPart { id: &staging.id, offset }).await
     }
 
