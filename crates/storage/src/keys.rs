@@ -71,6 +71,9 @@ pub enum StorageKey<'a> {
     UploadSession { id: &'a str },
     /// A chunk of a blob upload, by its offset.
     UploadPart { id: &'a str, offset: u64 },
+    /// Created (create-if-absent) by the one request whose chunk becomes the part at an
+    /// offset, before it moves its bytes there; holds that request's staging nonce.
+    UploadPartClaim { id: &'a str, offset: u64 },
     /// One request's bytes of an upload, written whole before they are verified.
     UploadStaging { id: &'a str, nonce: &'a str },
     /// Created (create-if-absent) by the one request that completes an upload.
@@ -136,6 +139,7 @@ impl StorageKey<'_> {
             Self::AllRepositories => Path::from("oci"),
             Self::UploadSession { id } => Path::from(format!("uploads/{id}/session{JSON_SUFFIX}")),
             Self::UploadPart { id, offset } => Path::from(format!("uploads/{id}/part-{offset:020}")),
+            Self::UploadPartClaim { id, offset } => Path::from(format!("uploads/{id}/claim-{offset:020}")),
             Self::UploadStaging { id, nonce } => Path::from(format!("uploads/{id}/staging-{nonce}")),
             Self::UploadDone { id } => Path::from(format!("uploads/{id}/done")),
             Self::Upload { id } => Path::from(format!("uploads/{id}")),

@@ -82,10 +82,10 @@ async fn an_oci_blob_upload_costs_a_staging_write_and_a_rename() {
     assert_eq!(end, CHUNKED.len() as u64);
     registry.finish_upload("s", "other", &id, &digest, ChunkRange::default(), body(b"")).await.unwrap();
     // Session: 1 put. Chunk: session read and done check, a part listing, the staging
-    // write and its rename. Completion: the same checks, the done claim, the part read,
-    // the staging write and rename, the marker read, the link, then the session removed
-    // and its prefix (part and claim) swept.
-    let expected = StorageRequests { get: 4, head: 2, put: 5, list: 3, delete: 5, copy: 2 };
+    // write, the claim of its offset and its rename. Completion: the same checks, the
+    // done claim, the part read, the staging write and rename, the marker read, the link,
+    // then the session removed and its prefix (part, offset claim and done claim) swept.
+    let expected = StorageRequests { get: 4, head: 2, put: 6, list: 3, delete: 6, copy: 2 };
     assert_eq!(since(&registry, before), expected);
     assert_eq!(registry.blob_size("s", "other", &digest).await.unwrap(), Some(CHUNKED.len() as u64));
 }

@@ -14,8 +14,8 @@
 //! unquoted ETag; the probe finds out and [`S3Store`] then sends ETags that way. Where
 //! copy-if-absent is not atomic, [`S3Store`] copies when a HEAD finds the target absent:
 //! what the registry copies this way are blobs, whose bytes were hashed before the copy, so
-//! a lost race writes the same bytes again; of two chunks racing for one offset of one
-//! upload, the later one wins, and the blob they make is still checked against its digest.
+//! a lost race writes the same bytes again; an upload chunk is copied only by the request
+//! that claimed its offset with create-if-absent (see `uploads`), so no race reaches it.
 
 use std::fmt;
 use std::sync::Arc;

@@ -44,7 +44,8 @@ impl Staging {
 pub(crate) struct Uploads {
     gateway: Gateway,
     max_sessions: usize,
-    /// Sessions open (counted here, recounted from storage by each sweep).
+    /// Sessions open (counted here, recounted from storage at startup and whenever the
+    /// count says the cap is reached).
     open: AtomicUsize,
     /// Serialises requests on one session.
     locks: Locks,
@@ -62,10 +63,10 @@ impl Uploads {
 
     /// Starts a session for a repository; its id, or `None` when `max_sessions` are open.
     pub async fn start(&self, space: &str, name: &str) -> Result<Option<String>> {
-        let max = self.max_sessions;
-        let admitted =
-            self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1)).is_ok();
-        if !admitted {
+        // The count is this process's: sessions it started may have been completed or
+        // cancelled by another process (a replica) on the same store, which frees their
+        // places only there. So a full count is checked against the store before refusing.
+        if !self.admit() && (self.count().await? >= self.max_sessions || !self.admit()) {
             return Ok(None);
         }
         let id = new_generation();
@@ -75,6 +76,12 @@ impl Uploads {
             return Err(e);
         }
         Ok(Some(id))
+    }
+
+    /// Takes a place among the open sessions, if one is free.
+    fn admit(&self) -> bool {
+        let max = self.max_sessions;
+        self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| (open < max).then_some(open + 1)).is_ok()
     }
 
     fn closed(&self) {
@@ -138,9 +145,23 @@ impl Uploads {
         self.gateway.delete(staging.key()).await.map(drop)
     }
 
-    /// Makes a staging object the part at `offset` unless one is there (create-if-absent:
-    /// of two chunks for one offset, one lands); answers whether it did.
+    /// Makes a staging object the part at `offset` unless another request's chunk is or
+    /// goes there; answers whether it did. Of two chunks for one offset, in one process
+    /// or several, exactly one lands: the offset is first claimed with create-if-absent
+    /// (which every store the registry opens guarantees), and only the claimer moves its
+    /// bytes there, since a store's copy-if-absent may not be atomic (see `s3`). A request
+    /// killed between its claim and its move leaves the offset claimed: later chunks for
+    /// it are refused, and the client starts the upload again.
     pub async fn add_part(&self, staging: &Staging, offset: u64) -> Result<bool> {
+        let claim = StorageKey::UploadPartClaim { id: &staging.id, offset };
+        let nonce = Bytes::from(staging.nonce.clone());
+        if let Created::Exists = self.gateway.create(claim, nonce.clone()).await? {
+            // A retried create may find its own claim: the nonce tells it apart.
+            let Some(stored) = self.gateway.get(claim).await? else { return Ok(false) };
+            if stored.bytes != nonce {
+                return Ok(false);
+            }
+        }
         self.gateway.rename_if_absent(staging.key(), StorageKey::UploadPart { id: &staging.id, offset }).await
     }
 
@@ -191,8 +212,9 @@ impl Uploads {
         Ok(uploads)
     }
 
-    /// Counts the sessions in storage, for the cap on open ones; called once before the
-    /// server takes requests, after which starts and ends keep the count.
+    /// Counts the sessions in storage, for the cap on open ones; called before the server
+    /// takes requests, after which starts and ends keep the count, and again by a start
+    /// that finds the count at the cap.
     pub async fn count(&self) -> Result<usize> {
         let open = self.stored().await?.values().filter(|(_, is_session)| *is_session).count();
         self.open.store(open, Ordering::SeqCst);

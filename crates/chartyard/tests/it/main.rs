@@ -17,5 +17,7 @@ mod helm_repo;
 mod limits;
 mod oci_helm;
 mod oci_spec;
+mod replicas;
 mod s3;
 mod seed_e2e;
+mod support_s3;
