@@ -100,6 +100,16 @@ pub struct SettingsArgs {
     /// number of CPUs) [config: manager.parameters.parseconcurrency].
     #[arg(long, env = "CHARTYARD_PARSE_CONCURRENCY")]
     pub parse_concurrency: Option<u64>,
+    /// How old a space's index may be when a request reads it before the server reads
+    /// the space's change log for other replicas' writes, e.g. "250ms"; 0 = on every read
+    /// [config: manager.parameters.indexfreshness].
+    #[arg(long, env = "CHARTYARD_INDEX_FRESHNESS")]
+    pub index_freshness: Option<String>,
+    /// How often an index in use is compared with the version records, repairing what a
+    /// replica stopped between a write and its announcement left unseen, e.g. "5m"
+    /// [config: manager.parameters.reconcileinterval].
+    #[arg(long, env = "CHARTYARD_RECONCILE_INTERVAL")]
+    pub reconcile_interval: Option<String>,
     /// Time a connection has to send a request's line and headers, e.g. "30s"; 0 = no
     /// limit [config: http.headertimeout].
     #[arg(long, env = "CHARTYARD_HEADER_TIMEOUT")]
@@ -141,6 +151,8 @@ pub struct Settings {
     pub disable_force_overwrite: bool,
     /// Archives parsed at once; `None`: as many as there are CPUs.
     pub parse_concurrency: Option<usize>,
+    pub index_freshness: Duration,
+    pub reconcile_interval: Duration,
     pub http: HttpSettings,
 }
 
@@ -199,6 +211,8 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "maxuploadsessions",
     "disableforceoverwrite",
     "parseconcurrency",
+    "indexfreshness",
+    "reconcileinterval",
     // the s3 driver's
     "bucket",
     "region",
@@ -272,6 +286,8 @@ impl SettingsArgs {
         set("maxuploadsessions", self.max_upload_sessions.map(Value::from));
         set("disableforceoverwrite", self.disable_force_overwrite.map(Value::from));
         set("parseconcurrency", self.parse_concurrency.map(Value::from));
+        set("indexfreshness", self.index_freshness.clone().map(Value::from));
+        set("reconcileinterval", self.reconcile_interval.clone().map(Value::from));
 
         let mut http = file.http.unwrap_or_default();
         if let Some(unknown) = http.keys().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
@@ -311,6 +327,11 @@ impl SettingsArgs {
                 as usize,
             disable_force_overwrite: flag(&parameters, "disableforceoverwrite", false)?,
             parse_concurrency: within(&parameters, "parseconcurrency", 1, MAX_PARSE_CONCURRENCY)?,
+            index_freshness: duration(&parameters, "manager.parameters", "indexfreshness")?
+                .unwrap_or(chartyard_storage::DEFAULT_INDEX_FRESHNESS),
+            reconcile_interval: duration(&parameters, "manager.parameters", "reconcileinterval")?
+                .filter(|d| !d.is_zero())
+                .unwrap_or(chartyard_storage::DEFAULT_RECONCILE_INTERVAL),
             http: HttpSettings {
                 header_timeout: timeout(&http, "headertimeout", DEFAULT_HEADER_TIMEOUT)?,
                 keepalive_timeout: timeout(&http, "keepalivetimeout", DEFAULT_KEEPALIVE_TIMEOUT)?,
@@ -391,8 +412,14 @@ fn bounded(value: Option<u64>, min: u64, max: u64) -> Result<Option<usize>, Stri
 /// A timeout of the `http` block: a number of seconds or a duration such as "500ms",
 /// "30s" or "5m"; zero turns it off (`None`).
 fn timeout(http: &BTreeMap<String, Value>, key: &str, default: Duration) -> Result<Option<Duration>, ConfigError> {
-    let Some(value) = http.get(key) else {
-        return Ok(Some(default));
+    let duration = duration(http, "http", key)?.unwrap_or(default);
+    Ok(Some(duration).filter(|d| !d.is_zero()))
+}
+
+/// A number of seconds or a duration such as "250ms", "30s", "5m"; `None` if absent.
+fn duration(section: &BTreeMap<String, Value>, name: &str, key: &str) -> Result<Option<Duration>, ConfigError> {
+    let Some(value) = section.get(key) else {
+        return Ok(None);
     };
     let seconds = |n: f64| (n.is_finite() && n >= 0.0).then(|| Duration::from_secs_f64(n));
     let parsed = match value {
@@ -407,9 +434,11 @@ fn timeout(http: &BTreeMap<String, Value>, key: &str, default: Duration) -> Resu
         _ => None,
     };
     let duration = parsed.ok_or_else(|| {
-        error(format!("http.{key}: expected a number of seconds or a duration such as \"30s\" or \"5m\", got {value}"))
+        error(format!(
+            "{name}.{key}: expected a number of seconds or a duration such as \"30s\" or \"5m\", got {value}"
+        ))
     })?;
-    Ok(Some(duration).filter(|d| !d.is_zero()))
+    Ok(Some(duration))
 }
 
 fn flag(parameters: &BTreeMap<String, Value>, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -594,6 +623,14 @@ mod tests {
         let (settings, ignored) = with_file(yaml).unwrap();
         assert!(ignored.is_empty(), "{ignored:?}");
         assert_eq!(settings.parse_concurrency, Some(3));
+        assert_eq!(settings.index_freshness, chartyard_storage::DEFAULT_INDEX_FRESHNESS);
+        assert_eq!(settings.reconcile_interval, chartyard_storage::DEFAULT_RECONCILE_INTERVAL);
+        let replicas = "manager:\n  parameters:\n    storagedriver: inmemory\n    indexfreshness: 100ms\n    reconcileinterval: 2m\n";
+        let (replica, _) = with_file(replicas).unwrap();
+        assert_eq!(replica.index_freshness, Duration::from_millis(100));
+        assert_eq!(replica.reconcile_interval, Duration::from_secs(120));
+        let bad = "manager:\n  parameters:\n    storagedriver: inmemory\n    indexfreshness: soon\n";
+        assert!(with_file(bad).unwrap_err().to_string().contains("manager.parameters.indexfreshness"));
         let http = &settings.http;
         assert_eq!(http.header_timeout, Some(Duration::from_secs(5)));
         assert_eq!(http.keepalive_timeout, Some(Duration::from_millis(500)));

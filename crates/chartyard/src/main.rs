@@ -123,6 +123,8 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         max_upload_sessions: settings.max_upload_sessions,
         cache_bytes: settings.cache_bytes,
         parse_concurrency: settings.parse_concurrency.unwrap_or_else(chartyard_storage::default_parse_concurrency),
+        index_freshness: settings.index_freshness,
+        reconcile_interval: settings.reconcile_interval,
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))

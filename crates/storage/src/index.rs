@@ -47,7 +47,20 @@ struct IndexedVersion {
     size: u64,
     /// The record's ETag when read, so a reconcile can tell which records changed.
     e_tag: Option<Box<str>>,
+    /// The ticket of the read this entry comes from (see [`ReadTicket`]).
+    read: u64,
 }
+
+/// Orders the reads of records that set index entries. A ticket is drawn right before a
+/// record is read; the store answers a read with a state at least as new as any commit
+/// finished before the read began, so of two reads of one version the one with the later
+/// ticket saw the newer state. An entry is only ever set from a read with a later ticket
+/// than the one it holds, so reads may run outside the index's lock, in any order.
+pub(crate) type ReadTicket = u64;
+
+/// How long a removed version's ticket is kept, against slower reads that began before
+/// the removal (store requests time out well before this).
+const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What a download needs of a version.
 #[derive(Debug, Clone)]
@@ -108,6 +121,8 @@ pub(crate) struct SpaceIndex {
     pub checkpoint_seq: u64,
     /// The ETag the checkpoint was read or written at, for replacing it.
     pub checkpoint_tag: Option<String>,
+    /// Versions removed lately, with the ticket of the read that removed them.
+    removed: HashMap<(String, String), (ReadTicket, Instant)>,
     /// When the index was last compared with the records themselves.
     pub reconciled: Instant,
 }
@@ -154,6 +169,7 @@ impl SpaceIndex {
             used: now,
             checkpoint_seq: 0,
             checkpoint_tag: None,
+            removed: HashMap::new(),
             reconciled: now,
         }
     }
@@ -178,20 +194,33 @@ impl SpaceIndex {
         self.charts.values().map(BTreeMap::len).sum()
     }
 
-    /// Adds or replaces a version's entry from its record, read at `e_tag`.
+    /// Whether a read with `ticket` is older than what the index holds of a version.
+    fn outdated(&self, chart: &str, version: &str, ticket: ReadTicket) -> bool {
+        let held = self.charts.get(chart).and_then(|versions| versions.get(&VersionOrder(version.to_string())));
+        held.is_some_and(|held| held.read > ticket)
+            || self.removed.get(&(chart.to_string(), version.to_string())).is_some_and(|(read, _)| *read > ticket)
+    }
+
+    /// Sets a version's entry from its record as a read with `ticket` found it at `e_tag`,
+    /// unless a later read set it already; answers whether this read is what it holds.
     pub fn insert(
         &mut self,
         chart: &str,
         version: &str,
         record: &VersionRecord,
         e_tag: Option<&str>,
-    ) -> Result<(), RegistryError> {
+        ticket: ReadTicket,
+    ) -> Result<bool, RegistryError> {
+        if self.outdated(chart, version, ticket) {
+            return Ok(false);
+        }
         let key = VersionOrder(version.to_string());
-        if let Some(held) = self.charts.get(chart).and_then(|versions| versions.get(&key))
+        if let Some(held) = self.charts.get_mut(chart).and_then(|versions| versions.get_mut(&key))
             && e_tag.is_some()
             && held.e_tag.as_deref() == e_tag
         {
-            return Ok(());
+            held.read = ticket;
+            return Ok(true);
         }
         let yaml = index::entry_yaml(&index::entry(record, index::archive_url(chart, version)))?;
         let indexed = IndexedVersion {
@@ -199,9 +228,11 @@ impl SpaceIndex {
             digest: record.digest.as_str().into(),
             size: record.size,
             e_tag: e_tag.map(Into::into),
+            read: ticket,
         };
+        self.removed.remove(&(chart.to_string(), version.to_string()));
         self.put(chart, key, indexed);
-        Ok(())
+        Ok(true)
     }
 
     fn put(&mut self, chart: &str, key: VersionOrder, indexed: IndexedVersion) {
@@ -217,19 +248,29 @@ impl SpaceIndex {
         self.changed();
     }
 
-    /// Removes a version's entry, if it has one; a chart without versions goes too.
-    pub fn remove(&mut self, chart: &str, version: &str) {
+    /// Removes a version's entry, as a read with `ticket` found it gone, unless a later
+    /// read set it; a chart without versions goes too. Answers whether it was this read's
+    /// to remove.
+    pub fn remove(&mut self, chart: &str, version: &str, ticket: ReadTicket) -> bool {
+        if self.outdated(chart, version, ticket) {
+            return false;
+        }
+        if self.removed.len() >= 1024 {
+            self.removed.retain(|_, (_, at)| at.elapsed() < TOMBSTONE_TTL);
+        }
+        self.removed.insert((chart.to_string(), version.to_string()), (ticket, Instant::now()));
         let Some(versions) = self.charts.get_mut(chart) else {
-            return;
+            return true;
         };
         let Some(removed) = versions.remove(&VersionOrder(version.to_string())) else {
-            return;
+            return true;
         };
         self.weight -= Self::version_weight(chart, version, &removed);
         if versions.is_empty() {
             self.charts.remove(chart);
         }
         self.changed();
+        true
     }
 
     /// What a download of a version needs, if the index holds it.
@@ -293,8 +334,8 @@ impl SpaceIndex {
         Checkpoint { format: CHECKPOINT_FORMAT, seq: self.seq, charts }
     }
 
-    /// An index read back from a checkpoint of `generation`.
-    pub fn from_checkpoint(generation: String, checkpoint: Checkpoint) -> Self {
+    /// An index read back from a checkpoint of `generation`, read with `ticket`.
+    pub fn from_checkpoint(generation: String, checkpoint: Checkpoint, ticket: ReadTicket) -> Self {
         let mut index = Self::new(generation);
         index.seq = checkpoint.seq;
         index.checkpoint_seq = checkpoint.seq;
@@ -309,6 +350,7 @@ impl SpaceIndex {
                         digest: v.digest.into(),
                         size: v.size,
                         e_tag: v.e_tag.map(Into::into),
+                        read: ticket,
                     };
                     index.weight += Self::version_weight(&chart.name, &v.version, &indexed);
                     (VersionOrder(v.version), indexed)

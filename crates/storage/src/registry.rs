@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::blobs::Blobs;
 use crate::changelog::{Appended, Change, ChangeLog, KNOWLEDGE_TTL, SPACE_GONE};
 use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, collect};
-use crate::index::{CHECKPOINT_FORMAT, Indexes, Located, RenderedIndex, SpaceIndex};
+use crate::index::{CHECKPOINT_FORMAT, Indexes, Located, ReadTicket, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
 use crate::manifests::Manifests;
 use crate::records::{Records, StoredVersion, VersionKey, version_id};
@@ -130,6 +130,8 @@ pub struct Registry {
     /// The generation each space had when its index last read the log or the marker:
     /// where uploads write without reading the marker (a stale one is caught by the log).
     generations: std::sync::Mutex<HashMap<String, (String, Instant)>>,
+    /// Draws [`ReadTicket`]s.
+    tickets: std::sync::atomic::AtomicU64,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
@@ -171,6 +173,7 @@ impl Registry {
             manifests: Manifests::new(gateway.clone()),
             log: ChangeLog::new(gateway.clone()),
             generations: std::sync::Mutex::default(),
+            tickets: std::sync::atomic::AtomicU64::new(0),
             gateway,
             options,
             locks,
@@ -829,10 +832,11 @@ impl Registry {
     /// an index of a deleted generation for long.
     async fn load_index(&self, space: &str) -> Result<SpaceIndex> {
         let generation = self.require_generation(space).await?;
+        let ticket = self.ticket();
         if let Some((checkpoint, e_tag)) = self.log.checkpoint(space, &generation).await?
             && checkpoint.format == CHECKPOINT_FORMAT
         {
-            let mut index = SpaceIndex::from_checkpoint(generation, checkpoint);
+            let mut index = SpaceIndex::from_checkpoint(generation, checkpoint, ticket);
             index.checkpoint_tag = e_tag;
             // Followed at once by `current_index`.
             index.checked = Instant::now() - self.options.index_freshness.max(Duration::from_millis(1));
@@ -843,7 +847,7 @@ impl Registry {
         let last = self.log.tail_numbers(space, &generation, 0).await?.last().copied().unwrap_or(0);
         let mut index = SpaceIndex::new(generation.clone());
         for (stored, e_tag) in self.records.space_versions_tagged(space, &generation).await? {
-            index.insert(&stored.chart, &stored.version, &stored.record, e_tag.as_deref())?;
+            index.insert(&stored.chart, &stored.version, &stored.record, e_tag.as_deref(), ticket)?;
         }
         index.followed_to(last);
         Ok(index)
@@ -884,7 +888,8 @@ impl Registry {
         use futures::stream::{StreamExt, TryStreamExt};
         let generation = index.generation.clone();
         let generation = generation.as_str();
-        let read: Vec<(Change, Option<(Arc<VersionRecord>, Option<String>)>)> = futures::stream::iter(changed)
+        type Read = (Change, Option<(Arc<VersionRecord>, Option<String>)>, ReadTicket);
+        let read: Vec<Read> = futures::stream::iter(changed)
             .map(|change| async move {
                 let key = VersionKey {
                     space,
@@ -892,30 +897,35 @@ impl Registry {
                     chart: &change.chart,
                     version: &change.version,
                 };
+                let ticket = self.ticket();
                 let found = self.records.fetch(&key).await?;
-                Ok::<_, RegistryError>((change, found))
+                Ok::<_, RegistryError>((change, found, ticket))
             })
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        for (change, found) in read {
+        for (change, found, ticket) in read {
             match found {
-                Some((record, e_tag)) => index.insert(&change.chart, &change.version, &record, e_tag.as_deref())?,
-                None => index.remove(&change.chart, &change.version),
+                Some((record, e_tag)) => {
+                    index.insert(&change.chart, &change.version, &record, e_tag.as_deref(), ticket)?;
+                }
+                None => {
+                    index.remove(&change.chart, &change.version, ticket);
+                }
             }
         }
         Ok(())
     }
 
     /// Brings one version's entry of a loaded index in line with the store, after a write
-    /// to that version. The store is read under the index's lock, so that whatever order
-    /// racing writes (an upload and a delete of one version, say) reached the store and
-    /// this lock in, the last one to take the lock sees the store's final state: the index
-    /// never keeps a version that is gone, nor misses one that exists. An index of another
-    /// generation, or one whose entry cannot be read, is dropped, to be rebuilt from
-    /// storage when next asked for; an index not loaded needs nothing (it is built from a
-    /// listing made later than this write). `appended` is the log entry announcing the
-    /// write, which this index then need not read.
+    /// to that version: the record is read after the write (outside the index's lock, so
+    /// writes to one space do not wait for each other's reads) and set unless a later read
+    /// set it already (see [`ReadTicket`]): whatever order racing writes (an upload and a
+    /// delete of one version, say) reached the store in, the index ends with what the
+    /// store holds. An index of another generation, or one whose entry cannot be read, is
+    /// dropped, to be rebuilt from storage when next asked for; an index not loaded needs
+    /// nothing (it is built from a listing made later than this write). `appended` is the
+    /// log entry announcing the write, which this index then need not read.
     ///
     /// A slot is evicted only while no one holds it, and a writer takes it only after its
     /// store write: so an index loaded into a fresh slot after an eviction is listed later
@@ -924,28 +934,35 @@ impl Registry {
         let Some(slot) = self.indexes.held(key.space) else {
             return;
         };
+        let ticket = self.ticket();
+        let read = self.records.current_tagged(key).await;
         let mut loaded = slot.lock().await;
         if let Some(index) = loaded.as_mut() {
-            let keep = index.generation == key.generation
-                && match self.records.current_tagged(key).await {
-                    Ok(Some((record, e_tag))) => {
-                        index.insert(key.chart, key.version, &record, e_tag.as_deref()).is_ok()
-                    }
-                    Ok(None) => {
-                        index.remove(key.chart, key.version);
-                        true
-                    }
-                    Err(_) => false,
-                };
-            if !keep {
-                *loaded = None;
-            } else if let Some(appended) = appended {
-                index.applied_own(appended.seq, appended.changes);
+            // Whether the entry now comes from this read; if a later read set it, this
+            // process's log entry is read like any other (the later read may be older
+            // than this write's announcement).
+            let applied = match read {
+                _ if index.generation != key.generation => None,
+                Ok(Some((record, e_tag))) => {
+                    index.insert(key.chart, key.version, &record, e_tag.as_deref(), ticket).ok()
+                }
+                Ok(None) => Some(index.remove(key.chart, key.version, ticket)),
+                Err(_) => None,
+            };
+            match (applied, appended) {
+                (None, _) => *loaded = None,
+                (Some(true), Some(appended)) => index.applied_own(appended.seq, appended.changes),
+                (Some(_), _) => {}
             }
         }
         let weight = loaded.as_ref().map(SpaceIndex::weight);
         drop(loaded);
         self.indexes.release(key.space, slot, weight);
+    }
+
+    /// A ticket for a read about to begin.
+    fn ticket(&self) -> ReadTicket {
+        self.tickets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
     }
 
     /// The log number this process's index of a space has followed to (0 if none is
