@@ -248,24 +248,25 @@ impl Records {
         self.gateway.version(key.record()).await?.ok_or_else(|| RegistryError::not_found(key.id()))
     }
 
-    /// Writes a new version's record unless the version exists; when it does, answers the
-    /// record back, unwritten.
+    /// Writes a new version's record unless the version exists; answers it with the ETag
+    /// it was stored at (if the store said), or, when the version exists, the record back,
+    /// unwritten.
     pub async fn create(
         &self,
         key: &VersionKey<'_>,
         mut record: VersionRecord,
-    ) -> Result<std::result::Result<Arc<VersionRecord>, VersionRecord>> {
+    ) -> Result<std::result::Result<(Arc<VersionRecord>, Option<String>), VersionRecord>> {
         record.writer = new_generation();
         let body = to_json(&record)?;
         let body_len = body.len();
         match self.gateway.create(key.record(), body).await? {
             Created::Created(e_tag) => {
                 let record = Arc::new(record);
-                self.remember(&key.record().path(), e_tag, &record, body_len);
-                Ok(Ok(record))
+                self.remember(&key.record().path(), e_tag.clone(), &record, body_len);
+                Ok(Ok((record, e_tag)))
             }
             Created::Exists => match self.written_by(key, &record.writer).await? {
-                Some(ours) => Ok(Ok(ours)),
+                Some(ours) => Ok(Ok((ours, None))),
                 None => Ok(Err(record)),
             },
         }
@@ -278,23 +279,27 @@ impl Records {
     }
 
     /// Replaces a version's record if it is still at `current` (on stores without
-    /// compare-and-swap, whatever it is); `Locked` if it changed.
+    /// compare-and-swap, whatever it is), answering it with its new ETag (if the store
+    /// said); `Locked` if it changed.
     pub async fn replace(
         &self,
         key: &VersionKey<'_>,
         mut record: VersionRecord,
         current: ObjectVersion,
-    ) -> Result<Arc<VersionRecord>> {
+    ) -> Result<(Arc<VersionRecord>, Option<String>)> {
         record.writer = new_generation();
         let body = to_json(&record)?;
         let (record, body_len) = (Arc::new(record), body.len());
         match self.gateway.replace_if(key.record(), body, current).await? {
-            Replaced::Replaced(e_tag) => self.remember(&key.record().path(), e_tag, &record, body_len),
+            Replaced::Replaced(e_tag) => {
+                self.remember(&key.record().path(), e_tag.clone(), &record, body_len);
+                Ok((record, e_tag))
+            }
             Replaced::Changed => {
-                return self.written_by(key, &record.writer).await?.ok_or_else(|| RegistryError::Locked(key.id()));
+                let ours = self.written_by(key, &record.writer).await?;
+                ours.map(|ours| (ours, None)).ok_or_else(|| RegistryError::Locked(key.id()))
             }
         }
-        Ok(record)
     }
 
     /// Deletes a version's record; answers whether it was there.

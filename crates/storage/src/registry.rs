@@ -136,6 +136,15 @@ pub struct Registry {
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
 
+/// What a write stored, as its index entry learns it.
+struct Written {
+    /// Drawn right before the write.
+    ticket: ReadTicket,
+    /// The record and its ETag, or `None` for a deletion; unknown (`None`) where the store
+    /// gave no ETag: the record is then read.
+    state: Option<Option<(Arc<VersionRecord>, String)>>,
+}
+
 /// Where following a change log got an index.
 enum Followed {
     /// It holds every change the log announces.
@@ -434,11 +443,13 @@ impl Registry {
                 oci::version_to_tag(version)
             )));
         }
+        let ticket = self.ticket();
         match self.records.create(&key, record).await? {
-            Ok(record) => {
+            Ok((record, e_tag)) => {
                 // A space deleted while we wrote: our record went to the old generation,
                 // where no one will see it. Say so rather than claim the chart is stored.
-                if let Err(e) = self.announce(&key).await {
+                let written = Written { ticket, state: e_tag.map(|e_tag| Some((record.clone(), e_tag))) };
+                if let Err(e) = self.announce(&key, written).await {
                     if matches!(&e, RegistryError::NotFound(m) if m == SPACE_GONE) {
                         let _ = self.records.delete(&key).await;
                         let _ = self.space_gone(space, &key.generation).await;
@@ -698,11 +709,12 @@ impl Registry {
         // A version keeps the time it was first published (`created`, from the record
         // being replaced), whatever replaces its archive.
         record.created = created;
-        let record = self.records.replace(key, record, current).await?;
+        let ticket = self.ticket();
+        let (record, e_tag) = self.records.replace(key, record, current).await?;
         // A provenance file stored beside the record (before records named theirs) signs
         // the old archive's digest: it no longer holds.
         self.records.delete_legacy_provenance(key).await?;
-        self.announce(key).await?;
+        self.announce(key, Written { ticket, state: e_tag.map(|e_tag| Some((record.clone(), e_tag))) }).await?;
         Ok(key.stored(record))
     }
 
@@ -711,11 +723,11 @@ impl Registry {
     /// acknowledged, so no acknowledged change stays unseen by other replicas; one whose
     /// announcement failed (the process stopped, the store failed) is found by the next
     /// reconcile.
-    async fn announce(&self, key: &VersionKey<'_>) -> Result<()> {
+    async fn announce(&self, key: &VersionKey<'_>, written: Written) -> Result<()> {
         let change = Change { chart: key.chart.to_string(), version: key.version.to_string() };
         let known = self.known_seq(key.space, &key.generation);
         let appended = self.log.append(key.space, &key.generation, change, known).await;
-        self.sync_index(key, appended.as_ref().ok().copied()).await;
+        self.sync_index(key, appended.as_ref().ok().copied(), written).await;
         appended.map(drop)
     }
 
@@ -918,32 +930,43 @@ impl Registry {
     }
 
     /// Brings one version's entry of a loaded index in line with the store, after a write
-    /// to that version: the record is read after the write (outside the index's lock, so
-    /// writes to one space do not wait for each other's reads) and set unless a later read
-    /// set it already (see [`ReadTicket`]): whatever order racing writes (an upload and a
-    /// delete of one version, say) reached the store in, the index ends with what the
-    /// store holds. An index of another generation, or one whose entry cannot be read, is
-    /// dropped, to be rebuilt from storage when next asked for; an index not loaded needs
-    /// nothing (it is built from a listing made later than this write). `appended` is the
-    /// log entry announcing the write, which this index then need not read.
+    /// to that version. What the write stored is known: it is set as if read with a ticket
+    /// drawn right before the write, so any read that began later wins over it (it may
+    /// have seen a later change), and any read that began earlier loses (it cannot have
+    /// seen this write). Where the store gave no ETag (a retried write), the record is read
+    /// instead. Either way no write waits for another's store request under the index's
+    /// lock, and whatever order racing writes (an upload and a delete of one version,
+    /// through one replica or two) reached the store in, the index ends with what the store
+    /// holds (see [`ReadTicket`]). An index of another generation, or one whose entry
+    /// cannot be read, is dropped, to be rebuilt from storage when next asked for; an
+    /// index not loaded needs nothing (it is built from a listing made later than this
+    /// write). `appended` is the log entry announcing the write: an index whose entry now
+    /// comes from this write need not read it; one that kept a later read reads it like
+    /// any other (that read may be older than this write's announcement).
     ///
     /// A slot is evicted only while no one holds it, and a writer takes it only after its
     /// store write: so an index loaded into a fresh slot after an eviction is listed later
     /// than any write whose update it missed.
-    async fn sync_index(&self, key: &VersionKey<'_>, appended: Option<Appended>) {
+    async fn sync_index(&self, key: &VersionKey<'_>, appended: Option<Appended>, written: Written) {
         let Some(slot) = self.indexes.held(key.space) else {
             return;
         };
-        let ticket = self.ticket();
-        let read = self.records.current_tagged(key).await;
+        let (ticket, read) = match written.state {
+            Some(state) => (written.ticket, Ok(state)),
+            None => {
+                let ticket = self.ticket();
+                (
+                    ticket,
+                    self.records.current_tagged(key).await.map(|found| found.map(|(r, t)| (r, t.unwrap_or_default()))),
+                )
+            }
+        };
         let mut loaded = slot.lock().await;
         if let Some(index) = loaded.as_mut() {
-            // Whether the entry now comes from this read; if a later read set it, this
-            // process's log entry is read like any other (the later read may be older
-            // than this write's announcement).
             let applied = match read {
                 _ if index.generation != key.generation => None,
                 Ok(Some((record, e_tag))) => {
+                    let e_tag = Some(e_tag).filter(|t| !t.is_empty());
                     index.insert(key.chart, key.version, &record, e_tag.as_deref(), ticket).ok()
                 }
                 Ok(None) => Some(index.remove(key.chart, key.version, ticket)),
@@ -1149,11 +1172,12 @@ impl Registry {
     pub async fn delete_version(&self, space: &str, chart: &str, version: &str) -> Result<()> {
         let key = self.locate(space, chart, version).await?;
         let _lock = self.lock(&key).await?;
+        let ticket = self.ticket();
         if !self.records.delete(&key).await? {
             return Err(RegistryError::not_found(key.id()));
         }
         self.records.delete_legacy_provenance(&key).await?;
-        self.announce(&key).await
+        self.announce(&key, Written { ticket, state: Some(None) }).await
     }
 
     /// Deletes every version of a chart, all or nothing: every version's lock is taken
@@ -1168,12 +1192,14 @@ impl Registry {
         for key in &keys {
             held.push(self.lock(key).await?);
         }
+        let ticket = self.ticket();
         for key in &keys {
             self.records.delete(key).await?;
             self.records.delete_legacy_provenance(key).await?;
         }
         // Announced together: appends waiting at once share one log entry.
-        let announced = futures::future::join_all(keys.iter().map(|key| self.announce(key))).await;
+        let deleted = || Written { ticket, state: Some(None) };
+        let announced = futures::future::join_all(keys.iter().map(|key| self.announce(key, deleted()))).await;
         announced.into_iter().collect()
     }
 }

@@ -100,4 +100,9 @@ async fn a_write_whose_answer_was_lost_is_still_the_writers() {
     let replaced = registry.replace("s", &stored.chart, &stored.version, Bytes::from_static(SEED_TEST1)).await.unwrap();
     assert_eq!(registry.version("s", &stored.chart, &stored.version).await.unwrap().writer, replaced.record.writer);
     assert_ne!(replaced.record.writer, stored.record.writer, "each write has an id of its own");
+
+    // Each change was announced once: a retried log append is not a second entry.
+    use futures::TryStreamExt;
+    let entries: Vec<ObjectMeta> = store.inner.list(Some(&Path::from("log/s"))).try_collect().await.unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
 }

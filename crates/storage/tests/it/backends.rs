@@ -403,6 +403,22 @@ pub async fn check_replicas(registry: &TestRegistry) {
     let lost = if wins[0] { &raced.1 } else { &raced.0 };
     assert!(matches!(lost, Err(RegistryError::AlreadyExists(_))), "{lost:?}");
 
+    // an upload and a delete of one version racing through both: every index ends with
+    // what the store holds
+    for round in 0..8 {
+        let version = format!("2.0.{round}");
+        let (upload, delete) =
+            futures::future::join(a.upload("s", chart("flip", &version)), b.delete_version("s", "flip", &version))
+                .await;
+        upload.unwrap();
+        let stored = a.version("s", "flip", &version).await.is_ok();
+        assert_eq!(stored, delete.is_err(), "round {round}: {delete:?}");
+        for registry in [a, &b, &c] {
+            let held = indexed(registry, "s").await.contains(&format!("flip/{version}"));
+            assert_eq!(held, stored, "round {round}");
+        }
+    }
+
     // a record committed by a writer that stopped before announcing it: found by a
     // reconcile, which announces it to every replica
     let stored = a.version("s", "db", "0.1.0").await.unwrap();
