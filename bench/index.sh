@@ -25,6 +25,7 @@ start_chartyard() {
   wait_for "$CY/health"
 }
 peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$CY_PID/status"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$CY_PID/status"; }
 
 start_nginx "$NGINX_PORT"
 start_chartyard
@@ -41,7 +42,7 @@ fill_to() {
 }
 rps() { wrk -t2 -c8 -d5s --timeout 30s "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 
-declare -A upload index_cy index_ng first_index index_bytes
+declare -A upload index_cy index_ng first_index index_bytes rss_after
 for size in "$SMALL" "$LARGE"; do
   fill_to "$size"
   # 1000 more uploads at concurrency 200 into a space of this size (new chart, same space)
@@ -55,6 +56,7 @@ for size in "$SMALL" "$LARGE"; do
   kill "$CY_PID"; wait "$CY_PID" 2>/dev/null || true
   start_chartyard
   first_index[$size]=$(curl -sf -o /dev/null -w '%{time_total}' "$CY/bench/index.yaml")
+  rss_after[$size]=$(rss_kib)
   echo "size $size: upload ${upload[$size]}/s, index ${index_cy[$size]} vs nginx ${index_ng[$size]} req/s, first index after restart ${first_index[$size]} s, peak RSS before restart ${peak} MiB" >&2
 done
 
@@ -67,3 +69,6 @@ for size in "$SMALL" "$LARGE"; do
 done
 python3 -c "print(f'upload ratio {$LARGE} / {$SMALL}: {${upload[$LARGE]} / ${upload[$SMALL]}:.2f}')"
 echo "chartyard peak RSS after the last restart and first index: $(peak_mib) MiB"
+# What one more indexed version costs: resident memory after a restart and the first
+# index, at both sizes (the index loaded, nothing else warmed).
+python3 -c "print(f'memory per indexed version: {(${rss_after[$LARGE]} - ${rss_after[$SMALL]}) * 1024 / ($LARGE - $SMALL):.0f} bytes (RSS {${rss_after[$SMALL]} // 1024} MiB at $SMALL, {${rss_after[$LARGE]} // 1024} MiB at $LARGE)')"

@@ -271,6 +271,11 @@ impl ChangeLog {
         Ok(serde_json::from_slice(&object.bytes).ok().map(|checkpoint| (checkpoint, object.e_tag)))
     }
 
+    /// The ETag of a generation's checkpoint, if it has one (read without its body).
+    pub async fn checkpoint_tag(&self, space: &str, generation: &str) -> Result<Option<String>> {
+        Ok(self.gateway.head(StorageKey::Checkpoint { space, generation }).await?.and_then(|meta| meta.e_tag))
+    }
+
     /// Stores a checkpoint in place of the one read at `e_tag` (`None`: there was none);
     /// answers the new ETag, or `None` when another one was stored meanwhile (kept: it is
     /// as good as ours).

@@ -62,6 +62,9 @@ pub(crate) type ReadTicket = u64;
 /// the removal (store requests time out well before this).
 const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// A chart's name and its index entries, newest version first.
+pub(crate) type ChartEntries = (String, Vec<Map<String, Value>>);
+
 /// What a download needs of a version.
 #[derive(Debug, Clone)]
 pub(crate) struct Located {
@@ -279,15 +282,30 @@ impl SpaceIndex {
         Some(Located { digest: indexed.digest.to_string(), size: indexed.size })
     }
 
-    /// Every version held, with the record ETag it was read at.
-    pub fn e_tags(&self) -> HashMap<(String, String), Option<String>> {
-        let mut tags = HashMap::with_capacity(self.len());
-        for (chart, versions) in &self.charts {
-            for (version, indexed) in versions {
-                tags.insert((chart.clone(), version.0.clone()), indexed.e_tag.as_deref().map(str::to_string));
+    /// The versions where a listing of the records, begun with `ticket`, disagrees with
+    /// the index (by ETag, or presence): those set by a later read are left out, as the
+    /// listing may not show their change. Without ETags, every listed version counts.
+    pub fn differences(
+        &self,
+        listed: &HashMap<(String, String), Option<String>>,
+        ticket: ReadTicket,
+    ) -> Vec<(String, String)> {
+        let mut differ = Vec::new();
+        for ((chart, version), e_tag) in listed {
+            let held = self.charts.get(chart).and_then(|versions| versions.get(&VersionOrder(version.clone())));
+            let agrees = e_tag.is_some() && held.is_some_and(|held| held.e_tag.as_deref() == e_tag.as_deref());
+            if !agrees && !self.outdated(chart, version, ticket) {
+                differ.push((chart.clone(), version.clone()));
             }
         }
-        tags
+        for (chart, versions) in &self.charts {
+            for (version, held) in versions {
+                if held.read <= ticket && !listed.contains_key(&(chart.clone(), version.0.clone())) {
+                    differ.push((chart.clone(), version.0.clone()));
+                }
+            }
+        }
+        differ
     }
 
     /// Notes that this process wrote log entry `seq` (holding `changes` changes) and
@@ -368,7 +386,7 @@ impl SpaceIndex {
     }
 
     /// The entries of every chart, newest version first.
-    pub fn entries(&self) -> Result<Vec<(String, Vec<Map<String, Value>>)>, RegistryError> {
+    pub fn entries(&self) -> Result<Vec<ChartEntries>, RegistryError> {
         self.charts.iter().map(|(name, versions)| Ok((name.clone(), Self::parsed(versions)?))).collect()
     }
 

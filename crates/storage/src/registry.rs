@@ -136,6 +136,21 @@ pub struct Registry {
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
 }
 
+/// A version's record as read, with the ticket drawn before the read.
+struct Fetched {
+    change: Change,
+    found: Option<(Arc<VersionRecord>, Option<String>)>,
+    ticket: ReadTicket,
+}
+
+/// A checkpoint taken from an index, to be stored.
+struct DueCheckpoint {
+    generation: String,
+    checkpoint: crate::index::Checkpoint,
+    /// The ETag of the checkpoint it replaces.
+    e_tag: Option<String>,
+}
+
 /// What a write stored, as its index entry learns it.
 struct Written {
     /// Drawn right before the write.
@@ -851,7 +866,8 @@ impl Registry {
             let mut index = SpaceIndex::from_checkpoint(generation, checkpoint, ticket);
             index.checkpoint_tag = e_tag;
             // Followed at once by `current_index`.
-            index.checked = Instant::now() - self.options.index_freshness.max(Duration::from_millis(1));
+            let stale = self.options.index_freshness.max(Duration::from_millis(1));
+            index.checked = Instant::now().checked_sub(stale).unwrap_or(index.checked);
             return Ok(index);
         }
         // Entries up to `last` were appended after their records were written, so the
@@ -890,18 +906,17 @@ impl Registry {
             }
             changed.extend(entry.changes);
         }
-        self.apply_changes(space, index, changed).await?;
+        let fetched = self.fetch_changes(space, &generation, changed).await?;
+        Self::apply_fetched(index, fetched)?;
         index.followed_to(last);
         Ok(Followed::Current)
     }
 
-    /// Sets the entries of changed versions to what the store holds now.
-    async fn apply_changes(&self, space: &str, index: &mut SpaceIndex, changed: HashSet<Change>) -> Result<()> {
+    /// Reads the records of changed versions of one generation of a space, each with the
+    /// ticket drawn before its read.
+    async fn fetch_changes(&self, space: &str, generation: &str, changed: HashSet<Change>) -> Result<Vec<Fetched>> {
         use futures::stream::{StreamExt, TryStreamExt};
-        let generation = index.generation.clone();
-        let generation = generation.as_str();
-        type Read = (Change, Option<(Arc<VersionRecord>, Option<String>)>, ReadTicket);
-        let read: Vec<Read> = futures::stream::iter(changed)
+        futures::stream::iter(changed)
             .map(|change| async move {
                 let key = VersionKey {
                     space,
@@ -911,12 +926,16 @@ impl Registry {
                 };
                 let ticket = self.ticket();
                 let found = self.records.fetch(&key).await?;
-                Ok::<_, RegistryError>((change, found, ticket))
+                Ok::<_, RegistryError>(Fetched { change, found, ticket })
             })
             .buffer_unordered(16)
             .try_collect()
-            .await?;
-        for (change, found, ticket) in read {
+            .await
+    }
+
+    /// Sets the entries of fetched versions to what their reads found.
+    fn apply_fetched(index: &mut SpaceIndex, fetched: Vec<Fetched>) -> Result<()> {
+        for Fetched { change, found, ticket } in fetched {
             match found {
                 Some((record, e_tag)) => {
                     index.insert(&change.chart, &change.version, &record, e_tag.as_deref(), ticket)?;
@@ -1034,31 +1053,35 @@ impl Registry {
     /// One round of the background work of a serving process, run about once a second:
     /// follows the change log of every space whose index was used lately (so a request
     /// rarely waits for a listing), compares indexes with their records every
-    /// `reconcile_interval`, and stores a checkpoint of an index whose log has grown.
+    /// `reconcile_interval`, and stores a checkpoint of an index whose log has grown. The
+    /// index's lock is held for work in memory and for following the log, not for the
+    /// listing of records or the checkpoint's upload.
     pub async fn maintain(&self) {
         for space in self.indexes.spaces() {
             let Some(slot) = self.indexes.held(&space) else { continue };
-            let mut loaded = slot.lock().await;
-            let in_use = loaded.as_ref().is_some_and(|index| index.used.elapsed() < IN_USE);
-            if in_use {
-                let freshness = self.options.index_freshness;
-                if let Err(e) = self.current_index(&space, &mut loaded, freshness).await {
+            let (reconcile, checkpoint) = {
+                let mut loaded = slot.lock().await;
+                let in_use = loaded.as_ref().is_some_and(|index| index.used.elapsed() < IN_USE);
+                if in_use && let Err(e) = self.current_index(&space, &mut loaded, self.options.index_freshness).await {
                     tracing::debug!(space, error = %e, "following the change log");
                 }
-                if let Some(index) = loaded.as_mut() {
-                    if index.reconciled.elapsed() >= self.options.reconcile_interval
-                        && let Err(e) = self.reconcile_index(&space, index).await
-                    {
-                        tracing::warn!(space, error = %e, "reconciling the index with its records");
-                    }
-                    if let Err(e) = self.checkpoint_if_due(&space, index, false).await {
-                        tracing::warn!(space, error = %e, "storing a checkpoint");
-                    }
+                match loaded.as_ref() {
+                    Some(index) if in_use => (
+                        index.reconciled.elapsed() >= self.options.reconcile_interval,
+                        Self::checkpoint_due(index, false),
+                    ),
+                    _ => (false, None),
                 }
+            };
+            if reconcile && let Err(e) = self.reconcile_slot(&space, &slot).await {
+                tracing::warn!(space, error = %e, "reconciling the index with its records");
             }
-            let weight = loaded.as_ref().map(SpaceIndex::weight);
-            drop(loaded);
-            self.indexes.release(&space, slot, weight);
+            if let Some(due) = checkpoint
+                && let Err(e) = self.store_checkpoint(&space, &slot, due).await
+            {
+                tracing::warn!(space, error = %e, "storing a checkpoint");
+            }
+            self.release_slot(&space, slot).await;
         }
     }
 
@@ -1067,95 +1090,103 @@ impl Registry {
     pub async fn checkpoint_all(&self) {
         for space in self.indexes.spaces() {
             let Some(slot) = self.indexes.held(&space) else { continue };
-            let mut loaded = slot.lock().await;
-            // Followed first, so the checkpoint leaves no tail to read.
-            let followed = self.current_index(&space, &mut loaded, Duration::ZERO).await;
-            if followed.is_ok()
-                && let Some(index) = loaded.as_mut()
-                && let Err(e) = self.checkpoint_if_due(&space, index, true).await
+            let due = {
+                let mut loaded = slot.lock().await;
+                // Followed first, so the checkpoint leaves no tail to read.
+                match self.current_index(&space, &mut loaded, Duration::ZERO).await {
+                    Ok(()) => loaded.as_ref().and_then(|index| Self::checkpoint_due(index, true)),
+                    Err(_) => None,
+                }
+            };
+            if let Some(due) = due
+                && let Err(e) = self.store_checkpoint(&space, &slot, due).await
             {
                 tracing::warn!(space, error = %e, "storing a checkpoint");
             }
-            let weight = loaded.as_ref().map(SpaceIndex::weight);
-            drop(loaded);
-            self.indexes.release(&space, slot, weight);
+            self.release_slot(&space, slot).await;
         }
     }
 
-    /// Stores the index as its space's checkpoint when the log has grown past the last
-    /// one by a sixteenth of the index (at least 64 entries), or by anything if `any`.
-    async fn checkpoint_if_due(&self, space: &str, index: &mut SpaceIndex, any: bool) -> Result<()> {
+    /// Gives a slot back to the table with its index's weight.
+    async fn release_slot(&self, space: &str, slot: crate::index::IndexSlot) {
+        let weight = slot.lock().await.as_ref().map(SpaceIndex::weight);
+        self.indexes.release(space, slot, weight);
+    }
+
+    /// A snapshot of the index to store as its checkpoint, when the log has grown past
+    /// the last one by a sixteenth of the index (at least 64 entries), or by anything if
+    /// `any`.
+    fn checkpoint_due(index: &SpaceIndex, any: bool) -> Option<DueCheckpoint> {
         let behind = index.seq.saturating_sub(index.checkpoint_seq);
         let due = if any { behind > 0 } else { behind as usize >= (index.len() / 16).max(64) };
-        if !due {
-            return Ok(());
-        }
-        let checkpoint = index.checkpoint();
-        let written =
-            self.log.put_checkpoint(space, &index.generation, &checkpoint, index.checkpoint_tag.clone()).await?;
-        match written {
-            Some(e_tag) => {
-                index.checkpoint_seq = checkpoint.seq;
-                index.checkpoint_tag = e_tag;
-            }
-            // Another replica stored one meanwhile: read its tag next time.
-            None => {
-                if let Some((stored, e_tag)) = self.log.checkpoint(space, &index.generation).await? {
-                    index.checkpoint_seq = stored.seq;
-                    index.checkpoint_tag = e_tag;
-                }
-            }
+        due.then(|| DueCheckpoint {
+            generation: index.generation.clone(),
+            checkpoint: index.checkpoint(),
+            e_tag: index.checkpoint_tag.clone(),
+        })
+    }
+
+    /// Stores a checkpoint taken from a slot's index, then notes it there.
+    async fn store_checkpoint(&self, space: &str, slot: &crate::index::IndexSlot, due: DueCheckpoint) -> Result<()> {
+        let DueCheckpoint { generation, checkpoint, e_tag } = due;
+        let e_tag = match self.log.put_checkpoint(space, &generation, &checkpoint, e_tag).await? {
+            Some(e_tag) => e_tag,
+            // Another replica stored one meanwhile: replace that one next time.
+            None => self.log.checkpoint_tag(space, &generation).await?,
+        };
+        let mut loaded = slot.lock().await;
+        if let Some(index) = loaded.as_mut()
+            && index.generation == generation
+        {
+            index.checkpoint_seq = index.checkpoint_seq.max(checkpoint.seq);
+            index.checkpoint_tag = e_tag;
         }
         Ok(())
     }
 
     /// Compares a space's index with its records now and repairs it (and tells other
     /// replicas: every difference is announced) where a writer committed a record but
-    /// stopped before announcing it.
+    /// stopped before announcing it. Answers how many versions differed.
     pub async fn reconcile(&self, space: &str) -> Result<usize> {
         check_name("space", space)?;
         let slot = self.indexes.slot(space);
-        let mut loaded = slot.lock().await;
-        let result = match self.current_index(space, &mut loaded, Duration::ZERO).await {
-            Ok(()) => match loaded.as_mut() {
-                Some(index) => self.reconcile_index(space, index).await,
-                None => Err(RegistryError::not_found(space)),
-            },
-            Err(e) => Err(e),
-        };
-        let weight = loaded.as_ref().map(SpaceIndex::weight);
-        drop(loaded);
-        self.indexes.release(space, slot, weight);
+        let result = self.reconcile_slot(space, &slot).await;
+        self.release_slot(space, slot).await;
         result
     }
 
-    async fn reconcile_index(&self, space: &str, index: &mut SpaceIndex) -> Result<usize> {
-        let stored = self.records.e_tags(space, &index.generation).await?;
-        let held = index.e_tags();
-        let mut differ: HashSet<Change> = HashSet::new();
-        for (key, e_tag) in &stored {
-            if held.get(key) != Some(e_tag) || e_tag.is_none() {
-                differ.insert(Change { chart: key.0.clone(), version: key.1.clone() });
-            }
-        }
-        for key in held.keys() {
-            if !stored.contains_key(key) {
-                differ.insert(Change { chart: key.0.clone(), version: key.1.clone() });
-            }
-        }
-        index.reconciled = Instant::now();
-        // ETags missing (a store without them) say nothing: those are only re-read.
-        let repaired = differ.len();
-        if repaired == 0 {
+    async fn reconcile_slot(&self, space: &str, slot: &crate::index::IndexSlot) -> Result<usize> {
+        let (generation, seq) = {
+            let mut loaded = slot.lock().await;
+            self.current_index(space, &mut loaded, Duration::ZERO).await?;
+            let index = loaded.as_ref().ok_or_else(|| RegistryError::not_found(space))?;
+            (index.generation.clone(), index.seq)
+        };
+        // The listing runs without the lock; what changes meanwhile is read later than it.
+        let ticket = self.ticket();
+        let listed = self.records.e_tags(space, &generation).await?;
+        let differ: HashSet<Change> = {
+            let mut loaded = slot.lock().await;
+            let Some(index) = loaded.as_mut().filter(|index| index.generation == generation) else { return Ok(0) };
+            index.reconciled = Instant::now();
+            index.differences(&listed, ticket).into_iter().map(|(chart, version)| Change { chart, version }).collect()
+        };
+        if differ.is_empty() {
             return Ok(0);
         }
-        self.apply_changes(space, index, differ.clone()).await?;
-        let announce = stored.values().all(Option::is_some);
-        if announce {
-            let generation = index.generation.clone();
+        let repaired = differ.len();
+        let fetched = self.fetch_changes(space, &generation, differ.clone()).await?;
+        {
+            let mut loaded = slot.lock().await;
+            if let Some(index) = loaded.as_mut().filter(|index| index.generation == generation) {
+                Self::apply_fetched(index, fetched)?;
+            }
+        }
+        // Without ETags a listing cannot tell what changed: those were only read again.
+        if listed.values().all(Option::is_some) {
             for change in differ {
                 tracing::info!(space, chart = %change.chart, version = %change.version, "announcing an unannounced change");
-                self.log.append(space, &generation, change, index.seq).await?;
+                self.log.append(space, &generation, change, seq).await?;
             }
         }
         Ok(repaired)
