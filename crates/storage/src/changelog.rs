@@ -45,7 +45,7 @@ pub(crate) struct LogEntry {
     /// Unique per write: tells a retried write that found "already exists" whether what
     /// is there is its own.
     pub id: String,
-    /// The process that wrote it (see [`ChangeLog::writer`]).
+    /// The process that wrote it, for whoever reads the log.
     pub writer: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
@@ -88,12 +88,20 @@ pub(crate) const KNOWLEDGE_TTL: Duration = Duration::from_secs(30);
 /// gc never removes log entries younger than this, whatever its grace period.
 pub(crate) const MIN_LOG_GRACE: Duration = Duration::from_secs(600);
 
+/// How long a process remembers the entries it wrote.
+const WRITTEN_MEMORY: Duration = Duration::from_secs(10);
+
+/// How many spaces' append states a process keeps.
+const MAX_APPENDERS: usize = 4096;
+
 /// Every space's change log.
 pub(crate) struct ChangeLog {
     gateway: Gateway,
     /// Names this process in the entries it writes, so that it can tell its own.
     writer: String,
     appenders: Mutex<HashMap<(String, String), Arc<SpaceAppender>>>,
+    /// The entries this process wrote lately, with when.
+    written: Mutex<HashMap<(String, String, u64), Instant>>,
 }
 
 /// Where an append landed: the entry's number, and how many changes the entry holds
@@ -110,28 +118,33 @@ pub(crate) const SPACE_GONE: &str = "space deleted";
 
 impl ChangeLog {
     pub fn new(gateway: Gateway) -> Self {
-        Self { gateway, writer: new_generation(), appenders: Mutex::default() }
+        Self { gateway, writer: new_generation(), appenders: Mutex::default(), written: Mutex::default() }
     }
 
     fn appender(&self, space: &str, generation: &str) -> Arc<SpaceAppender> {
         let mut appenders = self.appenders.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: those no append holds are forgotten in one go (their knowledge of
+        // where their log goes on is read again when needed).
+        if appenders.len() >= MAX_APPENDERS {
+            appenders.retain(|_, appender| Arc::strong_count(appender) > 1);
+        }
         appenders.entry((space.to_string(), generation.to_string())).or_default().clone()
     }
 
     /// Announces a changed version; answers the sequence number of the entry holding it.
     /// Fails with `NotFound(SPACE_GONE)` when the log has ended (the space was deleted).
-    /// `known` is a number the caller saw in the log less than [`KNOWLEDGE_TTL`] ago (0 if
-    /// none), a hint for where to try first.
-    pub async fn append(&self, space: &str, generation: &str, change: Change, known: u64) -> Result<Appended> {
+    /// `known` is the last number the caller saw in the log (0: none) less than
+    /// [`KNOWLEDGE_TTL`] ago, a hint for where to try first; without it the log is listed.
+    pub async fn append(&self, space: &str, generation: &str, change: Change, known: Option<u64>) -> Result<Appended> {
         self.submit(space, generation, Append::Change(change), known).await
     }
 
     /// Ends a space's log: its generation is deleted. Answers the final entry's number.
-    pub async fn end(&self, space: &str, generation: &str, known: u64) -> Result<Appended> {
+    pub async fn end(&self, space: &str, generation: &str, known: Option<u64>) -> Result<Appended> {
         self.submit(space, generation, Append::Deleted, known).await
     }
 
-    async fn submit(&self, space: &str, generation: &str, append: Append, known: u64) -> Result<Appended> {
+    async fn submit(&self, space: &str, generation: &str, append: Append, known: Option<u64>) -> Result<Appended> {
         let appender = self.appender(space, generation);
         let (sender, answer) = oneshot::channel();
         appender.waiting.lock().unwrap_or_else(|e| e.into_inner()).push((append, sender));
@@ -143,7 +156,10 @@ impl ChangeLog {
                 if state.learnt.is_none_or(|learnt| learnt.elapsed() >= KNOWLEDGE_TTL) {
                     state.next = 0;
                 }
-                if state.next <= known {
+                // Never a guess: a number below entries that gc removed would be free again.
+                if let Some(known) = known
+                    && state.next <= known
+                {
                     state.next = known + 1;
                 }
                 let (appends, senders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
@@ -211,12 +227,28 @@ impl ChangeLog {
                     // Our own write, retried after its answer was lost.
                 }
             }
+            self.wrote(space, generation, state.next);
             state.next += 1;
             state.learnt = Some(Instant::now());
             state.ended |= entry.deleted;
             return Ok(Appended { seq: state.next - 1, changes: entry.changes.len() });
         }
         Err(RegistryError::Locked(format!("change log of {space}")))
+    }
+
+    /// Remembers an entry this process wrote (for [`ChangeLog::written_lately`]).
+    fn wrote(&self, space: &str, generation: &str, seq: u64) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.len() >= 4096 {
+            written.retain(|_, at| at.elapsed() < WRITTEN_MEMORY);
+        }
+        written.insert((space.to_string(), generation.to_string(), seq), Instant::now());
+    }
+
+    /// Whether this process wrote entry `seq` less than `within` ago.
+    pub fn written_lately(&self, space: &str, generation: &str, seq: u64, within: Duration) -> bool {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.get(&(space.to_string(), generation.to_string(), seq)).is_some_and(|at| at.elapsed() < within)
     }
 
     /// The last entry after `after` (its number, and whether it ends the log), `None` if

@@ -112,10 +112,11 @@ pub(crate) struct SpaceIndex {
     rendered: Option<Arc<RenderedIndex>>,
     /// Every change announced by log entries up to this number is applied.
     pub seq: u64,
-    /// Entries of this process's own log writes whose changes this index already applied
-    /// (right after the write), by number: how many of how many. Reading an entry whose
-    /// changes were all applied would only read the same records again.
-    own: HashMap<u64, (usize, usize)>,
+    /// Entries of this process's own log writes, by number: how many of their changes
+    /// their writers have set here (right after the write) of how many, and whether one
+    /// of them could not be (a later read held the version) so the entry must be read.
+    /// Reading an entry whose changes were all set would only read the same records again.
+    own: HashMap<u64, OwnEntry>,
     /// When the log was last read.
     pub checked: Instant,
     /// When a request last used the index.
@@ -153,6 +154,14 @@ pub(crate) struct CheckpointVersion {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
+}
+
+/// What the writers of one of this process's log entries have set in an index.
+#[derive(Debug, Default, Clone, Copy)]
+struct OwnEntry {
+    settled: usize,
+    changes: usize,
+    unapplied: bool,
 }
 
 /// See [`Checkpoint::format`].
@@ -205,7 +214,8 @@ impl SpaceIndex {
     }
 
     /// Sets a version's entry from its record as a read with `ticket` found it at `e_tag`,
-    /// unless a later read set it already; answers whether this read is what it holds.
+    /// unless a later read set it already; answers whether the entry is now what this
+    /// read found.
     pub fn insert(
         &mut self,
         chart: &str,
@@ -214,16 +224,17 @@ impl SpaceIndex {
         e_tag: Option<&str>,
         ticket: ReadTicket,
     ) -> Result<bool, RegistryError> {
-        if self.outdated(chart, version, ticket) {
-            return Ok(false);
-        }
         let key = VersionOrder(version.to_string());
+        // What it holds already (read by another, maybe later, read of the same record).
         if let Some(held) = self.charts.get_mut(chart).and_then(|versions| versions.get_mut(&key))
             && e_tag.is_some()
             && held.e_tag.as_deref() == e_tag
         {
-            held.read = ticket;
+            held.read = held.read.max(ticket);
             return Ok(true);
+        }
+        if self.outdated(chart, version, ticket) {
+            return Ok(false);
         }
         let yaml = index::entry_yaml(&index::entry(record, index::archive_url(chart, version)))?;
         let indexed = IndexedVersion {
@@ -256,7 +267,8 @@ impl SpaceIndex {
     /// to remove.
     pub fn remove(&mut self, chart: &str, version: &str, ticket: ReadTicket) -> bool {
         if self.outdated(chart, version, ticket) {
-            return false;
+            // A later read found it gone too: that is what this one would have set.
+            return self.locate(chart, version).is_none();
         }
         if self.removed.len() >= 1024 {
             self.removed.retain(|_, (_, at)| at.elapsed() < TOMBSTONE_TTL);
@@ -308,18 +320,24 @@ impl SpaceIndex {
         differ
     }
 
-    /// Notes that this process wrote log entry `seq` (holding `changes` changes) and
-    /// applied one of them here.
-    pub fn applied_own(&mut self, seq: u64, changes: usize) {
+    /// Notes that a writer of this process's log entry `seq` (holding `changes` changes)
+    /// has set its change here (`applied`), or could not.
+    pub fn settled_own(&mut self, seq: u64, changes: usize, applied: bool) {
         if seq > self.seq {
-            let applied = self.own.entry(seq).or_insert((0, changes));
-            applied.0 += 1;
+            let own = self.own.entry(seq).or_insert(OwnEntry { changes, ..OwnEntry::default() });
+            own.settled += 1;
+            own.unapplied |= !applied;
         }
     }
 
-    /// Whether every change of this process's entry `seq` was applied here already.
+    /// Whether every change of this process's entry `seq` was set here by its writer.
     pub fn own_applied(&self, seq: u64) -> bool {
-        self.own.get(&seq).is_some_and(|(applied, total)| applied >= total)
+        self.own.get(&seq).is_some_and(|own| own.settled >= own.changes && !own.unapplied)
+    }
+
+    /// Whether a writer of this process's entry `seq` has yet to settle its change here.
+    pub fn own_unsettled(&self, seq: u64) -> bool {
+        self.own.get(&seq).is_none_or(|own| own.settled < own.changes)
     }
 
     /// Records that every entry up to `seq` is applied.

@@ -69,6 +69,10 @@ pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(300);
 /// the space was deleted by a writer that stopped before ending its log.
 const MARKER_RECHECK: Duration = Duration::from_secs(30);
 
+/// How long following a log waits for this process's writers to set the changes of an
+/// entry they just wrote, before reading it itself.
+const OWN_ENTRY_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Indexes used within this long are followed in the background ("in use").
 const IN_USE: Duration = Duration::from_secs(300);
 
@@ -742,6 +746,10 @@ impl Registry {
         let change = Change { chart: key.chart.to_string(), version: key.version.to_string() };
         let known = self.known_seq(key.space, &key.generation);
         let appended = self.log.append(key.space, &key.generation, change, known).await;
+        if appended.is_ok() {
+            // The log had not ended just now: the generation is current.
+            self.remember_generation(key.space, &key.generation, Instant::now());
+        }
         self.sync_index(key, appended.as_ref().ok().copied(), written).await;
         appended.map(drop)
     }
@@ -886,13 +894,25 @@ impl Registry {
     async fn follow(&self, space: &str, index: &mut SpaceIndex) -> Result<Followed> {
         let generation = index.generation.clone();
         let numbers = self.log.tail_numbers(space, &generation, index.seq).await?;
+        let Some(&first) = numbers.first() else {
+            index.followed_to(index.seq);
+            return Ok(Followed::Current);
+        };
+        if first != index.seq + 1 {
+            return Ok(Followed::Behind);
+        }
+        // An entry this process wrote moments ago whose writers have not yet set their
+        // changes here (they wait for this lock) is where following stops this time: the
+        // writers set what they stored, and the next round skips the entry unread. An
+        // entry pending for longer (its writer was cancelled) is read like any other.
+        let pending = numbers.iter().position(|seq| {
+            index.own_unsettled(*seq) && self.log.written_lately(space, &generation, *seq, OWN_ENTRY_PATIENCE)
+        });
+        let numbers = &numbers[..pending.unwrap_or(numbers.len())];
         let Some(&last) = numbers.last() else {
             index.followed_to(index.seq);
             return Ok(Followed::Current);
         };
-        if numbers[0] != index.seq + 1 {
-            return Ok(Followed::Behind);
-        }
         let to_read: Vec<u64> = numbers.iter().copied().filter(|seq| !index.own_applied(*seq)).collect();
         let expected = to_read.len();
         let entries = self.log.read(space, &generation, to_read).await?;
@@ -993,8 +1013,8 @@ impl Registry {
             };
             match (applied, appended) {
                 (None, _) => *loaded = None,
-                (Some(true), Some(appended)) => index.applied_own(appended.seq, appended.changes),
-                (Some(_), _) => {}
+                (Some(applied), Some(appended)) => index.settled_own(appended.seq, appended.changes, applied),
+                (Some(_), None) => {}
             }
         }
         let weight = loaded.as_ref().map(SpaceIndex::weight);
@@ -1007,16 +1027,17 @@ impl Registry {
         self.tickets.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
     }
 
-    /// The log number this process's index of a space has followed to (0 if none is
-    /// loaded, or it is busy): where an append starts looking.
-    fn known_seq(&self, space: &str, generation: &str) -> u64 {
-        let Some(slot) = self.indexes.held(space) else { return 0 };
+    /// The log number this process's index of a space has followed to less than
+    /// [`KNOWLEDGE_TTL`] ago (`None` if none is loaded, it is busy, or it is older): where
+    /// an append starts looking.
+    fn known_seq(&self, space: &str, generation: &str) -> Option<u64> {
+        let slot = self.indexes.held(space)?;
         let seq = match slot.try_lock() {
             Ok(loaded) => loaded
                 .as_ref()
                 .filter(|index| index.generation == generation && index.checked.elapsed() < KNOWLEDGE_TTL)
-                .map_or(0, |index| index.seq),
-            Err(_) => 0,
+                .map(|index| index.seq),
+            Err(_) => None,
         };
         // Only looked at: the table's accounting of the slot is unchanged.
         drop(slot);
@@ -1156,11 +1177,10 @@ impl Registry {
     }
 
     async fn reconcile_slot(&self, space: &str, slot: &crate::index::IndexSlot) -> Result<usize> {
-        let (generation, seq) = {
+        let generation = {
             let mut loaded = slot.lock().await;
             self.current_index(space, &mut loaded, Duration::ZERO).await?;
-            let index = loaded.as_ref().ok_or_else(|| RegistryError::not_found(space))?;
-            (index.generation.clone(), index.seq)
+            loaded.as_ref().ok_or_else(|| RegistryError::not_found(space))?.generation.clone()
         };
         // The listing runs without the lock; what changes meanwhile is read later than it.
         let ticket = self.ticket();
@@ -1184,9 +1204,17 @@ impl Registry {
         }
         // Without ETags a listing cannot tell what changed: those were only read again.
         if listed.values().all(Option::is_some) {
+            let mut appended = Vec::new();
             for change in differ {
                 tracing::info!(space, chart = %change.chart, version = %change.version, "announcing an unannounced change");
-                self.log.append(space, &generation, change, seq).await?;
+                appended.push(self.log.append(space, &generation, change, None).await?);
+            }
+            // What they announce is set here already.
+            let mut loaded = slot.lock().await;
+            if let Some(index) = loaded.as_mut().filter(|index| index.generation == generation) {
+                for appended in appended {
+                    index.settled_own(appended.seq, appended.changes, true);
+                }
             }
         }
         Ok(repaired)

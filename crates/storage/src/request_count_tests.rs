@@ -40,8 +40,9 @@ async fn a_chart_upload_costs_six_requests_into_a_space_in_use() {
     let registry = registry();
     registry.upload("s", Bytes::from_static(SEED_TEST1)).await.unwrap();
     // Archive, config and manifest blobs, the space marker, the record, the change log
-    // entry; the marker read before (absent), and the check for an OCI tag of that name.
-    let expected = StorageRequests { get: 1, head: 1, put: 6, ..StorageRequests::default() };
+    // entry; the marker read before (absent), the check for an OCI tag of that name, and
+    // a listing of the log (empty) to learn where it goes on.
+    let expected = StorageRequests { get: 1, head: 1, put: 6, list: 1, ..StorageRequests::default() };
     assert_eq!(registry.storage_requests(), expected);
 
     // Into a space whose index is loaded and fresh: the three blobs (the same bytes again
