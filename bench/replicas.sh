@@ -114,17 +114,19 @@ for delay in 0 "$DELAY_MS"; do
   for n in 1 "$REPLICAS"; do
     bases=$(IFS=,; echo "${CY[*]:0:n}")
     before=$(counts)
+    before_a=$(counts 0)
     result=$("$LOADGEN" upload "$bases" "$SPACE" "app-$n-$delay" 0 "$UPLOADS" "$CONCURRENCY")
     after=$(counts)
+    after_a=$(counts 0)
     echo "  upload, $n replica(s), $delay ms: $result" >&2
-    [[ -z $per_upload ]] && per_upload=$(per "$before" "$after" "$UPLOADS")
+    [[ -z $per_upload ]] && per_upload=$(per "$before_a" "$after_a" "$UPLOADS")
     errors=$(field "$result" errors)
     row "uploads/s, $n replica(s), ${delay} ms per S3 request ($UPLOADS, $CONCURRENCY concurrent)" \
       "$(printf '%.0f' "$(field "$result" per_second)")/s (p50 $(field "$result" p50_ms) ms, p99 $(field "$result" p99_ms) ms, $errors failed; S3 per upload: $(per "$before" "$after" "$UPLOADS"))"
   done
 done
 set_delay 0
-row "S3 requests per upload (1 replica, index loaded)" "$per_upload"
+row "S3 requests per upload, by the replica uploading (1 replica, index loaded)" "$per_upload"
 
 # index.yaml while fresh: the first GET after 1 s without requests, then 9 more at once.
 sleep 1

@@ -125,6 +125,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         parse_concurrency: settings.parse_concurrency.unwrap_or_else(chartyard_storage::default_parse_concurrency),
         index_freshness: settings.index_freshness,
         reconcile_interval: settings.reconcile_interval,
+        shared_store: opened.shared,
         ..RegistryOptions::default()
     };
     Ok(Arc::new(Registry::new(opened.store, options)))

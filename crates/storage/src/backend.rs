@@ -32,6 +32,9 @@ pub struct OpenedBackend {
     /// Whether deleting an absent object fails with `NotFound` (object_store's InMemory,
     /// like S3 itself, succeeds instead; our S3 store reports it).
     pub deletes_report_missing: bool,
+    /// Whether other processes may write to the store while one serves it (S3); a
+    /// filesystem root has one server, an in-memory store one process.
+    pub shared: bool,
 }
 
 impl Backend {
@@ -94,12 +97,18 @@ impl Backend {
                     local.with_automatic_cleanup(true).with_fsync(*fsync)
                 })
                 .map_err(|e| format!("cannot use {}: {e}", root.display()))?;
-                Ok(OpenedBackend { store: Arc::new(store), conditional_updates: false, deletes_report_missing: true })
+                Ok(OpenedBackend {
+                    store: Arc::new(store),
+                    conditional_updates: false,
+                    deletes_report_missing: true,
+                    shared: false,
+                })
             }
             Self::InMemory => Ok(OpenedBackend {
                 store: Arc::new(InMemory::new()),
                 conditional_updates: true,
                 deletes_report_missing: false,
+                shared: false,
             }),
             Self::S3(options) => crate::s3::open(options),
         }

@@ -119,6 +119,9 @@ pub(crate) struct SpaceIndex {
     own: HashMap<u64, OwnEntry>,
     /// When the log was last read.
     pub checked: Instant,
+    /// Whether the log was read to its end since the index was loaded (an index read
+    /// from a checkpoint must be, once, even where nobody else writes).
+    pub caught_up: bool,
     /// When a request last used the index.
     pub used: Instant,
     /// The log number of the newest checkpoint known to be stored.
@@ -127,8 +130,9 @@ pub(crate) struct SpaceIndex {
     pub checkpoint_tag: Option<String>,
     /// Versions removed lately, with the ticket of the read that removed them.
     removed: HashMap<(String, String), (ReadTicket, Instant)>,
-    /// When the index was last compared with the records themselves.
+    /// When the index was last compared with the records themselves, and whether ever.
     pub reconciled: Instant,
+    pub reconciled_once: bool,
 }
 
 /// The stored form of a checkpoint; `format` changes whenever a fragment would be
@@ -178,11 +182,13 @@ impl SpaceIndex {
             seq: 0,
             own: HashMap::new(),
             checked: now,
+            caught_up: false,
             used: now,
             checkpoint_seq: 0,
             checkpoint_tag: None,
             removed: HashMap::new(),
             reconciled: now,
+            reconciled_once: false,
         }
     }
 
@@ -346,6 +352,7 @@ impl SpaceIndex {
         let followed = self.seq;
         self.own.retain(|own, _| *own > followed);
         self.checked = Instant::now();
+        self.caught_up = true;
     }
 
     /// The stored form of this index at its log number.

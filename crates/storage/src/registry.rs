@@ -57,6 +57,12 @@ pub struct RegistryOptions {
     /// How often a loaded index is compared with the records themselves, repairing what
     /// a writer that crashed between its record and its log entry left unannounced.
     pub reconcile_interval: Duration,
+    /// Whether other processes write to the store while this one serves it (replicas on
+    /// S3). Where none can (a filesystem root has one server), this process's own writes
+    /// are all there is: indexes read the log only when loaded, and are compared with the
+    /// records once after loading from a checkpoint (a write this process announced
+    /// before it stopped may be missing), not periodically.
+    pub shared_store: bool,
 }
 
 /// The default of [`RegistryOptions::index_freshness`].
@@ -97,6 +103,7 @@ impl Default for RegistryOptions {
             parse_concurrency: default_parse_concurrency(),
             index_freshness: DEFAULT_INDEX_FRESHNESS,
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
+            shared_store: true,
         }
     }
 }
@@ -829,11 +836,12 @@ impl Registry {
                 *loaded = Some(self.load_index(space).await?);
             }
             let Some(index) = loaded.as_mut() else { continue };
-            if index.checked.elapsed() < max_age {
+            if index.checked.elapsed() < max_age || (index.caught_up && !self.options.shared_store) {
                 self.remember_generation(space, &index.generation, index.checked);
                 return Ok(());
             }
             if index.checked.elapsed() >= MARKER_RECHECK
+                && index.caught_up
                 && self.generation(space).await?.as_deref() != Some(index.generation.as_str())
             {
                 *loaded = None;
@@ -873,6 +881,9 @@ impl Registry {
         {
             let mut index = SpaceIndex::from_checkpoint(generation, checkpoint, ticket);
             index.checkpoint_tag = e_tag;
+            // A write announced after the checkpoint by a process that stopped before its
+            // log entry is found by a reconcile: due at the next round of background work.
+            index.reconciled = Instant::now().checked_sub(self.options.reconcile_interval).unwrap_or(index.reconciled);
             // Followed at once by `current_index`.
             let stale = self.options.index_freshness.max(Duration::from_millis(1));
             index.checked = Instant::now().checked_sub(stale).unwrap_or(index.checked);
@@ -1088,7 +1099,8 @@ impl Registry {
                 }
                 match loaded.as_ref() {
                     Some(index) if in_use => (
-                        index.reconciled.elapsed() >= self.options.reconcile_interval,
+                        index.reconciled.elapsed() >= self.options.reconcile_interval
+                            && (self.options.shared_store || !index.reconciled_once),
                         Self::checkpoint_due(index, false),
                     ),
                     _ => (false, None),
@@ -1189,6 +1201,7 @@ impl Registry {
             let mut loaded = slot.lock().await;
             let Some(index) = loaded.as_mut().filter(|index| index.generation == generation) else { return Ok(0) };
             index.reconciled = Instant::now();
+            index.reconciled_once = true;
             index.differences(&listed, ticket).into_iter().map(|(chart, version)| Change { chart, version }).collect()
         };
         if differ.is_empty() {

@@ -592,7 +592,7 @@ pub fn open(options: &S3Options) -> Result<OpenedBackend, String> {
     );
     let inner = options.store(RetryConfig::default())?;
     let store = S3Store::new(inner, report.etag_form, report.copy_if_absent(), options.storage_class.clone());
-    Ok(OpenedBackend { store: Arc::new(store), conditional_updates: true, deletes_report_missing: true })
+    Ok(OpenedBackend { store: Arc::new(store), conditional_updates: true, deletes_report_missing: true, shared: true })
 }
 
 #[cfg(test)]

@@ -4,74 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::BoxStream;
-use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, Result,
-};
-
 use bytes::Bytes;
 use chartyard_storage::{Registry, RegistryOptions, StorageRequests};
-use object_store::memory::InMemory;
 
-use crate::support::chart;
-
-/// A store that answers every request `delay` late, as a remote bucket does.
-#[derive(Debug)]
-struct Slow {
-    inner: InMemory,
-    delay: Duration,
-}
-
-impl std::fmt::Display for Slow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Slow({:?})", self.delay)
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for Slow {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.get_opts(location, options).await
-    }
-
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let (delay, listing) = (self.delay, self.inner.list(prefix));
-        futures::stream::once(async move {
-            tokio::time::sleep(delay).await;
-            listing
-        })
-        .flatten()
-        .boxed()
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.copy_opts(from, to, options).await
-    }
-}
+use crate::support::{Injected, chart};
 
 fn since(registry: &Registry, before: StorageRequests) -> StorageRequests {
     let now = registry.storage_requests();
@@ -89,7 +25,7 @@ async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
     // Followed on every round of the background work.
     let options =
         RegistryOptions { deletes_report_missing: true, index_freshness: Duration::ZERO, ..Default::default() };
-    let store = Slow { inner: InMemory::new(), delay: Duration::from_millis(5) };
+    let store = Injected::new(Duration::from_millis(5));
     let registry = Arc::new(Registry::new(Arc::new(store), options));
     registry.upload("s", chart("first", "1.0.0")).await.unwrap();
     registry.space_index("s").await.unwrap();
@@ -122,4 +58,72 @@ async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
     assert!(spent.put > 4 * UPLOADS && spent.put <= 4 * UPLOADS + UPLOADS / 4, "{spent:?}");
     assert_eq!(spent.get, 0, "{spent:?}");
     assert_eq!(registry.index_entries("s").await.unwrap().iter().map(|(_, v)| v.len()).sum::<usize>(), 65);
+}
+
+/// A change whose announcement failed (the store refused the log entry, as a process
+/// stopping there would leave it): the upload is not acknowledged, its record exists, and
+/// a reconcile finds it and announces it to every replica.
+#[tokio::test]
+async fn a_change_left_unannounced_is_found_by_a_reconcile() {
+    let store = Arc::new(Injected::new(Duration::ZERO));
+    let options =
+        RegistryOptions { deletes_report_missing: true, index_freshness: Duration::ZERO, ..Default::default() };
+    let replica = || Registry::new(store.clone(), options.clone());
+    let (a, b, c) = (replica(), replica(), replica());
+    a.upload("s", chart("app", "1.0.0")).await.unwrap();
+    assert_eq!(b.index_entries("s").await.unwrap().len(), 1);
+    assert_eq!(c.index_entries("s").await.unwrap().len(), 1);
+
+    store.fail_writes_under(Some("log/"));
+    let refused = a.upload("s", chart("app", "2.0.0")).await;
+    assert!(refused.is_err(), "not acknowledged: {refused:?}");
+    store.fail_writes_under(None);
+    assert!(a.version("s", "app", "2.0.0").await.is_ok(), "its record was committed");
+    let versions = |entries: Vec<(String, Vec<serde_json::Map<String, serde_json::Value>>)>| {
+        entries.into_iter().flat_map(|(_, versions)| versions).map(|v| v["version"].to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(versions(b.index_entries("s").await.unwrap()), ["\"1.0.0\""], "unannounced: not seen");
+
+    assert_eq!(b.reconcile("s").await.unwrap(), 1);
+    assert_eq!(versions(b.index_entries("s").await.unwrap()), ["\"2.0.0\"", "\"1.0.0\""]);
+    assert_eq!(versions(c.index_entries("s").await.unwrap()).len(), 2, "announced to the others");
+}
+
+/// A store no other process writes (a filesystem root has one server): indexes are not
+/// followed, so reading them costs nothing however old they are; after a restart the
+/// index comes from its checkpoint, and a write the stopped process committed without
+/// announcing it is found by the reconcile of the first round of background work.
+#[tokio::test]
+async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart() {
+    let store = Arc::new(Injected::new(Duration::ZERO));
+    let options = RegistryOptions {
+        deletes_report_missing: true,
+        index_freshness: Duration::ZERO,
+        shared_store: false,
+        ..Default::default()
+    };
+    let first = Registry::new(store.clone(), options.clone());
+    first.upload("s", chart("app", "1.0.0")).await.unwrap();
+    first.space_index("s").await.unwrap();
+    let before = first.storage_requests();
+    for _ in 0..5 {
+        first.space_index("s").await.unwrap();
+        first.maintain().await;
+    }
+    assert_eq!(since(&first, before), StorageRequests::default(), "nothing to follow");
+
+    first.checkpoint_all().await;
+    store.fail_writes_under(Some("log/"));
+    assert!(first.upload("s", chart("app", "2.0.0")).await.is_err(), "stopped before announcing");
+    store.fail_writes_under(None);
+    drop(first);
+
+    let restarted = Registry::new(store.clone(), options);
+    assert_eq!(indexed_versions(&restarted).await, 1, "from the checkpoint");
+    restarted.maintain().await;
+    assert_eq!(indexed_versions(&restarted).await, 2, "the reconcile after loading found it");
+}
+
+async fn indexed_versions(registry: &Registry) -> usize {
+    registry.index_entries("s").await.unwrap().into_iter().map(|(_, versions)| versions.len()).sum()
 }

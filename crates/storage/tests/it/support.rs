@@ -215,3 +215,113 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A store over `InMemory` that answers every request `delay` late, as a remote bucket
+/// does, and fails writes under a prefix while one is set (a store refusing or losing
+/// some writes).
+#[derive(Debug)]
+pub struct Injected {
+    inner: object_store::memory::InMemory,
+    delay: Duration,
+    failing: std::sync::Mutex<Option<String>>,
+}
+
+impl Injected {
+    pub fn new(delay: Duration) -> Self {
+        Self { inner: object_store::memory::InMemory::new(), delay, failing: std::sync::Mutex::default() }
+    }
+
+    /// Writes under `prefix` fail from now on (`None`: none do).
+    pub fn fail_writes_under(&self, prefix: Option<&str>) {
+        *self.failing.lock().unwrap() = prefix.map(str::to_string);
+    }
+
+    fn check(&self, location: &object_store::path::Path) -> object_store::Result<()> {
+        match &*self.failing.lock().unwrap() {
+            Some(prefix) if location.as_ref().starts_with(prefix.as_str()) => Err(object_store::Error::Generic {
+                store: "injected",
+                source: format!("writes under {prefix} fail").into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Injected({:?})", self.delay)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Injected {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        tokio::time::sleep(self.delay).await;
+        self.check(location)?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        tokio::time::sleep(self.delay).await;
+        self.check(location)?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        use futures::StreamExt;
+        let (delay, listing) = (self.delay, self.inner.list(prefix));
+        futures::stream::once(async move {
+            tokio::time::sleep(delay).await;
+            listing
+        })
+        .flatten()
+        .boxed()
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        tokio::time::sleep(self.delay).await;
+        self.check(to)?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
