@@ -126,6 +126,8 @@ pub(crate) struct SpaceIndex {
     pub used: Instant,
     /// The log number of the newest checkpoint known to be stored.
     pub checkpoint_seq: u64,
+    /// Changes this process's writers set here since that checkpoint.
+    pub written_since_checkpoint: usize,
     /// The ETag the checkpoint was read or written at, for replacing it.
     pub checkpoint_tag: Option<String>,
     /// Versions removed lately, with the ticket of the read that removed them.
@@ -185,11 +187,18 @@ impl SpaceIndex {
             caught_up: false,
             used: now,
             checkpoint_seq: 0,
+            written_since_checkpoint: 0,
             checkpoint_tag: None,
             removed: HashMap::new(),
             reconciled: now,
             reconciled_once: false,
         }
+    }
+
+    /// How many changes past its checkpoint make an index due for a new one: a sixteenth
+    /// of it, at least 64, so a start reads a tail of at most that.
+    pub fn checkpoint_interval(&self) -> usize {
+        (self.len() / 16).max(64)
     }
 
     /// Roughly the bytes this index holds: per version its YAML fragment, its share of
@@ -329,6 +338,7 @@ impl SpaceIndex {
     /// Notes that a writer of this process's log entry `seq` (holding `changes` changes)
     /// has set its change here (`applied`), or could not.
     pub fn settled_own(&mut self, seq: u64, changes: usize, applied: bool) {
+        self.written_since_checkpoint += 1;
         if seq > self.seq {
             let own = self.own.entry(seq).or_insert(OwnEntry { changes, ..OwnEntry::default() });
             own.settled += 1;

@@ -836,7 +836,10 @@ impl Registry {
                 *loaded = Some(self.load_index(space).await?);
             }
             let Some(index) = loaded.as_mut() else { continue };
-            if index.checked.elapsed() < max_age || (index.caught_up && !self.options.shared_store) {
+            // Where nobody else writes, an index is followed only when asked to be at once
+            // (before a checkpoint), never for freshness.
+            let unshared = index.caught_up && !self.options.shared_store && !max_age.is_zero();
+            if index.checked.elapsed() < max_age || unshared {
                 self.remember_generation(space, &index.generation, index.checked);
                 return Ok(());
             }
@@ -1094,7 +1097,11 @@ impl Registry {
             let (reconcile, checkpoint) = {
                 let mut loaded = slot.lock().await;
                 let in_use = loaded.as_ref().is_some_and(|index| index.used.elapsed() < IN_USE);
-                if in_use && let Err(e) = self.current_index(&space, &mut loaded, self.options.index_freshness).await {
+                // Followed to the end for a checkpoint where nothing else would follow it.
+                let checkpointing =
+                    loaded.as_ref().is_some_and(|index| index.written_since_checkpoint >= index.checkpoint_interval());
+                let max_age = if checkpointing { Duration::ZERO } else { self.options.index_freshness };
+                if in_use && let Err(e) = self.current_index(&space, &mut loaded, max_age).await {
                     tracing::debug!(space, error = %e, "following the change log");
                 }
                 match loaded.as_ref() {
@@ -1151,7 +1158,7 @@ impl Registry {
     /// `any`.
     fn checkpoint_due(index: &SpaceIndex, any: bool) -> Option<DueCheckpoint> {
         let behind = index.seq.saturating_sub(index.checkpoint_seq);
-        let due = if any { behind > 0 } else { behind as usize >= (index.len() / 16).max(64) };
+        let due = if any { behind > 0 } else { behind as usize >= index.checkpoint_interval() };
         due.then(|| DueCheckpoint {
             generation: index.generation.clone(),
             checkpoint: index.checkpoint(),
@@ -1173,6 +1180,7 @@ impl Registry {
         {
             index.checkpoint_seq = index.checkpoint_seq.max(checkpoint.seq);
             index.checkpoint_tag = e_tag;
+            index.written_since_checkpoint = 0;
         }
         Ok(())
     }

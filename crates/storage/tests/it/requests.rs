@@ -8,6 +8,8 @@ use bytes::Bytes;
 use chartyard_storage::{Registry, RegistryOptions, StorageRequests};
 
 use crate::support::{Injected, chart};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
 
 fn since(registry: &Registry, before: StorageRequests) -> StorageRequests {
     let now = registry.storage_requests();
@@ -98,7 +100,8 @@ async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart()
     let store = Arc::new(Injected::new(Duration::ZERO));
     let options = RegistryOptions {
         deletes_report_missing: true,
-        index_freshness: Duration::ZERO,
+        // Every index older than this: it would be followed on every read if shared.
+        index_freshness: Duration::from_nanos(1),
         shared_store: false,
         ..Default::default()
     };
@@ -112,6 +115,14 @@ async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart()
     }
     assert_eq!(since(&first, before), StorageRequests::default(), "nothing to follow");
 
+    // Past a checkpoint's worth of writes, the background work stores one.
+    for n in 0..64 {
+        first.upload("s", chart("many", &format!("1.0.{n}"))).await.unwrap();
+    }
+    first.maintain().await;
+    let checkpoints: Vec<_> =
+        store.list(Some(&object_store::path::Path::from("checkpoints"))).try_collect().await.unwrap();
+    assert_eq!(checkpoints.len(), 1);
     first.checkpoint_all().await;
     store.fail_writes_under(Some("log/"));
     assert!(first.upload("s", chart("app", "2.0.0")).await.is_err(), "stopped before announcing");
@@ -119,9 +130,13 @@ async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart()
     drop(first);
 
     let restarted = Registry::new(store.clone(), options);
-    assert_eq!(indexed_versions(&restarted).await, 1, "from the checkpoint");
+    let before = restarted.storage_requests();
+    assert_eq!(indexed_versions(&restarted).await, 65, "from the checkpoint");
+    // The marker, the checkpoint and the (empty) log after it: no records read.
+    let spent = since(&restarted, before);
+    assert_eq!((spent.get, spent.list), (2, 1), "{spent:?}");
     restarted.maintain().await;
-    assert_eq!(indexed_versions(&restarted).await, 2, "the reconcile after loading found it");
+    assert_eq!(indexed_versions(&restarted).await, 66, "the reconcile after loading found it");
 }
 
 async fn indexed_versions(registry: &Registry) -> usize {
