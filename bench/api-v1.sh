@@ -28,8 +28,8 @@ CY="http://127.0.0.1:$CY_PORT"
 "$LOADGEN" upload "$CY" warmup app 0 4000 200 >/dev/null
 curl -sf -X POST "$CY/api/v1/spaces?space=bench" >/dev/null
 empty=$("$LOADGEN" upload "$CY" bench app 0 1000 200 "$WORK/static")
-cy_dl=$("$LOADGEN" download "$CY/api/v1/spaces/bench/charts/{c}/versions/{v}" "" 0 1000 64 5 app)
-ng_dl=$("$LOADGEN" download "http://127.0.0.1:$NGINX_PORT/{c}-{v}" ".tgz" 0 1000 64 5 app)
+cy_dl=$("$LOADGEN" download "$CY/api/v1/spaces/bench/charts/{c}/versions/{v}" "" 0 1000 64 20 app)
+ng_dl=$("$LOADGEN" download "http://127.0.0.1:$NGINX_PORT/{c}-{v}" ".tgz" 0 1000 64 20 app)
 preload=$("$LOADGEN" upload "$CY" bench app 2000 "$PRELOAD" 32)
 full=$("$LOADGEN" upload "$CY" bench app 1000 1000 200)
 peak_kib=$(awk '/VmHWM/ {print $2}' "/proc/$CY_PID/status")

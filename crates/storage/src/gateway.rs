@@ -357,28 +357,8 @@ pub(crate) async fn collect(body: ObjectStream) -> Result<Bytes> {
 /// stream reads 8 KiB per blocking-pool hop, which caps downloads of large blobs.
 fn stream_payload(result: object_store::GetResult) -> ObjectStream {
     const CHUNK: usize = 256 * 1024;
-    const SMALL_FILE: u64 = 64 * 1024;
     let range = result.range.clone();
     match result.payload {
-        // A small file (a chart archive, a manifest) is read whole in one blocking call:
-        // a streamed read would take a blocking-pool hop per chunk and one more for EOF.
-        object_store::GetResultPayload::File(mut file, path) if range.end - range.start <= SMALL_FILE => {
-            let read = move || -> std::io::Result<Bytes> {
-                use std::io::{Read, Seek};
-                file.seek(std::io::SeekFrom::Start(range.start))?;
-                let mut bytes = vec![0; (range.end - range.start) as usize];
-                file.read_exact(&mut bytes)?;
-                Ok(bytes.into())
-            };
-            futures::stream::once(async move {
-                let read = tokio::task::spawn_blocking(read).await.map_err(std::io::Error::other).and_then(|r| r);
-                read.map_err(|source| object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: format!("reading {}: {source}", path.display()).into(),
-                })
-            })
-            .boxed()
-        }
         object_store::GetResultPayload::File(mut file, path) => {
             use std::io::Seek;
             if let Err(source) = file.seek(std::io::SeekFrom::Start(range.start)) {
