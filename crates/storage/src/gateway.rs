@@ -49,6 +49,22 @@ pub struct StorageRequests {
     pub copy: u64,
 }
 
+/// The requests made between two counts: `after - before`.
+impl std::ops::Sub for StorageRequests {
+    type Output = StorageRequests;
+
+    fn sub(self, before: StorageRequests) -> StorageRequests {
+        StorageRequests {
+            get: self.get - before.get,
+            head: self.head - before.head,
+            put: self.put - before.put,
+            list: self.list - before.list,
+            delete: self.delete - before.delete,
+            copy: self.copy - before.copy,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     get: AtomicU64,

@@ -18,19 +18,6 @@ fn registry() -> Registry {
     Registry::new(Arc::new(InMemory::new()), RegistryOptions { deletes_report_missing: true, ..Default::default() })
 }
 
-/// The requests made since `before`.
-fn since(registry: &Registry, before: StorageRequests) -> StorageRequests {
-    let now = registry.storage_requests();
-    StorageRequests {
-        get: now.get - before.get,
-        head: now.head - before.head,
-        put: now.put - before.put,
-        list: now.list - before.list,
-        delete: now.delete - before.delete,
-        copy: now.copy - before.copy,
-    }
-}
-
 fn body(bytes: &'static [u8]) -> crate::oci::ByteStream {
     futures::stream::once(async move { Ok(Bytes::from_static(bytes)) }).boxed()
 }
@@ -53,7 +40,7 @@ async fn a_chart_upload_costs_six_requests_into_a_space_in_use() {
     registry.space_index("s").await.unwrap();
     let before = registry.storage_requests();
     registry.upload("s", Bytes::from_static(SEED_TEST1)).await.unwrap();
-    assert_eq!(since(&registry, before), StorageRequests { head: 1, put: 5, ..StorageRequests::default() });
+    assert_eq!(registry.storage_requests() - before, StorageRequests { head: 1, put: 5, ..StorageRequests::default() });
     assert_eq!(registry.index_entries("s").await.unwrap().len(), 1);
 
     // Serving the index while it is fresh costs nothing.
@@ -61,7 +48,7 @@ async fn a_chart_upload_costs_six_requests_into_a_space_in_use() {
     for _ in 0..10 {
         registry.space_index("s").await.unwrap();
     }
-    assert_eq!(since(&registry, before), StorageRequests::default());
+    assert_eq!(registry.storage_requests() - before, StorageRequests::default());
 }
 
 #[tokio::test]
@@ -75,7 +62,7 @@ async fn an_oci_blob_upload_costs_a_staging_write_and_a_rename() {
     registry.put_whole_blob("s", "app", &digest, body(DATA)).await.unwrap();
     // The staging write, its rename onto the blob, the marker read and the link.
     let expected = StorageRequests { get: 1, put: 2, copy: 1, delete: 1, ..StorageRequests::default() };
-    assert_eq!(since(&registry, before), expected);
+    assert_eq!(registry.storage_requests() - before, expected);
 
     const CHUNKED: &[u8] = b"other layer bytes";
     let digest = digest_of(CHUNKED);
@@ -89,6 +76,6 @@ async fn an_oci_blob_upload_costs_a_staging_write_and_a_rename() {
     // done claim, the part read, the staging write and rename, the marker read, the link,
     // then the session removed and its prefix (part, offset claim and done claim) swept.
     let expected = StorageRequests { get: 4, head: 2, put: 6, list: 3, delete: 6, copy: 2 };
-    assert_eq!(since(&registry, before), expected);
+    assert_eq!(registry.storage_requests() - before, expected);
     assert_eq!(registry.blob_size("s", "other", &digest).await.unwrap(), Some(CHUNKED.len() as u64));
 }

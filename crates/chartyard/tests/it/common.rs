@@ -445,6 +445,34 @@ pub fn chart_with_noise(name: &str, version: &str, bytes: usize) -> Vec<u8> {
 }
 
 /// sha256 hex of bytes.
+/// `len` bytes no compressor shrinks (xorshift from `seed`), so that a blob or file really
+/// is as large as it says.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    // Spread small seeds apart; xorshift never leaves zero.
+    let mut seed = (seed ^ 0x2545_f491_4f6c_dd1d).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// The config blob `helm push` writes for a `ChartBuilder` chart: Chart.yaml's fields as
+/// JSON.
+pub fn chart_config(name: &str, version: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "apiVersion": "v2",
+        "name": name,
+        "version": version,
+        "description": format!("test chart {name}"),
+    }))
+    .unwrap()
+}
+
 pub fn sha256(data: &[u8]) -> String {
     chartyard_core::archive::sha256_hex(data)
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{ChartBuilder, Server, binary, client, error, files_under, json, record_files, sha256};
+use crate::common::{ChartBuilder, Server, binary, client, error, files_under, json, noise, record_files, sha256};
 use reqwest::blocking::{Client, Response, multipart};
 use serde_json::{Value, json};
 
@@ -22,19 +22,6 @@ fn archive(name: &str, version: &str, tag: &str) -> Vec<u8> {
     ChartBuilder::new(name, version)
         .with(&format!("{name}/values.yaml"), format!("replicaCount: 1\ntag: {tag:?}\n"))
         .build()
-}
-
-/// Deterministic incompressible bytes (xorshift), for archives of a chosen size.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        out.extend_from_slice(&seed.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// The version list of a chart, or `None` when the API answers 404.

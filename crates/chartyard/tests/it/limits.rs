@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{ChartBuilder, Server, client, json};
+use crate::common::{ChartBuilder, Server, client, json, noise};
 use reqwest::blocking::multipart;
 use serde_json::Value;
 
@@ -255,7 +255,7 @@ fn a_client_that_stops_reading_an_answer_is_disconnected() {
     // of several files, each within the archive limits.
     let mut chart = ChartBuilder::new("big", "1.0.0");
     for n in 0..4 {
-        chart = chart.file(&format!("big/files/noise{n}.bin"), noise(n, 4_500_000));
+        chart = chart.file(&format!("big/files/noise{n}.bin"), noise(4_500_000, n));
     }
     let archive = chart.build();
     assert_eq!(server.upload("s", &archive).status(), 201);
@@ -278,19 +278,6 @@ fn a_client_that_stops_reading_an_answer_is_disconnected() {
     }
     assert!(received < archive.len(), "the whole archive arrived: the server waited for the reader");
     assert!(server.healthy());
-}
-
-/// Bytes gzip cannot shrink.
-fn noise(seed: u64, length: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    (0..length)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
 }
 
 /// A small multipart upload of a valid chart, as reqwest sends it.

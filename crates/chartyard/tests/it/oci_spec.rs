@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{ChartBuilder, Server, TempDir, client, json, run, sha256, tool};
+use crate::common::{ChartBuilder, Server, TempDir, chart_config, client, json, run, sha256, tool};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -249,17 +249,6 @@ fn next_link(response: &Response) -> Option<String> {
 
 fn chart(name: &str, version: &str) -> Vec<u8> {
     ChartBuilder::new(name, version).build()
-}
-
-/// The config blob `helm push` writes: Chart.yaml's fields as JSON.
-fn chart_config(name: &str, version: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v2",
-        "name": name,
-        "version": version,
-        "description": format!("test chart {name}"),
-    }))
-    .unwrap()
 }
 
 /// Pushes a chart's config and archive blobs to `repo` and answers a Helm chart manifest

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{ChartBuilder, Helm, TempDir, client, sha256, write_file};
+use crate::common::{ChartBuilder, Helm, TempDir, chart_config, client, sha256, write_file};
 use crate::support_s3::{Moto, S3Server, chartyard, digest_of, header, run_to_exit, write_config};
 use reqwest::blocking::{Body, Response, multipart};
 use serde_json::{Value, json};
@@ -209,17 +209,6 @@ impl Read for GatedBody {
 
 fn descriptor(media_type: &str, data: &[u8]) -> Value {
     json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()})
-}
-
-/// The config blob `helm push` writes for a `ChartBuilder` chart.
-fn chart_config(name: &str, version: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "v2",
-        "name": name,
-        "version": version,
-        "description": format!("test chart {name}"),
-    }))
-    .unwrap()
 }
 
 /// Pushes a blob in one request (`POST ?digest=`).

@@ -8,10 +8,9 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Barrier;
 
-use crate::common::{ChartBuilder, TempDir, client, error, helm, json, sha256};
+use crate::common::{ChartBuilder, TempDir, client, error, helm, json, noise, sha256};
 use crate::support_s3::{
-    Moto, OCI_MANIFEST, S3Server, chartyard, noise, push_blob, push_blob_in_chunks, run_to_exit, sorted_strings,
-    write_config,
+    Moto, OCI_MANIFEST, S3Server, chartyard, push_blob, push_blob_in_chunks, run_to_exit, sorted_strings, write_config,
 };
 use serde_json::{Value, json};
 // ---- tests ----
@@ -73,7 +72,7 @@ fn every_api_works_on_s3_and_data_survives_a_restart() {
     // OCI: a layer larger than one multipart part, pushed in chunks; a config in one
     // request; a manifest under a tag; all read back byte-exact.
     let repo = "/v2/team/artifact";
-    let layer = noise(11 * 1024 * 1024);
+    let layer = noise(11 * 1024 * 1024, 1);
     let layer_digest = push_blob_in_chunks(&server, repo, &layer, 6 * 1024 * 1024);
     let config_blob = br#"{"kind":"example"}"#;
     let config_digest = push_blob(&server, repo, config_blob);

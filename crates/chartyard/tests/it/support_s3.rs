@@ -273,19 +273,6 @@ pub(crate) fn push_blob(server: &S3Server, repo: &str, data: &[u8]) -> String {
     digest
 }
 
-/// Bytes no compressor shrinks, so that a blob really spans several multipart parts.
-pub(crate) fn noise(len: usize) -> Vec<u8> {
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// The strings of a JSON array, sorted.
 pub(crate) fn sorted_strings(items: &Value) -> Vec<String> {
     let mut strings: Vec<String> = items.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();

@@ -11,17 +11,6 @@ use crate::support::{Injected, chart};
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 
-fn since(registry: &Registry, before: StorageRequests) -> StorageRequests {
-    let now = registry.storage_requests();
-    StorageRequests {
-        get: now.get - before.get,
-        head: now.head - before.head,
-        put: now.put - before.put,
-        list: now.list - before.list,
-        delete: now.delete - before.delete,
-        copy: now.copy - before.copy,
-    }
-}
 #[tokio::test]
 async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
     // Followed on every round of the background work.
@@ -52,7 +41,7 @@ async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
         upload.unwrap();
     }
     following.abort();
-    let spent = since(&registry, before);
+    let spent = registry.storage_requests() - before;
     // Per upload: three blobs and the record, and the tag check; log entries are shared
     // by uploads waiting at once, and what the uploads wrote is not read back (following
     // the log skips this process's entries).
@@ -113,7 +102,7 @@ async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart()
         first.space_index("s").await.unwrap();
         first.maintain().await;
     }
-    assert_eq!(since(&first, before), StorageRequests::default(), "nothing to follow");
+    assert_eq!(first.storage_requests() - before, StorageRequests::default(), "nothing to follow");
 
     // Past a checkpoint's worth of writes, the background work stores one.
     for n in 0..64 {
@@ -133,7 +122,7 @@ async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart()
     let before = restarted.storage_requests();
     assert_eq!(indexed_versions(&restarted).await, 65, "from the checkpoint");
     // The marker, the checkpoint and the (empty) log after it: no records read.
-    let spent = since(&restarted, before);
+    let spent = restarted.storage_requests() - before;
     assert_eq!((spent.get, spent.list), (2, 1), "{spent:?}");
     restarted.maintain().await;
     assert_eq!(indexed_versions(&restarted).await, 66, "the reconcile after loading found it");
