@@ -31,6 +31,8 @@ mod records;
 mod registry;
 pub mod s3;
 mod spaces;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod uploads;
 
 #[cfg(test)]

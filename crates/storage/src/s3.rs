@@ -601,121 +601,17 @@ mod tests {
 
     use super::*;
 
-    /// A store that treats every put as an overwrite, as a server ignoring
-    /// `If-None-Match` and `If-Match` does.
-    #[derive(Debug, Default)]
-    struct IgnoresConditions {
-        inner: InMemory,
-        /// Honour `PutMode::Create`, ignore only `PutMode::Update`.
-        honours_create: bool,
+    use crate::testing::{Faults, FaultyStore};
+
+    /// A server ignoring `If-None-Match` and `If-Match`, or only `If-Match`.
+    fn ignoring(create_too: bool) -> FaultyStore {
+        FaultyStore::new(Faults { ignores_create: create_too, ignores_update: true, ..Faults::default() })
     }
 
-    impl fmt::Display for IgnoresConditions {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "IgnoresConditions")
-        }
-    }
-
-    /// A store whose ETags are quoted (as InMemory's) but whose `If-Match` takes them only
+    /// A server whose ETags are quoted (as InMemory's) but whose `If-Match` takes them only
     /// unquoted (as Ceph RGW's), and which has no copy-if-absent.
-    #[derive(Debug, Default)]
-    struct UnquotedOnly {
-        inner: InMemory,
-    }
-
-    impl fmt::Display for UnquotedOnly {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "UnquotedOnly")
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for IgnoresConditions {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, mut opts: PutOptions) -> Result<PutResult> {
-            if !(self.honours_create && opts.mode == PutMode::Create) {
-                opts.mode = PutMode::Overwrite;
-            }
-            self.inner.put_opts(location, payload, opts).await
-        }
-
-        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-            self.inner.get_opts(location, options).await
-        }
-
-        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-            self.inner.copy_opts(from, to, options).await
-        }
-
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> Result<Box<dyn MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
-        }
-
-        fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-            self.inner.list(prefix)
-        }
-
-        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-            self.inner.list_with_delimiter(prefix).await
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for UnquotedOnly {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, mut opts: PutOptions) -> Result<PutResult> {
-            if let PutMode::Update(current) = &mut opts.mode {
-                match current.e_tag.as_deref() {
-                    Some(e_tag) if e_tag.starts_with('"') => {
-                        return Err(object_store::Error::Precondition {
-                            path: location.to_string(),
-                            source: "quoted ETag".into(),
-                        });
-                    }
-                    // InMemory's own ETags are quoted.
-                    Some(e_tag) => current.e_tag = Some(format!("\"{e_tag}\"")),
-                    None => {}
-                }
-            }
-            self.inner.put_opts(location, payload, opts).await
-        }
-
-        async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-            self.inner.get_opts(location, options).await
-        }
-
-        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-            if options.mode == CopyMode::Create {
-                return Err(object_store::Error::NotSupported { source: "no copy-if-absent".into() });
-            }
-            self.inner.copy_opts(from, to, options).await
-        }
-
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> Result<Box<dyn MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
-        }
-
-        fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-            self.inner.list(prefix)
-        }
-
-        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-            self.inner.list_with_delimiter(prefix).await
-        }
+    fn unquoted_only() -> FaultyStore {
+        FaultyStore::new(Faults { unquoted_if_match: true, no_copy_if_absent: true, ..Faults::default() })
     }
 
     async fn keys(store: &dyn ObjectStore) -> Vec<String> {
@@ -733,7 +629,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_ignoring_create_if_absent_is_refused() {
-        let store = IgnoresConditions::default();
+        let store = ignoring(true);
         let error = probe(&store, "n2").await.unwrap_err();
         let ProbeError::NotGuaranteed(message) = &error else { panic!("{error:?}") };
         assert!(message.contains("second create-if-absent") && message.contains("ignores"), "{error}");
@@ -742,7 +638,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_ignoring_compare_and_swap_is_refused() {
-        let store = IgnoresConditions { honours_create: true, ..Default::default() };
+        let store = ignoring(false);
         let error = probe(&store, "n3").await.unwrap_err().to_string();
         assert!(error.starts_with("cannot guarantee conditional writes: "), "{error}");
         assert!(error.contains("stale ETag succeeded") && !error.contains('\n'), "{error}");
@@ -751,13 +647,13 @@ mod tests {
 
     #[tokio::test]
     async fn unquoted_etags_and_copy_without_condition_are_detected_and_handled() {
-        let report = probe(&UnquotedOnly::default(), "n4").await.unwrap();
+        let report = probe(&unquoted_only(), "n4").await.unwrap();
         assert_eq!(report.etag_form, EtagForm::Unquoted);
         assert!(report.copy_fallback.as_deref().is_some_and(|r| r.contains("copy-if-absent failed")), "{report:?}");
 
         // Through S3Store, the registry's compare-and-swap with the ETag it read (quoted)
         // works, and a stale one still fails.
-        let store = S3Store::new(Arc::new(UnquotedOnly::default()), report.etag_form, report.copy_if_absent(), None);
+        let store = S3Store::new(Arc::new(unquoted_only()), report.etag_form, report.copy_if_absent(), None);
         let key = Path::from("charts/s/g/c/1.0.0.json");
         store.put(&key, PutPayload::from_static(b"a")).await.unwrap();
         let first = store.head(&key).await.unwrap().e_tag.unwrap();

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chartyard_storage::{Registry, RegistryOptions, StorageRequests};
 
-use crate::support::{Injected, chart};
+use chartyard_storage::testing::{Faults, FaultyStore};
+
+use crate::support::chart;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 
@@ -16,7 +18,7 @@ async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
     // Followed on every round of the background work.
     let options =
         RegistryOptions { deletes_report_missing: true, index_freshness: Duration::ZERO, ..Default::default() };
-    let store = Injected::new(Duration::from_millis(5));
+    let store = FaultyStore::new(Faults { delay: Duration::from_millis(5), ..Faults::default() });
     let registry = Arc::new(Registry::new(Arc::new(store), options));
     registry.upload("s", chart("first", "1.0.0")).await.unwrap();
     registry.space_index("s").await.unwrap();
@@ -56,7 +58,7 @@ async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
 /// a reconcile finds it and announces it to every replica.
 #[tokio::test]
 async fn a_change_left_unannounced_is_found_by_a_reconcile() {
-    let store = Arc::new(Injected::new(Duration::ZERO));
+    let store = Arc::new(FaultyStore::default());
     let options =
         RegistryOptions { deletes_report_missing: true, index_freshness: Duration::ZERO, ..Default::default() };
     let replica = || Registry::new(store.clone(), options.clone());
@@ -86,7 +88,7 @@ async fn a_change_left_unannounced_is_found_by_a_reconcile() {
 /// announcing it is found by the reconcile of the first round of background work.
 #[tokio::test]
 async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart() {
-    let store = Arc::new(Injected::new(Duration::ZERO));
+    let store = Arc::new(FaultyStore::default());
     let options = RegistryOptions {
         deletes_report_missing: true,
         // Every index older than this: it would be followed on every read if shared.
