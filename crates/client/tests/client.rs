@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chartyard_client::{Client, ComposePreview, Error, Page, reqwest};
 use chartyard_core::wire::{ListResponse, Metadata};
+use chartyard_testkit::TempDir;
 use serde_json::{Value, json};
 
 const SEED_TEST1: &[u8] = include_bytes!("../../chartyard/tests/fixtures/test1.tgz");
@@ -51,28 +52,6 @@ fn server_binary() -> PathBuf {
     let binary = target.join("debug").join(format!("chartyard{}", std::env::consts::EXE_SUFFIX));
     assert!(binary.exists(), "{} was not built", binary.display());
     binary
-}
-
-/// A directory removed when dropped.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("chartyard-client-test-{}-{label}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 /// `chartyard serve` on a loopback port with its own data directory, killed when dropped.

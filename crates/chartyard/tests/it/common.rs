@@ -1,7 +1,7 @@
 //! Test harness: runs the real `chartyard` binary on a loopback port and talks HTTP to it,
 //! builds chart archives, and runs the external tools (helm, peers) the tests drive.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -173,108 +173,7 @@ pub fn error(response: Response, status: u16) -> String {
     body["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_string()
 }
 
-/// A directory removed when dropped.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(label: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("chartyard-test-{}-{label}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// Builds chart archives for tests, including hostile ones.
-pub struct ChartBuilder {
-    entries: Vec<(String, Vec<u8>, tar::EntryType)>,
-}
-
-impl ChartBuilder {
-    /// A minimal valid v2 chart `name-version` with the given values.yaml.
-    pub fn new(name: &str, version: &str) -> Self {
-        Self::empty()
-            .file(
-                &format!("{name}/Chart.yaml"),
-                format!("apiVersion: v2\nname: {name}\nversion: {version}\ndescription: test chart {name}\n"),
-            )
-            .file(&format!("{name}/values.yaml"), "replicaCount: 1\n")
-            .file(
-                &format!("{name}/templates/configmap.yaml"),
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  replicas: {{ .Values.replicaCount | quote }}\n",
-            )
-    }
-
-    pub fn empty() -> Self {
-        Self { entries: Vec::new() }
-    }
-
-    pub fn file(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
-        self.entries.push((path.to_string(), data.into(), tar::EntryType::Regular));
-        self
-    }
-
-    pub fn entry(mut self, path: &str, data: impl Into<Vec<u8>>, kind: tar::EntryType) -> Self {
-        self.entries.push((path.to_string(), data.into(), kind));
-        self
-    }
-
-    /// Replaces (or adds) a file.
-    pub fn with(mut self, path: &str, data: impl Into<Vec<u8>>) -> Self {
-        self.entries.retain(|(p, _, _)| p != path);
-        self.file(path, data)
-    }
-
-    pub fn tar(&self) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, data, kind) in &self.entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(*kind);
-            header.set_mode(0o644);
-            header.set_mtime(1_700_000_000);
-            if kind.is_symlink() || kind.is_hard_link() {
-                header.set_size(0);
-                set_raw_path(&mut header, path);
-                header.set_link_name("/etc/passwd").unwrap();
-                header.set_cksum();
-                builder.append(&header, std::io::empty()).unwrap();
-            } else {
-                header.set_size(data.len() as u64);
-                set_raw_path(&mut header, path);
-                header.set_cksum();
-                builder.append(&header, data.as_slice()).unwrap();
-            }
-        }
-        builder.into_inner().unwrap()
-    }
-
-    pub fn build(&self) -> Vec<u8> {
-        gzip(&self.tar())
-    }
-}
-
-/// Writes a path into a header as-is (the tar crate's setters refuse `..` and `/`).
-fn set_raw_path(header: &mut tar::Header, path: &str) {
-    let name = &mut header.as_old_mut().name;
-    name.fill(0);
-    name[..path.len()].copy_from_slice(path.as_bytes());
-}
-
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
+pub use chartyard_testkit::{ChartBuilder, TempDir, chart_with_noise, gzip, noise, sha256};
 
 /// A real Helm binary, when the test tools are installed (`scripts/install-test-tools.sh`).
 /// Under CI a missing binary is a failure, elsewhere the caller skips.
@@ -426,41 +325,6 @@ pub fn record_files(data: &Path) -> std::collections::BTreeSet<String> {
     records
 }
 
-/// A valid chart whose archive is larger than `bytes`: one file of incompressible bytes
-/// (for body-limit tests).
-pub fn chart_with_noise(name: &str, version: &str, bytes: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let noise: Vec<u8> = (0..bytes)
-        .map(|_| {
-            // xorshift64: cheap bytes gzip cannot shrink
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    let archive = ChartBuilder::new(name, version).file(&format!("{name}/files/noise.bin"), noise).build();
-    assert!(archive.len() > bytes, "{} bytes", archive.len());
-    archive
-}
-
-/// sha256 hex of bytes.
-/// `len` bytes no compressor shrinks (xorshift from `seed`), so that a blob or file really
-/// is as large as it says.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    // Spread small seeds apart; xorshift never leaves zero.
-    let mut seed = (seed ^ 0x2545_f491_4f6c_dd1d).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        out.extend_from_slice(&seed.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// The config blob `helm push` writes for a `ChartBuilder` chart: Chart.yaml's fields as
 /// JSON.
 pub fn chart_config(name: &str, version: &str) -> Vec<u8> {
@@ -471,10 +335,6 @@ pub fn chart_config(name: &str, version: &str) -> Vec<u8> {
         "description": format!("test chart {name}"),
     }))
     .unwrap()
-}
-
-pub fn sha256(data: &[u8]) -> String {
-    chartyard_core::archive::sha256_hex(data)
 }
 
 /// A peer program from `shared/peers` (the folder beside the repository): `{name}.xz`

@@ -38,15 +38,7 @@ pub fn chart(name: &str, version: &str) -> Bytes {
     chart_with_values(name, version, "replicaCount: 1\n")
 }
 
-/// sha256 hex of bytes.
-pub fn sha256(data: &[u8]) -> String {
-    chartyard_core::archive::sha256_hex(data)
-}
-
-/// `sha256:{hex}`.
-pub fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", sha256(data))
-}
+pub use chartyard_testkit::{TempDir, digest_of, sha256};
 
 /// A stream of one chunk, as the HTTP layer hands bodies to the registry.
 pub fn stream(data: &[u8]) -> chartyard_storage::oci::ByteStream {
@@ -57,28 +49,6 @@ pub fn stream(data: &[u8]) -> chartyard_storage::oci::ByteStream {
 pub async fn collect<E: std::fmt::Debug>(body: futures::stream::BoxStream<'static, Result<Bytes, E>>) -> Vec<u8> {
     let chunks: Vec<Bytes> = body.try_collect().await.unwrap();
     chunks.concat()
-}
-
-/// A directory removed when dropped.
-pub struct TempDir {
-    pub path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(label: &str) -> Self {
-        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("chartyard-storage-test-{}-{label}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        Self { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 /// A registry on a backend opened the way the binary opens it, with whatever the backend
