@@ -379,6 +379,20 @@ impl ChangeLog {
         Ok(removed)
     }
 
+    /// Removes the entries of a log below `below` (a checkpoint's number), never its last:
+    /// for a store no other process reads, right after the checkpoint. Answers how many.
+    pub async fn compact(&self, space: &str, generation: &str, below: u64) -> Result<usize> {
+        let numbers = self.tail_numbers(space, generation, 0).await?;
+        let last = numbers.last().copied().unwrap_or(0);
+        let mut removed = 0;
+        for seq in numbers.into_iter().filter(|seq| *seq < below.min(last)) {
+            if self.gateway.delete(StorageKey::LogEntry { space, generation, seq }).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Forgets this process's append state of a generation (deleted, or no longer used).
     pub fn forget(&self, space: &str, generation: &str) {
         let mut appenders = self.appenders.lock().unwrap_or_else(|e| e.into_inner());

@@ -1116,10 +1116,19 @@ impl Registry {
             if reconcile && let Err(e) = self.reconcile_slot(&space, &slot).await {
                 tracing::warn!(space, error = %e, "reconciling the index with its records");
             }
-            if let Some(due) = checkpoint
-                && let Err(e) = self.store_checkpoint(&space, &slot, due).await
-            {
-                tracing::warn!(space, error = %e, "storing a checkpoint");
+            if let Some(due) = checkpoint {
+                let (generation, seq) = (due.generation.clone(), due.checkpoint.seq);
+                match self.store_checkpoint(&space, &slot, due).await {
+                    Err(e) => tracing::warn!(space, error = %e, "storing a checkpoint"),
+                    // Nobody else reads this log: what the checkpoint holds goes now, so the
+                    // log stays short (on a shared store, gc removes it after its grace).
+                    Ok(()) if !self.options.shared_store => {
+                        if let Err(e) = self.log.compact(&space, &generation, seq).await {
+                            tracing::warn!(space, error = %e, "removing log entries a checkpoint holds");
+                        }
+                    }
+                    Ok(()) => {}
+                }
             }
             self.release_slot(&space, slot).await;
         }

@@ -114,6 +114,9 @@ async fn an_unshared_store_is_not_followed_and_reconciled_once_after_a_restart()
     let checkpoints: Vec<_> =
         store.list(Some(&object_store::path::Path::from("checkpoints"))).try_collect().await.unwrap();
     assert_eq!(checkpoints.len(), 1);
+    // and the log entries it holds are gone, but for the one it stands at
+    let entries: Vec<_> = store.list(Some(&object_store::path::Path::from("log"))).try_collect().await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
     first.checkpoint_all().await;
     store.fail_writes_under(Some("log/"));
     assert!(first.upload("s", chart("app", "2.0.0")).await.is_err(), "stopped before announcing");
