@@ -107,7 +107,7 @@ impl Records {
     /// Every version of one generation of a space, sorted by chart name, then version
     /// precedence.
     pub async fn space_versions(&self, space: &str, generation: &str) -> Result<Vec<StoredVersion>> {
-        self.versions_under(StorageKey::SpaceRecords { space, generation }).await
+        Ok(untagged(self.versions_under(StorageKey::SpaceRecords { space, generation }).await?))
     }
 
     /// [`Records::space_versions`], each with the ETag its record was listed at.
@@ -116,25 +116,16 @@ impl Records {
         space: &str,
         generation: &str,
     ) -> Result<Vec<(StoredVersion, Option<String>)>> {
-        let metas = self.gateway.list(StorageKey::SpaceRecords { space, generation }).await?;
-        let tags: HashMap<Path, Option<String>> = metas.iter().map(|m| (m.location.clone(), m.e_tag.clone())).collect();
-        let read = self.read_listed(metas).await?;
-        Ok(read
-            .into_iter()
-            .map(|(path, record)| {
-                let e_tag = tags.get(&path.key().path()).cloned().flatten();
-                (StoredVersion { space: path.space, chart: path.chart, version: path.version, record }, e_tag)
-            })
-            .collect())
+        self.versions_under(StorageKey::SpaceRecords { space, generation }).await
     }
 
     /// Every version of a chart, in version precedence.
     pub async fn chart_versions(&self, space: &str, generation: &str, chart: &str) -> Result<Vec<StoredVersion>> {
-        self.versions_under(StorageKey::ChartRecords { space, generation, chart }).await
+        Ok(untagged(self.versions_under(StorageKey::ChartRecords { space, generation, chart }).await?))
     }
 
-    /// Lists the records under a prefix and reads them.
-    async fn versions_under(&self, prefix: StorageKey<'_>) -> Result<Vec<StoredVersion>> {
+    /// Lists the records under a prefix and reads them, each with the ETag it was listed at.
+    async fn versions_under(&self, prefix: StorageKey<'_>) -> Result<Vec<(StoredVersion, Option<String>)>> {
         let metas = self.gateway.list(prefix).await?;
         let prefix = prefix.path();
         {
@@ -142,13 +133,17 @@ impl Records {
             let listed: HashSet<&Path> = metas.iter().map(|m| &m.location).collect();
             self.cache().retain(|path| !path.prefix_matches(&prefix) || listed.contains(path));
         }
-        let mut found: Vec<StoredVersion> = self
+        let tags: HashMap<Path, Option<String>> = metas.iter().map(|m| (m.location.clone(), m.e_tag.clone())).collect();
+        let mut found: Vec<(StoredVersion, Option<String>)> = self
             .read_listed(metas)
             .await?
             .into_iter()
-            .map(|(path, record)| StoredVersion { space: path.space, chart: path.chart, version: path.version, record })
+            .map(|(path, record)| {
+                let e_tag = tags.get(&path.key().path()).cloned().flatten();
+                (StoredVersion { space: path.space, chart: path.chart, version: path.version, record }, e_tag)
+            })
             .collect();
-        found.sort_by(|a, b| a.chart.cmp(&b.chart).then_with(|| compare_versions(&a.version, &b.version)));
+        found.sort_by(|(a, _), (b, _)| a.chart.cmp(&b.chart).then_with(|| compare_versions(&a.version, &b.version)));
         Ok(found)
     }
 
@@ -171,11 +166,8 @@ impl Records {
         }
         let read: Vec<Option<(RecordPath, Arc<VersionRecord>)>> = futures::stream::iter(to_read)
             .map(|path| async move {
-                match self.read_record(path.key()).await {
-                    Ok(record) => Ok(Some((path, record))),
-                    Err(RegistryError::NotFound(_)) => Ok(None),
-                    Err(e) => Err(e),
-                }
+                let found = self.get_record(path.key()).await?;
+                Ok::<_, RegistryError>(found.map(|(record, _)| (path, record)))
             })
             .buffer_unordered(32)
             .try_collect()
@@ -185,15 +177,21 @@ impl Records {
     }
 
     async fn read_record(&self, key: StorageKey<'_>) -> Result<Arc<VersionRecord>> {
+        match self.get_record(key).await? {
+            Some((record, _)) => Ok(record),
+            None => Err(RegistryError::not_found(key.path().to_string())),
+        }
+    }
+
+    /// A record and its ETag, read with one GET and cached (`None` if there is none).
+    async fn get_record(&self, key: StorageKey<'_>) -> Result<Option<(Arc<VersionRecord>, Option<String>)>> {
         let location = key.path();
-        let Some(object) = self.gateway.get(key).await? else {
-            return Err(RegistryError::not_found(location.to_string()));
-        };
+        let Some(object) = self.gateway.get(key).await? else { return Ok(None) };
         let record: VersionRecord = serde_json::from_slice(&object.bytes)
             .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
         let record = Arc::new(record);
-        self.remember(&location, object.e_tag, &record, object.bytes.len());
-        Ok(record)
+        self.remember(&location, object.e_tag.clone(), &record, object.bytes.len());
+        Ok(Some((record, object.e_tag)))
     }
 
     /// The record of one version; `NotFound` naming the version if it has none.
@@ -224,13 +222,7 @@ impl Records {
 
     /// The record stored now and its ETag, read with one GET (`None` if there is none).
     pub async fn fetch(&self, key: &VersionKey<'_>) -> Result<Option<(Arc<VersionRecord>, Option<String>)>> {
-        let location = key.record().path();
-        let Some(object) = self.gateway.get(key.record()).await? else { return Ok(None) };
-        let record: VersionRecord = serde_json::from_slice(&object.bytes)
-            .map_err(|e| RegistryError::internal(format!("corrupt record {location}: {e}")))?;
-        let record = Arc::new(record);
-        self.remember(&location, object.e_tag.clone(), &record, object.bytes.len());
-        Ok(Some((record, object.e_tag)))
+        self.get_record(key.record()).await
     }
 
     /// The ETag of every record of a generation of a space, from one listing.
@@ -355,4 +347,9 @@ impl Records {
             self.cache().insert(location.clone(), CachedRecord { e_tag, record: record.clone() }, weight);
         }
     }
+}
+
+/// Versions without the ETags they were listed at.
+fn untagged(tagged: Vec<(StoredVersion, Option<String>)>) -> Vec<StoredVersion> {
+    tagged.into_iter().map(|(version, _)| version).collect()
 }
