@@ -189,21 +189,17 @@ fn two_servers_on_one_bucket_create_a_version_once() {
     assert_eq!(sorted_strings(&versions["items"]), ["1.0.0", "1.0.1", "1.0.2"]);
 }
 
+/// `chartyard serve` on a bucket, expected to stop by itself (refused at startup).
+fn serve_until_exit(bucket: &str, endpoint: &str) -> std::process::Output {
+    let args = ["serve", "--listen", "127.0.0.1:0", "--storage-driver", "s3", "--s3-bucket", bucket];
+    run_to_exit(chartyard(&[&args[..], &["--s3-endpoint", endpoint]].concat()))
+}
+
 /// A bucket that is not there stops the server at startup with one line.
 #[test]
 fn a_missing_bucket_is_refused_at_startup() {
     let Some(moto) = Moto::start() else { return };
-    let output = run_to_exit(chartyard(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--storage-driver",
-        "s3",
-        "--s3-bucket",
-        "no-such-bucket",
-        "--s3-endpoint",
-        &moto.endpoint,
-    ]));
+    let output = serve_until_exit("no-such-bucket", &moto.endpoint);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     let line = stderr.lines().last().unwrap_or_default();
@@ -219,17 +215,7 @@ fn a_store_ignoring_conditional_writes_is_refused_at_startup() {
     let Some(moto) = Moto::start() else { return };
     moto.create_bucket("careless");
     let proxy = drop_conditions_proxy(moto.address().to_string());
-    let output = run_to_exit(chartyard(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--storage-driver",
-        "s3",
-        "--s3-bucket",
-        "careless",
-        "--s3-endpoint",
-        &format!("http://{proxy}"),
-    ]));
+    let output = serve_until_exit("careless", &format!("http://{proxy}"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("chartyard:")).collect();
@@ -299,17 +285,7 @@ fn forward_without_conditions(client: TcpStream, upstream: &str) -> std::io::Res
 fn tls_certificates_are_verified_unless_skipverify() {
     let Some(moto) = Moto::start_with(true) else { return };
     moto.create_bucket("tls");
-    let output = run_to_exit(chartyard(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--storage-driver",
-        "s3",
-        "--s3-bucket",
-        "tls",
-        "--s3-endpoint",
-        &moto.endpoint,
-    ]));
+    let output = serve_until_exit("tls", &moto.endpoint);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let line = stderr.lines().last().unwrap_or_default();
