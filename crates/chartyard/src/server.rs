@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -59,11 +61,11 @@ pub async fn serve(
     let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     'accept: loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -89,7 +91,7 @@ pub async fn serve(
         let (app, stopping) = (app.clone(), stopping.clone());
         let activity = connections.register();
         tokio::spawn(async move {
-            serve_connection(stream, app, limits, &activity, stopping).await;
+            serve_connection(stream, peer, app, limits, &activity, stopping).await;
             drop(activity);
             drop(slot);
         });
@@ -126,6 +128,7 @@ async fn accept_failed(error: io::Error) {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
     activity: &Registered,
@@ -134,8 +137,11 @@ async fn serve_connection(
     let activity = activity.0.clone();
     let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
     let requests = activity.clone();
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let handling = Busy::start(&requests, Stage::Handling);
+        // Who is asking: access control limits failed logins per client and the audit log
+        // says where each write came from.
+        request.extensions_mut().insert(ConnectInfo(peer));
         let answer = app.clone().oneshot(request);
         let requests = requests.clone();
         async move {
