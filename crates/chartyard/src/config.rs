@@ -154,6 +154,8 @@ pub struct Settings {
     pub index_freshness: Duration,
     pub reconcile_interval: Duration,
     pub http: HttpSettings,
+    /// Access control; none: open to everyone.
+    pub auth: Option<chartyard_http::auth::AuthOptions>,
 }
 
 /// Bounds on connections and requests (the `http` block). A `None` timeout is no limit.
@@ -185,6 +187,7 @@ struct FileConfig {
     listen: Option<String>,
     manager: Option<ManagerConfig>,
     http: Option<BTreeMap<String, Value>>,
+    auth: Option<crate::auth_config::AuthSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -310,7 +313,9 @@ impl SettingsArgs {
 
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
+        let auth = file.auth.map(|section| section.options()).transpose().map_err(error)?;
         let settings = Settings {
+            auth,
             listen: self.listen.clone().or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             backend: backend(&parameters, default_root.then_some(DEFAULT_ROOT))?,
             lock_timeout: Duration::from_millis(number(&parameters, "locktimeout")?.unwrap_or(0)),

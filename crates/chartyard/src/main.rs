@@ -1,5 +1,6 @@
 //! The `chartyard` command: runs the registry server and its maintenance tasks.
 
+mod auth_config;
 mod cli;
 mod config;
 mod mirror;
@@ -48,6 +49,13 @@ enum Command {
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Print an htpasswd line (bcrypt) for USER, with the password read from stdin.
+    HashPassword {
+        user: String,
+        /// bcrypt cost: each check takes about 2^cost × 0.1 ms.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=16))]
+        cost: u32,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -63,6 +71,18 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "chartyard", &mut script);
             let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             return ExitCode::SUCCESS;
+        }
+        Command::HashPassword { user, cost } => {
+            return match hash_password(&user, cost) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("chartyard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Client(command) => {
             return match cli::run(cli.connection, command) {
@@ -98,6 +118,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `user:$2y$...` for an htpasswd file; the password is stdin's first line.
+fn hash_password(user: &str, cost: u32) -> anyhow::Result<String> {
+    anyhow::ensure!(!user.is_empty() && !user.contains(':'), "a user name is not empty and has no ':'");
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "no password on stdin");
+    let hash = bcrypt::hash_with_result(password, cost)?.format_for_version(bcrypt::Version::TwoY);
+    Ok(format!("{user}:{hash}"))
 }
 
 fn init_logging(format: LogFormat) {
@@ -137,6 +168,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build()?)
 }
 
+/// Reads the htpasswd file again whenever it changes.
+async fn reload_users(access: Arc<chartyard_http::auth::AccessControl>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = access.reload_users(false) {
+            tracing::error!(%error, "cannot reload users; the ones read before stay");
+        }
+    }
+}
+
 fn serve(settings: Settings) -> anyhow::Result<()> {
     let _claim = settings.backend.claim_for_serving().map_err(anyhow::Error::msg)?;
     let open_files = server::raise_open_files_limit();
@@ -156,19 +199,37 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let registry = registry(&settings)?;
-    let app = chartyard_http::app(
-        registry.clone(),
-        &HttpOptions {
-            max_body_bytes: settings.max_upload_bytes,
-            default_space: settings.default_space.clone(),
-            allow_overwrite: settings.allow_overwrite,
-            disable_force_overwrite: settings.disable_force_overwrite,
-            body_idle_timeout: settings.http.body_idle_timeout,
-            request_timeout: settings.http.request_timeout,
-            max_body_memory: settings.http.max_body_memory,
-        },
-    );
+    let http_options = HttpOptions {
+        max_body_bytes: settings.max_upload_bytes,
+        default_space: settings.default_space.clone(),
+        allow_overwrite: settings.allow_overwrite,
+        disable_force_overwrite: settings.disable_force_overwrite,
+        body_idle_timeout: settings.http.body_idle_timeout,
+        request_timeout: settings.http.request_timeout,
+        max_body_memory: settings.http.max_body_memory,
+    };
     runtime()?.block_on(async move {
+        let access = match settings.auth.clone() {
+            None => {
+                tracing::warn!(
+                    "access control is off: anyone who can reach this server may read, write and delete every space \
+                     (configure an `auth` section to turn it on)"
+                );
+                None
+            }
+            Some(options) => {
+                let access = chartyard_http::auth::AccessControl::open(
+                    registry.clone(),
+                    options,
+                    settings.default_space.clone(),
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
+                tokio::spawn(reload_users(access.clone()));
+                Some(access)
+            }
+        };
+        let app = chartyard_http::app_with_access(registry.clone(), &http_options, access);
         // The default space answers at the root from the start, so `helm repo add` works
         // against a fresh server.
         if let Some(space) = &settings.default_space {

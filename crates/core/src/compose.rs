@@ -74,6 +74,24 @@ pub struct Composition {
     pub root: Node,
 }
 
+impl Composition {
+    /// Every stored chart the config names, `(space, chart, version)`, once per mention.
+    pub fn stored_parts(&self) -> Vec<(String, String, String)> {
+        fn walk(node: &Node, out: &mut Vec<(String, String, String)>) {
+            let package = &node.package;
+            if package.independent {
+                out.push((package.space.clone(), package.chart.clone(), package.version.clone()));
+            }
+            for child in &node.children {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
 const PACKAGE: &str = "package";
 const CONFIG: &str = "_config";
 

@@ -5,6 +5,7 @@
 //! function of its inputs, so every front-end (seed API, Helm repository, ChartMuseum,
 //! OCI) and the client share one definition of what a chart is.
 
+pub mod access;
 pub mod archive;
 pub mod compose;
 pub mod error;

@@ -2,12 +2,14 @@
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use chartyard_core::access::Action;
 use chartyard_core::error::bounded;
 use chartyard_core::metadata::ChartMetadata;
 use chartyard_core::names::latest;
@@ -19,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::auth::{self, Caller, Protocol};
 use crate::error::ApiError;
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -27,21 +30,37 @@ type ApiResult<T> = Result<T, ApiError>;
 const CHART_FILE_FIELD: &str = "chartfile";
 
 pub fn routes() -> Router<AppState> {
+    use Action::{Admin, Delete, Read, Write};
     const VERSION: &str = "/spaces/{space}/charts/{chart}/versions/{version}";
     Router::new()
+        // Listing is filtered to what the caller may read; creating checks the named space.
         .route("/spaces", get(list_spaces).post(create_space))
-        .route("/spaces/{space}", delete(delete_space))
-        .route("/spaces/{space}/charts", get(list_charts).post(upload_or_compose))
-        .route("/spaces/{space}/charts/{chart}", delete(delete_chart))
-        .route("/spaces/{space}/charts/{chart}/versions", get(list_versions))
-        .route(VERSION, get(download).put(replace).delete(delete_version))
-        .route(&format!("{VERSION}/manifests/metadata"), get(version_metadata).put(update_metadata))
-        .route(&format!("{VERSION}/manifests/values"), get(version_values).put(update_values))
-        .route("/spaces/{space}/metadata", get(space_metadata))
-        .route("/spaces/{space}/metadata/latest", get(space_latest_metadata))
-        .route("/spaces/{space}/charts/{chart}/metadata", get(chart_metadata))
-        .route("/spaces/{space}/charts/{chart}/metadata/latest", get(chart_latest_metadata))
+        .route("/spaces/{space}", to(Admin, delete(delete_space)))
+        .route("/spaces/{space}/charts", to(Read, get(list_charts)).merge(to(Write, post(upload_or_compose))))
+        .route("/spaces/{space}/charts/{chart}", to(Delete, delete(delete_chart)))
+        .route("/spaces/{space}/charts/{chart}/versions", to(Read, get(list_versions)))
+        .route(
+            VERSION,
+            to(Read, get(download)).merge(to(Write, put(replace))).merge(to(Delete, delete(delete_version))),
+        )
+        .route(
+            &format!("{VERSION}/manifests/metadata"),
+            to(Read, get(version_metadata)).merge(to(Write, put(update_metadata))),
+        )
+        .route(
+            &format!("{VERSION}/manifests/values"),
+            to(Read, get(version_values)).merge(to(Write, put(update_values))),
+        )
+        .route("/spaces/{space}/metadata", to(Read, get(space_metadata)))
+        .route("/spaces/{space}/metadata/latest", to(Read, get(space_latest_metadata)))
+        .route("/spaces/{space}/charts/{chart}/metadata", to(Read, get(chart_metadata)))
+        .route("/spaces/{space}/charts/{chart}/metadata/latest", to(Read, get(chart_latest_metadata)))
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `route`, for callers who may do `action` in the path's space.
+fn to(action: Action, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    auth::guard(Protocol::Api, action, route)
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -77,18 +96,30 @@ fn page_of<T: Serialize>(query: &HashMap<String, String>, items: Vec<T>) -> ApiR
 
 // ---- spaces ----
 
-async fn list_spaces(State(app): State<AppState>, Query(query): Query<HashMap<String, String>>) -> ApiResult<Response> {
-    page_of(&query, app.registry.list_spaces().await?)
+async fn list_spaces(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(refused) = caller.refused(Protocol::Api, &headers) {
+        return Ok(refused);
+    }
+    let mut spaces = app.registry.list_spaces().await?;
+    spaces.retain(|space| caller.allows(space, Action::Read));
+    page_of(&query, spaces)
 }
 
 async fn create_space(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let space = query
         .get("space")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("can't find param space in request"))?;
+    caller.require(space, Action::Admin)?;
     app.registry.create_space(space).await?;
     let link = Link { name: space.clone(), link: format!("/api/v1/spaces/{space}") };
     Ok((StatusCode::CREATED, axum::Json(link)).into_response())
@@ -113,6 +144,7 @@ async fn list_charts(
 /// composes a new chart from stored ones (`?dryRun=true` previews it).
 async fn upload_or_compose(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(space): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -126,7 +158,12 @@ async fn upload_or_compose(
     }
     let body = Bytes::from_request(request, &()).await?;
     let dry_run = query.get("dryRun").is_some_and(|v| v.is_empty() || v == "true");
-    match app.registry.compose(&space, &body, dry_run).await? {
+    // The target's write was checked by the route; every stored part must be readable.
+    let composition = chartyard_core::compose::parse(&body)?;
+    for (part_space, _, _) in composition.stored_parts() {
+        caller.require(&part_space, Action::Read)?;
+    }
+    match app.registry.compose_parsed(&space, composition, dry_run).await? {
         Composed::Stored(stored) => Ok((StatusCode::CREATED, axum::Json(chart_link(&stored))).into_response()),
         Composed::Preview { metadata, values } => {
             Ok(axum::Json(serde_json::json!({ "metadata": metadata, "values": values })).into_response())

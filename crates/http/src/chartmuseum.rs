@@ -8,8 +8,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use chartyard_core::RegistryError;
+use chartyard_core::access::Action;
 use chartyard_core::names::latest;
 use chartyard_storage::UploadOptions;
 use serde_json::{Map, Value, json};
@@ -55,11 +56,20 @@ type CmResult<T> = Result<T, CmError>;
 
 /// Routes under an API root (`/api/{space}` or `/api` for the default space).
 pub fn routes(prefix: &str) -> Router<AppState> {
+    use Action::{Delete, Read, Write};
     Router::new()
-        .route(&format!("{prefix}/charts"), get(list_charts).post(upload))
-        .route(&format!("{prefix}/prov"), post(upload_provenance))
-        .route(&format!("{prefix}/charts/{{name}}"), get(chart_versions))
-        .route(&format!("{prefix}/charts/{{name}}/{{version}}"), get(chart_version).delete(delete_version))
+        .route(&format!("{prefix}/charts"), to(Read, get(list_charts)).merge(to(Write, post(upload))))
+        .route(&format!("{prefix}/prov"), to(Write, post(upload_provenance)))
+        .route(&format!("{prefix}/charts/{{name}}"), to(Read, get(chart_versions)))
+        .route(
+            &format!("{prefix}/charts/{{name}}/{{version}}"),
+            to(Read, get(chart_version)).merge(to(Delete, delete(delete_version))),
+        )
+}
+
+/// `route`, for callers who may do `action` in the request's space.
+pub(crate) fn to(action: Action, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    crate::auth::guard(crate::auth::Protocol::ChartMuseum, action, route)
 }
 
 /// The archive (and provenance) of an upload: a raw body, or multipart fields `chart`

@@ -58,6 +58,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::auth::Denied> for ApiError {
+    fn from(denied: crate::auth::Denied) -> Self {
+        Self::new(denied.status(), denied.message())
+    }
+}
+
 /// The status of a registry error in the seed API, ChartMuseum's API and Helm
 /// repositories (each renders its own body).
 pub fn api_status(error: &RegistryError) -> StatusCode {

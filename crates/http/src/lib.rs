@@ -3,11 +3,13 @@
 //! Status codes exist only here ([`error`]).
 
 pub mod api_v1;
+pub mod auth;
 pub mod chartmuseum;
 pub mod error;
 pub mod limits;
 pub mod oci;
 pub mod repo;
+mod server_routes;
 mod space;
 
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct AppState {
     pub allow_force_overwrite: bool,
     /// Largest OCI manifest accepted.
     pub max_manifest_bytes: usize,
+    /// Access control; none: everyone may do everything.
+    pub access: Option<Arc<auth::AccessControl>>,
 }
 
 /// Settings of the HTTP layer.
@@ -82,20 +86,31 @@ impl Default for HttpOptions {
     }
 }
 
-/// The whole HTTP application; tests drive it over a real socket.
+/// The whole HTTP application, open to everyone; tests drive it over a real socket.
 pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
+    app_with_access(registry, options, None)
+}
+
+/// The whole HTTP application under `access` control (none: open).
+pub fn app_with_access(
+    registry: Arc<Registry>,
+    options: &HttpOptions,
+    access: Option<Arc<auth::AccessControl>>,
+) -> Router {
     let state = AppState {
         registry,
         default_space: options.default_space.clone(),
         allow_overwrite: options.allow_overwrite,
         allow_force_overwrite: !options.disable_force_overwrite,
         max_manifest_bytes: 4 * 1024 * 1024,
+        access: access.clone(),
     };
     let mut router = Router::new()
         .nest("/api/v1", api_v1::routes())
         .merge(chartmuseum::routes("/api/{space}"))
         .merge(repo::routes("/{space}"))
-        .merge(oci::routes());
+        .merge(oci::routes())
+        .merge(server_routes::routes());
     if options.default_space.is_some() {
         router = router.merge(chartmuseum::routes("/api")).merge(repo::routes(""));
     }
@@ -105,6 +120,8 @@ pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
         .route("/info", get(info))
         .fallback(not_found)
         .with_state(state)
+        // Who is asking, for the guard each route carries (see `auth`).
+        .layer(from_fn_with_state(access, auth::identify))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(from_fn_with_state(Arc::new(body_limits(options)), limits::guard_body))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal_message("internal server error").into_response()))
@@ -136,6 +153,7 @@ async fn info() -> Response {
     axum::Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") })).into_response()
 }
 
-async fn not_found() -> Response {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route").into_response()
+async fn not_found(uri: axum::http::Uri) -> Response {
+    oci::not_an_endpoint(uri.path())
+        .unwrap_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such route").into_response())
 }

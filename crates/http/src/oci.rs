@@ -1,16 +1,18 @@
 //! The OCI distribution API under `/v2/`: `helm push`/`pull oci://` and any OCI client.
-//! Repository names are `{space}/{name}`; the path after `/v2/` is parsed here rather
-//! than by nested route patterns, since names contain slashes.
+//! Repository names are always `{space}/{name}`, so every endpoint is a typed route that
+//! carries the action it needs; paths of any other shape get the spec's errors.
 
 use std::collections::HashMap;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{MethodFilter, MethodRouter, delete, get, on, post, put};
 use chartyard_core::RegistryError;
+use chartyard_core::access::Action;
 use chartyard_core::error::echo;
 use chartyard_core::oci;
 use chartyard_storage::oci::{ByteRange, ByteStream, ChunkRange};
@@ -18,21 +20,131 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{self, Caller, Protocol};
 
 const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 const DIGEST_HEADER: &str = "docker-content-digest";
 const UPLOAD_UUID_HEADER: &str = "docker-upload-uuid";
 
 pub fn routes() -> Router<AppState> {
+    use Action::{Delete, Read, Write};
+    const REPOSITORY: &str = "/v2/{space}/{name}";
+    let route = |path: &str| format!("{REPOSITORY}{path}");
     Router::new()
         .route("/v2", get(version_check))
         .route("/v2/", get(version_check))
+        // Lists only what the caller may read.
         .route("/v2/_catalog", get(catalog))
-        .route("/v2/{*rest}", any(dispatch))
+        .route(&route("/tags/list"), to(Read, get(tags)))
+        .route(
+            &route("/manifests/{reference}"),
+            to(Read, get(manifest)).merge(to(Write, put(manifest))).merge(to(Delete, delete(manifest))),
+        )
+        .route(&route("/blobs/{digest}"), to(Read, get(blob)).merge(to(Delete, delete(blob))))
+        .route(&route("/blobs/uploads"), to(Write, post(start_upload)))
+        .route(&route("/blobs/uploads/"), to(Write, post(start_upload)))
+        .route(
+            &route("/blobs/uploads/{id}"),
+            to(
+                Write,
+                on(MethodFilter::PATCH.or(MethodFilter::PUT).or(MethodFilter::GET).or(MethodFilter::DELETE), upload),
+            ),
+        )
+        .route(&route("/referrers/{digest}"), to(Read, get(referrers)))
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn version_check() -> Response {
+/// `route`, for callers who may do `action` in the repository's space (or whose bearer
+/// token's scope allows it).
+fn to(action: Action, route: MethodRouter<AppState>) -> MethodRouter<AppState> {
+    auth::guard(Protocol::Oci, action, route)
+}
+
+/// `GET /v2/`: with access control on, 401 with the token endpoint's challenge until the
+/// client comes with credentials, as clients expect before they log in or pull.
+async fn version_check(Extension(caller): Extension<Caller>, headers: HeaderMap) -> Response {
+    if let Some(denied) = caller.challenge_ping(&headers) {
+        return denied;
+    }
     ([(API_VERSION_HEADER, "registry/2.0")], axum::Json(json!({}))).into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Error {
+    Error::Unsupported(format!("{} is not supported on {}", request.method(), echo(request.uri().path())))
+}
+
+/// The answer to a path under `/v2/` no route matched: a name of another shape than
+/// `{space}/{name}`, or no endpoint of the spec.
+pub(crate) fn not_an_endpoint(path: &str) -> Option<Response> {
+    let rest = path.strip_prefix("/v2/")?;
+    Some(match parse(rest) {
+        Err(error) => error.into_response(),
+        Ok(_) => Error::Unsupported(format!("/v2/{} is not an OCI distribution endpoint", echo(rest))).into_response(),
+    })
+}
+
+type Query_ = Query<HashMap<String, String>>;
+
+async fn tags(
+    State(app): State<AppState>,
+    Path((space, name)): Path<(String, String)>,
+    Query(query): Query_,
+) -> Result<Response, Error> {
+    let tags = app.registry.tags(&space, &name).await?;
+    let (tags, link) = page(tags, &query, &format!("/v2/{space}/{name}/tags/list"))?;
+    let body = json!({ "name": format!("{space}/{name}"), "tags": tags });
+    Ok(with_link(axum::Json(body).into_response(), link))
+}
+
+async fn manifest(
+    State(app): State<AppState>,
+    Path((space, name, reference)): Path<(String, String, String)>,
+    Query(query): Query_,
+    request: Request,
+) -> Result<Response, Error> {
+    dispatch(&app, &space, &name, Target::Manifest(&reference), &query, request).await
+}
+
+async fn blob(
+    State(app): State<AppState>,
+    Path((space, name, digest)): Path<(String, String, String)>,
+    Query(query): Query_,
+    request: Request,
+) -> Result<Response, Error> {
+    dispatch(&app, &space, &name, Target::Blob(&digest), &query, request).await
+}
+
+async fn start_upload(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((space, name)): Path<(String, String)>,
+    Query(mut query): Query_,
+    request: Request,
+) -> Result<Response, Error> {
+    // A mount reads the blob from another repository: one the caller may not pull from
+    // is not mounted (a new upload session, as for a repository without the blob).
+    if query.get("from").is_some_and(|from| !caller.may_pull(from)) {
+        query.remove("mount");
+    }
+    dispatch(&app, &space, &name, Target::Upload(""), &query, request).await
+}
+
+async fn upload(
+    State(app): State<AppState>,
+    Path((space, name, id)): Path<(String, String, String)>,
+    Query(query): Query_,
+    request: Request,
+) -> Result<Response, Error> {
+    dispatch(&app, &space, &name, Target::Upload(&id), &query, request).await
+}
+
+async fn referrers(
+    State(app): State<AppState>,
+    Path((space, name, digest)): Path<(String, String, String)>,
+    Query(query): Query_,
+    request: Request,
+) -> Result<Response, Error> {
+    dispatch(&app, &space, &name, Target::Referrers(&digest), &query, request).await
 }
 
 /// An error in the spec's shape: `{"errors":[{"code","message","detail"}]}`.
@@ -107,18 +219,18 @@ fn parse(rest: &str) -> Result<(&str, &str, Target<'_>), Error> {
 }
 
 async fn dispatch(
-    State(app): State<AppState>,
-    Path(rest): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    app: &AppState,
+    space: &str,
+    name: &str,
+    target: Target<'_>,
+    query: &HashMap<String, String>,
     request: Request,
 ) -> Result<Response, Error> {
     let method = request.method().clone();
-    let (space, name, target) = parse(&rest)?;
     let (space, name) = (space.to_string(), name.to_string());
     let base = format!("/v2/{space}/{name}");
     let registry = &app.registry;
     match (target, method) {
-        (Target::Tags, Method::GET) => tags(&app, &space, &name, &query).await,
         (Target::Manifest(reference), method @ (Method::GET | Method::HEAD)) => {
             let manifest = registry.get_manifest(&space, &name, reference).await?;
             let headers = [
@@ -232,21 +344,23 @@ async fn dispatch(
             }
             Ok(response)
         }
-        (_, method) => Err(Error::Unsupported(format!("{method} is not supported on /v2/{}", echo(&rest)))),
+        (_, method) => Err(Error::Unsupported(format!("{method} is not supported on {base}"))),
     }
 }
 
-/// `GET tags/list` with `n` and `last`, and a `Link` to the next page.
-async fn tags(app: &AppState, space: &str, name: &str, query: &HashMap<String, String>) -> Result<Response, Error> {
-    let tags = app.registry.tags(space, name).await?;
-    let (tags, link) = page(tags, query, &format!("/v2/{space}/{name}/tags/list"))?;
-    let body = json!({ "name": format!("{space}/{name}"), "tags": tags });
-    Ok(with_link(axum::Json(body).into_response(), link))
-}
-
 /// `GET /v2/_catalog` with `n` and `last`: every repository, a chart's included.
-async fn catalog(State(app): State<AppState>, Query(query): Query<HashMap<String, String>>) -> Result<Response, Error> {
-    let repositories = app.registry.catalog().await?;
+async fn catalog(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    if let Some(refused) = caller.refused(Protocol::Oci, &headers) {
+        return Ok(refused);
+    }
+    let mut repositories = app.registry.catalog().await?;
+    repositories
+        .retain(|repository| repository.split_once('/').is_some_and(|(space, _)| caller.allows(space, Action::Read)));
     let (repositories, link) = page(repositories, &query, "/v2/_catalog")?;
     Ok(with_link(axum::Json(json!({ "repositories": repositories })).into_response(), link))
 }

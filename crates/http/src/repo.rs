@@ -14,15 +14,16 @@ use chartyard_core::error::echo;
 use chartyard_core::names::{is_valid_name, parse_version};
 
 use crate::AppState;
-use crate::chartmuseum::CmError;
+use crate::chartmuseum::{CmError, to};
 use crate::space::SpaceName;
+use chartyard_core::access::Action;
 
 /// Routes under a repository root (`/{space}` or `/` for the default space).
 pub fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
-        .route(&format!("{prefix}/index.yaml"), get(index_yaml))
-        .route(&format!("{prefix}/index.json"), get(index_json))
-        .route(&format!("{prefix}/charts/{{file}}"), get(chart_file))
+        .route(&format!("{prefix}/index.yaml"), to(Action::Read, get(index_yaml)))
+        .route(&format!("{prefix}/index.json"), to(Action::Read, get(index_json)))
+        .route(&format!("{prefix}/charts/{{file}}"), to(Action::Read, get(chart_file)))
 }
 
 async fn index_yaml(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chartyard_core::archive::{self, ChartFiles, Limits, LoadBudget};
-use chartyard_core::compose::{self, Node, Part, Save};
+use chartyard_core::compose::{self, Composition, Node, Part, Save};
 use chartyard_core::error::echo;
 use chartyard_core::metadata::MetadataTree;
 use chartyard_core::{RegistryError, values};
@@ -37,21 +37,16 @@ pub enum Composed {
 type StoredPart = (String, String, String);
 
 /// The stored parts of a config, in the order the config names them, with repeats.
-fn stored_parts(node: &Node, out: &mut Vec<StoredPart>) {
-    let package = &node.package;
-    if package.independent {
-        out.push((package.space.clone(), package.chart.clone(), package.version.clone()));
-    }
-    for child in &node.children {
-        stored_parts(child, out);
-    }
-}
-
 impl Registry {
     /// Composes a chart from the orchestration config `body` into `space`; with `dry_run`,
     /// stores nothing and answers what would be stored.
     pub async fn compose(&self, space: &str, body: &[u8], dry_run: bool) -> Result<Composed> {
-        let composition = compose::parse(body)?;
+        self.compose_parsed(space, compose::parse(body)?, dry_run).await
+    }
+
+    /// [`Registry::compose`] of a config parsed already (by a caller that checks who may
+    /// read its parts).
+    pub async fn compose_parsed(&self, space: &str, composition: Composition, dry_run: bool) -> Result<Composed> {
         let save = &composition.save;
         self.require_generation(space).await?;
         match self.version(space, &save.chart, &save.version).await {
@@ -63,8 +58,7 @@ impl Registry {
 
         // Before opening any archive: every stored part exists, and what the records say
         // the parts expand to (each time a part is named) fits one chart.
-        let mut named = Vec::new();
-        stored_parts(&composition.root, &mut named);
+        let named = composition.stored_parts();
         let mut declared: u64 = 0;
         for (part_space, chart, version) in &named {
             let record = self.version(part_space, chart, version).await?;

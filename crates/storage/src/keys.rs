@@ -96,6 +96,16 @@ pub enum StorageKey<'a> {
     Checkpoint { space: &'a str, generation: &'a str },
     /// Prefix of every checkpoint.
     AllCheckpoints,
+    /// An API token: its owner, limits, expiry and the hash of its secret (never the secret).
+    Token { id: &'a str },
+    /// Rewritten when a token is used (at most once a minute per process); its modification
+    /// time is the token's last use. Apart from the token, so that marking a use can never
+    /// bring back a token revoked meanwhile.
+    TokenUse { id: &'a str },
+    /// Prefix of every token and token use.
+    Tokens,
+    /// The key every replica signs and checks OCI bearer tokens with (created once).
+    SigningKey,
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -159,6 +169,10 @@ impl StorageKey<'_> {
                 Path::from(format!("checkpoints/{space}/{generation}{JSON_SUFFIX}"))
             }
             Self::AllCheckpoints => Path::from("checkpoints"),
+            Self::Token { id } => Path::from(format!("tokens/{id}{JSON_SUFFIX}")),
+            Self::TokenUse { id } => Path::from(format!("tokens/{id}.used")),
+            Self::Tokens => Path::from("tokens"),
+            Self::SigningKey => Path::from("auth/signing-key"),
         }
     }
 }

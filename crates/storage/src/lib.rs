@@ -33,6 +33,7 @@ pub mod s3;
 mod spaces;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tokens;
 mod uploads;
 
 #[cfg(test)]

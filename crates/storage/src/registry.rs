@@ -145,6 +145,7 @@ pub struct Registry {
     tickets: std::sync::atomic::AtomicU64,
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
+    tokens: crate::tokens::Tokens,
 }
 
 /// A version's record as read, with the ticket drawn before the read.
@@ -207,6 +208,7 @@ impl Registry {
             uploads: Uploads::new(gateway.clone(), options.max_upload_sessions),
             manifests: Manifests::new(gateway.clone()),
             log: ChangeLog::new(gateway.clone()),
+            tokens: crate::tokens::Tokens::new(gateway.clone()),
             generations: std::sync::Mutex::default(),
             tickets: std::sync::atomic::AtomicU64::new(0),
             gateway,
@@ -235,6 +237,11 @@ impl Registry {
     }
 
     /// The store requests this registry made so far, by kind.
+    /// The API tokens and the bearer-token signing key.
+    pub fn tokens(&self) -> &crate::tokens::Tokens {
+        &self.tokens
+    }
+
     pub fn storage_requests(&self) -> StorageRequests {
         self.gateway.requests()
     }
