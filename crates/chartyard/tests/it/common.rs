@@ -19,6 +19,8 @@ pub struct Server {
     pub base: String,
     pub data: TempDir,
     extra_args: Vec<String>,
+    /// The configuration files of a server started with access control.
+    pub config: Option<TempDir>,
 }
 
 impl Server {
@@ -31,7 +33,20 @@ impl Server {
         let data = TempDir::new("data");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
         let (child, base) = spawn(&data.path, &extra_args);
-        Self { child, base, data, extra_args }
+        Self { child, base, data, extra_args, config: None }
+    }
+
+    /// A filesystem-backed server with access control: every user of [`USERS`] is in an
+    /// htpasswd file, and `auth` holds the rest of the `auth` section (each line indented
+    /// by two spaces), e.g. `"  admins: [admin]\n  faileddelay: 1ms\n"`.
+    pub fn start_with_auth(auth: &str, extra_args: &[&str]) -> Self {
+        let config = auth_config(auth, "manager:\n  parameters:\n    storagedriver: filesystem\n");
+        let mut args = vec!["--config".to_string(), config.path.join("config.yaml").display().to_string()];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut server = Self::start_with(&args);
+        server.config = Some(config);
+        server
     }
 
     /// Kills the process at once (SIGKILL): nothing gets to clean up.
@@ -114,6 +129,39 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The users of access-controlled test servers: name and password.
+pub const USERS: &[(&str, &str)] =
+    &[("admin", "admin-pw"), ("alice", "alice-pw"), ("bob", "bob-pw"), ("carol", "carol-pw")];
+
+/// The password of a user of [`USERS`].
+pub fn password(user: &str) -> &'static str {
+    USERS.iter().find(|(name, _)| *name == user).map(|(_, password)| *password).expect("a test user")
+}
+
+/// A folder with `htpasswd` (every user of [`USERS`], bcrypt cost 4 so tests stay fast)
+/// and `config.yaml`: `head` (the storage part) and an `auth` section of the htpasswd
+/// file and `auth`'s lines.
+pub fn auth_config(auth: &str, head: &str) -> TempDir {
+    let dir = TempDir::new("config");
+    let mut htpasswd = String::new();
+    for (user, password) in USERS {
+        let mut child = Command::new(binary())
+            .args(["hash-password", "--cost", "4", user])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run chartyard hash-password");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "hash-password failed");
+        htpasswd.push_str(&String::from_utf8(output.stdout).unwrap());
+    }
+    std::fs::write(dir.path.join("htpasswd"), htpasswd).unwrap();
+    let config = format!("{head}auth:\n  htpasswd: {}\n{auth}", dir.path.join("htpasswd").display());
+    std::fs::write(dir.path.join("config.yaml"), config).unwrap();
+    dir
 }
 
 pub fn binary() -> &'static str {

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod access;
 mod bad_input;
 mod chartmuseum_api;
 mod cli;
