@@ -2,7 +2,8 @@
 //!
 //! - the identity layer ([`identify`]) runs on every request: it checks the credentials
 //!   (Basic with a password or an API token, Bearer with an API token or a bearer token of
-//!   the token endpoint) and leaves a [`Caller`] in the request;
+//!   the token endpoint), leaves a [`Caller`] in the request, and writes the audit line of
+//!   every write;
 //! - every route carries the action it needs ([`guard`]); the guard takes the space (and
 //!   OCI repository) from the matched path and asks the policy before the handler, and so
 //!   before any registry call, runs. Handlers that touch more than their route's space
@@ -16,9 +17,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
 use axum::http::uri::Scheme;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -39,6 +40,8 @@ use crate::AppState;
 
 /// API tokens start with this, so a password field can tell them from passwords.
 pub const TOKEN_PREFIX: &str = "cyt_";
+/// The challenge of the seed API, ChartMuseum's API and Helm repositories.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"chartyard\", charset=\"UTF-8\"";
 /// Issuer and audience of bearer tokens.
 const ISSUER: &str = "chartyard";
 /// Most entries of each verification cache; a full cache drops what expired, then all.
@@ -339,25 +342,7 @@ async fn authorize(State(need): State<Need>, request: Request, next: Next) -> Re
         let challenge = Challenge { access: &access, caller: &caller, headers: &parts.headers, repository, need };
         return deny(need.protocol, denied, &challenge);
     }
-    let request = Request::from_parts(parts, body);
-    if need.action == Action::Read {
-        return next.run(request).await;
-    }
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let response = next.run(request).await;
-    tracing::info!(
-        target: "chartyard::audit",
-        user = caller.name(),
-        via = %caller.identity.via(),
-        client = %caller.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-        %method,
-        route,
-        space,
-        status = response.status().as_u16(),
-        "write"
-    );
-    response
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// What a 401 challenge is built from.
@@ -372,7 +357,7 @@ struct Challenge<'a> {
 impl Challenge<'_> {
     fn header(&self) -> String {
         if self.need.protocol != Protocol::Oci {
-            return "Basic realm=\"chartyard\", charset=\"UTF-8\"".into();
+            return BASIC_CHALLENGE.into();
         }
         let realm = self.access.realm(self.headers, self.caller.https);
         let mut challenge = format!("Bearer realm=\"{realm}\",service=\"{}\"", self.access.options.service);
@@ -434,8 +419,31 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
             Caller { identity, proof, access: Some(access), peer, https }
         }
     };
+    // Every write gets one audit line: who, what, from where, and how it ended. A token
+    // request is a sign-in, not a write.
+    let method = request.method().clone();
+    let audited = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && request.uri().path() != "/_/token";
+    let path = audited.then(|| {
+        let mut path = request.uri().path().to_string();
+        chartyard_core::error::shorten(&mut path, 512);
+        path
+    });
+    let (user, via) = (caller.name().to_string(), caller.identity.via());
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    let response = next.run(request).await;
+    if let Some(path) = path {
+        tracing::info!(
+            target: "chartyard::audit",
+            user,
+            via,
+            client = %peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            %method,
+            path,
+            status = response.status().as_u16(),
+            "write"
+        );
+    }
+    response
 }
 
 /// Users and their bcrypt hashes, with the htpasswd file's state when read.

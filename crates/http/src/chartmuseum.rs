@@ -48,7 +48,15 @@ impl From<RegistryError> for CmError {
 
 impl IntoResponse for CmError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // Helm and ChartMuseum clients answer a Basic challenge with their credentials.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(crate::auth::BASIC_CHALLENGE),
+            );
+        }
+        response
     }
 }
 

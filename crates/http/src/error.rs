@@ -132,7 +132,15 @@ impl From<MultipartError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { message: self.message.clone(), reason: self.reason().to_string() };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // Every 401 of these APIs asks for Basic credentials (passwords or API tokens).
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(crate::auth::BASIC_CHALLENGE),
+            );
+        }
+        response
     }
 }
 

@@ -73,30 +73,12 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (status, axum::Json(serde_json::json!({"error": error, "error_description": description}))).into_response()
 }
 
-fn api_denied(denied: Denied) -> ApiError {
-    ApiError::new(denied.status(), denied.message())
-}
-
 /// The signed-in caller, or why not; with access control off there are no users.
-fn signed_in(app: &AppState, caller: &Caller) -> Result<String, Response> {
+fn signed_in(app: &AppState, caller: &Caller) -> Result<String, ApiError> {
     if app.access.is_none() {
-        return Err(
-            ApiError::new(StatusCode::NOT_FOUND, "access control is off: there are no users or tokens").into_response()
-        );
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "access control is off: there are no users or tokens"));
     }
-    match caller.require_signed_in() {
-        Ok(user) => Ok(user),
-        Err(denied) => {
-            let mut response = api_denied(denied).into_response();
-            if response.status() == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Basic realm=\"chartyard\", charset=\"UTF-8\""),
-                );
-            }
-            Err(response)
-        }
-    }
+    Ok(caller.require_signed_in()?)
 }
 
 /// A token as the API shows it (never its secret or hash).
@@ -145,20 +127,18 @@ async fn list_tokens(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Response> {
+) -> Result<Response, ApiError> {
     let user = signed_in(&app, &caller)?;
     let all = query.get("all").is_some_and(|v| v == "true");
     if all && !caller.is_global_admin() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "only global admins list every user's tokens").into_response());
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "only global admins list every user's tokens"));
     }
-    let page = Page::parse(query.get("start").map(String::as_str), query.get("limit").map(String::as_str))
-        .map_err(|e| ApiError::from(e).into_response())?;
+    let page = Page::parse(query.get("start").map(String::as_str), query.get("limit").map(String::as_str))?;
     let tokens: Vec<TokenView> = app
         .registry
         .tokens()
         .list()
-        .await
-        .map_err(|e| ApiError::from(e).into_response())?
+        .await?
         .into_iter()
         .filter(|t: &ListedToken| all || t.record.owner == user)
         .map(|t| TokenView::of(&t.record, t.last_used, None))
@@ -188,14 +168,13 @@ async fn create_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     body: Bytes,
-) -> Result<Response, Response> {
+) -> Result<Response, ApiError> {
     let user = signed_in(&app, &caller)?;
     let access = app.access.as_ref().expect("signed_in checked access control is on");
     if caller.identity.token.is_some() || caller.identity.scopes.is_some() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "tokens are created with a password, not with a token")
-            .into_response());
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "tokens are created with a password, not with a token"));
     }
-    let bad = |message: String| ApiError::bad_request(message).into_response();
+    let bad = ApiError::bad_request;
     let request: NewToken = if body.is_empty() {
         NewToken { spaces: vec![], role: None, expires: None, description: String::new() }
     } else {
@@ -210,15 +189,14 @@ async fn create_token(
         Some(text) => Some(humantime::parse_duration(text).map_err(|e| bad(format!("expires {text:?}: {e}")))?),
     };
     let expires = auth::token_expiry(access, expires_in).map_err(bad)?;
-    let tokens = app.registry.tokens().list().await.map_err(|e| ApiError::from(e).into_response())?;
+    let tokens = app.registry.tokens().list().await?;
     if tokens.iter().filter(|t| t.record.owner == user).count() >= MAX_TOKENS_PER_USER {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("{user} has {MAX_TOKENS_PER_USER} tokens already; revoke some first"),
-        )
-        .into_response());
+        ));
     }
-    let (token, id, hash) = auth::new_api_token().map_err(|e| ApiError::internal_message(e).into_response())?;
+    let (token, id, hash) = auth::new_api_token().map_err(ApiError::internal_message)?;
     let record = TokenRecord {
         id,
         owner: user,
@@ -228,8 +206,7 @@ async fn create_token(
         limits: TokenLimits { spaces: request.spaces, role: request.role },
         description: request.description,
     };
-    app.registry.tokens().create(&record).await.map_err(|e| ApiError::from(e).into_response())?;
-    tracing::info!(target: "chartyard::audit", user = %record.owner, token = %record.id, "token created");
+    app.registry.tokens().create(&record).await?;
     Ok((StatusCode::CREATED, axum::Json(TokenView::of(&record, None, Some(token)))).into_response())
 }
 
@@ -238,36 +215,31 @@ async fn revoke_token(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Response, Response> {
+) -> Result<Response, ApiError> {
     let user = signed_in(&app, &caller)?;
-    let not_found = || {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no token {}", chartyard_core::error::echo(&id))).into_response()
-    };
-    let record = app.registry.tokens().get(&id).await.map_err(|e| ApiError::from(e).into_response())?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no token {}", chartyard_core::error::echo(&id)));
+    let record = app.registry.tokens().get(&id).await?;
     // Someone else's token is as good as absent, unless the caller is a global admin.
     let Some(record) = record.filter(|r| r.owner == user || caller.is_global_admin()) else {
         return Err(not_found());
     };
-    app.registry.tokens().revoke(&record.id).await.map_err(|e| ApiError::from(e).into_response())?;
+    app.registry.tokens().revoke(&record.id).await?;
     if let Some(access) = &app.access {
         access.forget_token(&record.id);
     }
-    tracing::info!(target: "chartyard::audit", user = %user, token = %record.id, owner = %record.owner, "token revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /_/whoami`: who the credentials sign in as.
-async fn whoami(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, Response> {
+async fn whoami(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
     if app.access.is_none() {
         return Ok(axum::Json(serde_json::json!({"user": null, "accesscontrol": false, "admin": true})).into_response());
     }
     if let Err(denied) = caller.require_signed_in() {
-        if !matches!(denied, Denied::Unauthenticated(_)) || caller.identity.user.is_some() {
-            return Err(api_denied(denied).into_response());
-        }
-        // Anonymous without credentials: say so (a login with bad ones gets 401 above).
-        if caller.rejected() {
-            return Err(api_denied(denied).into_response());
+        // Anonymous callers without credentials learn they are anonymous; refused
+        // credentials (a login that failed) are an error.
+        if !matches!(denied, Denied::Unauthenticated(_)) || caller.rejected() {
+            return Err(denied.into());
         }
     }
     Ok(axum::Json(serde_json::json!({

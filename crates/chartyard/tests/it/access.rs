@@ -24,3 +24,121 @@ fn users_of_the_htpasswd_file_sign_in_and_others_do_not() {
         client().post(server.api("/spaces?space=team-b")).basic_auth("alice", Some(password("alice"))).send();
     assert_eq!(by_alice.unwrap().status(), 403, "write does not create spaces");
 }
+
+#[test]
+fn a_client_with_too_many_failed_logins_is_refused_for_a_while_and_others_are_not() {
+    let auth = "  anonymous:\n    - spaces: [\"public-*\"]\n      role: read\n  admins: [admin]\n  faileddelay: 1ms\n  maxfailures: 3\n";
+    let server = Server::start_with_auth(auth, &[]);
+    let spaces = server.api("/spaces");
+    for _ in 0..3 {
+        let status = client().get(&spaces).basic_auth("alice", Some("guess")).send().unwrap().status();
+        assert_eq!(status, 401);
+    }
+    // Even right credentials are not checked now: guessing on costs nothing but time.
+    let refused = client().get(&spaces).basic_auth("alice", Some(password("alice"))).send().unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "60");
+    let token = client().get(server.url("/_/token")).basic_auth("alice", Some(password("alice"))).send().unwrap();
+    assert_eq!(token.status(), 429, "the token endpoint counts the same failures");
+    // Callers without credentials are not throttled.
+    assert_eq!(client().get(&spaces).send().unwrap().status(), 200);
+}
+
+#[test]
+fn a_failed_login_is_answered_late_and_a_good_one_is_not() {
+    let auth = "  admins: [admin]\n  faileddelay: 600ms\n  maxfailures: 100\n";
+    let server = Server::start_with_auth(auth, &[]);
+    let spaces = server.api("/spaces");
+    let started = std::time::Instant::now();
+    assert_eq!(client().get(&spaces).basic_auth("admin", Some("wrong")).send().unwrap().status(), 401);
+    // The delay is a floor the server applies, not a measurement of speed.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(600), "answered after {:?}", started.elapsed());
+}
+
+#[test]
+fn the_htpasswd_file_is_read_again_when_it_changes() {
+    let server = Server::start_with_auth(AUTH, &[]);
+    let spaces = server.api("/spaces");
+    let htpasswd = server.config.as_ref().unwrap().path.join("htpasswd");
+    let sign_in =
+        |user: &str, password: &str| client().get(&spaces).basic_auth(user, Some(password)).send().unwrap().status();
+    assert_eq!(sign_in("alice", password("alice")), 200);
+    // Alice's line goes, Dave's comes.
+    let mut hash = std::process::Command::new(crate::common::binary())
+        .args(["hash-password", "--cost", "4", "dave"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(hash.stdin.as_mut().unwrap(), b"dave-pw\n").unwrap();
+    let dave = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    let kept: String = std::fs::read_to_string(&htpasswd)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("alice:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&htpasswd, format!("{kept}{dave}")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sign_in("dave", "dave-pw") != 200 {
+        assert!(std::time::Instant::now() < deadline, "the new user never signed in");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(sign_in("alice", password("alice")), 401, "a removed user's remembered sign-in is forgotten");
+}
+
+#[test]
+fn logs_carry_no_credentials_and_one_audit_line_per_write() {
+    let server = Server::start_with_auth(AUTH, &[]);
+    let admin = ("admin", password("admin"));
+    assert_eq!(
+        client().post(server.api("/spaces?space=team-a")).basic_auth(admin.0, Some(admin.1)).send().unwrap().status(),
+        201
+    );
+    let created: serde_json::Value = client()
+        .post(server.url("/_/tokens"))
+        .basic_auth("alice", Some(password("alice")))
+        .body(r#"{"description":"ci"}"#)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let archive = crate::common::ChartBuilder::new("audited", "1.0.0").build();
+    let upload = client().post(server.url("/api/team-a/charts")).bearer_auth(&token).body(archive).send().unwrap();
+    assert_eq!(upload.status(), 201);
+    client().get(server.url("/team-a/index.yaml")).basic_auth("x", Some(&token)).send().unwrap();
+    client().get(server.api("/spaces")).basic_auth("bob", Some("bob-guess")).send().unwrap();
+    let secret = token.rsplit('_').next().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let lines = server.logs.lines();
+        if lines.iter().any(|l| l.contains("chartyard::audit") && l.contains("path=\"/api/team-a/charts\"")) {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "no audit line for the upload:\n{}", lines.join("\n"));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    for line in &lines {
+        for (_, password) in USERS {
+            assert!(!line.contains(password), "a password in the log: {line}");
+        }
+        assert!(!line.contains(&secret) && !line.contains("bob-guess"), "a credential in the log: {line}");
+    }
+    let audit: Vec<&String> = lines.iter().filter(|l| l.contains("chartyard::audit")).collect();
+    assert_eq!(audit.len(), 3, "one line per write (the space, the token, the upload): {audit:#?}");
+    let upload_line = audit.iter().find(|l| l.contains("path=\"/api/team-a/charts\"")).unwrap();
+    for part in ["user=\"alice\"", "via=\"token:", "client=127.0.0.1", "status=201"] {
+        assert!(upload_line.contains(part), "{part} missing from {upload_line}");
+    }
+}
+
+#[test]
+fn an_open_server_says_so_once_at_startup() {
+    let server = Server::start();
+    let lines = server.logs.lines();
+    let open: Vec<&String> = lines.iter().filter(|l| l.contains("access control is off")).collect();
+    assert_eq!(open.len(), 1, "{lines:#?}");
+    let secured = Server::start_with_auth(AUTH, &[]);
+    assert!(!secured.logs.lines().iter().any(|l| l.contains("access control is off")));
+}

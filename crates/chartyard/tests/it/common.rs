@@ -21,6 +21,8 @@ pub struct Server {
     extra_args: Vec<String>,
     /// The configuration files of a server started with access control.
     pub config: Option<TempDir>,
+    /// What the server has logged so far.
+    pub logs: Logs,
 }
 
 impl Server {
@@ -32,8 +34,8 @@ impl Server {
     pub fn start_with(extra_args: &[&str]) -> Self {
         let data = TempDir::new("data");
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(&data.path, &extra_args);
-        Self { child, base, data, extra_args, config: None }
+        let (child, base, logs) = spawn(&data.path, &extra_args);
+        Self { child, base, data, extra_args, config: None, logs }
     }
 
     /// A filesystem-backed server with access control: every user of [`USERS`] is in an
@@ -58,9 +60,10 @@ impl Server {
     /// Kills the server and starts a new one on the same data.
     pub fn restart(&mut self) {
         self.kill();
-        let (child, base) = spawn(&self.data.path, &self.extra_args);
+        let (child, base, logs) = spawn(&self.data.path, &self.extra_args);
         self.child = child;
         self.base = base;
+        self.logs = logs;
     }
 
     /// The server's process id.
@@ -168,16 +171,40 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_chartyard")
 }
 
-fn spawn(data: &Path, extra_args: &[String]) -> (Child, String) {
+fn spawn(data: &Path, extra_args: &[String]) -> (Child, String, Logs) {
     let mut command = Command::new(binary());
     command.args(["serve", "--listen", "127.0.0.1:0", "--root-directory"]).arg(data).args(extra_args);
-    start_process(command)
+    start_logged_process(command)
+}
+
+/// The lines a server logged (its last 10,000).
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().iter().cloned().collect()
+    }
+
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap();
+        if lines.len() == 10_000 {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
 }
 
 /// Starts a server process and waits for the address it reports ("listening on ...").
 /// Its stderr keeps being drained so the server never blocks on a full pipe; with
 /// `CHARTYARD_TEST_LOGS` set, it is echoed.
-pub fn start_process(mut command: Command) -> (Child, String) {
+pub fn start_process(command: Command) -> (Child, String) {
+    let (child, base, _) = start_logged_process(command);
+    (child, base)
+}
+
+/// [`start_process`], keeping what the server logs.
+pub fn start_logged_process(mut command: Command) -> (Child, String, Logs) {
     let mut child = command
         .env("CHARTYARD_LOG", "info")
         .stdout(Stdio::null())
@@ -186,8 +213,11 @@ pub fn start_process(mut command: Command) -> (Child, String) {
         .expect("start chartyard");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let logs = Logs::default();
+    let kept = logs.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            kept.push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let base = rest.split_whitespace().next().unwrap_or_default().to_string();
                 let _ = tx.send(base);
@@ -198,7 +228,7 @@ pub fn start_process(mut command: Command) -> (Child, String) {
         }
     });
     let base = rx.recv_timeout(Duration::from_secs(30)).expect("server did not report its address");
-    (child, base)
+    (child, base, logs)
 }
 
 pub fn client() -> Client {
