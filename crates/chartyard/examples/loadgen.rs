@@ -102,7 +102,12 @@ fn report(kind: &str, outcomes: &mut [Outcome], elapsed: Duration) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(512).build().unwrap();
+    // `LOADGEN_AUTHORIZATION`: an Authorization header every request carries.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(value) = std::env::var("LOADGEN_AUTHORIZATION") {
+        headers.insert(reqwest::header::AUTHORIZATION, value.parse().expect("a header value"));
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(512).default_headers(headers).build().unwrap();
     let number = |i: usize| args[i].parse::<usize>().expect("a number");
     match args.get(1).map(String::as_str) {
         Some("upload") => {
