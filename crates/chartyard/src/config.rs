@@ -13,6 +13,9 @@
 //! http:                             # optional: bounds on connections and requests
 //!   headertimeout: 30s              # seconds, or a duration such as "500ms", "5m"; 0 = none
 //!   maxconnections: 1024
+//! tls:                              # optional: serve HTTPS; both keys or neither
+//!   certificate: /etc/chartyard/tls.crt   # PEM: the server's certificate, then its chain
+//!   key: /etc/chartyard/tls.key           # PEM: PKCS#8, RSA or SEC1 EC private key
 //! ```
 //!
 //! The `s3` driver takes docker distribution's parameters (`bucket`, `region`,
@@ -134,6 +137,14 @@ pub struct SettingsArgs {
     /// not fit is refused with 503 [config: http.maxbodymemory].
     #[arg(long, env = "CHARTYARD_MAX_BODY_MEMORY")]
     pub max_body_memory: Option<u64>,
+    /// PEM file with the server's certificate followed by its chain; serves HTTPS, with
+    /// --tls-key [config: tls.certificate].
+    #[arg(long, env = "CHARTYARD_TLS_CERTIFICATE")]
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, RSA or SEC1 EC), with
+    /// --tls-certificate [config: tls.key].
+    #[arg(long, env = "CHARTYARD_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Everything the server needs to start.
@@ -156,6 +167,16 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Access control; none: open to everyone.
     pub auth: Option<chartyard_http::auth::AuthOptions>,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
+}
+
+/// The certificate and key served over HTTPS (the `tls` block); the files are read (and
+/// watched for changes) by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Bounds on connections and requests (the `http` block). A `None` timeout is no limit.
@@ -188,6 +209,7 @@ struct FileConfig {
     manager: Option<ManagerConfig>,
     http: Option<BTreeMap<String, Value>>,
     auth: Option<crate::auth_config::AuthSection>,
+    tls: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +256,9 @@ const KNOWN_PARAMETERS: &[&str] = &[
 /// The keys of the `http` block.
 const HTTP_KEYS: &[&str] =
     &["headertimeout", "keepalivetimeout", "bodyidletimeout", "requesttimeout", "maxconnections", "maxbodymemory"];
+
+/// The keys of the `tls` block.
+const TLS_KEYS: &[&str] = &["certificate", "key"];
 
 fn error(message: impl Into<String>) -> ConfigError {
     ConfigError(message.into())
@@ -311,6 +336,18 @@ impl SettingsArgs {
         set("regionendpoint", self.s3_endpoint.clone().map(Value::from));
         set("region", self.s3_region.clone().map(Value::from));
 
+        let mut tls = file.tls.unwrap_or_default();
+        if let Some(unknown) = tls.keys().find(|k| !TLS_KEYS.contains(&k.as_str())) {
+            return Err(error(format!("tls.{unknown}: unknown key (expected one of {})", TLS_KEYS.join(", "))));
+        }
+        let path_value = |path: &PathBuf| Value::from(path.to_string_lossy().into_owned());
+        if let Some(certificate) = &self.tls_certificate {
+            tls.insert("certificate".to_string(), path_value(certificate));
+        }
+        if let Some(key) = &self.tls_key {
+            tls.insert("key".to_string(), path_value(key));
+        }
+
         let ignored: Vec<String> =
             parameters.keys().filter(|k| !KNOWN_PARAMETERS.contains(&k.as_str())).cloned().collect();
         let auth = file.auth.map(|section| section.options()).transpose().map_err(error)?;
@@ -346,6 +383,7 @@ impl SettingsArgs {
                 max_body_memory: http_within(&http, "maxbodymemory", 1, u64::MAX)?
                     .unwrap_or(chartyard_http::DEFAULT_MAX_BODY_MEMORY),
             },
+            tls: tls_settings(&tls)?,
         };
         if let Some(space) = &settings.default_space {
             chartyard_core::names::check_name("space", space)
@@ -464,6 +502,24 @@ fn optional_text(parameters: &BTreeMap<String, Value>, key: &str) -> Result<Opti
     match parameters.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => Ok(Some(text(value, key)?.trim().to_string()).filter(|s| !s.is_empty())),
+    }
+}
+
+/// The `tls` block: both files or neither.
+fn tls_settings(tls: &BTreeMap<String, Value>) -> Result<Option<TlsSettings>, ConfigError> {
+    let path = |key: &str| -> Result<Option<PathBuf>, ConfigError> {
+        match tls.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(path)) if path.trim().is_empty() => Err(error(format!("tls.{key}: must not be empty"))),
+            Some(Value::String(path)) => Ok(Some(PathBuf::from(path))),
+            Some(other) => Err(error(format!("tls.{key}: expected a file path, got {other}"))),
+        }
+    };
+    match (path("certificate")?, path("key")?) {
+        (None, None) => Ok(None),
+        (Some(certificate), Some(key)) => Ok(Some(TlsSettings { certificate, key })),
+        (Some(_), None) => Err(error("tls.key: missing (tls.certificate is set; HTTPS needs both)")),
+        (None, Some(_)) => Err(error("tls.certificate: missing (tls.key is set; HTTPS needs both)")),
     }
 }
 
@@ -737,6 +793,44 @@ mod tests {
             let message = with_file(&yaml).unwrap_err().to_string();
             assert!(message.starts_with(key) && !message.contains('\n'), "{parameters:?}: {message}");
         }
+    }
+
+    #[test]
+    fn tls_block_is_read_and_flags_override_it() {
+        let (settings, _) = SettingsArgs::default().resolve().unwrap();
+        assert_eq!(settings.tls, None, "plain HTTP by default");
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\ntls:\n  certificate: /etc/c.pem\n  key: /etc/k.pem\n";
+        let (settings, ignored) = with_file(yaml).unwrap();
+        assert!(ignored.is_empty());
+        assert_eq!(settings.tls, Some(TlsSettings { certificate: "/etc/c.pem".into(), key: "/etc/k.pem".into() }));
+
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: SettingsArgs,
+        }
+        let args = ["serve", "--tls-certificate", "/a/cert.pem", "--tls-key", "/a/key.pem"];
+        let flags = <Flags as clap::Parser>::try_parse_from(args).unwrap();
+        let tls = flags.settings.resolve().unwrap().0.tls.unwrap();
+        assert_eq!((tls.certificate.to_str(), tls.key.to_str()), (Some("/a/cert.pem"), Some("/a/key.pem")));
+    }
+
+    #[test]
+    fn tls_errors_name_the_key() {
+        let base = "manager:\n  parameters:\n    storagedriver: inmemory\n";
+        let cases = [
+            ("tls:\n  certificate: /c.pem\n", "tls.key"),
+            ("tls:\n  key: /k.pem\n", "tls.certificate"),
+            ("tls:\n  certificate: /c.pem\n  key: \"\"\n", "tls.key"),
+            ("tls:\n  certificate: [a]\n  key: /k.pem\n", "tls.certificate"),
+            ("tls:\n  cert: /c.pem\n  key: /k.pem\n", "tls.cert"),
+        ];
+        for (block, key) in cases {
+            let message = with_file(&format!("{base}{block}")).unwrap_err().to_string();
+            assert!(message.starts_with(key) && !message.contains('\n'), "{block}: {message}");
+        }
+        let only_certificate = SettingsArgs { tls_certificate: Some("/c.pem".into()), ..Default::default() };
+        assert!(only_certificate.resolve().unwrap_err().to_string().starts_with("tls.key"));
     }
 
     #[test]

@@ -181,6 +181,12 @@ async fn reload_users(access: Arc<chartyard_http::auth::AccessControl>) {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Read first, so a missing or broken file stops the server before it claims storage.
+    let certificates = match &settings.tls {
+        Some(tls) => Some(server::Certificates::load(&tls.certificate, &tls.key).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let tls = certificates.as_ref().map(server::Certificates::acceptor).transpose().map_err(anyhow::Error::msg)?;
     let _claim = settings.backend.claim_for_serving().map_err(anyhow::Error::msg)?;
     let open_files = server::raise_open_files_limit();
     let limits = server::ConnectionLimits {
@@ -242,18 +248,22 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         registry.count_uploads().await?;
         tokio::spawn(sweep_uploads(registry.clone(), settings.upload_ttl));
         tokio::spawn(maintain(registry.clone()));
+        if let Some(certificates) = certificates {
+            tokio::spawn(certificates.watch());
+        }
         let address = bind_address(&settings.listen);
         let listener = tokio::net::TcpListener::bind(&address)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))?;
         let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(
             storage = settings.backend.driver_name(),
             backend = ?settings.backend,
             max_connections = limits.max_connections,
-            "listening on http://{local}"
+            "listening on {scheme}://{local}"
         );
-        server::serve(listener, app, limits, shutdown_signal()).await?;
+        server::serve(listener, app, limits, tls, shutdown_signal()).await?;
         // The next start reads one checkpoint per space instead of every record; a store
         // that does not answer does not hold the shutdown up for long.
         if tokio::time::timeout(Duration::from_secs(10), registry.checkpoint_all()).await.is_err() {

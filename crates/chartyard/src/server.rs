@@ -15,21 +15,31 @@
 //! - On shutdown the server stops accepting, closes connections that wait for a request
 //!   and lets requests in progress finish (at most `shutdown_grace`).
 //!
+//! - With TLS, the handshake runs inside the connection's slot and must complete within
+//!   `header_timeout` (and is closed like an idle connection after `keepalive_timeout`
+//!   without traffic), so a client that opens a socket and sends nothing cannot hold a
+//!   slot. Only `http/1.1` is offered over ALPN. The certificate and key files are checked
+//!   every few seconds and reloaded when they change: new handshakes get the new pair,
+//!   established connections keep theirs, and a pair that cannot be used is logged and
+//!   the previous one kept.
+//!
 //! Request bodies are bounded per request by `chartyard_http::limits`.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::uri::Scheme;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -37,6 +47,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::crypto::CryptoProvider;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
+use tokio_rustls::rustls::{self, ServerConfig};
 use tower::ServiceExt;
 
 /// Bounds on connections.
@@ -49,11 +66,13 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Option<Duration>,
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then drains connections.
+/// Serves `app` on `listener` until `shutdown` completes, then drains connections. With
+/// `tls`, every connection is a TLS connection terminated here.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -88,10 +107,18 @@ pub async fn serve(
         };
         // Without TCP_NODELAY a response written as headers then body stalls on delayed ACKs.
         let _ = stream.set_nodelay(true);
-        let (app, stopping) = (app.clone(), stopping.clone());
+        let (app, mut stopping, tls) = (app.clone(), stopping.clone(), tls.clone());
         let activity = connections.register();
         tokio::spawn(async move {
-            serve_connection(stream, peer, app, limits, &activity, stopping).await;
+            let stream = Tracked { inner: stream, activity: activity.0.clone() };
+            match tls {
+                None => serve_connection(stream, peer, app, limits, &activity, stopping, None).await,
+                Some(acceptor) => {
+                    if let Some(stream) = handshake(&acceptor, stream, peer, limits, &activity.0, &mut stopping).await {
+                        serve_connection(stream, peer, app, limits, &activity, stopping, Some(Scheme::HTTPS)).await;
+                    }
+                }
+            }
             drop(activity);
             drop(slot);
         });
@@ -126,22 +153,77 @@ async fn accept_failed(error: io::Error) {
     tokio::time::sleep(Duration::from_millis(250)).await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// Runs the TLS handshake of a new connection. It ends the connection (answering `None`)
+/// when the handshake fails, takes longer than `header_timeout`, moves no bytes for
+/// `keepalive_timeout`, or when the server stops or needs the slot: until the handshake is
+/// done, the connection waits for a request like any other.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: Tracked,
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    activity: &Arc<Activity>,
+    stopping: &mut watch::Receiver<bool>,
+) -> Option<tokio_rustls::server::TlsStream<Tracked>> {
+    let deadline = async {
+        match limits.header_timeout {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    // Failures are the clients' (wrong certificate trust, plain HTTP on the TLS port,
+    // scanners): worth a debug line, not an error.
+    tokio::select! {
+        result = acceptor.accept(stream) => match result {
+            Ok(stream) => Some(stream),
+            Err(error) => {
+                tracing::debug!(%peer, %error, "TLS handshake failed");
+                None
+            }
+        },
+        () = deadline => {
+            tracing::debug!(%peer, "closing a connection that did not complete its TLS handshake in time");
+            None
+        }
+        () = idle(activity, limits.keepalive_timeout) => {
+            tracing::debug!(%peer, "closing a connection idle during its TLS handshake");
+            None
+        }
+        () = activity.evicted.notified() => {
+            tracing::debug!(%peer, "closing a connection still in its TLS handshake, to make room");
+            None
+        }
+        _ = stopping.changed() => None,
+    }
+}
+
+/// Serves the requests of one connection (`io`: the plain TCP stream, or the TLS stream
+/// over it). `scheme` is `Some(Scheme::HTTPS)` on TLS connections: it is inserted into
+/// every request's extensions (as `axum::http::uri::Scheme`), so that handlers building
+/// absolute URLs know the client reached the server over HTTPS; plain connections carry
+/// no `Scheme`.
+async fn serve_connection<I>(
+    io: I,
     peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
     activity: &Registered,
     mut stopping: watch::Receiver<bool>,
-) {
+    scheme: Option<Scheme>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = activity.0.clone();
-    let io = TokioIo::new(Tracked { inner: stream, activity: activity.clone() });
+    let io = TokioIo::new(io);
     let requests = activity.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         let handling = Busy::start(&requests, Stage::Handling);
         // Who is asking: access control limits failed logins per client and the audit log
         // says where each write came from.
         request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(scheme) = &scheme {
+            request.extensions_mut().insert(scheme.clone());
+        }
         let answer = app.clone().oneshot(request);
         let requests = requests.clone();
         async move {
@@ -415,6 +497,145 @@ impl AsyncWrite for Tracked {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// How often the certificate and key files are checked for changes.
+const CERTIFICATE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What identifies a version of a file without reading it: modification time, size and
+/// inode (a file replaced by a rename, as mounted Kubernetes secrets are, is another
+/// inode); `None` while the file cannot be seen.
+type Stamp = Option<(SystemTime, u64, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, meta.len(), inode))
+}
+
+/// The served certificate chain and key: read from their PEM files at startup, and read
+/// again by [`Certificates::watch`] when the files change. As the TLS configuration's
+/// certificate resolver, it hands every new handshake the current pair; connections keep
+/// the pair they were established with.
+#[derive(Debug)]
+pub struct Certificates {
+    certificate: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+    /// The files' stamps when the current pair (or the last broken one) was read.
+    seen: Mutex<[Stamp; 2]>,
+}
+
+impl Certificates {
+    /// Reads the pair; an error names the configuration key of the file at fault
+    /// (`tls.certificate` or `tls.key`).
+    pub fn load(certificate: &Path, key: &Path) -> Result<Arc<Self>, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let seen = [stamp(certificate), stamp(key)];
+        let pair = load_pair(certificate, key, &provider)?;
+        Ok(Arc::new(Self {
+            certificate: certificate.to_path_buf(),
+            key: key.to_path_buf(),
+            provider,
+            current: RwLock::new(Arc::new(pair)),
+            seen: Mutex::new(seen),
+        }))
+    }
+
+    /// The TLS acceptor serving these certificates: TLS 1.2 and 1.3 with ring's
+    /// algorithms, no client certificates, ALPN `http/1.1` only (the server speaks
+    /// HTTP/1.1).
+    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, String> {
+        let mut config = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+
+    /// Checks the files every few seconds and reloads the pair when either changed; runs
+    /// until the runtime stops.
+    pub async fn watch(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(CERTIFICATE_CHECK_INTERVAL).await;
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.reload_if_changed()).await;
+        }
+    }
+
+    /// Reads the pair again if either file changed since it was last read. A pair that
+    /// cannot be used is logged once (until the files change again) and the current one
+    /// kept.
+    fn reload_if_changed(&self) {
+        // Stamped before reading: a change made while the files are read is seen next time.
+        let now = [stamp(&self.certificate), stamp(&self.key)];
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            if *seen == now {
+                return;
+            }
+            *seen = now;
+        }
+        match load_pair(&self.certificate, &self.key, &self.provider) {
+            Ok(pair) => {
+                *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(pair);
+                tracing::info!(certificate = %self.certificate.display(), "reloaded the TLS certificate and key");
+            }
+            Err(error) => tracing::error!(
+                %error,
+                "the changed TLS certificate or key cannot be used; still serving the previous pair"
+            ),
+        }
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// Reads a PEM certificate chain and its private key (PKCS#8, RSA or SEC1 EC) and checks
+/// that they belong together.
+fn load_pair(certificate: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, String> {
+    let read = |name: &str, path: &Path| {
+        std::fs::read(path).map_err(|e| format!("tls.{name}: cannot read {}: {e}", path.display()))
+    };
+    let chain_pem = read("certificate", certificate)?;
+    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls.certificate: {}: not a PEM certificate chain: {e}", certificate.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "tls.certificate: {}: no certificate in it (expected PEM \"BEGIN CERTIFICATE\" blocks)",
+            certificate.display()
+        ));
+    }
+    let key_pem = read("key", key)?;
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        format!("tls.key: {}: no private key in it (expected a PEM PKCS#8, RSA or EC private key): {e}", key.display())
+    })?;
+    let signing_key = provider
+        .key_provider
+        .load_private_key(private_key)
+        .map_err(|e| format!("tls.key: {}: unusable private key: {e}", key.display()))?;
+    let pair = CertifiedKey::new(chain, signing_key);
+    match pair.keys_match() {
+        // The provider could not tell (a key type without a public key to compare).
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(pair),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
+            "tls.key: {} does not belong to the first certificate in {}",
+            key.display(),
+            certificate.display()
+        )),
+        Err(e) => Err(format!("tls.certificate: {}: unusable certificate: {e}", certificate.display())),
     }
 }
 

@@ -22,3 +22,4 @@ mod replicas;
 mod s3;
 mod seed_e2e;
 mod support_s3;
+mod tls;
