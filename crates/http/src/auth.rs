@@ -885,9 +885,7 @@ pub(crate) async fn token_endpoint(app: &AppState, caller: &Caller, scopes: Vec<
                 (denied.status(), axum::Json(json!({"error": "invalid_grant", "error_description": denied.message()})))
                     .into_response();
             if matches!(denied, Denied::Unauthenticated(_)) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"chartyard\""));
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
             }
             return response;
         }
