@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::uri::Scheme;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -52,6 +52,8 @@ const MAX_CREDENTIALS: usize = 4096;
 /// A bcrypt hash no password matches in practice, checked for unknown users so that a
 /// wrong user name costs as long as a wrong password.
 const UNKNOWN_USER_HASH: &str = "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy";
+/// The challenge of a 401 outside OCI distribution.
+const BASIC_CHALLENGE: &str = "Basic realm=\"chartyard\", charset=\"UTF-8\"";
 
 /// Settings of access control.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,6 +277,17 @@ impl Denied {
         }
     }
 
+    /// The headers of this refusal outside OCI distribution (whose 401 challenge names
+    /// the token endpoint and the repository): the Basic challenge of a 401, the
+    /// `Retry-After` of a 429.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        match self {
+            Self::Unauthenticated(_) => vec![(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE))],
+            Self::Throttled => vec![(header::RETRY_AFTER, HeaderValue::from_static("60"))],
+            Self::Forbidden(_) | Self::Unavailable => vec![],
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             Self::Unauthenticated(m) | Self::Forbidden(m) => m.clone(),
@@ -372,7 +385,7 @@ struct Challenge<'a> {
 impl Challenge<'_> {
     fn header(&self) -> String {
         if self.need.protocol != Protocol::Oci {
-            return "Basic realm=\"chartyard\", charset=\"UTF-8\"".into();
+            return BASIC_CHALLENGE.into();
         }
         let realm = self.access.realm(self.headers, self.caller.https);
         let mut challenge = format!("Bearer realm=\"{realm}\",service=\"{}\"", self.access.options.service);

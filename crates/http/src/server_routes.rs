@@ -74,29 +74,16 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 fn api_denied(denied: Denied) -> ApiError {
-    ApiError::new(denied.status(), denied.message())
+    ApiError::from(denied)
 }
 
 /// The signed-in caller, or why not; with access control off there are no users.
-fn signed_in(app: &AppState, caller: &Caller) -> Result<String, Response> {
+fn signed_in(app: &AppState, caller: &Caller) -> Result<String, ApiError> {
     if app.access.is_none() {
-        return Err(
-            ApiError::new(StatusCode::NOT_FOUND, "access control is off: there are no users or tokens").into_response()
-        );
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "access control is off: there are no users or tokens"));
     }
-    match caller.require_signed_in() {
-        Ok(user) => Ok(user),
-        Err(denied) => {
-            let mut response = api_denied(denied).into_response();
-            if response.status() == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Basic realm=\"chartyard\", charset=\"UTF-8\""),
-                );
-            }
-            Err(response)
-        }
-    }
+    // A 401 carries the Basic challenge (see `ApiError::from`).
+    caller.require_signed_in().map_err(api_denied)
 }
 
 /// A token as the API shows it (never its secret or hash).
