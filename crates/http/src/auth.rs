@@ -878,24 +878,23 @@ pub(crate) async fn token_endpoint(app: &AppState, caller: &Caller, scopes: Vec<
         // Open: any token does; clients only need one to carry.
         return token_answer(String::from("open"), 3600);
     };
-    match &caller.proof {
-        Proof::Accepted => {}
-        proof => {
-            let denied = match proof {
-                Proof::Throttled => Denied::Throttled,
-                Proof::Unavailable => Denied::Unavailable,
-                _ => Denied::Unauthenticated("wrong user name or password".into()),
-            };
-            let mut response =
-                (denied.status(), axum::Json(json!({"error": "invalid_grant", "error_description": denied.message()})))
-                    .into_response();
-            if matches!(denied, Denied::Unauthenticated(_)) {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"chartyard\""));
-            }
-            return response;
-        }
+    let denied = match &caller.proof {
+        // A bearer token of this endpoint is not exchanged for another: the new one would
+        // carry every scope its user may have, not only the old one's, and exchanging
+        // again before each expiry would keep a token alive without a password.
+        Proof::Accepted if caller.identity.scopes.is_some() => Some(Denied::Unauthenticated(
+            "a bearer token is not exchanged for another; sign in with a password or an API token".into(),
+        )),
+        Proof::Accepted => None,
+        Proof::Throttled => Some(Denied::Throttled),
+        Proof::Unavailable => Some(Denied::Unavailable),
+        Proof::Rejected(_) => Some(Denied::Unauthenticated("wrong user name or password".into())),
+    };
+    if let Some(denied) = denied {
+        let body = json!({"error": "invalid_grant", "error_description": denied.message()});
+        let mut response = (denied.status(), axum::Json(body)).into_response();
+        response.headers_mut().extend(denied.headers());
+        return response;
     }
     let policy_caller = caller.identity.policy_caller();
     let granted: Vec<Scope> = scopes

@@ -138,7 +138,7 @@ oci upload PATCH          | PATCH {session}                                     
 oci upload PUT            | PUT {session}?digest={finish}                                        | finish       | 401  403  ok    ok    403   401   401   401   403   403
 oci mount from other      | POST /v2/team-a/{chart}/blobs/uploads/?mount={other-layer}&from=other/x | -         | 401  403  202   ok    403   401   401   401   403   403
 oci referrers             | GET /v2/team-a/{chart}/referrers/{chart-manifest}                    | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-token GET                 | GET /_/token?service=chartyard&scope=repository:team-a/{chart}:pull  | -            | 200  200  200   200   200   401   401   401   200   200
+token GET                 | GET /_/token?service=chartyard&scope=repository:team-a/{chart}:pull  | -            | 200  200  200   200   200   401   401   401   200   401
 token POST (grant)        | POST /_/token                                                        | grant        | 400  200  200   200   200   401   401   401   200   401
 tokens list               | GET /_/tokens                                                        | -            | 401  200  200   200   200   401   401   401   200   200
 tokens create             | POST /_/tokens                                                       | new-token    | 401  201  201   201   201   401   401   401   403   403
