@@ -443,7 +443,14 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
     let caller = match access {
         None => Caller { identity: Identity::default(), proof: Proof::Accepted, access: None, peer, https },
         Some(access) => {
-            let (identity, proof) = access.check(request.headers(), peer).await;
+            let (mut identity, mut proof) = access.check(request.headers(), peer).await;
+            // A bearer token of the token endpoint grants OCI scopes, which say nothing of
+            // the other APIs: there it would act for its whole user, whatever its scopes.
+            let path = request.uri().path();
+            if identity.scopes.is_some() && path != "/v2" && !path.starts_with("/v2/") {
+                identity = Identity::default();
+                proof = Proof::Rejected("a bearer token of /_/token is for the OCI API (/v2/) only");
+            }
             Caller { identity, proof, access: Some(access), peer, https }
         }
     };
@@ -878,17 +885,14 @@ pub(crate) async fn token_endpoint(app: &AppState, caller: &Caller, scopes: Vec<
         // Open: any token does; clients only need one to carry.
         return token_answer(String::from("open"), 3600);
     };
+    // A bearer token of this endpoint is never exchanged for another (`identify` refuses
+    // it outside /v2/): the new one would carry every scope its user may have, and
+    // exchanging it again before each expiry would keep a token alive without a password.
     let denied = match &caller.proof {
-        // A bearer token of this endpoint is not exchanged for another: the new one would
-        // carry every scope its user may have, not only the old one's, and exchanging
-        // again before each expiry would keep a token alive without a password.
-        Proof::Accepted if caller.identity.scopes.is_some() => Some(Denied::Unauthenticated(
-            "a bearer token is not exchanged for another; sign in with a password or an API token".into(),
-        )),
         Proof::Accepted => None,
         Proof::Throttled => Some(Denied::Throttled),
         Proof::Unavailable => Some(Denied::Unavailable),
-        Proof::Rejected(_) => Some(Denied::Unauthenticated("wrong user name or password".into())),
+        Proof::Rejected(why) => Some(Denied::Unauthenticated((*why).into())),
     };
     if let Some(denied) = denied {
         let body = json!({"error": "invalid_grant", "error_description": denied.message()});

@@ -93,36 +93,36 @@ const COLUMNS: [(Who, &str); 10] = [
 /// seeded registry; the body column names what is sent (see `body_of`).
 const MATRIX: &str = r#"
 route family              | method path                                                          | body         | anon bob  alice admin carol wrong revok expir rotok bearer
-v1 list spaces            | GET /api/v1/spaces                                                   | -            | ok   ok   ok    ok    ok    401   401   401   ok    ok
-v1 create space           | POST /api/v1/spaces?space=team-new                                   | -            | 401  403  403   ok    403   401   401   401   403   403
-v1 delete space           | DELETE /api/v1/spaces/team-a                                         | -            | 401  403  403   ok    403   401   401   401   403   403
-v1 list charts            | GET /api/v1/spaces/team-a/charts                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 upload                 | POST /api/v1/spaces/team-a/charts                                    | upload       | 401  403  ok    ok    403   401   401   401   403   403
-v1 compose from team-a    | POST /api/v1/spaces/team-a/charts                                    | compose-a    | 401  403  ok    ok    403   401   401   401   403   403
-v1 compose from other     | POST /api/v1/spaces/team-a/charts                                    | compose-ao   | 401  403  403   ok    403   401   401   401   403   403
-v1 list versions          | GET /api/v1/spaces/team-a/charts/{chart}/versions                    | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 download               | GET /api/v1/spaces/team-a/charts/{chart}/versions/{version}          | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 replace                | PUT /api/v1/spaces/team-a/charts/{chart}/versions/{version}          | replace      | 401  403  ok    ok    403   401   401   401   403   403
-v1 delete version         | DELETE /api/v1/spaces/team-a/charts/{chart}/versions/{version}       | -            | 401  403  ok    ok    403   401   401   401   403   403
-v1 delete chart           | DELETE /api/v1/spaces/team-a/charts/{chart}                          | -            | 401  403  ok    ok    403   401   401   401   403   403
-v1 metadata GET           | GET /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/metadata | -    | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 metadata PUT           | PUT /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/metadata | metadata | 401 403 ok ok   403   401   401   401   403   403
-v1 values GET             | GET /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/values | -      | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 values PUT             | PUT /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/values | values | 401  403  ok    ok    403   401   401   401   403   403
-v1 space metadata         | GET /api/v1/spaces/team-a/metadata                                   | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 space latest metadata  | GET /api/v1/spaces/team-a/metadata/latest                            | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 chart metadata         | GET /api/v1/spaces/team-a/charts/{chart}/metadata                    | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-v1 chart latest metadata  | GET /api/v1/spaces/team-a/charts/{chart}/metadata/latest             | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-cm list charts            | GET /api/team-a/charts                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-cm chart versions         | GET /api/team-a/charts/{chart}                                       | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-cm one version            | GET /api/team-a/charts/{chart}/{version}                             | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-cm upload                 | POST /api/team-a/charts                                              | cm-upload    | 401  403  ok    ok    403   401   401   401   403   403
-cm prov upload            | POST /api/team-a/prov                                                | cm-prov      | 401  403  ok    ok    403   401   401   401   403   403
-cm delete                 | DELETE /api/team-a/charts/{chart}/{version}                          | -            | 401  403  ok    ok    403   401   401   401   403   403
-repo index.yaml           | GET /team-a/index.yaml                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-repo index.json           | GET /team-a/index.json                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-repo archive              | GET /team-a/charts/{chart}-{version}.tgz                             | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
-repo provenance           | GET /team-a/charts/{chart}-{version}.tgz.prov                        | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
+v1 list spaces            | GET /api/v1/spaces                                                   | -            | ok   ok   ok    ok    ok    401   401   401   ok    401
+v1 create space           | POST /api/v1/spaces?space=team-new                                   | -            | 401  403  403   ok    403   401   401   401   403   401
+v1 delete space           | DELETE /api/v1/spaces/team-a                                         | -            | 401  403  403   ok    403   401   401   401   403   401
+v1 list charts            | GET /api/v1/spaces/team-a/charts                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 upload                 | POST /api/v1/spaces/team-a/charts                                    | upload       | 401  403  ok    ok    403   401   401   401   403   401
+v1 compose from team-a    | POST /api/v1/spaces/team-a/charts                                    | compose-a    | 401  403  ok    ok    403   401   401   401   403   401
+v1 compose from other     | POST /api/v1/spaces/team-a/charts                                    | compose-ao   | 401  403  403   ok    403   401   401   401   403   401
+v1 list versions          | GET /api/v1/spaces/team-a/charts/{chart}/versions                    | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 download               | GET /api/v1/spaces/team-a/charts/{chart}/versions/{version}          | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 replace                | PUT /api/v1/spaces/team-a/charts/{chart}/versions/{version}          | replace      | 401  403  ok    ok    403   401   401   401   403   401
+v1 delete version         | DELETE /api/v1/spaces/team-a/charts/{chart}/versions/{version}       | -            | 401  403  ok    ok    403   401   401   401   403   401
+v1 delete chart           | DELETE /api/v1/spaces/team-a/charts/{chart}                          | -            | 401  403  ok    ok    403   401   401   401   403   401
+v1 metadata GET           | GET /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/metadata | -    | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 metadata PUT           | PUT /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/metadata | metadata | 401 403 ok ok   403   401   401   401   403   401
+v1 values GET             | GET /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/values | -      | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 values PUT             | PUT /api/v1/spaces/team-a/charts/{chart}/versions/{version}/manifests/values | values | 401  403  ok    ok    403   401   401   401   403   401
+v1 space metadata         | GET /api/v1/spaces/team-a/metadata                                   | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 space latest metadata  | GET /api/v1/spaces/team-a/metadata/latest                            | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 chart metadata         | GET /api/v1/spaces/team-a/charts/{chart}/metadata                    | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 chart latest metadata  | GET /api/v1/spaces/team-a/charts/{chart}/metadata/latest             | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+cm list charts            | GET /api/team-a/charts                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+cm chart versions         | GET /api/team-a/charts/{chart}                                       | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+cm one version            | GET /api/team-a/charts/{chart}/{version}                             | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+cm upload                 | POST /api/team-a/charts                                              | cm-upload    | 401  403  ok    ok    403   401   401   401   403   401
+cm prov upload            | POST /api/team-a/prov                                                | cm-prov      | 401  403  ok    ok    403   401   401   401   403   401
+cm delete                 | DELETE /api/team-a/charts/{chart}/{version}                          | -            | 401  403  ok    ok    403   401   401   401   403   401
+repo index.yaml           | GET /team-a/index.yaml                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+repo index.json           | GET /team-a/index.json                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+repo archive              | GET /team-a/charts/{chart}-{version}.tgz                             | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+repo provenance           | GET /team-a/charts/{chart}-{version}.tgz.prov                        | -            | 401  ok   ok    ok    403   401   401   401   ok    401
 oci ping                  | GET /v2/                                                             | -            | 401  ok   ok    ok    ok    401   401   401   ok    ok
 oci catalog               | GET /v2/_catalog                                                     | -            | ok   ok   ok    ok    ok    401   401   401   ok    ok
 oci tags                  | GET /v2/team-a/{chart}/tags/list                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
@@ -140,10 +140,10 @@ oci mount from other      | POST /v2/team-a/{chart}/blobs/uploads/?mount={other-
 oci referrers             | GET /v2/team-a/{chart}/referrers/{chart-manifest}                    | -            | 401  ok   ok    ok    403   401   401   401   ok    ok
 token GET                 | GET /_/token?service=chartyard&scope=repository:team-a/{chart}:pull  | -            | 200  200  200   200   200   401   401   401   200   401
 token POST (grant)        | POST /_/token                                                        | grant        | 400  200  200   200   200   401   401   401   200   401
-tokens list               | GET /_/tokens                                                        | -            | 401  200  200   200   200   401   401   401   200   200
-tokens create             | POST /_/tokens                                                       | new-token    | 401  201  201   201   201   401   401   401   403   403
-tokens revoke             | DELETE /_/tokens/{read-token-id}                                     | -            | 401  404  204   204   404   401   401   401   204   404
-whoami                    | GET /_/whoami                                                        | -            | 200  200  200   200   200   401   401   401   200   200
+tokens list               | GET /_/tokens                                                        | -            | 401  200  200   200   200   401   401   401   200   401
+tokens create             | POST /_/tokens                                                       | new-token    | 401  201  201   201   201   401   401   401   403   401
+tokens revoke             | DELETE /_/tokens/{read-token-id}                                     | -            | 401  404  204   204   404   401   401   401   204   401
+whoami                    | GET /_/whoami                                                        | -            | 200  200  200   200   200   401   401   401   200   401
 "#;
 
 /// One row of [`MATRIX`].
@@ -899,4 +899,46 @@ async fn callers_without_read_in_a_space_learn_nothing_of_it() {
         scan.failures.len()
     );
     assert!(scan.failures.is_empty(), "{} findings:\n{}", scan.failures.len(), scan.failures.join("\n"));
+}
+
+/// A writer's bearer token for pulling one repository deletes nothing, through any API,
+/// and is not exchanged for a token with more.
+#[tokio::test]
+async fn a_bearer_token_does_no_more_than_its_scopes() {
+    let fixture = Fixture::new(true).await;
+    let alice = [("authorization", basic("alice", &password("alice")))];
+    let path = format!("/_/token?service=chartyard&scope=repository:team-a/{CHART}:pull");
+    let bearer =
+        fixture.call(Method::GET, &path, &alice, vec![]).await.json(200)["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        bearer_scopes(&bearer),
+        json!([{"type": "repository", "name": "team-a/secretchart", "actions": ["pull"]}])
+    );
+    let with_bearer = [("authorization", format!("Bearer {bearer}"))];
+
+    let pull =
+        fixture.call(Method::GET, &format!("/v2/team-a/{CHART}/manifests/{VERSION}"), &with_bearer, vec![]).await;
+    assert_eq!(pull.status, 200, "{}", pull.text());
+    let delete_version = format!("/api/v1/spaces/team-a/charts/{CHART}/versions/{VERSION}");
+    let deletes = [
+        (Method::DELETE, delete_version.clone()),
+        (Method::DELETE, format!("/api/team-a/charts/{CHART}/{VERSION}")),
+        (Method::DELETE, format!("/v2/team-a/{CHART}/manifests/{}", digest_of(&team_a().artifact))),
+        (Method::DELETE, format!("/v2/team-a/{CHART}/blobs/{}", digest_of(&team_a().loose))),
+    ];
+    for (method, path) in deletes {
+        let response = fixture.call(method.clone(), &path, &with_bearer, vec![]).await;
+        assert_eq!(response.status, 401, "{method} {path}: {}", response.text());
+    }
+    let exchanged = fixture.call(Method::GET, &path.replace(":pull", ":pull,push,delete"), &with_bearer, vec![]).await;
+    assert_eq!(exchanged.status, 401, "a bearer token is not exchanged: {}", exchanged.text());
+    assert!(exchanged.header("www-authenticate").is_some_and(|c| c.starts_with("Basic ")));
+    for (method, path) in [(Method::GET, "/_/whoami"), (Method::GET, "/_/tokens"), (Method::GET, "/api/v1/spaces")] {
+        let response = fixture.call(method.clone(), path, &with_bearer, vec![]).await;
+        assert_eq!(response.status, 401, "{method} {path}: {}", response.text());
+    }
+    // Everything is still there.
+    assert_eq!(fixture.call(Method::GET, &delete_version, &alice, vec![]).await.status, 200);
+    let artifact = format!("/v2/team-a/{CHART}/manifests/{ARTIFACT_TAG}");
+    assert_eq!(fixture.call(Method::GET, &artifact, &alice, vec![]).await.status, 200);
 }
