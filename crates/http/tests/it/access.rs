@@ -7,7 +7,9 @@
 //! registry of its own, seeded the same way through plain HTTP calls, so a write one cell
 //! is allowed to make never changes what another cell sees. Where a caller is allowed,
 //! the cell expects what the same request gets from an open server (no access control)
-//! seeded the same way.
+//! seeded the same way. Requests carry a client address, as the binary's accept loop
+//! gives them, so failed logins are counted as they are in service. The table of answers
+//! and its size are printed (`-- --nocapture`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
