@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
 use axum::http::uri::Scheme;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
@@ -278,6 +278,17 @@ impl Denied {
         }
     }
 
+    /// The headers of this refusal outside OCI distribution (whose 401 challenge names
+    /// the token endpoint and the repository): the Basic challenge of a 401, the
+    /// `Retry-After` of a 429.
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        match self {
+            Self::Unauthenticated(_) => vec![(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE))],
+            Self::Throttled => vec![(header::RETRY_AFTER, HeaderValue::from_static("60"))],
+            Self::Forbidden(_) | Self::Unavailable => vec![],
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             Self::Unauthenticated(m) | Self::Forbidden(m) => m.clone(),
@@ -415,7 +426,14 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
     let caller = match access {
         None => Caller { identity: Identity::default(), proof: Proof::Accepted, access: None, peer, https },
         Some(access) => {
-            let (identity, proof) = access.check(request.headers(), peer).await;
+            let (mut identity, mut proof) = access.check(request.headers(), peer).await;
+            // A bearer token of the token endpoint grants OCI scopes, which say nothing of
+            // the other APIs: there it would act for its whole user, whatever its scopes.
+            let path = request.uri().path();
+            if identity.scopes.is_some() && path != "/v2" && !path.starts_with("/v2/") {
+                identity = Identity::default();
+                proof = Proof::Rejected("a bearer token of /_/token is for the OCI API (/v2/) only");
+            }
             Caller { identity, proof, access: Some(access), peer, https }
         }
     };
@@ -873,22 +891,20 @@ pub(crate) async fn token_endpoint(app: &AppState, caller: &Caller, scopes: Vec<
         // Open: any token does; clients only need one to carry.
         return token_answer(String::from("open"), 3600);
     };
-    match &caller.proof {
-        Proof::Accepted => {}
-        proof => {
-            let denied = match proof {
-                Proof::Throttled => Denied::Throttled,
-                Proof::Unavailable => Denied::Unavailable,
-                _ => Denied::Unauthenticated("wrong user name or password".into()),
-            };
-            let mut response =
-                (denied.status(), axum::Json(json!({"error": "invalid_grant", "error_description": denied.message()})))
-                    .into_response();
-            if matches!(denied, Denied::Unauthenticated(_)) {
-                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BASIC_CHALLENGE));
-            }
-            return response;
-        }
+    // A bearer token of this endpoint is never exchanged for another (`identify` refuses
+    // it outside /v2/): the new one would carry every scope its user may have, and
+    // exchanging it again before each expiry would keep a token alive without a password.
+    let denied = match &caller.proof {
+        Proof::Accepted => None,
+        Proof::Throttled => Some(Denied::Throttled),
+        Proof::Unavailable => Some(Denied::Unavailable),
+        Proof::Rejected(why) => Some(Denied::Unauthenticated((*why).into())),
+    };
+    if let Some(denied) = denied {
+        let body = json!({"error": "invalid_grant", "error_description": denied.message()});
+        let mut response = (denied.status(), axum::Json(body)).into_response();
+        response.headers_mut().extend(denied.headers());
+        return response;
     }
     let policy_caller = caller.identity.policy_caller();
     let granted: Vec<Scope> = scopes

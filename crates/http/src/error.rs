@@ -4,7 +4,7 @@
 
 use axum::extract::multipart::MultipartError;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chartyard_core::RegistryError;
 use chartyard_core::error::Thing;
@@ -26,11 +26,13 @@ pub fn bounded_message(message: impl Into<String>) -> String {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    /// Headers the answer carries besides its body (a refusal's challenge).
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: bounded_message(message) }
+        Self { status, message: bounded_message(message), headers: Vec::new() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -58,9 +60,11 @@ impl ApiError {
     }
 }
 
+/// A refusal answered by a handler, with the headers the route guard's refusals carry:
+/// a 401 challenges for credentials, a 429 says when to retry.
 impl From<crate::auth::Denied> for ApiError {
     fn from(denied: crate::auth::Denied) -> Self {
-        Self::new(denied.status(), denied.message())
+        Self { headers: denied.headers(), ..Self::new(denied.status(), denied.message()) }
     }
 }
 
@@ -133,14 +137,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { message: self.message.clone(), reason: self.reason().to_string() };
         let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            // Every 401 of these APIs asks for Basic credentials (passwords or API tokens).
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static(crate::auth::BASIC_CHALLENGE),
-            );
-        }
+        response.headers_mut().extend(self.headers);
         response
+    }
+}
+
+impl From<ApiError> for Response {
+    fn from(error: ApiError) -> Self {
+        error.into_response()
     }
 }
 

@@ -78,6 +78,7 @@ fn signed_in(app: &AppState, caller: &Caller) -> Result<String, ApiError> {
     if app.access.is_none() {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "access control is off: there are no users or tokens"));
     }
+    // A 401 carries the Basic challenge (see `ApiError::from`).
     Ok(caller.require_signed_in()?)
 }
 

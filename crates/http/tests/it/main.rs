@@ -6,6 +6,7 @@
 mod app;
 mod charts;
 
+mod access;
 mod api_routes;
 mod oci_errors;
 mod settings;
