@@ -218,6 +218,13 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let user = signed_in(&app, &caller)?;
+    // A token may end itself (a CI job logging out), but only a password revokes others:
+    // a token limited to reading must not take its owner's write tokens away.
+    if let Some((own, _)) = &caller.identity.token
+        && *own != id
+    {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "a token revokes only itself; sign in with a password"));
+    }
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no token {}", chartyard_core::error::echo(&id)));
     let record = app.registry.tokens().get(&id).await?;
     // Someone else's token is as good as absent, unless the caller is a global admin.

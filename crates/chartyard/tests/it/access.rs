@@ -142,3 +142,32 @@ fn an_open_server_says_so_once_at_startup() {
     let secured = Server::start_with_auth(AUTH, &[]);
     assert!(!secured.logs.lines().iter().any(|l| l.contains("access control is off")));
 }
+
+#[test]
+fn a_token_revokes_only_itself() {
+    let server = Server::start_with_auth(AUTH, &[]);
+    let create = |body: &str| -> serde_json::Value {
+        let response = client()
+            .post(server.url("/_/tokens"))
+            .basic_auth("alice", Some(password("alice")))
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().unwrap()
+    };
+    let (reader, writer) = (create(r#"{"role":"read"}"#), create(r#"{"role":"write"}"#));
+    let revoke = |token: &serde_json::Value, id: &serde_json::Value| {
+        let url = server.url(&format!("/_/tokens/{}", id.as_str().unwrap()));
+        client().delete(url).bearer_auth(token["token"].as_str().unwrap()).send().unwrap().status()
+    };
+    assert_eq!(revoke(&reader, &writer["id"]), 403, "a read token must not end its owner's write token");
+    assert_eq!(revoke(&reader, &reader["id"]), 204);
+    assert_eq!(revoke(&reader, &reader["id"]), 401, "the read token is gone");
+    let by_password = client()
+        .delete(server.url(&format!("/_/tokens/{}", writer["id"].as_str().unwrap())))
+        .basic_auth("alice", Some(password("alice")))
+        .send()
+        .unwrap();
+    assert_eq!(by_password.status(), 204);
+}
