@@ -1,12 +1,14 @@
 //! The client commands of the `chartyard` binary: thin wrappers over `chartyard-client`
-//! that print tables for people or JSON (`-o json`) for scripts.
+//! that print tables for people or JSON (`-o json`) and YAML (`-o yaml`) for scripts.
+//! `login` keeps credentials per server in `credentials.json` (see [`credentials`]), used
+//! by every command that is given none.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use bytes::Bytes;
-use chartyard_client::{Client, Page};
+use chartyard_client::{Client, NewToken, Page, Role, Token};
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt;
 use serde::Serialize;
@@ -21,13 +23,13 @@ pub struct Connection {
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// Basic-auth user.
+    /// Basic-auth user (without one, the credentials `login` saved for the server).
     #[arg(long, global = true, env = "CHARTYARD_USERNAME")]
     pub username: Option<String>,
     /// Basic-auth password.
     #[arg(long, global = true, env = "CHARTYARD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Bearer token.
+    /// Bearer token (an API token, `cyt_...`).
     #[arg(long, global = true, env = "CHARTYARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
@@ -36,6 +38,53 @@ pub struct Connection {
 pub enum Output {
     Table,
     Json,
+    Yaml,
+}
+
+/// The most an API token may do in a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    Read,
+    Write,
+    Admin,
+}
+
+impl From<TokenRole> for Role {
+    fn from(role: TokenRole) -> Self {
+        match role {
+            TokenRole::Read => Role::Read,
+            TokenRole::Write => Role::Write,
+            TokenRole::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token that signs in as you (needs your password, not a token). The
+    /// token is printed once, alone on the last line; the server keeps only its hash.
+    Create {
+        /// Limit the token to spaces matching this pattern (`team-*`); repeat for more.
+        #[arg(long = "space", value_name = "PATTERN")]
+        spaces: Vec<String>,
+        /// The most the token may do in a space (default: what you may do).
+        #[arg(long, value_enum)]
+        role: Option<TokenRole>,
+        /// How long the token works (`30d`, `12h`; default: the longest the server allows).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+        /// A note shown when tokens are listed.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// List your API tokens.
+    List {
+        /// Every user's tokens (global admins only).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke an API token: it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,21 +159,117 @@ pub enum ClientCommand {
     /// Copy every chart version (and provenance) a space lacks from a Helm repository
     /// (another chartyard space, ChartMuseum, GitHub Pages, any index.yaml).
     Mirror { source_url: String, space: String },
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check credentials (--username with --password, --token, or --password-stdin) against
+    /// the server and save them for it; later commands without credentials use them.
+    Login {
+        /// Read the password from stdin (with --username), or else an API token.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget the credentials saved for the server.
+    Logout,
 }
 
 /// Uploads and downloads over this size get a progress bar when stderr is a terminal.
 const PROGRESS_THRESHOLD: u64 = 4 * 1024 * 1024;
 
 pub fn run(connection: Connection, command: ClientCommand) -> anyhow::Result<()> {
-    let mut builder = Client::builder(connection.server.clone());
-    if let Some(user) = &connection.username {
-        builder = builder.basic_auth(user, connection.password.clone().unwrap_or_default());
-    } else if let Some(token) = &connection.token {
-        builder = builder.bearer_token(token);
+    let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
+    match command {
+        ClientCommand::Login { password_stdin } => runtime()?.block_on(login(&connection, password_stdin)),
+        ClientCommand::Logout => logout(&connection),
+        command => {
+            // Credentials given as flags or in the environment win over saved ones.
+            let saved = match given(&connection)? {
+                Some(given) => given,
+                None => credentials::load(&connection.server)?.unwrap_or_default(),
+            };
+            let client = saved.client(&connection.server)?;
+            let result = runtime()?.block_on(execute(&client, connection.output, command));
+            match result {
+                Err(e) if saved == credentials::Saved::default() && status(&e) == Some(401) => Err(anyhow::anyhow!(
+                    "{e:#}; log in with `chartyard login`, or pass --username and --password, or --token"
+                )),
+                result => result,
+            }
+        }
     }
-    let client = builder.build()?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(execute(&client, connection.output, command))
+}
+
+/// The HTTP status of a server's error answer.
+fn status(error: &anyhow::Error) -> Option<u16> {
+    error.downcast_ref::<chartyard_client::Error>().and_then(chartyard_client::Error::status)
+}
+
+/// The credentials given by flags or environment variables, if any.
+fn given(connection: &Connection) -> anyhow::Result<Option<credentials::Saved>> {
+    Ok(match (&connection.username, &connection.password, &connection.token) {
+        (Some(user), password, _) => Some(credentials::Saved::basic(user, password.as_deref().unwrap_or_default())),
+        (None, _, Some(token)) => Some(credentials::Saved::token(token)),
+        (None, Some(_), None) => anyhow::bail!("--password needs --username (or use --token)"),
+        (None, None, None) => None,
+    })
+}
+
+/// `login`: the credentials must sign in (`GET /_/whoami`) before they are saved.
+async fn login(connection: &Connection, password_stdin: bool) -> anyhow::Result<()> {
+    let server = credentials::server_key(&connection.server);
+    let saved = if password_stdin {
+        anyhow::ensure!(
+            connection.password.is_none() && connection.token.is_none(),
+            "--password-stdin takes the place of --password and --token"
+        );
+        let mut secret = String::new();
+        std::io::stdin().take(64 * 1024).read_to_string(&mut secret).context("cannot read stdin")?;
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!secret.is_empty() && !secret.contains('\n'), "stdin holds no password (one line expected)");
+        match &connection.username {
+            Some(user) => credentials::Saved::basic(user, secret),
+            None => credentials::Saved::token(secret),
+        }
+    } else {
+        match (&connection.username, &connection.password, &connection.token) {
+            (Some(user), Some(password), _) => credentials::Saved::basic(user, password),
+            (Some(_), None, _) => anyhow::bail!("--username needs --password or --password-stdin"),
+            (None, _, Some(token)) => credentials::Saved::token(token),
+            (None, Some(_), None) => anyhow::bail!("--password needs --username"),
+            (None, None, None) => {
+                anyhow::bail!("login needs --username with --password or --password-stdin, or --token")
+            }
+        }
+    };
+    let client = saved.client(&server)?;
+    let who = client.whoami().await.with_context(|| format!("cannot log in to {server}"))?;
+    if who.access_control && who.user.is_none() {
+        anyhow::bail!("cannot log in to {server}: the server signed these credentials in as nobody");
+    }
+    let path = credentials::save(&server, saved)?;
+    if !who.access_control {
+        eprintln!("note: {server} does not check credentials (access control is off)");
+    }
+    let out = Printer { output: connection.output };
+    match out.output {
+        Output::Json | Output::Yaml => out.value(&who),
+        Output::Table => {
+            let user = who.user.as_deref().unwrap_or("anonymous");
+            let token = who.token.as_deref().map(|id| format!(" with token {id}")).unwrap_or_default();
+            out.done(&format!("logged in to {server} as {user}{token}; saved in {}", path.display()))
+        }
+    }
+}
+
+/// `logout`: forgets the server's saved credentials; nothing saved is not an error.
+fn logout(connection: &Connection) -> anyhow::Result<()> {
+    let server = credentials::server_key(&connection.server);
+    let out = Printer { output: connection.output };
+    if credentials::remove(&server)? {
+        out.done(&format!("logged out of {server}"))
+    } else {
+        out.done(&format!("not logged in to {server}"))
+    }
 }
 
 async fn execute(client: &Client, output: Output, command: ClientCommand) -> anyhow::Result<()> {
@@ -146,7 +291,7 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
         ClientCommand::Versions { space, chart } => {
             let metadata = client.chart_metadata(&space, &chart, Page::all()).await?;
             match out.output {
-                Output::Json => out.value(&metadata.items),
+                Output::Json | Output::Yaml => out.value(&metadata.items),
                 Output::Table => {
                     let rows: Vec<Vec<String>> = metadata
                         .items
@@ -189,7 +334,9 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
             let path = destination.join(format!("{chart}-{version}.tgz"));
             download(client, &space, &chart, &version, &path).await?;
             match out.output {
-                Output::Json => out.value(&serde_json::json!({ "chart": chart, "version": version, "path": path })),
+                Output::Json | Output::Yaml => {
+                    out.value(&serde_json::json!({ "chart": chart, "version": version, "path": path }))
+                }
                 Output::Table => out.done(&format!("pulled {chart} {version} to {}", path.display())),
             }
         }
@@ -239,14 +386,71 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
         ClientCommand::Mirror { source_url, space } => {
             let report = crate::mirror::mirror(client, &source_url, &space).await?;
             match out.output {
-                Output::Json => out.value(&report),
+                Output::Json | Output::Yaml => out.value(&report),
                 Output::Table => out.done(&format!(
                     "mirrored {source_url} into {space}: {} copied ({} with provenance), {} already there",
                     report.copied, report.with_provenance, report.skipped
                 )),
             }
         }
+        ClientCommand::Token(command) => token(client, &out, command).await,
+        ClientCommand::Login { .. } | ClientCommand::Logout => unreachable!("run handles login and logout"),
     }
+}
+
+async fn token(client: &Client, out: &Printer, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { spaces, role, expires, description } => {
+            let request =
+                NewToken { spaces, role: role.map(Role::from), expires, description: description.unwrap_or_default() };
+            let token = client.create_token(&request).await?;
+            if out.output != Output::Table {
+                return out.value(&token);
+            }
+            let secret = token.token.as_deref().context("the server's answer holds no token")?;
+            eprintln!(
+                "created token {} for {} ({} in {}, expires {}); store it now, it is not shown again",
+                token.id,
+                token.owner,
+                token.role.map_or("owner's role", Role::as_str),
+                spaces_text(&token),
+                token.expires.as_deref().unwrap_or("never"),
+            );
+            println!("{secret}");
+            Ok(())
+        }
+        TokenCommand::List { all } => {
+            let tokens = client.list_tokens(all).await?;
+            if out.output != Output::Table {
+                return out.value(&tokens);
+            }
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.owner.clone(),
+                        spaces_text(t),
+                        t.role.map_or("owner's", Role::as_str).to_string(),
+                        t.created.clone(),
+                        t.expires.clone().unwrap_or_else(|| "never".into()),
+                        t.last_used.clone().unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "OWNER", "SPACES", "ROLE", "CREATED", "EXPIRES", "LAST USED"], &rows);
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            client.revoke_token(&id).await?;
+            out.done(&format!("revoked token {id}"))
+        }
+    }
+}
+
+/// A token's space patterns for people: `all spaces` when it is not limited.
+fn spaces_text(token: &Token) -> String {
+    if token.spaces.is_empty() { "all spaces".into() } else { token.spaces.join(",") }
 }
 
 fn read(path: &Path) -> anyhow::Result<Bytes> {
@@ -305,6 +509,7 @@ impl Printer {
     fn value<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
+            Output::Yaml => print!("{}", chartyard_core::yaml::to_yaml(value)?),
             Output::Table => {
                 let value = serde_json::to_value(value)?;
                 let rows: Vec<Vec<String>> = value
@@ -325,7 +530,9 @@ impl Printer {
     fn document<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(value)?),
-            Output::Table => print!("{}", chartyard_core::yaml::to_yaml(&serde_json::to_value(value)?)?),
+            Output::Table | Output::Yaml => {
+                print!("{}", chartyard_core::yaml::to_yaml(&serde_json::to_value(value)?)?)
+            }
         }
         Ok(())
     }
@@ -333,6 +540,7 @@ impl Printer {
     fn list(&self, items: &[String], header: &str) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
+            Output::Yaml => print!("{}", chartyard_core::yaml::to_yaml(&items)?),
             Output::Table => print_table(&[header], &items.iter().map(|i| vec![i.clone()]).collect::<Vec<_>>()),
         }
         Ok(())
@@ -341,6 +549,9 @@ impl Printer {
     fn done(&self, message: &str) -> anyhow::Result<()> {
         match self.output {
             Output::Json => println!("{}", serde_json::json!({ "ok": true, "message": message })),
+            Output::Yaml => {
+                print!("{}", chartyard_core::yaml::to_yaml(&serde_json::json!({ "ok": true, "message": message }))?)
+            }
             Output::Table => println!("{message}"),
         }
         Ok(())
@@ -361,5 +572,152 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     line(headers.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Credentials saved by `login`, per server URL, in `credentials.json` of the config folder
+/// (`$CHARTYARD_CONFIG_DIR`, else `$XDG_CONFIG_HOME/chartyard`, else
+/// `~/.config/chartyard`). The file is readable by its owner only (0600), and replaced
+/// whole through a temporary file, so a crash never leaves half of it.
+mod credentials {
+    use std::collections::BTreeMap;
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    use anyhow::Context;
+    use chartyard_client::Client;
+    use serde::{Deserialize, Serialize};
+
+    const FILE: &str = "credentials.json";
+    /// A larger file is not one `login` wrote.
+    const MAX_FILE: u64 = 1 << 20;
+
+    /// One server's credentials: a user and password, or a token.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Saved {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub username: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub password: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub token: Option<String>,
+    }
+
+    impl Saved {
+        pub fn basic(user: &str, password: &str) -> Self {
+            Self { username: Some(user.into()), password: Some(password.into()), token: None }
+        }
+
+        pub fn token(token: &str) -> Self {
+            Self { username: None, password: None, token: Some(token.into()) }
+        }
+
+        /// A client of `server` sending these credentials (none: anonymous).
+        pub fn client(&self, server: &str) -> anyhow::Result<Client> {
+            let mut builder = Client::builder(server);
+            if let Some(user) = &self.username {
+                builder = builder.basic_auth(user, self.password.clone().unwrap_or_default());
+            } else if let Some(token) = &self.token {
+                builder = builder.bearer_token(token);
+            }
+            Ok(builder.build()?)
+        }
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    struct File {
+        #[serde(default)]
+        servers: BTreeMap<String, Saved>,
+    }
+
+    /// The key of a server: its URL without a trailing slash.
+    pub fn server_key(server: &str) -> String {
+        server.trim_end_matches('/').to_string()
+    }
+
+    fn folder() -> anyhow::Result<PathBuf> {
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = set("CHARTYARD_CONFIG_DIR") {
+            return Ok(dir);
+        }
+        if let Some(dir) = set("XDG_CONFIG_HOME").filter(|d| d.is_absolute()) {
+            return Ok(dir.join("chartyard"));
+        }
+        let home = set("HOME").context("no config folder: set CHARTYARD_CONFIG_DIR or HOME")?;
+        Ok(home.join(".config").join("chartyard"))
+    }
+
+    fn read(path: &std::path::Path) -> anyhow::Result<File> {
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(File::default()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE + 1), &mut text)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        anyhow::ensure!(text.len() as u64 <= MAX_FILE, "{} is larger than credentials ever are", path.display());
+        serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a credentials file; remove it and log in again", path.display()))
+    }
+
+    fn write(path: &std::path::Path, file: &File) -> anyhow::Result<()> {
+        if file.servers.is_empty() {
+            return match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("cannot remove {}", path.display()))
+                }
+                _ => Ok(()),
+            };
+        }
+        let dir = path.parent().expect("the file is in a folder");
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let partial = dir.join(format!(".{FILE}.{}.partial", std::process::id()));
+        let _ = std::fs::remove_file(&partial);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let result = options.open(&partial).and_then(|mut out| {
+            out.write_all(&serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?)?;
+            out.write_all(b"\n")?;
+            out.sync_all()
+        });
+        if let Err(e) = result.and_then(|()| std::fs::rename(&partial, path)) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
+        Ok(())
+    }
+
+    /// The credentials saved for `server`, if any.
+    pub fn load(server: &str) -> anyhow::Result<Option<Saved>> {
+        // Without a config folder there is nothing saved.
+        let Ok(dir) = folder() else { return Ok(None) };
+        Ok(read(&dir.join(FILE))?.servers.remove(&server_key(server)))
+    }
+
+    /// Saves `saved` for `server`, keeping other servers' entries; answers the file's path.
+    pub fn save(server: &str, saved: Saved) -> anyhow::Result<PathBuf> {
+        let path = folder()?.join(FILE);
+        let mut file = read(&path)?;
+        file.servers.insert(server_key(server), saved);
+        write(&path, &file)?;
+        Ok(path)
+    }
+
+    /// Removes `server`'s entry; answers whether there was one.
+    pub fn remove(server: &str) -> anyhow::Result<bool> {
+        let path = folder()?.join(FILE);
+        let mut file = read(&path)?;
+        if file.servers.remove(&server_key(server)).is_none() {
+            return Ok(false);
+        }
+        write(&path, &file)?;
+        Ok(true)
     }
 }

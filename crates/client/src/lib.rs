@@ -1,6 +1,7 @@
-//! A client for chartyard's `/api/v1` API (the seed's REST API) and its ChartMuseum-style
-//! uploads. The JSON types are the server's own ([`chartyard_core::wire`]), so the two
-//! cannot drift apart.
+//! A client for chartyard's `/api/v1` API (the seed's REST API), its ChartMuseum-style
+//! uploads and its own routes under `/_/` (who the credentials sign in as, API tokens).
+//! The JSON types are the server's own ([`chartyard_core::wire`]), so the two cannot drift
+//! apart.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), chartyard_client::Error> {
@@ -23,8 +24,10 @@ use bytes::Bytes;
 use chartyard_core::wire::{ChartLink, ErrorBody, Link, ListResponse, Metadata};
 use reqwest::{Method, RequestBuilder, StatusCode, multipart};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use chartyard_core::access::Role;
 pub use chartyard_core::metadata::ChartMetadata;
 /// The HTTP client underneath, for callers that need the same version.
 pub use reqwest;
@@ -119,6 +122,70 @@ pub struct ComposePreview {
     pub metadata: Metadata,
     pub values: Value,
 }
+
+/// Who a client's credentials sign in as (`GET /_/whoami`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The signed-in user; none for anonymous callers and on servers without access control.
+    pub user: Option<String>,
+    /// Whether the server checks credentials at all.
+    #[serde(rename = "accesscontrol")]
+    pub access_control: bool,
+    /// Whether the caller is a global admin (everyone is, without access control).
+    pub admin: bool,
+    /// The id of the API token the caller signed in with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// What a new API token may do (`POST /_/tokens`); every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NewToken {
+    /// Space patterns (`team-*`) the token is limited to; none: every space its owner may use.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spaces: Vec<String>,
+    /// The most the token may do in a space; none: what its owner may do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// How long the token lives (`30d`, `12h`, `1h 30m`); none: the longest the server
+    /// allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// A note for people listing tokens (`ci of project x`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// An API token as the server shows it. The secret (`token`) is only in the answer to
+/// [`Client::create_token`]; the server keeps only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    /// The user the token signs in as.
+    pub owner: String,
+    /// Space patterns the token is limited to; empty: not limited by space.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spaces: Vec<String>,
+    /// The most the token may do; none: what its owner may do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// When it stops working (RFC 3339); none: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// When it was last used (RFC 3339, roughly); none: never.
+    #[serde(default, rename = "lastused", skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The token itself (`cyt_...`), to send as a password or bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// Tokens asked for per request when listing them all.
+const TOKEN_PAGE: u64 = 100;
 
 /// A client of one chartyard server.
 #[derive(Debug, Clone)]
@@ -341,6 +408,45 @@ impl Client {
     pub async fn chart_latest_metadata(&self, space: &str, chart: &str) -> Result<Metadata> {
         let path = format!("/api/v1/spaces/{}/charts/{}/metadata/latest", segment(space), segment(chart));
         self.json(self.request(Method::GET, &path)).await
+    }
+
+    // ---- sign-in and API tokens ----
+
+    /// Who this client's credentials sign in as. Credentials the server refuses are an
+    /// [`Error::Api`] with status 401.
+    pub async fn whoami(&self) -> Result<WhoAmI> {
+        self.json(self.request(Method::GET, "/_/whoami")).await
+    }
+
+    /// Creates an API token for the signed-in user; the answer holds the token itself,
+    /// which the server never shows again. Needs a password: a client signed in with a
+    /// token gets 403.
+    pub async fn create_token(&self, token: &NewToken) -> Result<Token> {
+        self.json(self.request(Method::POST, "/_/tokens").json(token)).await
+    }
+
+    /// The signed-in user's tokens, or with `all` every user's (global admins only; others
+    /// get 403). Reads every page.
+    pub async fn list_tokens(&self, all: bool) -> Result<Vec<Token>> {
+        let mut tokens = Vec::new();
+        loop {
+            let mut request = self.paged("/_/tokens", Page { start: tokens.len() as u64, limit: TOKEN_PAGE });
+            if all {
+                request = request.query(&[("all", "true")]);
+            }
+            let page: ListResponse<Token> = self.json(request).await?;
+            let done = page.items.is_empty() || tokens.len() + page.items.len() >= page.metadata.total;
+            tokens.extend(page.items);
+            if done {
+                return Ok(tokens);
+            }
+        }
+    }
+
+    /// Revokes a token: it stops working at once, and so do bearer tokens made from it.
+    /// Only its owner or a global admin may; for anyone else it is absent (404).
+    pub async fn revoke_token(&self, id: &str) -> Result<()> {
+        self.empty(self.request(Method::DELETE, &format!("/_/tokens/{}", segment(id)))).await
     }
 
     // ---- ChartMuseum-style and health ----

@@ -1,5 +1,7 @@
 //! `chartyard-client` against a real chartyard server, run as a process (this crate cannot
 //! depend on the server crates): every `Client` method once, and the typed errors.
+//! Token methods run against a server with access control (an htpasswd file of
+//! [`USERS`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once, mpsc};
 use std::time::Duration;
 
-use chartyard_client::{Client, ComposePreview, Error, Page, reqwest};
+use chartyard_client::{Client, ComposePreview, Error, NewToken, Page, Role, Token, reqwest};
 use chartyard_core::wire::{ListResponse, Metadata};
 use chartyard_testkit::TempDir;
 use serde_json::{Value, json};
@@ -61,12 +63,51 @@ struct Server {
     _data: TempDir,
 }
 
+/// The users of [`Server::start_with_auth`]: name and password.
+const USERS: &[(&str, &str)] = &[("admin", "admin-pw"), ("alice", "alice-pw"), ("bob", "bob-pw")];
+
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with access control: [`USERS`] in an htpasswd file, `admin` a global
+    /// admin, alice writing and bob reading `team-*`.
+    fn start_with_auth() -> (Self, TempDir) {
+        let config = TempDir::new("config");
+        let mut htpasswd = String::new();
+        for (user, password) in USERS {
+            let mut child = Command::new(server_binary())
+                .args(["hash-password", "--cost", "4", user])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("run chartyard hash-password");
+            child.stdin.as_mut().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "hash-password failed");
+            htpasswd.push_str(&String::from_utf8(output.stdout).unwrap());
+        }
+        let htpasswd_path = config.path.join("htpasswd");
+        std::fs::write(&htpasswd_path, htpasswd).unwrap();
+        let yaml = format!(
+            "manager:\n  parameters:\n    storagedriver: filesystem\nauth:\n  htpasswd: {}\n  admins: [admin]\n  \
+             rules:\n    - spaces: [\"team-*\"]\n      users: {{alice: write, bob: read}}\n  faileddelay: 1ms\n  \
+             maxfailures: 10000\n",
+            htpasswd_path.display()
+        );
+        let config_path = config.path.join("config.yaml");
+        std::fs::write(&config_path, yaml).unwrap();
+        let server = Self::start_with(&[std::ffi::OsStr::new("--config"), config_path.as_os_str()]);
+        (server, config)
+    }
+
+    fn start_with(extra_args: &[&std::ffi::OsStr]) -> Self {
         let data = TempDir::new("data");
         let mut child = Command::new(server_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--root-directory"])
             .arg(&data.path)
+            .args(extra_args)
             .env("CHARTYARD_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -88,6 +129,12 @@ impl Server {
 
     fn client(&self) -> Client {
         Client::new(&self.base).unwrap()
+    }
+
+    /// A client signed in as a user of [`USERS`].
+    fn user(&self, user: &str) -> Client {
+        let password = USERS.iter().find(|(name, _)| *name == user).expect("a test user").1;
+        Client::builder(&self.base).basic_auth(user, password).build().unwrap()
     }
 
     /// A raw GET, to compare the client's view with what the server says.
@@ -530,4 +577,84 @@ async fn credentials_and_paths_are_sent_as_given() {
     assert!(head.to_ascii_lowercase().contains("authorization: bearer t0ken"), "{head}");
     let head = find("GET /api/v1/spaces?start=2&limit=5 ");
     assert!(!head.to_ascii_lowercase().contains("authorization"), "{head}");
+}
+
+// ---- sign-in and API tokens ----
+
+#[tokio::test]
+async fn whoami_and_tokens_are_created_listed_and_revoked() {
+    let (server, _config) = Server::start_with_auth();
+    let alice = server.user("alice");
+    let who = alice.whoami().await.unwrap();
+    assert_eq!((who.user.as_deref(), who.access_control, who.admin, who.token), (Some("alice"), true, false, None));
+    assert!(server.user("admin").whoami().await.unwrap().admin);
+    assert_eq!(server.client().whoami().await.unwrap().user, None, "anonymous");
+    let wrong = Client::builder(&server.base).basic_auth("alice", "wrong").build().unwrap();
+    let (status, message, _) = api_error(wrong.whoami().await.unwrap_err());
+    assert_eq!(status, 401);
+    assert!(!message.is_empty());
+    let (status, _, _) = api_error(wrong.list_tokens(false).await.unwrap_err());
+    assert_eq!(status, 401);
+
+    // Created with every field; the answer holds the token, which signs in as alice.
+    let request = NewToken {
+        spaces: vec!["team-*".into()],
+        role: Some(Role::Read),
+        expires: Some("1h".into()),
+        description: "ci".into(),
+    };
+    let created = alice.create_token(&request).await.unwrap();
+    assert_eq!(created.owner, "alice");
+    assert_eq!(
+        (created.spaces.clone(), created.role, created.description.as_str()),
+        (vec!["team-*".to_string()], Some(Role::Read), "ci")
+    );
+    assert!(created.expires.is_some() && created.last_used.is_none(), "{created:?}");
+    let secret = created.token.clone().expect("the token, once");
+    assert!(secret.starts_with(&format!("cyt_{}_", created.id)), "{secret}");
+    let by_token = Client::builder(&server.base).bearer_token(&secret).build().unwrap();
+    let who = by_token.whoami().await.unwrap();
+    assert_eq!((who.user.as_deref(), who.token.as_deref()), (Some("alice"), Some(created.id.as_str())));
+    let (status, message, _) = api_error(by_token.create_token(&NewToken::default()).await.unwrap_err());
+    assert_eq!(status, 403);
+    assert!(message.contains("password"), "{message}");
+    let (status, message, _) = api_error(
+        alice.create_token(&NewToken { expires: Some("soon".into()), ..NewToken::default() }).await.unwrap_err(),
+    );
+    assert_eq!(status, 400);
+    assert!(message.contains("soon"), "{message}");
+
+    // Listings read every page: more tokens than one page holds.
+    let bob = server.user("bob");
+    for _ in 0..60 {
+        alice.create_token(&NewToken::default()).await.unwrap();
+        bob.create_token(&NewToken::default()).await.unwrap();
+    }
+    let mine = alice.list_tokens(false).await.unwrap();
+    assert_eq!(mine.len(), 61);
+    assert!(mine.iter().all(|t| t.owner == "alice" && t.token.is_none()));
+    let listed = mine.iter().find(|t| t.id == created.id).expect("the first token");
+    assert_eq!(
+        Token { token: created.token.clone(), last_used: None, ..listed.clone() },
+        Token { last_used: None, ..created.clone() }
+    );
+    let all = server.user("admin").list_tokens(true).await.unwrap();
+    assert_eq!(all.len(), 121);
+    let mut ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 121, "no token twice");
+    let (status, _, _) = api_error(alice.list_tokens(true).await.unwrap_err());
+    assert_eq!(status, 403);
+
+    // Revoked by its owner: it stops working; bob cannot see it to revoke it.
+    let (status, _, _) = api_error(bob.revoke_token(&created.id).await.unwrap_err());
+    assert_eq!(status, 404);
+    by_token.whoami().await.unwrap();
+    alice.revoke_token(&created.id).await.unwrap();
+    let (status, _, _) = api_error(by_token.whoami().await.unwrap_err());
+    assert_eq!(status, 401);
+    assert_eq!(alice.list_tokens(false).await.unwrap().len(), 60);
+    let (status, _, _) = api_error(alice.revoke_token(&created.id).await.unwrap_err());
+    assert_eq!(status, 404);
 }

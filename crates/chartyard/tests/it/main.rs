@@ -8,6 +8,7 @@ mod access;
 mod bad_input;
 mod chartmuseum_api;
 mod cli;
+mod cli_auth;
 mod cli_config;
 mod cm_push;
 mod compose;
