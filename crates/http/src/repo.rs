@@ -111,22 +111,33 @@ async fn chart_file(
         (None, Some(stem)) => (stem, false),
         _ => return Err(CmError::not_found(format!("{} is not a chart archive or provenance file", echo(file)))),
     };
-    let (chart, version) = resolve_file_name(&app, &space, stem).await?;
     if provenance {
+        let (chart, version) = resolve_file_name(&app, &space, stem).await?;
         let prov = app.registry.provenance(&space, &chart, &version).await?;
         return Ok(([(header::CONTENT_TYPE, "application/pgp-signature")], prov).into_response());
     }
-    Ok(crate::api_v1::archive_response(&app, &space, &chart, &version).await?)
+    // Opening the archive is the lookup: one read of the index per split tried.
+    for (chart, version) in splits(stem) {
+        match crate::api_v1::archive_response(&app, &space, chart, version).await {
+            Err(RegistryError::NotFound(_)) => continue,
+            answer => return Ok(answer?),
+        }
+    }
+    Err(CmError::not_found(format!("{}.tgz not found", echo(stem))))
+}
+
+/// The ways `name-version` splits into a valid name and a valid version (names and
+/// pre-releases both contain dashes).
+fn splits(stem: &str) -> impl Iterator<Item = (&str, &str)> {
+    stem.match_indices('-')
+        .map(|(i, _)| (&stem[..i], &stem[i + 1..]))
+        .filter(|(chart, version)| is_valid_name(chart) && parse_version(version).is_ok())
 }
 
 /// Splits `name-version` where both parts are valid and the version exists. Names and
 /// pre-releases both contain dashes, so every split is tried.
 pub(crate) async fn resolve_file_name(app: &AppState, space: &str, stem: &str) -> Result<(String, String), CmError> {
-    for (i, _) in stem.match_indices('-') {
-        let (chart, version) = (&stem[..i], &stem[i + 1..]);
-        if !is_valid_name(chart) || parse_version(version).is_err() {
-            continue;
-        }
+    for (chart, version) in splits(stem) {
         match app.registry.version(space, chart, version).await {
             Ok(_) => return Ok((chart.to_string(), version.to_string())),
             Err(RegistryError::NotFound(_)) => continue,
