@@ -49,6 +49,9 @@ pub struct AuthSection {
     realm: Option<String>,
     /// The `service` bearer tokens are issued for (default `chartyard`).
     service: Option<String>,
+    /// Addresses or networks (`10.0.0.0/8`) of proxies whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    trustedproxies: Vec<String>,
 }
 
 fn duration(key: &str, value: &Option<String>) -> Result<Option<Duration>, String> {
@@ -99,6 +102,13 @@ impl AuthSection {
         if let Some(ttl) = duration("tokencachettl", &self.tokencachettl)? {
             options.token_cache_ttl = ttl;
         }
+        for proxy in &self.trustedproxies {
+            let net = proxy
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| proxy.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("auth.trustedproxies: {proxy:?} is not an address or a network"))?;
+            options.trusted_proxies.push(net);
+        }
         options.realm = self.realm;
         if let Some(service) = self.service {
             options.service = service;
@@ -134,6 +144,7 @@ rules:
     groups: {platform: admin}
 tokenmaxttl: 90d
 bearerttl: 10m
+trustedproxies: [10.0.0.0/8, 192.168.1.7]
 "#,
         )
         .unwrap();
@@ -143,6 +154,7 @@ bearerttl: 10m
         assert_eq!(options.policy.role(Caller::ANONYMOUS, "public-x"), Some(Role::Read));
         assert_eq!(options.bearer_ttl, Duration::from_secs(600));
         assert_eq!(options.token_max_ttl, Some(Duration::from_secs(90 * 86400)));
+        assert_eq!(options.trusted_proxies.len(), 2);
     }
 
     #[test]
@@ -151,5 +163,6 @@ bearerttl: 10m
         assert!(parse("bearerttl: forever").unwrap_err().contains("auth.bearerttl"));
         assert!(parse("anonymous: [{spaces: ['x'], role: owner}]").is_err());
         assert!(parse("unknownkey: 1").is_err());
+        assert!(parse("trustedproxies: [ingress]").unwrap_err().contains("auth.trustedproxies"));
     }
 }

@@ -84,6 +84,9 @@ pub struct AuthOptions {
     pub service: String,
     /// bcrypt checks that run at once (each keeps a CPU busy for ~100 ms).
     pub bcrypt_concurrency: usize,
+    /// Proxies whose `X-Forwarded-For` names the client (for failed-login limits and the
+    /// audit log); behind an ingress, every client would otherwise be the ingress.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl AuthOptions {
@@ -101,6 +104,7 @@ impl AuthOptions {
             realm: None,
             service: "chartyard".into(),
             bcrypt_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -151,7 +155,8 @@ pub struct Caller {
     pub identity: Identity,
     proof: Proof,
     access: Option<Arc<AccessControl>>,
-    peer: Option<SocketAddr>,
+    /// The client's address: the peer's, or what a trusted proxy says it forwarded.
+    client: Option<IpAddr>,
     https: bool,
 }
 
@@ -421,12 +426,13 @@ fn deny(protocol: Protocol, denied: Denied, challenge: &Challenge<'_>) -> Respon
 
 /// The identity layer: checks the request's credentials and leaves its [`Caller`].
 pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let https = request.extensions().get::<Scheme>().is_some_and(|s| *s == Scheme::HTTPS);
     let caller = match access {
-        None => Caller { identity: Identity::default(), proof: Proof::Accepted, access: None, peer, https },
+        None => Caller { identity: Identity::default(), proof: Proof::Accepted, access: None, client: peer, https },
         Some(access) => {
-            let (mut identity, mut proof) = access.check(request.headers(), peer).await;
+            let client = peer.map(|peer| access.client(peer, request.headers()));
+            let (mut identity, mut proof) = access.check(request.headers(), client).await;
             // A bearer token of the token endpoint grants OCI scopes, which say nothing of
             // the other APIs: there it would act for its whole user, whatever its scopes.
             let path = request.uri().path();
@@ -434,7 +440,7 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
                 identity = Identity::default();
                 proof = Proof::Rejected("a bearer token of /_/token is for the OCI API (/v2/) only");
             }
-            Caller { identity, proof, access: Some(access), peer, https }
+            Caller { identity, proof, access: Some(access), client, https }
         }
     };
     // Every write gets one audit line: who, what, from where, and how it ended. A token
@@ -446,7 +452,7 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
         chartyard_core::error::shorten(&mut path, 512);
         path
     });
-    let (user, via) = (caller.name().to_string(), caller.identity.via());
+    let (user, via, client) = (caller.name().to_string(), caller.identity.via(), caller.client);
     request.extensions_mut().insert(caller);
     let response = next.run(request).await;
     if let Some(path) = path {
@@ -454,7 +460,7 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
             target: "chartyard::audit",
             user,
             via,
-            client = %peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            client = %client.map(|ip| ip.to_string()).unwrap_or_default(),
             %method,
             path,
             status = response.status().as_u16(),
@@ -621,7 +627,7 @@ impl AccessControl {
     }
 
     /// Checks a request's credentials.
-    async fn check(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> (Identity, Proof) {
+    async fn check(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> (Identity, Proof) {
         let Some(value) = headers.get(header::AUTHORIZATION) else { return (Identity::default(), Proof::Accepted) };
         if self.throttled(peer) {
             return (Identity::default(), Proof::Throttled);
@@ -788,14 +794,32 @@ impl AccessControl {
             .then_some(claims)
     }
 
-    fn throttled(&self, peer: Option<SocketAddr>) -> bool {
-        let Some(ip) = peer.map(|p| p.ip()) else { return false };
+    /// Where a request comes from: the peer, unless the peer is a trusted proxy, in which
+    /// case the last address of `X-Forwarded-For` that is not one (a client can prepend
+    /// anything to that header, but not what the proxies appended after it).
+    fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.options.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        forwarded.iter().rev().find(|ip| !trusted(ip)).or(forwarded.first()).copied().unwrap_or(peer)
+    }
+
+    fn throttled(&self, peer: Option<IpAddr>) -> bool {
+        let Some(ip) = peer else { return false };
         let failures = self.failures.lock().expect("failures lock");
         failures.get(&ip).is_some_and(|f| f.since.elapsed() < FAILURE_WINDOW && f.count >= self.options.max_failures)
     }
 
-    fn failed(&self, peer: Option<SocketAddr>) {
-        let Some(ip) = peer.map(|p| p.ip()) else { return };
+    fn failed(&self, peer: Option<IpAddr>) {
+        let Some(ip) = peer else { return };
         let mut failures = self.failures.lock().expect("failures lock");
         if failures.len() >= MAX_TRACKED_CLIENTS {
             failures.retain(|_, f| f.since.elapsed() < FAILURE_WINDOW);
@@ -925,7 +949,7 @@ fn token_answer(token: String, ttl: u64) -> Response {
 
 /// The caller of a password grant: its user and password from the form.
 pub(crate) async fn password_grant(access: &AccessControl, caller: &Caller, user: &str, password: &str) -> Caller {
-    let peer = caller.peer;
+    let peer = caller.client;
     if access.throttled(peer) {
         return Caller { proof: Proof::Throttled, identity: Identity::default(), ..caller.clone() };
     }

@@ -171,3 +171,41 @@ fn a_token_revokes_only_itself() {
         .unwrap();
     assert_eq!(by_password.status(), 204);
 }
+
+#[test]
+fn behind_a_trusted_proxy_failed_logins_count_per_forwarded_client() {
+    let auth = "  admins: [admin]\n  faileddelay: 1ms\n  maxfailures: 2\n  trustedproxies: [127.0.0.1]\n";
+    let server = Server::start_with_auth(auth, &[]);
+    let spaces = server.api("/spaces");
+    let sign_in = |client_address: &str, password: &str| {
+        crate::common::client()
+            .get(&spaces)
+            .header("x-forwarded-for", client_address)
+            .basic_auth("admin", Some(password))
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(sign_in("10.1.1.1", "guess"), 401);
+    assert_eq!(sign_in("10.1.1.1", "guess"), 401);
+    assert_eq!(sign_in("10.1.1.1", password("admin")), 429);
+    assert_eq!(sign_in("10.1.1.2", password("admin")), 200, "another client behind the same proxy");
+    // What a client prepends is not believed: the proxy appended the real address last.
+    assert_eq!(sign_in("10.1.1.2, 10.1.1.1", password("admin")), 429);
+
+    let direct = Server::start_with_auth("  admins: [admin]\n  faileddelay: 1ms\n  maxfailures: 2\n", &[]);
+    let spaces = direct.api("/spaces");
+    for address in ["10.2.0.1", "10.2.0.2"] {
+        let status = client()
+            .get(&spaces)
+            .header("x-forwarded-for", address)
+            .basic_auth("admin", Some("guess"))
+            .send()
+            .unwrap()
+            .status();
+        assert_eq!(status, 401);
+    }
+    let status =
+        client().get(&spaces).header("x-forwarded-for", "10.2.0.3").basic_auth("admin", Some(password("admin"))).send();
+    assert_eq!(status.unwrap().status(), 429, "without trusted proxies the header is ignored");
+}
