@@ -170,6 +170,8 @@ fn helm_registry_login_push_pull_and_logout() {
         assert!(text(&logged_in).contains("Login Succeeded"), "{}", text(&logged_in));
         helm.run(&["push", &v1_path, &registry]);
         assert_eq!(versions(&server, &team, "web"), ["1.0.0"]);
+        let record = format!("charts/{team}/");
+        assert!(stored(&server).iter().any(|path| path.starts_with(&record)), "stored() sees records");
         helm.run(&["pull", &format!("{registry}/web"), "--version", "1.0.0", "-d", dir]);
         assert_eq!(std::fs::read(out.path.join("web-1.0.0.tgz")).unwrap(), v1);
 
@@ -471,6 +473,7 @@ fn crane_logs_in_pushes_pulls_lists_and_catalogs() {
     // alice pushes, copies and lists; bob pulls and lists.
     succeeds(&mut crane("alice", &["append", "-f", &layer, "-t", &image]));
     assert_eq!(tags(&server, "team-crane/img"), ["v1"]);
+    assert!(stored(&server).iter().any(|path| path.starts_with("oci/team-crane/")), "stored() sees OCI content");
     succeeds(&mut crane("alice", &["copy", &image, &format!("{host}/team-crane/copy:v1")]));
     assert_eq!(tags(&server, "team-crane/copy"), ["v1"]);
     for user in ["alice", "bob"] {
