@@ -6,7 +6,7 @@ use crate::common::{ChartBuilder, Helm, Server, TempDir, client, json, peer, pee
 use serde_json::Value;
 
 /// A helm binary with the cm-push plugin installed in its own isolated folders.
-fn helm_with_cm_push(major: u8) -> Option<Helm> {
+pub(crate) fn helm_with_cm_push(major: u8) -> Option<Helm> {
     let helm = Helm::new(major, "cm-push-helm")?;
     let (plugin_binary, manifest) = (peer("helm-cm-push")?, peer_file("helm-push-plugin.yaml")?);
     // Installed as `helm plugin install` would leave it, without the network.

@@ -5,6 +5,7 @@
 mod common;
 
 mod access;
+mod auth_clients;
 mod bad_input;
 mod chartmuseum_api;
 mod cli;

@@ -1105,7 +1105,7 @@ fn deleting_a_chart_tag_deletes_the_version_everywhere() {
 // ---- real clients, when installed ----
 
 /// An OCI image layout (`oci:` transport) holding one small image tagged `tag`.
-fn write_oci_layout(dir: &Path, tag: &str, file: &[u8]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn write_oci_layout(dir: &Path, tag: &str, file: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let layer_tar = ChartBuilder::empty().file("hello.txt", file.to_vec()).tar();
     let layer = crate::common::gzip(&layer_tar);
     let config = serde_json::to_vec(&json!({
