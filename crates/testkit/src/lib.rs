@@ -145,3 +145,16 @@ pub fn sha256(data: &[u8]) -> String {
 pub fn digest_of(data: &[u8]) -> String {
     format!("sha256:{}", sha256(data))
 }
+
+/// The OCI descriptor of `data`.
+pub fn descriptor(media_type: &str, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()})
+}
+
+/// Manifest bytes, pretty-printed with a trailing newline so that any re-serialization
+/// by a server would show.
+pub fn manifest_bytes(manifest: &serde_json::Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(manifest).expect("JSON values serialize");
+    bytes.push(b'\n');
+    bytes
+}

@@ -32,7 +32,8 @@ fn run(server: &str, args: &[&str]) -> Output {
     command(server, args).output().expect("run chartyard")
 }
 
-fn describe(args: &[&str], output: &Output) -> String {
+/// A failed command's exit code and output, for assertion messages.
+pub(crate) fn describe(args: &[&str], output: &Output) -> String {
     format!(
         "chartyard {args:?} exited with {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),

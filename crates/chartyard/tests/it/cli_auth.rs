@@ -3,12 +3,13 @@
 //! config folder (`CHARTYARD_CONFIG_DIR`), so no test reads or writes the real home.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{RequestBuilder, multipart};
 use serde_json::Value;
 
+use crate::cli::describe;
 use crate::common::{SEED_TEST1, Server, TempDir, binary, client, password};
 
 const AUTH: &str = "  admins: [admin]\n  rules:\n    - spaces: [\"team-*\"]\n      users: {alice: write, bob: read}\n  faileddelay: 1ms\n  maxfailures: 10000\n";
@@ -30,15 +31,6 @@ fn command(server: &str, config: &Path, args: &[&str]) -> Command {
         .env_remove("CHARTYARD_TOKEN")
         .stdin(Stdio::null());
     command
-}
-
-fn describe(args: &[&str], output: &Output) -> String {
-    format!(
-        "chartyard {args:?} exited with {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// Runs a command that must succeed; answers its stdout.

@@ -251,7 +251,9 @@ pub fn error(response: Response, status: u16) -> String {
     body["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_string()
 }
 
-pub use chartyard_testkit::{ChartBuilder, TempDir, chart_with_noise, gzip, noise, sha256};
+pub use chartyard_testkit::{
+    ChartBuilder, TempDir, chart_with_noise, descriptor, digest_of, gzip, manifest_bytes, noise, sha256,
+};
 
 /// A real Helm binary, when the test tools are installed (`scripts/install-test-tools.sh`).
 /// Under CI a missing binary is a failure, elsewhere the caller skips.

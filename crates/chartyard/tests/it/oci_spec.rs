@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{ChartBuilder, Server, TempDir, chart_config, client, json, run, sha256, tool};
+use crate::common::{
+    ChartBuilder, Server, TempDir, chart_config, client, descriptor, digest_of, json, manifest_bytes, run, sha256, tool,
+};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -23,10 +25,6 @@ const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
 const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
 
 // ---- helpers ----
-
-fn digest_of(data: &[u8]) -> String {
-    format!("sha256:{}", sha256(data))
-}
 
 fn status(response: &Response) -> u16 {
     response.status().as_u16()
@@ -163,18 +161,6 @@ fn blob(server: &Server, repo: &str, digest: &str) -> Vec<u8> {
 
 fn blob_status(server: &Server, repo: &str, digest: &str) -> u16 {
     status(&head(server, &format!("{repo}/blobs/{digest}")))
-}
-
-fn descriptor(media_type: &str, data: &[u8]) -> Value {
-    json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()})
-}
-
-/// Manifest bytes, pretty-printed with a trailing newline so that any re-serialization
-/// by the server would show.
-fn manifest_bytes(manifest: &Value) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(manifest).unwrap();
-    bytes.push(b'\n');
-    bytes
 }
 
 /// An image manifest of a generic artifact, after pushing its config and layers.

@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::app::{TestResponse, multipart};
-use crate::charts::{ChartBuilder, digest_of, sha256};
+use crate::charts::{ChartBuilder, descriptor, digest_of, manifest_bytes, sha256};
 
 /// The host every request names; 401 challenges on `/v2` point at its token endpoint.
 const HOST: &str = "registry.test";
@@ -279,16 +279,6 @@ impl TeamA {
         }
         marks
     }
-}
-
-fn descriptor(media_type: &str, data: &[u8]) -> Value {
-    json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()})
-}
-
-fn manifest_bytes(manifest: &Value) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(manifest).unwrap();
-    bytes.push(b'\n');
-    bytes
 }
 
 // ---- the application and its seed ----

@@ -1,3 +1,3 @@
 //! Chart archives built in memory for the tests.
 
-pub use chartyard_testkit::{ChartBuilder, chart_with_noise, digest_of, sha256};
+pub use chartyard_testkit::{ChartBuilder, chart_with_noise, descriptor, digest_of, manifest_bytes, sha256};

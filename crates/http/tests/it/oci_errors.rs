@@ -3,10 +3,10 @@
 
 use axum::body::Body;
 use axum::http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::{TestApp, TestResponse};
-use crate::charts::{digest_of, sha256};
+use crate::charts::{descriptor, digest_of, manifest_bytes, sha256};
 
 const REPO: &str = "/v2/s/artifact";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -67,16 +67,6 @@ fn accepted_chunk(response: TestResponse, end: usize) -> String {
 
 async fn blob_status(app: &TestApp, repo: &str, digest: &str) -> u16 {
     app.head_url(&format!("{repo}/blobs/{digest}")).await.status
-}
-
-fn descriptor(media_type: &str, data: &[u8]) -> Value {
-    json!({"mediaType": media_type, "digest": digest_of(data), "size": data.len()})
-}
-
-fn manifest_bytes(manifest: &Value) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(manifest).unwrap();
-    bytes.push(b'\n');
-    bytes
 }
 
 /// An image manifest of a generic artifact, after pushing its config and layers.
