@@ -40,6 +40,12 @@ macro_rules! backend_suite {
             }
 
             #[tokio::test]
+            async fn tokens_and_the_signing_key() {
+                let Some(registry) = $open() else { return };
+                check_tokens_and_the_signing_key(&registry).await;
+            }
+
+            #[tokio::test]
             async fn listings_and_index() {
                 let Some(registry) = $open() else { return };
                 check_listings_and_index(&registry).await;
@@ -154,6 +160,44 @@ pub async fn check_deleting_a_deleted_version_is_not_found(registry: &Registry) 
     let again = registry.delete_version("s", "app", "1.0.0").await;
     assert!(matches!(again, Err(RegistryError::NotFound(_))), "{again:?}");
     assert!(matches!(registry.delete_version("s", "app", "3.0.0").await, Err(RegistryError::NotFound(_))));
+}
+
+/// API tokens: created once under their id, read back, listed with their last use, gone
+/// when revoked; the signing key is created by the first caller and read by the others.
+pub async fn check_tokens_and_the_signing_key(registry: &Registry) {
+    use chartyard_core::access::{Role, SpacePattern, TokenLimits};
+    use chartyard_storage::tokens::TokenRecord;
+    let tokens = registry.tokens();
+    let record = |id: &str, owner: &str| TokenRecord {
+        id: id.into(),
+        owner: owner.into(),
+        hash: "ab".repeat(32),
+        created: 1_800_000_000,
+        expires: Some(1_900_000_000),
+        limits: TokenLimits { spaces: vec![SpacePattern::new("team-*").unwrap()], role: Some(Role::Read) },
+        description: "ci".into(),
+    };
+    let first = record("00000000000000a1", "alice");
+    tokens.create(&first).await.unwrap();
+    tokens.create(&record("00000000000000b2", "bob")).await.unwrap();
+    assert!(tokens.create(&record("00000000000000a1", "mallory")).await.is_err(), "an id is never taken twice");
+    assert_eq!(tokens.get("00000000000000a1").await.unwrap(), Some(first.clone()));
+    assert_eq!(tokens.get("00000000000000ff").await.unwrap(), None);
+
+    tokens.mark_used("00000000000000a1").await.unwrap();
+    let listed = tokens.list().await.unwrap();
+    let owners: Vec<&str> = listed.iter().map(|t| t.record.owner.as_str()).collect();
+    assert_eq!(owners, ["alice", "bob"]);
+    assert!(listed[0].last_used.is_some() && listed[1].last_used.is_none());
+
+    assert!(tokens.revoke("00000000000000a1").await.unwrap());
+    assert!(!tokens.revoke("00000000000000a1").await.unwrap());
+    assert_eq!(tokens.get("00000000000000a1").await.unwrap(), None);
+    assert_eq!(tokens.list().await.unwrap().len(), 1);
+
+    let key = tokens.signing_key(&[1; 32]).await.unwrap();
+    assert_eq!(key, vec![1; 32]);
+    assert_eq!(tokens.signing_key(&[2; 32]).await.unwrap(), key, "the first key stays");
 }
 
 pub async fn check_listings_and_index(registry: &Registry) {
