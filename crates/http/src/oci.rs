@@ -83,12 +83,13 @@ pub(crate) fn not_an_endpoint(path: &str) -> Option<Response> {
     })
 }
 
-type Query_ = Query<HashMap<String, String>>;
+/// The query parameters of a request.
+type QueryMap = Query<HashMap<String, String>>;
 
 async fn tags(
     State(app): State<AppState>,
     Path((space, name)): Path<(String, String)>,
-    Query(query): Query_,
+    Query(query): QueryMap,
 ) -> Result<Response, Error> {
     let tags = app.registry.tags(&space, &name).await?;
     let (tags, link) = page(tags, &query, &format!("/v2/{space}/{name}/tags/list"))?;
@@ -99,7 +100,7 @@ async fn tags(
 async fn manifest(
     State(app): State<AppState>,
     Path((space, name, reference)): Path<(String, String, String)>,
-    Query(query): Query_,
+    Query(query): QueryMap,
     request: Request,
 ) -> Result<Response, Error> {
     dispatch(&app, &space, &name, Target::Manifest(&reference), &query, request).await
@@ -108,7 +109,7 @@ async fn manifest(
 async fn blob(
     State(app): State<AppState>,
     Path((space, name, digest)): Path<(String, String, String)>,
-    Query(query): Query_,
+    Query(query): QueryMap,
     request: Request,
 ) -> Result<Response, Error> {
     dispatch(&app, &space, &name, Target::Blob(&digest), &query, request).await
@@ -118,7 +119,7 @@ async fn start_upload(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((space, name)): Path<(String, String)>,
-    Query(mut query): Query_,
+    Query(mut query): QueryMap,
     request: Request,
 ) -> Result<Response, Error> {
     // A mount reads the blob from another repository: one the caller may not pull from
@@ -132,7 +133,7 @@ async fn start_upload(
 async fn upload(
     State(app): State<AppState>,
     Path((space, name, id)): Path<(String, String, String)>,
-    Query(query): Query_,
+    Query(query): QueryMap,
     request: Request,
 ) -> Result<Response, Error> {
     dispatch(&app, &space, &name, Target::Upload(&id), &query, request).await
@@ -141,7 +142,7 @@ async fn upload(
 async fn referrers(
     State(app): State<AppState>,
     Path((space, name, digest)): Path<(String, String, String)>,
-    Query(query): Query_,
+    Query(query): QueryMap,
     request: Request,
 ) -> Result<Response, Error> {
     dispatch(&app, &space, &name, Target::Referrers(&digest), &query, request).await
