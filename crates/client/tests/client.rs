@@ -75,19 +75,10 @@ impl Server {
     /// admin, alice writing and bob reading `team-*`.
     fn start_with_auth() -> (Self, TempDir) {
         let config = TempDir::new("config");
-        let mut htpasswd = String::new();
-        for (user, password) in USERS {
-            let mut child = Command::new(server_binary())
-                .args(["hash-password", "--cost", "4", user])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("run chartyard hash-password");
-            child.stdin.as_mut().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
-            let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "hash-password failed");
-            htpasswd.push_str(&String::from_utf8(output.stdout).unwrap());
-        }
+        let htpasswd: String = USERS
+            .iter()
+            .map(|(user, password)| chartyard_testkit::htpasswd_line(Path::new(&server_binary()), user, password))
+            .collect();
         let htpasswd_path = config.path.join("htpasswd");
         std::fs::write(&htpasswd_path, htpasswd).unwrap();
         let yaml = format!(

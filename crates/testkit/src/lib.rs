@@ -158,3 +158,25 @@ pub fn manifest_bytes(manifest: &serde_json::Value) -> Vec<u8> {
     bytes.push(b'\n');
     bytes
 }
+
+/// An htpasswd line for `user` (bcrypt cost 4, so tests stay fast), made by the chartyard
+/// binary at `binary` (`chartyard hash-password`).
+pub fn htpasswd_line(binary: &std::path::Path, user: &str, password: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(binary)
+        .args(["hash-password", "--cost", "4", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run chartyard hash-password");
+    child
+        .stdin
+        .as_mut()
+        .expect("piped stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write the password");
+    let output = child.wait_with_output().expect("chartyard hash-password ends");
+    assert!(output.status.success(), "chartyard hash-password {user} failed");
+    String::from_utf8(output.stdout).expect("an htpasswd line is text")
+}

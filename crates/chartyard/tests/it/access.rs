@@ -64,14 +64,7 @@ fn the_htpasswd_file_is_read_again_when_it_changes() {
         |user: &str, password: &str| client().get(&spaces).basic_auth(user, Some(password)).send().unwrap().status();
     assert_eq!(sign_in("alice", password("alice")), 200);
     // Alice's line goes, Dave's comes.
-    let mut hash = std::process::Command::new(crate::common::binary())
-        .args(["hash-password", "--cost", "4", "dave"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(hash.stdin.as_mut().unwrap(), b"dave-pw\n").unwrap();
-    let dave = String::from_utf8(hash.wait_with_output().unwrap().stdout).unwrap();
+    let dave = chartyard_testkit::htpasswd_line(std::path::Path::new(crate::common::binary()), "dave", "dave-pw");
     let kept: String = std::fs::read_to_string(&htpasswd)
         .unwrap()
         .lines()

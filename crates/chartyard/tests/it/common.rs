@@ -148,19 +148,10 @@ pub fn password(user: &str) -> &'static str {
 /// file and `auth`'s lines.
 pub fn auth_config(auth: &str, head: &str) -> TempDir {
     let dir = TempDir::new("config");
-    let mut htpasswd = String::new();
-    for (user, password) in USERS {
-        let mut child = Command::new(binary())
-            .args(["hash-password", "--cost", "4", user])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run chartyard hash-password");
-        std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{password}\n").as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "hash-password failed");
-        htpasswd.push_str(&String::from_utf8(output.stdout).unwrap());
-    }
+    let htpasswd: String = USERS
+        .iter()
+        .map(|(user, password)| chartyard_testkit::htpasswd_line(Path::new(binary()), user, password))
+        .collect();
     std::fs::write(dir.path.join("htpasswd"), htpasswd).unwrap();
     let config = format!("{head}auth:\n  htpasswd: {}\n{auth}", dir.path.join("htpasswd").display());
     std::fs::write(dir.path.join("config.yaml"), config).unwrap();
