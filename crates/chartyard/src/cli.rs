@@ -114,6 +114,12 @@ pub enum ClientCommand {
     Charts(ChartsCommand),
     /// List the versions of a chart.
     Versions { space: String, chart: String },
+    /// Search the charts of every space you may read by name, keywords and description.
+    Search {
+        /// Every word must match.
+        #[arg(required = true)]
+        words: Vec<String>,
+    },
     /// Upload a chart archive (with its provenance file).
     Push {
         space: String,
@@ -287,6 +293,30 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
         ClientCommand::Charts(ChartsCommand::List { space }) => {
             let charts = client.list_charts(&space, Page::all()).await?;
             out.list(&charts.items, "CHART")
+        }
+        ClientCommand::Search { words } => {
+            let hits = client.search(&words.join(" "), Page::all()).await?;
+            match out.output {
+                Output::Json | Output::Yaml => out.value(&hits.items),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = hits
+                        .items
+                        .iter()
+                        .map(|h| {
+                            let app_version = h.app_version.clone().unwrap_or_default();
+                            vec![
+                                h.space.clone(),
+                                h.chart.clone(),
+                                h.version.clone(),
+                                app_version,
+                                h.description.clone(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["SPACE", "CHART", "VERSION", "APP VERSION", "DESCRIPTION"], &rows);
+                    Ok(())
+                }
+            }
         }
         ClientCommand::Versions { space, chart } => {
             let metadata = client.chart_metadata(&space, &chart, Page::all()).await?;

@@ -29,6 +29,7 @@ use serde_json::Value;
 
 pub use chartyard_core::access::Role;
 pub use chartyard_core::metadata::ChartMetadata;
+pub use chartyard_core::wire::SearchHit;
 /// The HTTP client underneath, for callers that need the same version.
 pub use reqwest;
 
@@ -275,6 +276,14 @@ impl Client {
 
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         self.empty(self.request(Method::DELETE, &format!("/api/v1/spaces/{}", segment(space)))).await
+    }
+
+    // ---- search ----
+
+    /// The charts of every space the caller may read whose name, keywords or description
+    /// hold every word of `words`, best match first, each at its latest version.
+    pub async fn search(&self, words: &str, page: Page) -> Result<ListResponse<SearchHit>> {
+        self.json(self.paged("/api/v1/search", page).query(&[("q", words)])).await
     }
 
     // ---- charts ----

@@ -16,6 +16,7 @@ pub mod oci;
 pub mod paging;
 pub mod provenance;
 pub mod record;
+pub mod search;
 pub mod values;
 pub mod wire;
 pub mod yaml;

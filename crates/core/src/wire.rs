@@ -42,6 +42,26 @@ pub struct ChartLink {
     pub link: String,
 }
 
+/// A chart found by `GET /api/v1/search`: its latest version, with what a result list shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub space: String,
+    pub chart: String,
+    pub version: String,
+    #[serde(rename = "appVersion", default, skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icon: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deprecated: bool,
+    /// The version's `/api/v1` URL.
+    pub link: String,
+}
+
 /// Every `/api/v1` error: `{"message","reason"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -14,7 +14,7 @@ use chartyard_core::error::bounded;
 use chartyard_core::metadata::ChartMetadata;
 use chartyard_core::names::latest;
 use chartyard_core::paging::Page;
-use chartyard_core::wire::{ChartLink, Link, ListResponse, Metadata};
+use chartyard_core::wire::{ChartLink, Link, ListResponse, Metadata, SearchHit};
 use chartyard_storage::StoredVersion;
 use chartyard_storage::compose::Composed;
 use serde::Serialize;
@@ -35,6 +35,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         // Listing is filtered to what the caller may read; creating checks the named space.
         .route("/spaces", get(list_spaces).post(create_space))
+        // Answers only from the spaces the caller may read.
+        .route("/search", get(search))
         .route("/spaces/{space}", to(Admin, delete(delete_space)))
         .route("/spaces/{space}/charts", to(Read, get(list_charts)).merge(to(Write, post(upload_or_compose))))
         .route("/spaces/{space}/charts/{chart}", to(Delete, delete(delete_chart)))
@@ -128,6 +130,61 @@ async fn create_space(
 async fn delete_space(State(app): State<AppState>, Path(space): Path<String>) -> ApiResult<StatusCode> {
     app.registry.delete_space(&space).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- search ----
+
+/// `GET /api/v1/search?q=WORDS`: the charts of every space the caller may read whose
+/// name, keywords or description hold every word, best match first (the exact name, then
+/// names, keywords, descriptions), each at its latest version; paged like every list.
+async fn search(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(refused) = caller.refused(Protocol::Api, &headers) {
+        return Ok(refused);
+    }
+    let words = chartyard_core::search::Query::parse(query.get("q").map(String::as_str).unwrap_or_default())?;
+    let mut hits = Vec::new();
+    for space in app.registry.list_spaces().await? {
+        if !caller.allows(&space, Action::Read) {
+            continue;
+        }
+        let entries = match app.registry.latest_index_entries(&space).await {
+            // Deleted since it was listed.
+            Err(chartyard_core::RegistryError::NotFound(_)) => continue,
+            entries => entries?,
+        };
+        for (chart, entry) in entries {
+            let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
+            let keywords: Vec<String> = entry
+                .get("keywords")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(|k| k.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            let description = text("description").unwrap_or_default();
+            let searchable =
+                chartyard_core::search::Searchable { name: &chart, description: &description, keywords: &keywords };
+            let Some(rank) = words.rank(searchable) else { continue };
+            let version = text("version").unwrap_or_default();
+            let hit = SearchHit {
+                link: version_link(&space, &chart, &version),
+                space: space.clone(),
+                version,
+                app_version: text("appVersion"),
+                description,
+                keywords,
+                icon: text("icon"),
+                deprecated: entry.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
+                chart,
+            };
+            hits.push((rank, hit));
+        }
+    }
+    hits.sort_by(|(a, x), (b, y)| (a, &x.chart, &x.space).cmp(&(b, &y.chart, &y.space)));
+    page_of(&query, hits.into_iter().map(|(_, hit)| hit).collect())
 }
 
 // ---- charts ----

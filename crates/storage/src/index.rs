@@ -65,6 +65,9 @@ const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 /// A chart's name and its index entries, newest version first.
 pub(crate) type ChartEntries = (String, Vec<Map<String, Value>>);
 
+/// A chart's name and the index entry of one of its versions.
+pub type ChartEntry = (String, Map<String, Value>);
+
 /// What a download needs of a version.
 #[derive(Debug, Clone)]
 pub(crate) struct Located {
@@ -423,6 +426,18 @@ impl SpaceIndex {
     /// The entries of every chart, newest version first.
     pub fn entries(&self) -> Result<Vec<ChartEntries>, RegistryError> {
         self.charts.iter().map(|(name, versions)| Ok((name.clone(), Self::parsed(versions)?))).collect()
+    }
+
+    /// The entry of each chart's latest version (the newest stable one, as `helm pull`
+    /// without a version takes, or the newest if none is stable).
+    pub fn latest_entries(&self) -> Result<Vec<ChartEntry>, RegistryError> {
+        let mut latest = Vec::with_capacity(self.charts.len());
+        for (name, versions) in &self.charts {
+            let Some(version) = chartyard_core::names::latest(versions.keys().map(|v| v.0.as_str())) else { continue };
+            let indexed = &versions[&VersionOrder(version.to_string())];
+            latest.push((name.clone(), index::parse_entry_yaml(&indexed.yaml)?));
+        }
+        Ok(latest)
     }
 
     /// The entries of one chart, newest version first.

@@ -800,6 +800,11 @@ impl Registry {
         }
     }
 
+    /// The index entry of each chart's latest version in a space, by chart name.
+    pub async fn latest_index_entries(&self, space: &str) -> Result<Vec<crate::index::ChartEntry>> {
+        self.with_index(space, |index| index.latest_entries()).await
+    }
+
     /// The index entries of one chart, newest version first.
     pub async fn chart_index_entries(&self, space: &str, chart: &str) -> Result<Vec<serde_json::Map<String, Value>>> {
         check_name("chart", chart)?;

@@ -202,3 +202,31 @@ fn behind_a_trusted_proxy_failed_logins_count_per_forwarded_client() {
         client().get(&spaces).header("x-forwarded-for", "10.2.0.3").basic_auth("admin", Some(password("admin"))).send();
     assert_eq!(status.unwrap().status(), 429, "without trusted proxies the header is ignored");
 }
+
+#[test]
+fn search_answers_only_from_spaces_the_caller_may_read() {
+    let auth = "  admins: [admin]\n  anonymous:\n    - spaces: [\"public-*\"]\n      role: read\n  rules:\n    - spaces: [\"team-*\"]\n      users: {alice: write}\n  faileddelay: 1ms\n";
+    let server = Server::start_with_auth(auth, &[]);
+    for space in ["team-a", "public-x"] {
+        let archive = crate::common::ChartBuilder::new("findme", "1.0.0").build();
+        let upload = client()
+            .post(server.url(&format!("/api/{space}/charts")))
+            .basic_auth("admin", Some(password("admin")))
+            .body(archive)
+            .send();
+        assert_eq!(upload.unwrap().status(), 201);
+    }
+    let spaces_found = |who: Option<&str>| -> Vec<String> {
+        let mut request = client().get(server.api("/search?q=findme"));
+        if let Some(user) = who {
+            request = request.basic_auth(user, Some(password(user)));
+        }
+        let body: serde_json::Value = request.send().unwrap().json().unwrap();
+        body["items"].as_array().unwrap().iter().map(|i| i["space"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(spaces_found(Some("alice")), ["public-x", "team-a"]);
+    assert_eq!(spaces_found(Some("carol")), ["public-x"]);
+    assert_eq!(spaces_found(None), ["public-x"]);
+    let refused = client().get(server.api("/search?q=findme")).basic_auth("alice", Some("wrong")).send().unwrap();
+    assert_eq!(refused.status(), 401);
+}

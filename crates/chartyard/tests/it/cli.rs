@@ -909,3 +909,21 @@ fn mirror_resolves_root_relative_urls_as_helm_does() {
     assert_eq!(destination.download("rooted", "w", "1.0.0"), w);
     assert!(site.take_requests().contains(&"/pool/w-1.0.0.tgz".to_string()));
 }
+
+#[test]
+fn search_lists_the_best_matches_first() {
+    let server = Server::start();
+    for (space, name, version) in
+        [("apps", "nginx", "1.0.0"), ("apps", "nginx-ingress", "2.0.0"), ("tools", "nginx", "3.0.0")]
+    {
+        assert_eq!(server.upload(space, &chart(name, version, "1.25")).status(), 201);
+    }
+    let table = rows(&ok(&server.base, &["search", "nginx"]));
+    let found: Vec<(&str, &str, &str)> =
+        table[1..].iter().map(|r| (r[0].as_str(), r[1].as_str(), r[2].as_str())).collect();
+    assert_eq!(table[0][..3], ["SPACE", "CHART", "VERSION"]);
+    assert_eq!(found, [("apps", "nginx", "1.0.0"), ("tools", "nginx", "3.0.0"), ("apps", "nginx-ingress", "2.0.0")]);
+    let json = ok_json(&server.base, &["search", "ingress", "-o", "json"]);
+    assert_eq!(json[0]["chart"], "nginx-ingress");
+    assert_eq!(json.as_array().unwrap().len(), 1);
+}

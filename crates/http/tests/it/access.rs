@@ -99,6 +99,7 @@ v1 list spaces            | GET /api/v1/spaces                                  
 v1 create space           | POST /api/v1/spaces?space=team-new                                   | -            | 401  403  403   ok    403   401   401   401   403   401
 v1 delete space           | DELETE /api/v1/spaces/team-a                                         | -            | 401  403  403   ok    403   401   401   401   403   401
 v1 list charts            | GET /api/v1/spaces/team-a/charts                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 search                 | GET /api/v1/search?q={chart}                                         | -            | ok   ok   ok    ok    ok    401   401   401   ok    401
 v1 upload                 | POST /api/v1/spaces/team-a/charts                                    | upload       | 401  403  ok    ok    403   401   401   401   403   401
 v1 compose from team-a    | POST /api/v1/spaces/team-a/charts                                    | compose-a    | 401  403  ok    ok    403   401   401   401   403   401
 v1 compose from other     | POST /api/v1/spaces/team-a/charts                                    | compose-ao   | 401  403  403   ok    403   401   401   401   403   401

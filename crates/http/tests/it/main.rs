@@ -9,5 +9,6 @@ mod charts;
 mod access;
 mod api_routes;
 mod oci_errors;
+mod search;
 mod settings;
 mod snapshots;
