@@ -5,6 +5,7 @@
 #  - index.yaml requests per second from chartyard, and from nginx serving the very same
 #    bytes as a static file (the ratio is chartyard / nginx; the goal is >= 0.8);
 #  - time to serve the first index.yaml after a restart;
+#  - chart searches (GET /api/v1/search) per second and the time of one;
 #  - chartyard's peak memory.
 # Usage: bench/index.sh [SMALL] [LARGE]   (defaults 10000 100000; needs nginx-light and wrk)
 set -euo pipefail
@@ -42,7 +43,7 @@ fill_to() {
 }
 rps() { wrk -t2 -c8 -d5s --timeout 30s "$1" | awk '/Requests\/sec/ {printf "%.0f", $2}'; }
 
-declare -A upload index_cy index_ng first_index index_bytes rss_after
+declare -A upload index_cy index_ng first_index index_bytes rss_after search_rps search_time
 for size in "$SMALL" "$LARGE"; do
   fill_to "$size"
   # 1000 more uploads at concurrency 200 into a space of this size (new chart, same space)
@@ -52,6 +53,8 @@ for size in "$SMALL" "$LARGE"; do
   index_bytes[$size]=$(stat -c %s "$WORK/static/index.yaml")
   index_cy[$size]=$(rps "$CY/bench/index.yaml")
   index_ng[$size]=$(rps "http://127.0.0.1:$NGINX_PORT/index.yaml")
+  search_time[$size]=$(curl -sf -o /dev/null -w '%{time_total}' "$CY/api/v1/search?q=chart1")
+  search_rps[$size]=$(rps "$CY/api/v1/search?q=chart1")
   peak=$(peak_mib)
   kill "$CY_PID"; wait "$CY_PID" 2>/dev/null || true
   start_chartyard
@@ -61,11 +64,11 @@ for size in "$SMALL" "$LARGE"; do
 done
 
 echo "chartyard $("$BIN" --version | cut -d' ' -f2), $(nproc) cores, $CHARTS charts, fsync on"
-echo "| versions in space | uploads/s (1000, 200 concurrent) | index.yaml size | chartyard index req/s | nginx req/s | ratio | first index after restart |"
-echo "|---|---|---|---|---|---|---|"
+echo "| versions in space | uploads/s (1000, 200 concurrent) | index.yaml size | chartyard index req/s | nginx req/s | ratio | first index after restart | searches/s | one search |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for size in "$SMALL" "$LARGE"; do
   ratio=$(python3 -c "print(f'{${index_cy[$size]} / ${index_ng[$size]}:.2f}')")
-  echo "| $size | ${upload[$size]} | $((index_bytes[$size] / 1024)) KiB | ${index_cy[$size]} | ${index_ng[$size]} | $ratio | ${first_index[$size]} s |"
+  echo "| $size | ${upload[$size]} | $((index_bytes[$size] / 1024)) KiB | ${index_cy[$size]} | ${index_ng[$size]} | $ratio | ${first_index[$size]} s | ${search_rps[$size]} | ${search_time[$size]} s |"
 done
 python3 -c "print(f'upload ratio {$LARGE} / {$SMALL}: {${upload[$LARGE]} / ${upload[$SMALL]}:.2f}')"
 echo "chartyard peak RSS after the last restart and first index: $(peak_mib) MiB"

@@ -433,8 +433,9 @@ impl SpaceIndex {
     pub fn latest_entries(&self) -> Result<Vec<ChartEntry>, RegistryError> {
         let mut latest = Vec::with_capacity(self.charts.len());
         for (name, versions) in &self.charts {
-            let Some(version) = chartyard_core::names::latest(versions.keys().map(|v| v.0.as_str())) else { continue };
-            let indexed = &versions[&VersionOrder(version.to_string())];
+            // Versions are in precedence order: the newest stable one is usually the last.
+            let newest_stable = versions.iter().rev().find(|(v, _)| chartyard_core::names::is_stable(&v.0));
+            let Some((_, indexed)) = newest_stable.or_else(|| versions.iter().next_back()) else { continue };
             latest.push((name.clone(), index::parse_entry_yaml(&indexed.yaml)?));
         }
         Ok(latest)
