@@ -102,14 +102,16 @@ async fn list_spaces(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if let Some(refused) = caller.refused(Protocol::Api, &headers) {
-        return Ok(refused);
-    }
+    page_of(&query, readable_spaces(&app, &caller).await?)
+}
+
+/// The spaces the caller may read; refused credentials are a 401, not an empty list.
+async fn readable_spaces(app: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
+    caller.credentials()?;
     let mut spaces = app.registry.list_spaces().await?;
     spaces.retain(|space| caller.allows(space, Action::Read));
-    page_of(&query, spaces)
+    Ok(spaces)
 }
 
 async fn create_space(
@@ -141,17 +143,11 @@ async fn search(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> ApiResult<Response> {
-    if let Some(refused) = caller.refused(Protocol::Api, &headers) {
-        return Ok(refused);
-    }
+    let spaces = readable_spaces(&app, &caller).await?;
     let words = chartyard_core::search::Query::parse(query.get("q").map(String::as_str).unwrap_or_default())?;
     let mut hits = Vec::new();
-    for space in app.registry.list_spaces().await? {
-        if !caller.allows(&space, Action::Read) {
-            continue;
-        }
+    for space in spaces {
         let entries = match app.registry.latest_index_entries(&space).await {
             // Deleted since it was listed.
             Err(chartyard_core::RegistryError::NotFound(_)) => continue,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::http::uri::Scheme;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -144,16 +145,23 @@ impl Caller {
         Some(deny(Protocol::Oci, denied, &Challenge { access, caller: self, headers, repository: None, need }))
     }
 
+    /// `Ok` unless credentials were given and refused (or could not be checked): for
+    /// routes without a guard, whose callers get 401, not an empty listing.
+    pub fn credentials(&self) -> Result<(), Denied> {
+        match (&self.access, &self.proof) {
+            (None, _) | (_, Proof::Accepted) => Ok(()),
+            _ => Err(self.denied("", Action::Read)),
+        }
+    }
+
     /// The answer for a route without a guard (listings filtered per caller) when the
     /// credentials given were refused: such a caller gets 401, not an empty listing.
     pub fn refused(&self, protocol: Protocol, headers: &HeaderMap) -> Option<Response> {
+        let denied = self.credentials().err()?;
         let access = self.access.as_ref()?;
-        if matches!(self.proof, Proof::Accepted) {
-            return None;
-        }
         let need = Need { protocol, action: Action::Read };
         let challenge = Challenge { access, caller: self, headers, repository: None, need };
-        Some(deny(protocol, self.denied("", Action::Read), &challenge))
+        Some(deny(protocol, denied, &challenge))
     }
 
     /// Whether the request came with credentials that were refused.
@@ -253,17 +261,20 @@ pub fn guard(protocol: Protocol, action: Action, route: MethodRouter<AppState>) 
 }
 
 async fn authorize(State(need): State<Need>, request: Request, next: Next) -> Response {
-    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
-        return next.run(request).await;
-    };
-    let Some(access) = caller.access.clone() else { return next.run(request).await };
     let (mut parts, body) = request.into_parts();
     let params = RawPathParams::from_request_parts(&mut parts, &()).await.ok();
-    let param =
-        |name: &str| params.as_ref().and_then(|p| p.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
-    let Some(space) = param("space").or_else(|| access.default_space.clone()) else {
-        return next.run(Request::from_parts(parts, body)).await;
-    };
+    if let Some(refusal) = refusal(need, &parts, params.as_ref()) {
+        return refusal;
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The answer to a request whose caller may not do what its route needs, if it may not.
+fn refusal(need: Need, parts: &Parts, params: Option<&RawPathParams>) -> Option<Response> {
+    let caller = parts.extensions.get::<Caller>()?;
+    let access = caller.access.as_ref()?;
+    let param = |name: &str| params.and_then(|p| p.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()));
+    let space = param("space").or_else(|| access.default_space.clone())?;
     let repository = param("name").filter(|_| need.protocol == Protocol::Oci).map(|name| format!("{space}/{name}"));
     let decision = match (&repository, &caller.identity.scopes) {
         // A bearer token of the token endpoint allows what its scopes say.
@@ -280,11 +291,9 @@ async fn authorize(State(need): State<Need>, request: Request, next: Next) -> Re
         }
         _ => caller.require(&space, need.action),
     };
-    if let Err(denied) = decision {
-        let challenge = Challenge { access: &access, caller: &caller, headers: &parts.headers, repository, need };
-        return deny(need.protocol, denied, &challenge);
-    }
-    next.run(Request::from_parts(parts, body)).await
+    let denied = decision.err()?;
+    let challenge = Challenge { access, caller, headers: &parts.headers, repository, need };
+    Some(deny(need.protocol, denied, &challenge))
 }
 
 /// What a 401 challenge is built from.
