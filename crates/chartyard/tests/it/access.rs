@@ -63,6 +63,9 @@ fn the_htpasswd_file_is_read_again_when_it_changes() {
     let sign_in =
         |user: &str, password: &str| client().get(&spaces).basic_auth(user, Some(password)).send().unwrap().status();
     assert_eq!(sign_in("alice", password("alice")), 200);
+    let session = crate::common::ui_session(&server.base, "alice", password("alice"));
+    let tokens_page = || client().get(server.url("/_/ui/-/tokens")).header("cookie", &session).send().unwrap().status();
+    assert_eq!(tokens_page(), 200);
     // Alice's line goes, Dave's comes.
     let dave = chartyard_testkit::htpasswd_line(std::path::Path::new(crate::common::binary()), "dave", "dave-pw");
     let kept: String = std::fs::read_to_string(&htpasswd)
@@ -78,6 +81,7 @@ fn the_htpasswd_file_is_read_again_when_it_changes() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(sign_in("alice", password("alice")), 401, "a removed user's remembered sign-in is forgotten");
+    assert_eq!(tokens_page(), 401, "a removed user's web UI session ends");
 }
 
 #[test]

@@ -636,6 +636,14 @@ fn replicas_share_tokens_revocations_and_the_signing_key() {
         assert_eq!(tags["tags"], json!(["1.0.0"]));
         assert_eq!(bearer(client().get(b.url("/v2/")), jwt).status(), 200);
     }
+    // A web UI session signed in on A is good on B: the cookie is signed, not stored.
+    let cookie = crate::common::ui_session(&a.base, "alice", password("alice"));
+    for server in [&a, &b] {
+        let page = client().get(server.url("/_/ui/team-rep/web")).header("cookie", &cookie).send().unwrap();
+        assert_eq!(page.status(), 200, "{}", server.base);
+        assert!(page.text().unwrap().contains(r#"id="whoami">alice<"#));
+    }
+
     // One signed with another key is refused.
     let (signed, signature) = by_password.rsplit_once('.').unwrap();
     let flipped = if signature.starts_with('A') { 'B' } else { 'A' };

@@ -222,6 +222,16 @@ pub fn start_logged_process(mut command: Command) -> (Child, String, Logs) {
     (child, base, logs)
 }
 
+/// Signs in to the web UI at `base`; answers the session cookie (`name=value`).
+pub fn ui_session(base: &str, user: &str, password: &str) -> String {
+    let plain = Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let form = [("username", user), ("password", password)];
+    let response = plain.post(format!("{base}/_/ui/-/signin")).form(&form).send().unwrap();
+    assert_eq!(response.status(), 303, "signing in to the web UI");
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_string()
+}
+
 pub fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
