@@ -38,16 +38,18 @@ fn check_form(ctx: &Ctx, headers: &HeaderMap, csrf: Option<&str>) -> Result<(), 
             "this form was not sent from this site; reload the page and try again".into(),
         )
     };
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
+    // The browser's own verdict when it gives one (behind a proxy that rewrites the host,
+    // `Origin` and `Host` differ for forms of this very site); else `Origin` against the
+    // host. Clients that send neither are not browsers and carry no ambient cookie.
+    let same_site = match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) => matches!(site, "same-origin" | "none"),
+        None => headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|origin| origin.split_once("://").map_or(origin, |(_, host)| host) == ctx.host),
+    };
+    if !same_site {
         return Err(forged());
-    }
-    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = origin.split_once("://").map_or(origin, |(_, host)| host);
-        if host != ctx.host {
-            return Err(forged());
-        }
     }
     if !ctx.caller.csrf_matches(csrf) {
         return Err(UiError::Status(
