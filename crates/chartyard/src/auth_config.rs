@@ -36,6 +36,8 @@ pub struct AuthSection {
     tokenmaxttl: Option<String>,
     /// Lifetime of the OCI token endpoint's bearer tokens (default 5m).
     bearerttl: Option<String>,
+    /// How long a web UI sign-in lasts (default 12h).
+    sessionttl: Option<String>,
     /// How long an answer to wrong credentials is held back (default 500ms).
     faileddelay: Option<String>,
     /// Failed logins per client and minute before its credentials are refused unchecked.
@@ -86,6 +88,12 @@ impl AuthSection {
                 return Err("auth.bearerttl: must be between 10s and 24h".into());
             }
             options.bearer_ttl = ttl;
+        }
+        if let Some(ttl) = duration("sessionttl", &self.sessionttl)? {
+            if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 24 * 3600) {
+                return Err("auth.sessionttl: must be between 1m and 30d".into());
+            }
+            options.session_ttl = ttl;
         }
         if let Some(delay) = duration("faileddelay", &self.faileddelay)? {
             if delay > Duration::from_secs(10) {
@@ -144,6 +152,7 @@ rules:
     groups: {platform: admin}
 tokenmaxttl: 90d
 bearerttl: 10m
+sessionttl: 8h
 trustedproxies: [10.0.0.0/8, 192.168.1.7]
 "#,
         )
@@ -153,6 +162,7 @@ trustedproxies: [10.0.0.0/8, 192.168.1.7]
         assert_eq!(options.policy.role(Caller::user("carol"), "shared"), Some(Role::Write));
         assert_eq!(options.policy.role(Caller::ANONYMOUS, "public-x"), Some(Role::Read));
         assert_eq!(options.bearer_ttl, Duration::from_secs(600));
+        assert_eq!(options.session_ttl, Duration::from_secs(8 * 3600));
         assert_eq!(options.token_max_ttl, Some(Duration::from_secs(90 * 86400)));
         assert_eq!(options.trusted_proxies.len(), 2);
     }

@@ -107,7 +107,7 @@ async fn list_spaces(
 }
 
 /// The spaces the caller may read; refused credentials are a 401, not an empty list.
-async fn readable_spaces(app: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
+pub(crate) async fn readable_spaces(app: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
     caller.credentials()?;
     let mut spaces = app.registry.list_spaces().await?;
     spaces.retain(|space| caller.allows(space, Action::Read));
@@ -144,8 +144,15 @@ async fn search(
     Extension(caller): Extension<Caller>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
-    let spaces = readable_spaces(&app, &caller).await?;
-    let words = chartyard_core::search::Query::parse(query.get("q").map(String::as_str).unwrap_or_default())?;
+    let hits = search_hits(&app, &caller, query.get("q").map(String::as_str).unwrap_or_default()).await?;
+    page_of(&query, hits)
+}
+
+/// Every chart matching `q` in the spaces the caller may read, at its latest version,
+/// best first (the API's and the web UI's search).
+pub(crate) async fn search_hits(app: &AppState, caller: &Caller, q: &str) -> ApiResult<Vec<SearchHit>> {
+    let spaces = readable_spaces(app, caller).await?;
+    let words = chartyard_core::search::Query::parse(q)?;
     let mut hits = Vec::new();
     for space in spaces {
         let entries = match app.registry.latest_index_entries(&space).await {
@@ -180,7 +187,7 @@ async fn search(
         }
     }
     hits.sort_by(|(a, x), (b, y)| (a, &x.chart, &x.space).cmp(&(b, &y.chart, &y.space)));
-    page_of(&query, hits.into_iter().map(|(_, hit)| hit).collect())
+    Ok(hits.into_iter().map(|(_, hit)| hit).collect())
 }
 
 // ---- charts ----

@@ -11,6 +11,7 @@ pub mod oci;
 pub mod repo;
 mod server_routes;
 mod space;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +111,8 @@ pub fn app_with_access(
         .merge(chartmuseum::routes("/api/{space}"))
         .merge(repo::routes("/{space}"))
         .merge(oci::routes())
-        .merge(server_routes::routes());
+        .merge(server_routes::routes())
+        .merge(ui::routes());
     if options.default_space.is_some() {
         router = router.merge(chartmuseum::routes("/api")).merge(repo::routes(""));
     }

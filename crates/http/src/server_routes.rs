@@ -150,18 +150,18 @@ async fn list_tokens(
     Ok(axum::Json(ListResponse::new(total, items)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewToken {
+pub(crate) struct NewToken {
     #[serde(default)]
-    spaces: Vec<SpacePattern>,
+    pub spaces: Vec<SpacePattern>,
     #[serde(default)]
-    role: Option<Role>,
+    pub role: Option<Role>,
     /// A duration (`30d`, `12h`); none: the longest allowed.
     #[serde(default)]
-    expires: Option<String>,
+    pub expires: Option<String>,
     #[serde(default)]
-    description: String,
+    pub description: String,
 }
 
 /// `POST /_/tokens`: a new token for the caller, shown once.
@@ -170,18 +170,29 @@ async fn create_token(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = signed_in(&app, &caller)?;
+    let request: NewToken = if body.is_empty() {
+        NewToken::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("token request: {}", chartyard_core::error::bounded(&e, 512))))?
+    };
+    let (record, token) = issue_token(&app, &caller, request).await?;
+    Ok((StatusCode::CREATED, axum::Json(TokenView::of(&record, None, Some(token)))).into_response())
+}
+
+/// A new API token for the signed-in caller (who signed in with a password): its record
+/// and the token itself.
+pub(crate) async fn issue_token(
+    app: &AppState,
+    caller: &Caller,
+    request: NewToken,
+) -> Result<(TokenRecord, String), ApiError> {
+    let user = signed_in(app, caller)?;
     let access = app.access.as_ref().expect("signed_in checked access control is on");
     if caller.identity.token.is_some() || caller.identity.scopes.is_some() {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "tokens are created with a password, not with a token"));
     }
     let bad = ApiError::bad_request;
-    let request: NewToken = if body.is_empty() {
-        NewToken { spaces: vec![], role: None, expires: None, description: String::new() }
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| bad(format!("token request: {}", chartyard_core::error::bounded(&e, 512))))?
-    };
     if request.spaces.len() > 32 || request.description.len() > 256 {
         return Err(bad("a token names at most 32 space patterns and a description of 256 bytes".into()));
     }
@@ -208,7 +219,7 @@ async fn create_token(
         description: request.description,
     };
     app.registry.tokens().create(&record).await?;
-    Ok((StatusCode::CREATED, axum::Json(TokenView::of(&record, None, Some(token)))).into_response())
+    Ok((record, token))
 }
 
 /// `DELETE /_/tokens/{id}`: by its owner or a global admin.
@@ -217,7 +228,13 @@ async fn revoke_token(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let user = signed_in(&app, &caller)?;
+    revoke(&app, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Revokes token `id`, if the caller is its owner or a global admin.
+pub(crate) async fn revoke(app: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let user = signed_in(app, caller)?;
     // A token may end itself (a CI job logging out), but only a password revokes others:
     // a token limited to reading must not take its owner's write tokens away.
     if let Some((own, _)) = &caller.identity.token
@@ -225,8 +242,8 @@ async fn revoke_token(
     {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "a token revokes only itself; sign in with a password"));
     }
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no token {}", chartyard_core::error::echo(&id)));
-    let record = app.registry.tokens().get(&id).await?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, format!("no token {}", chartyard_core::error::echo(id)));
+    let record = app.registry.tokens().get(id).await?;
     // Someone else's token is as good as absent, unless the caller is a global admin.
     let Some(record) = record.filter(|r| r.owner == user || caller.is_global_admin()) else {
         return Err(not_found());
@@ -235,7 +252,7 @@ async fn revoke_token(
     if let Some(access) = &app.access {
         access.forget_token(&record.id);
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
 }
 
 /// `GET /_/whoami`: who the credentials sign in as.

@@ -45,6 +45,8 @@ struct IndexedVersion {
     /// The archive's sha256 (hex) and size, so a download reads the blob and nothing else.
     digest: Box<str>,
     size: u64,
+    /// Whether the version has a provenance file (the UI's versions table shows it).
+    provenance: bool,
     /// The record's ETag when read, so a reconcile can tell which records changed.
     e_tag: Option<Box<str>>,
     /// The ticket of the read this entry comes from (see [`ReadTicket`]).
@@ -67,6 +69,14 @@ pub(crate) type ChartEntries = (String, Vec<Map<String, Value>>);
 
 /// A chart's name and the index entry of one of its versions.
 pub type ChartEntry = (String, Map<String, Value>);
+
+/// A page of a chart's versions: each index entry with whether the version has a
+/// provenance file, newest first, and how many versions the chart has.
+#[derive(Debug, Clone)]
+pub struct ListedVersions {
+    pub total: usize,
+    pub entries: Vec<(Map<String, Value>, bool)>,
+}
 
 /// What a download needs of a version.
 #[derive(Debug, Clone)]
@@ -161,6 +171,8 @@ pub(crate) struct CheckpointVersion {
     pub yaml: String,
     pub digest: String,
     pub size: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provenance: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
 }
@@ -174,7 +186,7 @@ struct OwnEntry {
 }
 
 /// See [`Checkpoint::format`].
-pub(crate) const CHECKPOINT_FORMAT: u32 = 1;
+pub(crate) const CHECKPOINT_FORMAT: u32 = 2;
 
 impl SpaceIndex {
     pub fn new(generation: String) -> Self {
@@ -219,6 +231,11 @@ impl SpaceIndex {
             + 160
     }
 
+    /// How many charts the index holds.
+    pub fn chart_count(&self) -> usize {
+        self.charts.len()
+    }
+
     /// How many versions the index holds.
     pub fn len(&self) -> usize {
         self.charts.values().map(BTreeMap::len).sum()
@@ -259,6 +276,7 @@ impl SpaceIndex {
             yaml: yaml.into(),
             digest: record.digest.as_str().into(),
             size: record.size,
+            provenance: record.provenance.is_some(),
             e_tag: e_tag.map(Into::into),
             read: ticket,
         };
@@ -382,6 +400,7 @@ impl SpaceIndex {
                         yaml: indexed.yaml.to_string(),
                         digest: indexed.digest.to_string(),
                         size: indexed.size,
+                        provenance: indexed.provenance,
                         e_tag: indexed.e_tag.as_deref().map(str::to_string),
                     })
                     .collect(),
@@ -405,6 +424,7 @@ impl SpaceIndex {
                         yaml: v.yaml.into(),
                         digest: v.digest.into(),
                         size: v.size,
+                        provenance: v.provenance,
                         e_tag: v.e_tag.map(Into::into),
                         read: ticket,
                     };
@@ -433,9 +453,7 @@ impl SpaceIndex {
     pub fn latest_entries(&self) -> Result<Vec<ChartEntry>, RegistryError> {
         let mut latest = Vec::with_capacity(self.charts.len());
         for (name, versions) in &self.charts {
-            // Versions are in precedence order: the newest stable one is usually the last.
-            let newest_stable = versions.iter().rev().find(|(v, _)| chartyard_core::names::is_stable(&v.0));
-            let Some((_, indexed)) = newest_stable.or_else(|| versions.iter().next_back()) else { continue };
+            let Some((_, indexed)) = Self::latest(versions) else { continue };
             latest.push((name.clone(), index::parse_entry_yaml(&indexed.yaml)?));
         }
         Ok(latest)
@@ -444,6 +462,28 @@ impl SpaceIndex {
     /// The entries of one chart, newest version first.
     pub fn chart_entries(&self, chart: &str) -> Option<Result<Vec<Map<String, Value>>, RegistryError>> {
         self.charts.get(chart).map(Self::parsed)
+    }
+
+    /// One page of a chart's versions, newest first, with whether each has a provenance
+    /// file, and how many there are: only the page's entries are parsed.
+    pub fn chart_page(&self, chart: &str, start: usize, limit: usize) -> Option<Result<ListedVersions, RegistryError>> {
+        let versions = self.charts.get(chart)?;
+        let page = versions.values().rev().skip(start).take(limit);
+        let entries: Result<Vec<_>, RegistryError> =
+            page.map(|v| Ok((index::parse_entry_yaml(&v.yaml)?, v.provenance))).collect();
+        Some(entries.map(|entries| ListedVersions { total: versions.len(), entries }))
+    }
+
+    /// The version `helm pull` without a version takes: the newest stable one, or the
+    /// newest if none is stable.
+    pub fn latest_version(&self, chart: &str) -> Option<String> {
+        Self::latest(self.charts.get(chart)?).map(|(version, _)| version.0.clone())
+    }
+
+    fn latest(versions: &BTreeMap<VersionOrder, IndexedVersion>) -> Option<(&VersionOrder, &IndexedVersion)> {
+        // Versions are in precedence order: the newest stable one is usually the last.
+        let newest_stable = versions.iter().rev().find(|(v, _)| chartyard_core::names::is_stable(&v.0));
+        newest_stable.or_else(|| versions.iter().next_back())
     }
 
     fn parsed(versions: &BTreeMap<VersionOrder, IndexedVersion>) -> Result<Vec<Map<String, Value>>, RegistryError> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chartyard_core::archive::{self, Chart, Limits};
+use chartyard_core::archive::{self, Chart, Files, Limits};
 use chartyard_core::error::echo;
 use chartyard_core::metadata::{API_VERSION_V1, ChartMetadata};
 use chartyard_core::names::{check_name, check_new_space_name, parse_version};
@@ -17,9 +17,10 @@ use object_store::ObjectStore;
 use serde_json::Value;
 
 use crate::blobs::Blobs;
+use crate::cache::WeightedLru;
 use crate::changelog::{Appended, Change, ChangeLog, KNOWLEDGE_TTL, SPACE_GONE};
 use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, collect};
-use crate::index::{CHECKPOINT_FORMAT, Indexes, Located, ReadTicket, RenderedIndex, SpaceIndex};
+use crate::index::{CHECKPOINT_FORMAT, Indexes, ListedVersions, Located, ReadTicket, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
 use crate::manifests::Manifests;
 use crate::records::{Records, StoredVersion, VersionKey, version_id};
@@ -45,8 +46,9 @@ pub struct RegistryOptions {
     pub max_blob_bytes: usize,
     /// Most OCI upload sessions open at once.
     pub max_upload_sessions: usize,
-    /// Bytes the in-memory caches (parsed records, loaded space indexes) may hold, by
-    /// estimate; half goes to each. What falls out is read from storage again.
+    /// Bytes the in-memory caches may hold, by estimate: half for loaded space indexes,
+    /// three eighths for parsed records, an eighth for unpacked chart files (the web UI's
+    /// chart pages). What falls out is read from storage again.
     pub cache_bytes: usize,
     /// How many archives are parsed (or rewritten, or composed) at once; more wait their
     /// turn. Each parse may decompress up to `limits` into memory and keeps a CPU busy.
@@ -146,6 +148,8 @@ pub struct Registry {
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
     tokens: crate::tokens::Tokens,
+    /// Unpacked archives by digest (their content never changes), without subcharts.
+    files: std::sync::Mutex<WeightedLru<String, Arc<Files>>>,
 }
 
 /// A version's record as read, with the ticket drawn before the read.
@@ -200,10 +204,12 @@ impl Registry {
         let locks = Locks::new(options.lock_timeout);
         let parses = Arc::new(tokio::sync::Semaphore::new(options.parse_concurrency.max(1)));
         let budget = options.cache_bytes / 2;
+        let files_budget = options.cache_bytes / 8;
         let gateway = Gateway::new(store, options.conditional_updates, options.deletes_report_missing);
         Self {
             spaces: Spaces::new(gateway.clone()),
-            records: Records::new(gateway.clone(), budget),
+            records: Records::new(gateway.clone(), budget - files_budget),
+            files: std::sync::Mutex::new(WeightedLru::new(files_budget, |_| false)),
             blobs: Blobs::new(gateway.clone()),
             uploads: Uploads::new(gateway.clone(), options.max_upload_sessions),
             manifests: Manifests::new(gateway.clone()),
@@ -803,6 +809,66 @@ impl Registry {
     /// The index entry of each chart's latest version in a space, by chart name.
     pub async fn latest_index_entries(&self, space: &str) -> Result<Vec<crate::index::ChartEntry>> {
         self.with_index(space, |index| index.latest_entries()).await
+    }
+
+    /// One page of a chart's versions, newest first (see [`ListedVersions`]); `NotFound`
+    /// if the chart has none.
+    pub async fn chart_versions_page(
+        &self,
+        space: &str,
+        chart: &str,
+        start: usize,
+        limit: usize,
+    ) -> Result<ListedVersions> {
+        check_name("chart", chart)?;
+        self.with_index(space, |index| {
+            index
+                .chart_page(chart, start, limit)
+                .unwrap_or_else(|| Err(RegistryError::not_found(format!("{space}/{chart}"))))
+        })
+        .await
+    }
+
+    /// How many charts and versions a space holds.
+    pub async fn space_counts(&self, space: &str) -> Result<(usize, usize)> {
+        self.with_index(space, |index| Ok((index.chart_count(), index.len()))).await
+    }
+
+    /// The version of a chart `helm pull` without a version takes (the newest stable one,
+    /// else the newest).
+    pub async fn latest_version(&self, space: &str, chart: &str) -> Result<String> {
+        check_name("chart", chart)?;
+        self.with_index(space, |index| {
+            index.latest_version(chart).ok_or_else(|| RegistryError::not_found(format!("{space}/{chart}")))
+        })
+        .await
+    }
+
+    /// The record of one version and its chart's files, subcharts left out, unpacked
+    /// within the limits uploads were checked against; the latest read are kept by digest.
+    pub async fn chart_files(
+        &self,
+        space: &str,
+        chart: &str,
+        version: &str,
+    ) -> Result<(Arc<VersionRecord>, Arc<Files>)> {
+        let key = self.locate(space, chart, version).await?;
+        let record = self.records.read(&key).await?;
+        if let Some(files) = self.files.lock().expect("files cache").get(&record.digest) {
+            return Ok((record, files.clone()));
+        }
+        let (_, archive) = self.archive_bytes_at(&key).await?;
+        let limits = self.options.limits;
+        let files = self
+            .blocking(move || {
+                let loaded = archive::load_files(&archive, &limits)?;
+                Ok(loaded.own_files().map(|(path, data)| (path.clone(), data.clone())).collect::<Files>())
+            })
+            .await?;
+        let files = Arc::new(files);
+        let weight = files.iter().map(|(path, data)| path.len() + data.len() + 64).sum();
+        self.files.lock().expect("files cache").insert(record.digest.clone(), files.clone(), weight);
+        Ok((record, files))
     }
 
     /// The index entries of one chart, newest version first.

@@ -67,6 +67,8 @@ pub struct AuthOptions {
     pub service: String,
     /// bcrypt checks that run at once (each keeps a CPU busy for ~100 ms).
     pub bcrypt_concurrency: usize,
+    /// How long a web UI sign-in lasts.
+    pub session_ttl: Duration,
     /// Proxies whose `X-Forwarded-For` names the client (for failed-login limits and the
     /// audit log); behind an ingress, every client would otherwise be the ingress.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -88,6 +90,7 @@ impl AuthOptions {
             service: "chartyard".into(),
             bcrypt_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             trusted_proxies: Vec::new(),
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -157,6 +160,15 @@ struct Claims {
     /// token also ends the bearer tokens issued from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tid: Option<String>,
+}
+
+/// What a web UI session cookie holds (signed).
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionClaims {
+    sub: String,
+    exp: u64,
+    sid: String,
+    pwd: String,
 }
 
 /// Users, tokens and the policy, with the caches that keep checking them cheap.
@@ -318,7 +330,7 @@ impl AccessControl {
         Ok(Identity {
             user: Some(record.owner.clone()),
             token: Some((record.id.clone(), record.limits.clone())),
-            scopes: None,
+            ..Identity::default()
         })
     }
 
@@ -359,8 +371,8 @@ impl AccessControl {
         let claims = self.verify(token).ok_or(Failure::Rejected("invalid or expired bearer token"))?;
         let mut identity = Identity {
             user: (!claims.sub.is_empty()).then(|| claims.sub.clone()),
-            token: None,
             scopes: Some(claims.access),
+            ..Identity::default()
         };
         if let Some(id) = claims.tid {
             let record = self.token_record(&id).await?.ok_or(Failure::Rejected("unknown or revoked API token"))?;
@@ -414,6 +426,51 @@ impl AccessControl {
         let now = seconds(SystemTime::now());
         (claims.iss == ISSUER && claims.aud == self.options.service && claims.nbf <= now && now < claims.exp)
             .then_some(claims)
+    }
+
+    /// A web UI session for `user`: the cookie's value. It is signed, not stored, so every
+    /// replica accepts it; it names the user's password hash (by a digest), so changing
+    /// the password or removing the user ends it.
+    pub(crate) fn start_session(&self, user: &str) -> Option<String> {
+        let fingerprint = self.password_fingerprint(user)?;
+        let mut sid = [0u8; 16];
+        getrandom::fill(&mut sid).ok()?;
+        let session = SessionClaims {
+            sub: user.to_string(),
+            exp: seconds(SystemTime::now()) + self.options.session_ttl.as_secs().max(60),
+            sid: hex(&sid),
+            pwd: fingerprint,
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&session).ok()?);
+        let signature =
+            URL_SAFE_NO_PAD.encode(self.mac(format!("session.{payload}").as_bytes()).finalize().into_bytes());
+        Some(format!("{payload}.{signature}"))
+    }
+
+    /// The user and session id of a current session cookie.
+    pub(super) fn session(&self, cookie: &str) -> Option<(String, String)> {
+        if cookie.len() > MAX_CREDENTIALS {
+            return None;
+        }
+        let (payload, signature) = cookie.split_once('.')?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        self.mac(format!("session.{payload}").as_bytes()).verify_slice(&signature).ok()?;
+        let session: SessionClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let current = self.password_fingerprint(&session.sub)?;
+        (seconds(SystemTime::now()) < session.exp && bool::from(current.as_bytes().ct_eq(session.pwd.as_bytes())))
+            .then_some((session.sub, session.sid))
+    }
+
+    /// The CSRF token of a session: forms of the web UI carry it, and a cross-site page
+    /// cannot read it.
+    pub(super) fn csrf_token(&self, sid: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(format!("csrf.{sid}").as_bytes()).finalize().into_bytes())
+    }
+
+    /// A digest of the user's current password hash; none for an unknown user.
+    fn password_fingerprint(&self, user: &str) -> Option<String> {
+        let users = self.users.read().expect("users lock");
+        users.hashes.get(user).map(|hash| hex(&Sha256::digest(hash.as_bytes())[..12]))
     }
 
     /// Where a request comes from: the peer, unless the peer is a trusted proxy, in which

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use chartyard_core::access::{Action, Scope, ScopeAction, TokenLimits};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::AppState;
 
@@ -45,6 +46,8 @@ pub struct Identity {
     pub token: Option<(String, TokenLimits)>,
     /// The scopes of the bearer token it came with (OCI).
     pub scopes: Option<Vec<Scope>>,
+    /// The web UI session it came with (its id), which its forms' CSRF tokens are bound to.
+    pub session: Option<String>,
 }
 
 impl Identity {
@@ -57,6 +60,7 @@ impl Identity {
         match (&self.token, &self.scopes) {
             (Some((id, _)), _) => format!("token:{id}"),
             (None, Some(_)) => "bearer".into(),
+            (None, None) if self.session.is_some() => "session".into(),
             (None, None) if self.user.is_some() => "password".into(),
             _ => "anonymous".into(),
         }
@@ -175,6 +179,45 @@ impl Caller {
             (Proof::Accepted, Some(user)) => Ok(user.clone()),
             _ => Err(self.denied("", Action::Read)),
         }
+    }
+
+    /// The CSRF token the web UI's forms must carry: one bound to the caller's session,
+    /// none without a session (nothing a forged request could borrow).
+    pub fn csrf_token(&self) -> Option<String> {
+        Some(self.access.as_ref()?.csrf_token(self.identity.session.as_ref()?))
+    }
+
+    /// Whether a form's CSRF token is the one of the caller's session.
+    pub fn csrf_matches(&self, given: Option<&str>) -> bool {
+        match self.csrf_token() {
+            None => true,
+            Some(expected) => given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes()))),
+        }
+    }
+
+    /// The caller after a password sign-in through the web UI, and the session cookie to
+    /// set; the caller with the reason when it failed.
+    pub async fn sign_in_session(&self, user: &str, password: &str) -> Result<(String, String), Denied> {
+        let Some(access) = &self.access else {
+            return Err(Denied::Forbidden("access control is off: there is nothing to sign in to".into()));
+        };
+        if password.starts_with(TOKEN_PREFIX) {
+            return Err(Denied::Unauthenticated("sign in with a password; API tokens are for clients".into()));
+        }
+        let signed = password_grant(access, self, user, password).await;
+        let user = signed.require_signed_in()?;
+        let cookie = access.start_session(&user).ok_or(Denied::Unavailable)?;
+        Ok((user, cookie))
+    }
+
+    /// Whether the request runs over TLS (cookies are then marked `Secure`).
+    pub fn https(&self) -> bool {
+        self.https
+    }
+
+    /// How long a UI session lasts.
+    pub fn session_ttl(&self) -> Option<std::time::Duration> {
+        self.access.as_ref().map(|a| a.options.session_ttl)
     }
 
     pub fn name(&self) -> &str {
@@ -359,6 +402,21 @@ fn deny(protocol: Protocol, denied: Denied, challenge: &Challenge<'_>) -> Respon
     response
 }
 
+/// Where the web UI lives; its session cookie is scoped to it.
+pub const UI_PREFIX: &str = "/_/ui/";
+/// The name of the web UI's session cookie.
+pub const SESSION_COOKIE: &str = "chartyard_session";
+
+/// The value of the session cookie, if the request carries one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+}
+
 /// The identity layer: checks the request's credentials and leaves its [`Caller`].
 pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut request: Request, next: Next) -> Response {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -368,6 +426,14 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
         Some(access) => {
             let client = peer.map(|peer| access.client(peer, request.headers()));
             let (mut identity, mut proof) = access.check(request.headers(), client).await;
+            // The web UI's session cookie counts on the UI's own routes only: a browser
+            // sends it with any request to this host, and the APIs have no CSRF tokens.
+            if request.uri().path().starts_with(UI_PREFIX)
+                && !request.headers().contains_key(header::AUTHORIZATION)
+                && let Some((user, sid)) = session_cookie(request.headers()).and_then(|c| access.session(c))
+            {
+                identity = Identity { user: Some(user), session: Some(sid), ..Identity::default() };
+            }
             // A bearer token of the token endpoint grants OCI scopes, which say nothing of
             // the other APIs: there it would act for its whole user, whatever its scopes.
             let path = request.uri().path();

@@ -147,6 +147,20 @@ tokens list               | GET /_/tokens                                       
 tokens create             | POST /_/tokens                                                       | new-token    | 401  201  201   201   201   401   401   401   403   401
 tokens revoke             | DELETE /_/tokens/{read-token-id}                                     | -            | 401  404  204   204   404   401   401   401   204   401
 whoami                    | GET /_/whoami                                                        | -            | 200  200  200   200   200   401   401   401   200   401
+ui spaces                 | GET /_/ui/                                                           | -            | ok   ok   ok    ok    ok    401   401   401   ok    401
+ui space                  | GET /_/ui/team-a                                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+ui chart (latest)         | GET /_/ui/team-a/{chart}                                             | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+ui chart version          | GET /_/ui/team-a/{chart}/{version}                                   | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+ui template               | GET /_/ui/team-a/{chart}/{version}/templates/configmap.yaml          | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+ui archive                | GET /_/ui/team-a/{chart}/{version}/archive                           | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+ui provenance             | GET /_/ui/team-a/{chart}/{version}/provenance                        | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+ui search                 | GET /_/ui/-/search?q={chart}                                         | -            | ok   ok   ok    ok    ok    401   401   401   ok    401
+ui upload                 | POST /_/ui/team-a/-/upload                                           | ui-upload    | 401  403  ok    ok    403   401   401   401   403   401
+ui delete version         | POST /_/ui/team-a/{chart}/{version}/delete                           | -            | 401  403  ok    ok    403   401   401   401   403   401
+ui create space           | POST /_/ui/-/spaces                                                  | ui-space     | 401  403  403   ok    403   401   401   401   403   401
+ui delete space           | POST /_/ui/team-a/-/delete                                           | -            | 401  403  403   ok    403   401   401   401   403   401
+ui tokens page            | GET /_/ui/-/tokens                                                   | -            | 401  200  200   200   200   401   401   401   200   401
+ui create token           | POST /_/ui/-/tokens                                                  | ui-token     | 401  200  200   200   200   401   401   401   403   401
 "#;
 
 /// One row of [`MATRIX`].
@@ -212,6 +226,7 @@ fn team_a() -> &'static TeamA {
         let archive = ChartBuilder::new(CHART, VERSION)
             .with(&format!("{CHART}/Chart.yaml"), chart_yaml.clone())
             .with(&format!("{CHART}/values.yaml"), format!("replicaCount: 1\nsecret: {VALUES_MARK}\n"))
+            .with(&format!("{CHART}/templates/configmap.yaml"), format!("kind: ConfigMap\n# {DESCRIPTION_MARK}\n"))
             .build();
         let config = serde_json::to_vec(
             &json!({"apiVersion": "v2", "name": CHART, "version": VERSION, "description": DESCRIPTION_MARK}),
@@ -625,6 +640,13 @@ fn body_of(kind: &str, grant: Option<(String, String)>) -> (Option<String>, Vec<
             }
             (Some("application/x-www-form-urlencoded".into()), serde_urlencoded::to_string(form).unwrap().into_bytes())
         }
+        "ui-upload" => {
+            let (content_type, body) =
+                multipart(&[("chart", "c.tgz", &ChartBuilder::new("newchart", "1.0.0").build())]);
+            (Some(content_type), body)
+        }
+        "ui-space" => (Some("application/x-www-form-urlencoded".into()), b"space=team-new".to_vec()),
+        "ui-token" => (Some("application/x-www-form-urlencoded".into()), b"role=read&expires=1h".to_vec()),
         "new-token" => json_body(json!({"role": "read", "expires": "1h", "description": "made by the matrix"})),
         other => panic!("no body {other:?}"),
     }
@@ -646,6 +668,13 @@ fn check_cell(row: &Row, expected: &str, open: u16, response: &TestResponse) -> 
     if status != want {
         let body: String = response.text().chars().take(160).collect();
         return Some(format!("expected {want} ({expected}), got {status}: {body}"));
+    }
+    if status == 401 && row.path.starts_with("/_/ui/") {
+        // A browser gets a page: the sign-in form in place of a page it may not read, no
+        // challenge (which would open the browser's own dialog).
+        let ok = response.header("www-authenticate").is_none()
+            && (row.method != Method::GET || row.path.contains("/-/") || response.text().contains("id=\"signin\""));
+        return (!ok).then(|| format!("401 of the UI: {:?}", response.text().chars().take(300).collect::<String>()));
     }
     if status == 401 {
         let challenge = response.header("www-authenticate").unwrap_or_default();

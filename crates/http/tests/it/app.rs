@@ -7,6 +7,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request};
 use chartyard_http::HttpOptions;
+use chartyard_http::auth::{AccessControl, AuthOptions};
 use chartyard_storage::{Registry, RegistryOptions};
 use object_store::memory::InMemory;
 use serde_json::Value;
@@ -44,6 +45,16 @@ impl TestAppBuilder {
         let options = RegistryOptions { conditional_updates: true, ..self.registry };
         let registry = Arc::new(Registry::new(store.clone(), options));
         let router = chartyard_http::app(registry.clone(), &self.http);
+        TestApp { router, registry, store }
+    }
+
+    /// The application under access control.
+    pub async fn build_with_access(self, auth: AuthOptions) -> TestApp {
+        let store = Arc::new(InMemory::new());
+        let options = RegistryOptions { conditional_updates: true, ..self.registry };
+        let registry = Arc::new(Registry::new(store.clone(), options));
+        let access = AccessControl::open(registry.clone(), auth, None).await.expect("access control");
+        let router = chartyard_http::app_with_access(registry.clone(), &self.http, Some(access));
         TestApp { router, registry, store }
     }
 }
@@ -84,6 +95,21 @@ impl TestApp {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
+        }
+        self.request(request.body(body.into()).unwrap()).await
+    }
+
+    /// `method path` with headers and a body.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(path).header("host", "registry.test");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         self.request(request.body(body.into()).unwrap()).await
     }

@@ -12,3 +12,4 @@ mod oci_errors;
 mod search;
 mod settings;
 mod snapshots;
+mod ui;
