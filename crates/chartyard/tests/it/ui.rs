@@ -228,7 +228,7 @@ fn search_ranks_the_exact_name_first_and_agrees_with_the_api() {
         ("mirror", "alertmanager-0.24.1.tgz".to_string()),
         ("mirror", "prometheus-19.7.2.tgz".to_string()),
     ];
-    // Enough exporters that their search fills more than one page.
+    // Enough exporters, in two spaces, that their search fills more than one page.
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/charts/real");
     if let Ok(entries) = std::fs::read_dir(&corpus) {
         let mut exporters: Vec<String> = entries
@@ -236,7 +236,8 @@ fn search_ranks_the_exact_name_first_and_agrees_with_the_api() {
             .filter(|name| name.starts_with("prometheus-") && name.contains("-exporter-"))
             .collect();
         exporters.sort();
-        seeds.extend(exporters.into_iter().map(|name| ("exporters", name)));
+        seeds.extend(exporters.iter().map(|name| ("exporters", name.clone())));
+        seeds.extend(exporters.into_iter().map(|name| ("exporters-mirror", name)));
     }
     let mut archives = Vec::new();
     for (space, file) in &seeds {

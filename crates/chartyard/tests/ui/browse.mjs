@@ -10,13 +10,27 @@ const { space, latest, older, other } = d;
 const chartPath = `/_/ui/${space}/${latest.chart}`;
 const host = new URL(ui.BASE).host;
 
+/** Whether two JSON values are equal, whatever the order of object keys. */
+function sameJson(a, b) {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]));
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameJson(a[k], b[k]));
+  }
+  return a === b;
+}
+
 /** The header every page carries on an open server. */
 async function header(page) {
   ui.assertEq(await page.locator('header a#home').getAttribute('href'), '/_/ui/', 'a#home');
   await ui.present(page, 'header form#search input[name=q]');
   await ui.absent(page, 'a#signin', 'on an open server');
   await ui.absent(page, '#whoami', 'on an open server');
-  ui.assertEq(await page.locator('main h1').count(), 1, `${page.url()}: h1 elements in main`);
+  // A README keeps its own headings; the page's are outside it.
+  const h1 = await page.locator('main h1').evaluateAll((all) => all.filter((h) => !h.closest('#readme')).length);
+  ui.assertEq(h1, 1, `${page.url()}: h1 elements in main outside #readme`);
 }
 
 /** The chart page of `v` (one entry of the scenario data), as any context shows it. */
@@ -35,12 +49,19 @@ async function chartPage(page, v, { js }) {
   ui.assert(lines.length > 0, `the README of ${v.chart} ${v.version} has prose lines to look for`);
   for (const line of lines) ui.assertIncludes(readme, ui.norm(line), `#readme of ${v.version}`);
 
-  // values.yaml and values.schema.json exactly as shipped (an HTML parser drops one
-  // newline right after <pre>).
+  // values.yaml exactly as shipped (an HTML parser drops one newline right after <pre>);
+  // values.schema.json as the same JSON (it may be laid out anew).
   const shipped = (s) => s.replace(/^\n/, '').trimEnd();
   ui.assertEq(shipped(await page.locator('pre#values').textContent()), v.values.trimEnd(), 'pre#values');
   if (v.schema) {
-    ui.assertEq(shipped(await page.locator('pre#schema').textContent()), v.schema.trimEnd(), 'pre#schema');
+    const shown = await page.locator('pre#schema').textContent();
+    let parsed;
+    try {
+      parsed = JSON.parse(shown);
+    } catch (error) {
+      ui.fail(`pre#schema is not JSON (${error.message}): ${shown.slice(0, 200)}`);
+    }
+    ui.assert(sameJson(parsed, JSON.parse(v.schema)), 'pre#schema holds the JSON of values.schema.json');
   } else {
     await ui.absent(page, 'pre#schema', 'without values.schema.json');
   }

@@ -71,9 +71,18 @@ export function assert(condition, message) {
 }
 
 export function assertEq(actual, expected, message) {
-  if (actual !== expected) {
-    fail(`${message}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  if (actual === expected) return;
+  if (typeof actual === 'string' && typeof expected === 'string' && (actual.length > 200 || expected.length > 200)) {
+    // Long texts: where they part, with some context, and their lengths.
+    let at = 0;
+    while (at < actual.length && actual[at] === expected[at]) at++;
+    const around = (s) => JSON.stringify(s.slice(Math.max(0, at - 80), at + 80));
+    fail(
+      `${message}: texts differ at character ${at} (expected ${expected.length} characters, got ${actual.length})\n` +
+        `  expected …${around(expected)}…\n  got      …${around(actual)}…`,
+    );
   }
+  fail(`${message}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
 }
 
 export function assertIncludes(haystack, needle, message) {
@@ -152,7 +161,9 @@ function watchPage(page) {
   });
   page.on('pageerror', (error) => pageErrors.push(`${page.url()}: ${error.message}`));
   page.on('console', (message) => {
-    if (message.type() === 'error') console.log(`  [console error] ${page.url()}: ${message.text()}`);
+    // Error statuses are what the scenarios ask for and check themselves.
+    if (message.type() !== 'error' || /the server responded with a status of [45]\d\d/.test(message.text())) return;
+    console.log(`  [console error] ${page.url()}: ${message.text()}`);
   });
 }
 
@@ -248,24 +259,26 @@ export async function call(method, p, authorization, body) {
 let axeSource;
 
 /**
- * Runs axe-core on the page; fails on any violation of impact serious or critical, printing
- * each with the elements concerned. Lesser violations are printed only.
+ * Runs axe-core on the page (but the elements `exclude` selects); fails on any violation
+ * of impact serious or critical, printing each with the elements concerned. Lesser
+ * violations are printed only.
  */
-export async function axeCheck(page, label = page.url()) {
+export async function axeCheck(page, label = page.url(), { exclude = [] } = {}) {
   axeSource ??= fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
   // Evaluated through the debugging protocol, so a Content-Security-Policy that forbids
-  // inline scripts (as the server's should) does not stop it.
+  // inline scripts (as the server's does) does not stop it.
   await page.evaluate(axeSource);
-  const results = await page.evaluate(async () => {
+  const results = await page.evaluate(async (exclude) => {
+    const context = exclude.length ? { include: [document], exclude: exclude.map((s) => [s]) } : document;
     // eslint-disable-next-line no-undef
-    const r = await axe.run(document, { resultTypes: ['violations'] });
+    const r = await axe.run(context, { resultTypes: ['violations'] });
     return r.violations.map((v) => ({
       id: v.id,
       impact: v.impact,
       help: v.help,
       nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary?.split('\n').join(' ')}`),
     }));
-  });
+  }, exclude);
   const serious = results.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   for (const v of results) {
     const mark = serious.includes(v) ? 'VIOLATION' : 'note';
@@ -286,9 +299,9 @@ export async function shot(page, name) {
 }
 
 /** A main page: its screenshot and the accessibility check. */
-export async function review(page, name) {
+export async function review(page, name, options) {
   await shot(page, name);
-  await axeCheck(page, name);
+  await axeCheck(page, name, options);
 }
 
 // ---------------------------------------------------------------------------------------------

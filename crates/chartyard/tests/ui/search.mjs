@@ -73,6 +73,7 @@ await ui.scenario('search', async (browser) => {
     seen += next.items.length;
   }
   ui.assertEq(seen, first.total, `hits over all pages of ${d.many}`);
+  ui.assert(seen > first.items.length, `the hits of ${d.many} fill more than one page`);
 
   ui.step('a search without hits');
   await ui.open(page, `/_/ui/-/search?q=${encodeURIComponent(d.none)}`);
