@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ChartBuilder, Server, client, password, sha256};
+use crate::common::{ChartBuilder, Helm, Server, client, password, sha256};
 
 /// One browser at a time: the machine's cores are few and chromium is heavy.
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -31,10 +31,15 @@ fn ui_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui")
 }
 
+/// `target/ui-artifacts/<scenario>`.
+fn artifacts_dir(scenario: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target folder");
+    target.join("ui-artifacts").join(scenario)
+}
+
 /// `target/ui-artifacts/<scenario>`, emptied.
 fn artifacts(scenario: &str) -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target folder");
-    let dir = target.join("ui-artifacts").join(scenario);
+    let dir = artifacts_dir(scenario);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -216,6 +221,36 @@ fn browse_spaces_charts_and_versions_of_real_charts() {
         "template": "templates/statefulset.yaml",
     });
     run_scenario("browse", &server, &data, &[]);
+    run_install_snippets(&latest);
+}
+
+/// Runs the install snippets the chart page showed (saved by `browse.mjs`) with real helm,
+/// `helm install` made `helm template` (no cluster here): both render the chart.
+fn run_install_snippets(latest: &Value) {
+    let saved = artifacts_dir("browse").join("snippets.json");
+    let snippets: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    for major in [3, 4] {
+        let Some(helm) = Helm::new(major, "ui-snippets") else { continue };
+        for protocol in ["repo", "oci"] {
+            let snippet = snippets[protocol].as_str().unwrap();
+            let mut rendered = String::new();
+            for line in snippet.lines().filter(|l| !l.trim().is_empty()) {
+                let mut args: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(args.first(), Some(&"helm"), "{protocol} snippet line: {line}");
+                args.remove(0);
+                if args.first() == Some(&"install") {
+                    args[0] = "template";
+                }
+                rendered = helm.run(&args);
+            }
+            let chart = latest["chart"].as_str().unwrap();
+            assert!(
+                rendered.contains("kind: StatefulSet")
+                    && rendered.contains(&format!("chart: {chart}-{}", latest["version"].as_str().unwrap())),
+                "helm v{major} rendered the {protocol} snippet's chart:\n{snippet}\n{rendered}"
+            );
+        }
+    }
 }
 
 #[test]

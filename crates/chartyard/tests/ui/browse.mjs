@@ -1,8 +1,11 @@
 // Browsing an open server: space list -> space -> chart -> template and older version, with
 // the README, values, install snippets and download of real charts; every main page passes
-// axe and is photographed; the chart page reads the same with JavaScript disabled.
+// axe and is photographed; the chart page reads the same with JavaScript disabled. The
+// install snippets are saved as snippets.json for the test to run with real helm.
 
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as ui from './lib.mjs';
 
 const d = ui.data();
@@ -157,6 +160,13 @@ await ui.scenario('browse', async (browser) => {
   await header(page);
   await chartPage(page, latest, { js: true });
   await ui.review(page, 'chart');
+
+  // The test runs these with real helm once the browser is done.
+  const snippets = {
+    repo: await ui.text(page, '#install pre.snippet[data-protocol=repo]'),
+    oci: await ui.text(page, '#install pre.snippet[data-protocol=oci]'),
+  };
+  fs.writeFileSync(path.join(ui.ARTIFACTS, 'snippets.json'), JSON.stringify(snippets, null, 2));
 
   ui.step('copy button copies the snippet');
   const oci = await ui.text(page, '#install pre.snippet[data-protocol=oci]');
