@@ -200,6 +200,33 @@ await ui.scenario('browse', async (browser) => {
   await ui.review(page, 'not-found');
   await context.close();
 
+  ui.step('dark theme, and a phone-sized window');
+  const dark = await ui.newContext(browser, { colorScheme: 'dark' });
+  const darkPage = await dark.newPage();
+  for (const [name, p] of [
+    ['spaces-dark', '/_/ui/'],
+    ['space-dark', `/_/ui/${space}`],
+    ['chart-dark', chartPath],
+    ['search-dark', `/_/ui/-/search?q=${latest.chart}`],
+  ]) {
+    await ui.open(darkPage, p);
+    await ui.review(darkPage, name);
+  }
+  await dark.close();
+  const narrow = await ui.newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const narrowPage = await narrow.newPage();
+  for (const [name, p] of [
+    ['space-narrow', `/_/ui/${space}`],
+    ['chart-narrow', chartPath],
+  ]) {
+    await ui.open(narrowPage, p);
+    await ui.review(narrowPage, name);
+    // Reported, not (yet) required: content wider than the window makes the page scroll sideways.
+    const width = await narrowPage.evaluate(() => document.documentElement.scrollWidth);
+    if (width > 390) console.log(`  [note] ${name}: the page is ${width}px wide in a 390px window`);
+  }
+  await narrow.close();
+
   ui.step('without JavaScript');
   const plain = await ui.newContext(browser, { javaScriptEnabled: false });
   const page2 = await plain.newPage();
