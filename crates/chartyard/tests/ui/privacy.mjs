@@ -15,9 +15,9 @@ const hiddenPages = [
   `/_/ui/${hidden.space}`,
   `/_/ui/${hidden.space}/${hidden.chart}`,
   `/_/ui/${hidden.space}/${hidden.chart}/${hidden.version}`,
+  // A template page: `templates/{path below the chart's templates folder}`.
+  `/_/ui/${hidden.space}/${hidden.chart}/${hidden.version}/${d.template}`,
 ];
-// Refused before anything is looked up, so the template's exact URL does not matter here.
-const templatePage = `${hiddenPages[2]}/templates/${d.template}`;
 const secret = ui.norm(ui.plainLines(hidden.readme)[0]);
 
 /** Space list and search of `page`'s caller: the public space is there, the private one not (or is, for `sees`). */
@@ -46,7 +46,9 @@ async function listings(page, sees, authorization) {
 
 /** Every page of the private space answers `status` (the archive too). */
 async function refused(page, status, label) {
-  for (const p of [...hiddenPages, templatePage]) {
+  // What is not there is refused alike, so a refusal tells nothing about what exists.
+  const missing = [`/_/ui/${hidden.space}/no-such-chart`, `/_/ui/${hidden.space}-nothing`];
+  for (const p of [...hiddenPages, ...missing]) {
     await ui.open(page, p, status);
     await ui.present(page, 'main p.error[role=alert]', `on a ${status} page`);
     if (status === 401) await ui.present(page, 'form#signin', 'on a 401 page');
@@ -96,10 +98,9 @@ await ui.scenario('privacy', async (browser) => {
   ui.assertEq(await ui.text(c, 'header #whoami'), READER, '#whoami');
   await ui.present(c, `ul#charts li[data-chart="${hidden.chart}"]`);
   for (const p of hiddenPages) await ui.open(c, p, 200);
-  ui.assertIncludes(ui.norm(await c.locator('#readme').innerText()), secret, `#readme for ${READER}`);
-  await c.locator('ul#templates a').first().click();
-  await c.waitForURL((u) => u.pathname.startsWith(`${hiddenPages[2]}/templates/`));
   await ui.present(c, 'pre#template');
+  await ui.open(c, hiddenPages[2]);
+  ui.assertIncludes(ui.norm(await c.locator('#readme').innerText()), secret, `#readme for ${READER}`);
   const archive = await ui.http(reader).get(ui.url(`${hiddenPages[2]}/archive`));
   ui.assertEq(archive.status(), 200, `archive of the private chart for ${READER}`);
   await listings(c, true, ui.basic(READER, READER_PASSWORD));
