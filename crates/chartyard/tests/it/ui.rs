@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{ChartBuilder, Helm, Server, client, password, sha256};
+use crate::common::{ChartBuilder, Helm, Server, TempDir, client, password, sha256};
 
 /// One browser at a time: the machine's cores are few and chromium is heavy.
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -295,16 +295,35 @@ fn sign_in_create_upload_delete_tokens_and_sign_out_through_the_ui() {
     let auth =
         "  admins: [admin]\n  rules:\n    - spaces: [\"alice-*\"]\n      users: {alice: admin}\n  faileddelay: 1ms\n";
     let server = Server::start_with_auth(auth, &[]);
-    // The corpus has no provenance files, so the uploads carry none.
     let described = |(path, bytes): &(PathBuf, Vec<u8>)| {
         let files = unpack(bytes);
         let metadata: Value = serde_saphyr::from_str(&String::from_utf8_lossy(&files["Chart.yaml"])).unwrap();
         json!({"file": path, "chart": metadata["name"], "version": metadata["version"]})
     };
+    // The corpus has no provenance files: the first upload carries one made here, shaped as
+    // `helm package --sign` writes it (the server checks its claims, not the signature).
+    let folder = TempDir::new("ui-prov");
+    let mut upload = described(&first);
+    // Clear-signed text: lines starting with '-' are dash-escaped.
+    let chart_yaml: String = String::from_utf8_lossy(&unpack(&first.1)["Chart.yaml"])
+        .lines()
+        .map(|line| if line.starts_with('-') { format!("- {line}\n") } else { format!("{line}\n") })
+        .collect();
+    let prov = format!(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{chart_yaml}\n...\nfiles:\n  {}-{}.tgz: sha256:{}\n\
+         -----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n",
+        upload["chart"].as_str().unwrap(),
+        upload["version"].as_str().unwrap(),
+        sha256(&first.1)
+    );
+    let prov_file = folder.path.join("chart.tgz.prov");
+    std::fs::write(&prov_file, &prov).unwrap();
+    upload["prov"] = json!(prov_file);
+    upload["provSha256"] = json!(sha256(prov.as_bytes()));
     let data = json!({
         "space": "alice-ui",
         "tokenSpace": "alice-token",
-        "upload": described(&first),
+        "upload": upload,
         "drop": described(&second),
     });
     run_scenario("actions", &server, &data, &[("UI_USER", "alice"), ("UI_PASSWORD", password("alice"))]);

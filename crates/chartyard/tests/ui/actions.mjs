@@ -1,10 +1,12 @@
 // The UI's actions with access control on, as a user does them: a wrong password is refused,
-// signing in shows the user; a space is created, charts uploaded (file input and drop zone),
+// signing in shows the user; a space is created, charts uploaded (file inputs, with a
+// provenance file, and the drop zone),
 // versions and the space deleted; an API token is created, shown once, used against the
 // API and revoked; a POST without the CSRF field is refused; signing out ends the session.
 // Each step's effect is checked through /api/v1 too. (Sessions are signed cookies stored
 // nowhere: signing out clears the cookie; a copy of it stays valid until it expires.)
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as ui from './lib.mjs';
@@ -68,13 +70,21 @@ await ui.scenario('actions', async (browser) => {
   ui.assertEq(new URL(page.url()).pathname, `/_/ui/${space}`, 'page after creating the space');
   ui.assertEq(await apiStatus(`/spaces/${space}/charts`), 200, 'the space exists in the API');
 
-  ui.step('upload a chart with the file input');
+  ui.step('upload a chart and its provenance with the file inputs');
   await ui.present(page, 'form#upload input[type=hidden][name=csrf]');
   await ui.review(page, 'space-signed-in');
-  const first = await ui.submitAfter(page, 'form#upload', () => page.setInputFiles('form#upload input[name=chart]', upload.file));
+  const first = await ui.submitAfter(page, 'form#upload', async () => {
+    await page.setInputFiles('form#upload input[name=prov]', upload.prov);
+    await page.setInputFiles('form#upload input[name=chart]', upload.file);
+  });
   ui.assertEq(first.status(), 200, 'page after the upload');
   ui.assertEq(new URL(page.url()).pathname, `/_/ui/${space}/${upload.chart}/${upload.version}`, 'page after the upload');
   ui.assertEq(await apiStatus(`/spaces/${space}/charts/${upload.chart}/versions/${upload.version}`), 200, 'uploaded version in the API');
+  const provHref = await page.locator('a#download-prov').getAttribute('href');
+  const prov = await ui.http(context).get(new URL(provHref, page.url()).href);
+  ui.assertEq(prov.status(), 200, 'provenance download');
+  ui.assertEq(crypto.createHash('sha256').update(await prov.body()).digest('hex'), upload.provSha256, 'sha256 of the downloaded provenance');
+  ui.assertIncludes(ui.norm(await ui.text(page, `table#versions tr[data-version="${upload.version}"]`)), 'yes', 'provenance in the versions table');
   await ui.open(page, `/_/ui/${space}`);
   ui.assertEq(await ui.text(page, `ul#charts li[data-chart="${upload.chart}"] .version`), upload.version, 'listed after the upload');
 
