@@ -1,10 +1,10 @@
 // The UI's actions with access control on, as a user does them: a wrong password is refused,
 // signing in shows the user; a space is created, charts uploaded (file inputs, with a
-// provenance file, and the drop zone),
-// versions and the space deleted; an API token is created, shown once, used against the
-// API and revoked; a POST without the CSRF field is refused; signing out ends the session.
-// Each step's effect is checked through /api/v1 too. (Sessions are signed cookies stored
-// nowhere: signing out clears the cookie; a copy of it stays valid until it expires.)
+// provenance file, and the drop zone), versions and the space deleted; an API token is
+// created, shown once, used against the API and revoked; a POST without the CSRF field is
+// refused; signing out ends the session. Each step's effect is checked through /api/v1 too.
+// (Sessions are signed cookies stored nowhere: signing out clears the cookie; a copy of it
+// stays valid until it expires.)
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
