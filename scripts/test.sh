@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs the external test tools (real helm
-# v3 and v4, moto), then checks formatting and lints and runs every test.
+# v3 and v4, moto, chromium and the browser tests' npm packages), then checks formatting
+# and lints and runs every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

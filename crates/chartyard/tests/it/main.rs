@@ -25,3 +25,4 @@ mod s3;
 mod seed_e2e;
 mod support_s3;
 mod tls;
+mod ui;
