@@ -221,9 +221,9 @@ await ui.scenario('browse', async (browser) => {
   ]) {
     await ui.open(narrowPage, p);
     await ui.review(narrowPage, name);
-    // Reported, not (yet) required: content wider than the window makes the page scroll sideways.
+    // Content wider than the window would make the page scroll sideways.
     const width = await narrowPage.evaluate(() => document.documentElement.scrollWidth);
-    if (width > 390) console.log(`  [note] ${name}: the page is ${width}px wide in a 390px window`);
+    ui.assert(width <= 390, `${name}: the page is ${width}px wide in a 390px window (it must not scroll sideways)`);
   }
   await narrow.close();
 

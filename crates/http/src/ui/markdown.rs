@@ -3,15 +3,16 @@
 
 use std::collections::HashSet;
 
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html};
 
 /// Longest README rendered; past it, the text is cut (a README is prose, not data).
 const MAX_README: usize = 512 * 1024;
 
 /// Markdown to sanitised HTML: only harmless elements and attributes survive (no
-/// scripts, styles, forms, frames, event handlers or `javascript:` URLs), links open
-/// with `rel="noopener noreferrer nofollow"`, and images from other hosts are not loaded
-/// (the page makes no request the viewer did not ask for): they keep their alt text.
+/// scripts, styles, forms, frames, event handlers or `javascript:` URLs), and links open
+/// with `rel="noopener noreferrer nofollow"`. Images become their alt text: those on other
+/// hosts would be requests the viewer did not ask for (and tell those hosts who reads
+/// what), and paths inside the chart's repository do not exist here.
 pub fn render(markdown: &str) -> String {
     let markdown = match markdown.char_indices().nth(MAX_README) {
         Some((cut, _)) => &markdown[..cut],
@@ -23,17 +24,17 @@ pub fn render(markdown: &str) -> String {
         | Options::ENABLE_FOOTNOTES
         | Options::ENABLE_GFM;
     let mut unsafe_html = String::with_capacity(markdown.len() * 3 / 2);
-    html::push_html(&mut unsafe_html, Parser::new_ext(markdown, options));
+    // An image's alt text comes as the events between its start and end.
+    let events = Parser::new_ext(markdown, options)
+        .filter(|event| !matches!(event, Event::Start(Tag::Image { .. }) | Event::End(TagEnd::Image)));
+    html::push_html(&mut unsafe_html, events);
     ammonia::Builder::default()
+        .rm_tags(["img"])
+        // Code blocks and tables scroll sideways; keyboard users must be able to reach them.
+        .set_tag_attribute_value("pre", "tabindex", "0")
+        .set_tag_attribute_value("table", "tabindex", "0")
         .link_rel(Some("noopener noreferrer nofollow"))
         .url_schemes(HashSet::from(["http", "https", "mailto"]))
-        .attribute_filter(|element, attribute, value| {
-            let remote = |v: &str| v.contains("//") || v.contains(':');
-            match (element, attribute) {
-                ("img", "src" | "srcset") if remote(value) => None,
-                _ => Some(value.into()),
-            }
-        })
         .clean(&unsafe_html)
         .to_string()
 }
@@ -59,12 +60,15 @@ mod tests {
     }
 
     #[test]
-    fn markdown_renders_and_remote_images_are_not_loaded() {
-        let html = render(
-            "| a | b |\n|---|---|\n| 1 | 2 |\n\n![badge](https://img.shields.io/x.svg) [home](https://example.com)\n",
-        );
+    fn markdown_renders_and_images_become_their_alt_text() {
+        let html = render(concat!(
+            "| a | b |\n|---|---|\n| 1 | 2 |\n\n",
+            "[![build passing](https://img.shields.io/x.svg)](https://ci.example.com) ![logo](docs/logo.png) ",
+            "<img src=\"https://img.example.com/y.png\" alt=\"raw\"> [home](https://example.com)\n"
+        ));
         assert!(html.contains("<table>"), "{html}");
-        assert!(html.contains("alt=\"badge\"") && !html.contains("shields.io"), "{html}");
+        assert!(!html.contains("<img") && !html.contains("shields.io") && !html.contains("img.example.com"), "{html}");
+        assert!(html.contains(">build passing</a>") && html.contains("logo"), "{html}");
         assert!(html.contains("href=\"https://example.com\"") && html.contains("nofollow"), "{html}");
     }
 }

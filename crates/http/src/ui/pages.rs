@@ -32,7 +32,7 @@ fn layout(ctx: &Ctx, title: &str, crumbs: &[(&str, String)], body: Markup) -> Ma
                         img src=(assets::url("icon.svg")) alt="";
                         span { "chartyard" }
                     }
-                    form #search role="search" action="/_/ui/-/search" method="get" {
+                    form #search role="search" aria-label="Search all charts" action="/_/ui/-/search" method="get" {
                         input type="search" name="q" aria-label="Search charts" placeholder="Search charts";
                         button type="submit" { "Search" }
                     }
@@ -115,7 +115,7 @@ pub fn spaces(ctx: &Ctx, rows: &[SpaceRow]) -> Markup {
         @if rows.is_empty() {
             p.muted { "There are no spaces you may read yet." }
         } @else {
-            table #spaces {
+            div.table-wrap tabindex="0" { table #spaces {
                 thead { tr { th scope="col" { "Space" } th scope="col" { "Charts" } th scope="col" { "Versions" } } }
                 tbody {
                     @for row in rows {
@@ -126,7 +126,7 @@ pub fn spaces(ctx: &Ctx, rows: &[SpaceRow]) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
         @if ctx.caller.is_open() || ctx.signed_in_user().is_some() {
             h2 { "New space" }
@@ -223,6 +223,10 @@ pub fn chart(ctx: &Ctx, view: &ChartView<'_>) -> Markup {
         }
         div.layout {
             div {
+                section #install {
+                    h2 { "Install" }
+                    (install_snippets(ctx, space, chart, version))
+                }
                 h2 { "README" }
                 @match &readme {
                     Some(readme) => div #readme { (PreEscaped(readme)) },
@@ -254,10 +258,6 @@ pub fn chart(ctx: &Ctx, view: &ChartView<'_>) -> Markup {
                 (versions_table(view))
             }
             aside {
-                section #install {
-                    h2 { "Install" }
-                    (install_snippets(ctx, space, chart, version))
-                }
                 section {
                     h2 { "Download" }
                     ul {
@@ -394,7 +394,7 @@ fn versions_table(view: &ChartView<'_>) -> Markup {
     let start = view.versions_start;
     let end = start + listed.entries.len();
     html! {
-        table #versions {
+        div.table-wrap tabindex="0" { table #versions {
             thead {
                 tr {
                     th scope="col" { "Version" } th scope="col" { "App version" } th scope="col" { "Created" }
@@ -420,7 +420,7 @@ fn versions_table(view: &ChartView<'_>) -> Markup {
                     }
                 }
             }
-        }
+        } }
         p.muted { "Versions " (start + 1) "–" (end) " of " (listed.total) }
         div.pager {
             @if start > 0 {
@@ -451,7 +451,7 @@ pub fn search(ctx: &Ctx, q: &str, hits: &[SearchHit], start: usize, per_page: us
     let end = start + page.len();
     let body = html! {
         h1 { "Search" }
-        form.actions method="get" action="/_/ui/-/search" role="search" {
+        form.actions method="get" action="/_/ui/-/search" role="search" aria-label="Search query" {
             label { "Charts matching" input type="search" name="q" value=(q); }
             button type="submit" { "Search" }
         }
@@ -528,7 +528,7 @@ pub fn tokens(ctx: &Ctx, tokens: &[ListedToken], created: Option<&str>) -> Marku
         h2 { "Your tokens" }
         @if tokens.is_empty() { p.muted { "You have no tokens." } }
         @else {
-            table #tokens {
+            div.table-wrap tabindex="0" { table #tokens {
                 thead {
                     tr {
                         th scope="col" { "Id" } th scope="col" { "Description" } th scope="col" { "Spaces" }
@@ -560,7 +560,7 @@ pub fn tokens(ctx: &Ctx, tokens: &[ListedToken], created: Option<&str>) -> Marku
                         }
                     }
                 }
-            }
+            } }
         }
     };
     layout(ctx, "API tokens", &[], body)
