@@ -160,7 +160,7 @@ pub(crate) async fn search_hits(app: &AppState, caller: &Caller, q: &str) -> Api
             Err(chartyard_core::RegistryError::NotFound(_)) => continue,
             entries => entries?,
         };
-        for (chart, entry) in entries {
+        for (chart, entry) in entries.iter() {
             let text = |key: &str| entry.get(key).and_then(Value::as_str).map(str::to_string);
             let keywords: Vec<String> = entry
                 .get("keywords")
@@ -169,11 +169,11 @@ pub(crate) async fn search_hits(app: &AppState, caller: &Caller, q: &str) -> Api
                 .unwrap_or_default();
             let description = text("description").unwrap_or_default();
             let searchable =
-                chartyard_core::search::Searchable { name: &chart, description: &description, keywords: &keywords };
+                chartyard_core::search::Searchable { name: chart, description: &description, keywords: &keywords };
             let Some(rank) = words.rank(searchable) else { continue };
             let version = text("version").unwrap_or_default();
             let hit = SearchHit {
-                link: version_link(&space, &chart, &version),
+                link: version_link(&space, chart, &version),
                 space: space.clone(),
                 version,
                 app_version: text("appVersion"),
@@ -181,7 +181,7 @@ pub(crate) async fn search_hits(app: &AppState, caller: &Caller, q: &str) -> Api
                 keywords,
                 icon: text("icon"),
                 deprecated: entry.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
-                chart,
+                chart: chart.clone(),
             };
             hits.push((rank, hit));
         }

@@ -123,6 +123,9 @@ pub(crate) struct SpaceIndex {
     /// Estimated bytes held: see [`SpaceIndex::weight`].
     weight: usize,
     rendered: Option<Arc<RenderedIndex>>,
+    /// Each chart's latest entry, parsed, until the next change (chart lists and search
+    /// read it on every request; at most one entry per chart).
+    latest: Option<Arc<Vec<ChartEntry>>>,
     /// Every change announced by log entries up to this number is applied.
     pub seq: u64,
     /// Entries of this process's own log writes, by number: how many of their changes
@@ -196,6 +199,7 @@ impl SpaceIndex {
             charts: BTreeMap::new(),
             weight: 0,
             rendered: None,
+            latest: None,
             seq: 0,
             own: HashMap::new(),
             checked: now,
@@ -441,6 +445,7 @@ impl SpaceIndex {
 
     fn changed(&mut self) {
         self.rendered = None;
+        self.latest = None;
     }
 
     /// The entries of every chart, newest version first.
@@ -450,12 +455,17 @@ impl SpaceIndex {
 
     /// The entry of each chart's latest version (the newest stable one, as `helm pull`
     /// without a version takes, or the newest if none is stable).
-    pub fn latest_entries(&self) -> Result<Vec<ChartEntry>, RegistryError> {
+    pub fn latest_entries(&mut self) -> Result<Arc<Vec<ChartEntry>>, RegistryError> {
+        if let Some(latest) = &self.latest {
+            return Ok(latest.clone());
+        }
         let mut latest = Vec::with_capacity(self.charts.len());
         for (name, versions) in &self.charts {
             let Some((_, indexed)) = Self::latest(versions) else { continue };
             latest.push((name.clone(), index::parse_entry_yaml(&indexed.yaml)?));
         }
+        let latest = Arc::new(latest);
+        self.latest = Some(latest.clone());
         Ok(latest)
     }
 

@@ -47,7 +47,7 @@ mod retry_tests;
 
 pub use gateway::StorageRequests;
 pub use gc::GcReport;
-pub use index::{ListedVersions, RenderedIndex};
+pub use index::{ChartEntry, ListedVersions, RenderedIndex};
 pub use records::StoredVersion;
 pub use registry::{
     ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, DEFAULT_INDEX_FRESHNESS, DEFAULT_RECONCILE_INTERVAL, Registry,

@@ -807,7 +807,7 @@ impl Registry {
     }
 
     /// The index entry of each chart's latest version in a space, by chart name.
-    pub async fn latest_index_entries(&self, space: &str) -> Result<Vec<crate::index::ChartEntry>> {
+    pub async fn latest_index_entries(&self, space: &str) -> Result<Arc<Vec<crate::index::ChartEntry>>> {
         self.with_index(space, |index| index.latest_entries()).await
     }
 

@@ -39,6 +39,8 @@ use crate::error::ApiError;
 const VERSIONS_PER_PAGE: usize = 50;
 /// Search hits per page.
 const HITS_PER_PAGE: usize = 50;
+/// Most bytes of one chart file a page shows.
+const MAX_SHOWN_FILE: usize = 1024 * 1024;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -89,7 +91,13 @@ impl FromRequestParts<AppState> for Ctx {
             .unwrap_or_else(|| "localhost".into());
         let https = caller.https() || text_header(&parts.headers, "x-forwarded-proto").is_some_and(|p| p == "https");
         let base = format!("{}://{host}", if https { "https" } else { "http" });
-        let here = parts.uri.path_and_query().map_or_else(|| "/_/ui/".into(), |p| p.as_str().to_string());
+        // A sign-in returns to the page asked for; after a refused form, to the start.
+        let here = match parts.method {
+            axum::http::Method::GET => {
+                parts.uri.path_and_query().map_or_else(|| "/_/ui/".into(), |p| p.as_str().to_string())
+            }
+            _ => "/_/ui/".into(),
+        };
         Ok(Self { app: app.clone(), caller, base, host, here })
     }
 }
@@ -214,22 +222,16 @@ async fn spaces_page(ctx: Ctx) -> Response {
     ctx.answer(result)
 }
 
-/// A chart as a space's page lists it: its latest version's index entry.
-pub(crate) struct ChartRow {
-    name: String,
-    entry: serde_json::Map<String, serde_json::Value>,
-}
+/// A chart as a space's page lists it: its name and its latest version's index entry.
+pub(crate) type ChartRow = chartyard_storage::ChartEntry;
 
 async fn space_page(ctx: Ctx, Path(space): Path<String>, Query(query): Query<HashMap<String, String>>) -> Response {
     let result = async {
         ctx.require(&space, Action::Read)?;
         let filter = query.get("q").map(|q| q.trim().to_lowercase()).unwrap_or_default();
         let entries = ctx.app.registry.latest_index_entries(&space).await?;
-        let rows: Vec<ChartRow> = entries
-            .into_iter()
-            .filter(|(name, entry)| filter.is_empty() || matches_filter(name, entry, &filter))
-            .map(|(name, entry)| ChartRow { name, entry })
-            .collect();
+        let rows: Vec<&ChartRow> =
+            entries.iter().filter(|(name, entry)| filter.is_empty() || matches_filter(name, entry, &filter)).collect();
         ok(pages::space(&ctx, &space, &rows, &filter))
     }
     .await;
@@ -303,7 +305,10 @@ async fn template_page(
         let content = files
             .get(&path)
             .ok_or_else(|| UiError::Status(StatusCode::NOT_FOUND, format!("{chart} {version} has no file {path}")))?;
-        ok(pages::template(&ctx, &space, &chart, &version, &path, &String::from_utf8_lossy(content)))
+        // A template is text a person reads; past this, the archive is the way to read it.
+        let shown = &content[..content.len().min(MAX_SHOWN_FILE)];
+        let cut = (shown.len() < content.len()).then_some(content.len());
+        ok(pages::template(&ctx, &space, &chart, &version, &path, &String::from_utf8_lossy(shown), cut))
     }
     .await;
     ctx.answer(result)

@@ -140,7 +140,7 @@ pub fn spaces(ctx: &Ctx, rows: &[SpaceRow]) -> Markup {
     layout(ctx, "Spaces", &[], body)
 }
 
-pub fn space(ctx: &Ctx, space: &str, rows: &[ChartRow], filter: &str) -> Markup {
+pub fn space(ctx: &Ctx, space: &str, rows: &[&ChartRow], filter: &str) -> Markup {
     let body = html! {
         h1 { (space) }
         form #filter .actions method="get" action=(format!("/_/ui/{space}")) {
@@ -152,15 +152,15 @@ pub fn space(ctx: &Ctx, space: &str, rows: &[ChartRow], filter: &str) -> Markup 
             p.muted { @if filter.is_empty() { "No charts yet." } @else { "No chart matches." } }
         }
         ul #charts .charts {
-            @for row in rows {
-                @let version = text(&row.entry, "version");
-                li data-chart=(row.name) {
-                    (icon(&row.name, row.entry.get("icon").and_then(Value::as_str)))
+            @for (name, entry) in rows.iter().copied() {
+                @let version = text(entry, "version");
+                li data-chart=(name) {
+                    (icon(name, entry.get("icon").and_then(Value::as_str)))
                     div {
-                        a.name href=(format!("/_/ui/{space}/{}", row.name)) { (row.name) }
+                        a.name href=(format!("/_/ui/{space}/{name}")) { (name) }
                         " " span.version.badge { (version) }
-                        (deprecated_badge(row.entry.get("deprecated").and_then(Value::as_bool).unwrap_or(false)))
-                        p.description { (text(&row.entry, "description")) }
+                        (deprecated_badge(entry.get("deprecated").and_then(Value::as_bool).unwrap_or(false)))
+                        p.description { (text(entry, "description")) }
                     }
                 }
             }
@@ -433,10 +433,22 @@ fn versions_table(view: &ChartView<'_>) -> Markup {
     }
 }
 
-pub fn template(ctx: &Ctx, space: &str, chart: &str, version: &str, path: &str, content: &str) -> Markup {
+pub fn template(
+    ctx: &Ctx,
+    space: &str,
+    chart: &str,
+    version: &str,
+    path: &str,
+    content: &str,
+    cut: Option<usize>,
+) -> Markup {
     let here = format!("/_/ui/{space}/{chart}/{version}");
     let body = html! {
         h1 { (path) }
+        @if let Some(size) = cut {
+            p.notice { "The file holds " (size) " bytes; only its first MiB is shown. "
+                a href=(format!("{here}/archive")) { "Download the archive" } " for all of it." }
+        }
         div.snippet-box {
             pre #template tabindex="0" aria-label=(path) { (content) }
             button.copy type="button" data-copy="template" hidden { "Copy" }

@@ -73,7 +73,9 @@ async fn a_chart_page_shows_what_the_chart_holds() {
     assert!(element(&page, "description").contains("A small web app"));
     let readme = element(&page, "readme");
     assert!(
-        readme.contains("<h1>Web app</h1>") && readme.contains("<strong>pages</strong>") && readme.contains("<table>"),
+        readme.contains("<h1>Web app</h1>")
+            && readme.contains("<strong>pages</strong>")
+            && readme.contains("<table tabindex=\"0\">"),
         "{readme}"
     );
     assert!(element(&page, "values").contains("replicaCount: 3 # keep this comment\nimage: web:4.5\n"));
