@@ -169,6 +169,10 @@ async fn long_version_lists_are_paged_and_spaces_filter() {
     let all = html(&app, "/_/ui/apps").await;
     assert!(all.contains(r#"<li data-chart="many">"#) && all.contains(r#"<li data-chart="other">"#));
     assert!(element(&all, "charts").contains("1.59.0"), "the latest version");
+    // A new version shows at once (the parsed latest entries go with the change).
+    assert_eq!(app.upload("apps", &ChartBuilder::new("many", "1.60.0").build()).await.status, 201);
+    assert!(element(&html(&app, "/_/ui/apps").await, "charts").contains("1.60.0"));
+    assert_eq!(app.get("/search?q=many").await.json(200)["items"][0]["version"], "1.60.0");
     let filtered = html(&app, "/_/ui/apps?q=QUEUE").await;
     assert!(!filtered.contains(r#"data-chart="many""#) && filtered.contains(r#"data-chart="other""#), "{filtered}");
 }
