@@ -7,6 +7,24 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+/// Every regular file of a gzipped tar archive, by its path in the archive.
+pub fn unpack(archive: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut files = std::collections::BTreeMap::new();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        files.insert(path, data);
+    }
+    files
+}
+
 /// A directory removed when dropped.
 pub struct TempDir {
     pub path: PathBuf,

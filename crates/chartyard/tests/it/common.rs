@@ -253,7 +253,7 @@ pub fn error(response: Response, status: u16) -> String {
 }
 
 pub use chartyard_testkit::{
-    ChartBuilder, TempDir, chart_with_noise, descriptor, digest_of, gzip, manifest_bytes, noise, sha256,
+    ChartBuilder, TempDir, chart_with_noise, descriptor, digest_of, gzip, manifest_bytes, noise, sha256, unpack,
 };
 
 /// A real Helm binary, when the test tools are installed (`scripts/install-test-tools.sh`).

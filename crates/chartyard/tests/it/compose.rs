@@ -2,11 +2,12 @@
 //! (`POST /api/v1/spaces/{space}/charts` with a non-multipart body).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{ChartBuilder, SEED_TEST1, Server, TempDir, client, error, helm, json, record_files, sha256};
+use crate::common::{
+    ChartBuilder, SEED_TEST1, Server, TempDir, client, error, helm, json, record_files, sha256, unpack,
+};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -23,23 +24,6 @@ fn dry_run(server: &Server, space: &str, config: &Value) -> Response {
 
 fn post_raw(server: &Server, path: &str, body: Vec<u8>) -> Response {
     client().post(server.api(path)).header("content-type", "application/json").body(body).send().unwrap()
-}
-
-/// Every regular file of a gzipped tar archive, by path.
-fn unpack(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-    for entry in tar.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path().unwrap().to_str().unwrap().to_string();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        files.insert(path, data);
-    }
-    files
 }
 
 fn yaml(files: &BTreeMap<String, Vec<u8>>, path: &str) -> Value {

@@ -8,7 +8,6 @@
 //! `scripts/install-test-tools.sh`; without them these tests fail.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -126,20 +125,10 @@ fn real(file: &str) -> Option<(PathBuf, Vec<u8>)> {
 
 /// Every regular file of a chart archive, by its path below the chart's folder.
 fn unpack(archive: &[u8]) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-    for entry in tar.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
-        let Some((_, inner)) = path.split_once('/') else { continue };
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).unwrap();
-        files.insert(inner.to_string(), bytes);
-    }
-    files
+    crate::common::unpack(archive)
+        .into_iter()
+        .filter_map(|(path, data)| Some((path.split_once('/')?.1.to_string(), data)))
+        .collect()
 }
 
 /// Uploads `archive` into `space` through `/api/v1` (as `user`, when given); answers what

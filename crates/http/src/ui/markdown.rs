@@ -66,7 +66,7 @@ mod tests {
             "[![build passing](https://img.shields.io/x.svg)](https://ci.example.com) ![logo](docs/logo.png) ",
             "<img src=\"https://img.example.com/y.png\" alt=\"raw\"> [home](https://example.com)\n"
         ));
-        assert!(html.contains("<table>"), "{html}");
+        assert!(html.contains("<table tabindex=\"0\">"), "{html}");
         assert!(!html.contains("<img") && !html.contains("shields.io") && !html.contains("img.example.com"), "{html}");
         assert!(html.contains(">build passing</a>") && html.contains("logo"), "{html}");
         assert!(html.contains("href=\"https://example.com\"") && html.contains("nofollow"), "{html}");
