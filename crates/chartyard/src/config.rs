@@ -129,6 +129,10 @@ pub struct SettingsArgs {
     /// or the request fails with 408; 0 = no limit [config: http.requesttimeout].
     #[arg(long, env = "CHARTYARD_REQUEST_TIMEOUT")]
     pub request_timeout: Option<String>,
+    /// How long a stopping server (SIGTERM, Ctrl-C) lets requests in flight finish,
+    /// e.g. "30s"; 0 = as long as they take [config: http.shutdowngrace].
+    #[arg(long, env = "CHARTYARD_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<String>,
     /// Connections served at once; more wait to be accepted (default: from the open
     /// files limit, at most 4096) [config: http.maxconnections].
     #[arg(long, env = "CHARTYARD_MAX_CONNECTIONS")]
@@ -186,6 +190,7 @@ pub struct HttpSettings {
     pub keepalive_timeout: Option<Duration>,
     pub body_idle_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
+    pub shutdown_grace: Option<Duration>,
     /// `None`: derived from the open files limit.
     pub max_connections: Option<usize>,
     pub max_body_memory: usize,
@@ -198,6 +203,9 @@ pub const DEFAULT_UPLOAD_TTL_SECONDS: u64 = 3600;
 pub const DEFAULT_MAX_UPLOAD_SESSIONS: u64 = 1024;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a stopping server waits for requests in flight by default; a pod's
+/// `terminationGracePeriodSeconds` must leave room for this and the checkpoints after it.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Most connections and archive parses a setting may ask for.
 const MAX_CONNECTIONS: u64 = 1 << 20;
 const MAX_PARSE_CONCURRENCY: u64 = 1024;
@@ -254,8 +262,15 @@ const KNOWN_PARAMETERS: &[&str] = &[
 ];
 
 /// The keys of the `http` block.
-const HTTP_KEYS: &[&str] =
-    &["headertimeout", "keepalivetimeout", "bodyidletimeout", "requesttimeout", "maxconnections", "maxbodymemory"];
+const HTTP_KEYS: &[&str] = &[
+    "headertimeout",
+    "keepalivetimeout",
+    "bodyidletimeout",
+    "requesttimeout",
+    "shutdowngrace",
+    "maxconnections",
+    "maxbodymemory",
+];
 
 /// The keys of the `tls` block.
 const TLS_KEYS: &[&str] = &["certificate", "key"];
@@ -330,6 +345,7 @@ impl SettingsArgs {
         set_http("keepalivetimeout", self.keepalive_timeout.clone().map(Value::from));
         set_http("bodyidletimeout", self.body_idle_timeout.clone().map(Value::from));
         set_http("requesttimeout", self.request_timeout.clone().map(Value::from));
+        set_http("shutdowngrace", self.shutdown_grace.clone().map(Value::from));
         set_http("maxconnections", self.max_connections.map(Value::from));
         set_http("maxbodymemory", self.max_body_memory.map(Value::from));
         set("bucket", self.s3_bucket.clone().map(Value::from));
@@ -379,6 +395,7 @@ impl SettingsArgs {
                 keepalive_timeout: timeout(&http, "keepalivetimeout", DEFAULT_KEEPALIVE_TIMEOUT)?,
                 body_idle_timeout: timeout(&http, "bodyidletimeout", chartyard_http::DEFAULT_BODY_IDLE_TIMEOUT)?,
                 request_timeout: timeout(&http, "requesttimeout", chartyard_http::DEFAULT_REQUEST_TIMEOUT)?,
+                shutdown_grace: timeout(&http, "shutdowngrace", DEFAULT_SHUTDOWN_GRACE)?,
                 max_connections: http_within(&http, "maxconnections", 1, MAX_CONNECTIONS)?,
                 max_body_memory: http_within(&http, "maxbodymemory", 1, u64::MAX)?
                     .unwrap_or(chartyard_http::DEFAULT_MAX_BODY_MEMORY),

@@ -193,7 +193,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         header_timeout: settings.http.header_timeout,
         keepalive_timeout: settings.http.keepalive_timeout,
         max_connections: settings.http.max_connections.unwrap_or_else(|| server::default_max_connections(open_files)),
-        shutdown_grace: settings.http.request_timeout,
+        shutdown_grace: settings.http.shutdown_grace,
     };
     if let Some(files) = open_files
         && limits.max_connections as u64 > files / 2

@@ -57,6 +57,22 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Asks the server to stop (SIGTERM) and waits up to `patience` for it to exit;
+    /// answers its exit status and how long it took (`None`: still running, then killed).
+    pub fn terminate(&mut self, patience: Duration) -> (Option<std::process::ExitStatus>, Duration) {
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        while started.elapsed() < patience {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (Some(status), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        (None, started.elapsed())
+    }
+
     /// Kills the server and starts a new one on the same data.
     pub fn restart(&mut self) {
         self.kill();

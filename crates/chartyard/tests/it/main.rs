@@ -23,6 +23,7 @@ mod oci_spec;
 mod replicas;
 mod s3;
 mod seed_e2e;
+mod shutdown;
 mod support_s3;
 mod tls;
 mod ui;
