@@ -94,7 +94,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging(cli.log_format);
+    let traces = init_logging(cli.log_format);
     let settings = match args.resolve() {
         Ok((settings, ignored)) => {
             if !ignored.is_empty() {
@@ -111,6 +111,12 @@ fn main() -> ExitCode {
         None => serve(settings),
         Some(grace) => gc(settings, grace),
     };
+    // The spans of the last moments go out before the process ends.
+    if let Some(provider) = traces
+        && let Err(e) = provider.shutdown()
+    {
+        eprintln!("chartyard: sending the last traces: {e}");
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -131,17 +137,68 @@ fn hash_password(user: &str, cost: u32) -> anyhow::Result<String> {
     Ok(format!("{user}:{hash}"))
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs to stderr (text or JSON lines), and traces over OTLP when the standard
+/// `OTEL_EXPORTER_OTLP_*ENDPOINT` variables name a collector; answers the tracer provider
+/// to flush at exit.
+fn init_logging(format: LogFormat) -> Option<opentelemetry_sdk::trace::SdkTracerProvider> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHARTYARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().boxed(),
+    };
+    let (traces, provider) = match otlp_traces() {
+        Ok(Some(provider)) => {
+            use opentelemetry::trace::TracerProvider as _;
+            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("chartyard"));
+            (Some(layer), Some(provider))
+        }
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("chartyard: traces are off: {e}");
+            (None, None)
+        }
+    };
+    tracing_subscriber::registry().with(filter).with(fmt).with(traces).init();
+    provider
+}
+
+/// A tracer provider exporting spans over OTLP/HTTP in batches, when the environment
+/// asks for one (`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// unless `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`). The exporter reads
+/// the other `OTEL_*` variables itself (headers, timeout, `OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`).
+fn otlp_traces() -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    let wanted = set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+        || std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v.eq_ignore_ascii_case("none"));
+    if !wanted || disabled {
+        return Ok(None);
     }
+    use opentelemetry_otlp::WithExportConfig as _;
+    // The exporter's HTTP client is reqwest with rustls and no crypto provider of its
+    // own (the one object_store uses): give it ring, as the S3 driver does.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .build()?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if !set("OTEL_SERVICE_NAME") {
+        resource = resource.with_service_name("chartyard");
+    }
+    let resource =
+        resource.with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))).build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    Ok(Some(provider))
 }
 
 fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {

@@ -156,6 +156,7 @@ impl Gateway {
     }
 
     /// An object's bytes and ETag; `None` if it does not exist.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "get", key = %key.path()))]
     pub async fn get(&self, key: StorageKey<'_>) -> Result<Option<Object>> {
         count(&self.counters.get, 1);
         match self.store.get(&key.path()).await {
@@ -177,6 +178,7 @@ impl Gateway {
     }
 
     /// An object's metadata; `None` if it does not exist.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "head", key = %key.path()))]
     pub async fn head(&self, key: StorageKey<'_>) -> Result<Option<ObjectMeta>> {
         count(&self.counters.head, 1);
         match self.store.head(&key.path()).await {
@@ -197,6 +199,7 @@ impl Gateway {
     }
 
     /// Writes an object, whatever was there.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "put", key = %key.path()))]
     pub async fn put(&self, key: StorageKey<'_>, bytes: Bytes) -> Result<()> {
         count(&self.counters.put, 1);
         self.store.put(&key.path(), PutPayload::from(bytes)).await.map_err(storage_error)?;
@@ -230,6 +233,7 @@ impl Gateway {
     }
 
     /// A conditional put: the new ETag, or `None` when its condition did not hold.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "put_conditional", key = %key.path()))]
     async fn put_mode(&self, key: StorageKey<'_>, bytes: Bytes, mode: PutMode) -> Result<Option<Option<String>>> {
         count(&self.counters.put, 1);
         let opts = PutOptions { mode, ..Default::default() };
@@ -241,6 +245,7 @@ impl Gateway {
     }
 
     /// Deletes an object; answers whether it was there.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "delete", key = %key.path()))]
     pub async fn delete(&self, key: StorageKey<'_>) -> Result<bool> {
         if !self.deletes_report_missing && !self.exists(key).await? {
             return Ok(false);
@@ -254,6 +259,7 @@ impl Gateway {
     }
 
     /// Deletes every object under a prefix.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "delete_prefix", key = %prefix.path()))]
     pub async fn delete_prefix(&self, prefix: StorageKey<'_>) -> Result<()> {
         count(&self.counters.list, 1);
         let counters = self.counters.clone();
@@ -272,6 +278,7 @@ impl Gateway {
     }
 
     /// Every object under a prefix (its keys are parsed back in `keys`).
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "list", key = %prefix.path()))]
     pub async fn list(&self, prefix: StorageKey<'_>) -> Result<Vec<ObjectMeta>> {
         count(&self.counters.list, 1);
         self.store.list(Some(&prefix.path())).try_collect().await.map_err(storage_error)
@@ -279,6 +286,7 @@ impl Gateway {
 
     /// The objects under a prefix whose keys sort after `after` (S3's `start-after`: one
     /// request per thousand keys, however many come before).
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "list", key = %prefix.path()))]
     pub async fn list_after(&self, prefix: StorageKey<'_>, after: StorageKey<'_>) -> Result<Vec<ObjectMeta>> {
         count(&self.counters.list, 1);
         self.store.list_with_offset(Some(&prefix.path()), &after.path()).try_collect().await.map_err(storage_error)
@@ -291,6 +299,7 @@ impl Gateway {
     }
 
     /// The objects and the "folders" right under a prefix (one level, with a delimiter).
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "list", key = %prefix.path()))]
     pub async fn list_dirs(&self, prefix: StorageKey<'_>) -> Result<ListResult> {
         count(&self.counters.list, 1);
         self.store.list_with_delimiter(Some(&prefix.path())).await.map_err(storage_error)
@@ -298,6 +307,7 @@ impl Gateway {
 
     /// Opens an object for a streamed read of all its bytes, or of `range`; `None` if it
     /// does not exist.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "get", key = %key.path()))]
     pub async fn open(&self, key: StorageKey<'_>, range: Option<Range<u64>>) -> Result<Option<Opened>> {
         count(&self.counters.get, 1);
         let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
@@ -311,6 +321,7 @@ impl Gateway {
     /// Writes a stream to one object, without holding it in memory; answers its size and,
     /// when given a hasher, feeds it. Fails once more than `budget` bytes arrive. Counted
     /// as one put, whatever the parts it takes.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "put_stream"))]
     pub async fn write_stream(
         &self,
         key: StorageKey<'_>,
@@ -348,6 +359,7 @@ impl Gateway {
 
     /// Moves an object to a key that must not exist; answers `false` (and moves nothing)
     /// when it does.
+    #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "rename", key = %to.path()))]
     pub async fn rename_if_absent(&self, from: StorageKey<'_>, to: StorageKey<'_>) -> Result<bool> {
         count(&self.counters.copy, 1);
         count(&self.counters.delete, 1);

@@ -26,4 +26,5 @@ mod seed_e2e;
 mod shutdown;
 mod support_s3;
 mod tls;
+mod traces;
 mod ui;
