@@ -6,7 +6,8 @@
 #   gpg, skopeo, xz    Debian's packages, if missing (provenance tests; OCI API tests;
 #                      unpacking the peer programs in ../shared/peers)
 #   .tools/venv        Python venv with oras (OCI client) and moto[server] (moto_server mocks S3 for the
-#                      S3 storage tests) and pyyaml
+#                      S3 storage tests) and pyyaml; kubernetes-validate (checks the Helm chart's
+#                      rendered manifests against Kubernetes' schemas, offline)
 #   chromium           Debian's package, if /usr/bin/chromium is missing (browser tests of the web UI)
 #   crates/chartyard/tests/ui/node_modules
 #                      playwright-core (drives chromium) and axe-core (accessibility checks), at the
@@ -93,6 +94,14 @@ else
   python3 -m venv "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' pyyaml oras </dev/null
 fi
+# kubernetes-validate checks the Helm chart's rendered manifests against Kubernetes'
+# schemas, offline (it ships them); added on its own so an existing venv gains it.
+if [[ -x $VENV/bin/kubernetes-validate ]] && "$VENV/bin/python" -c 'import kubernetes_validate' 2>/dev/null; then
+  echo "skip: $VENV already has kubernetes-validate"
+else
+  echo "installing kubernetes-validate into $VENV ..."
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check kubernetes-validate </dev/null
+fi
 
 # gpg signs charts in the provenance tests; skopeo exercises the OCI API; xz unpacks the
 # peer programs (../shared/peers: crane, helm cm-push, the OCI conformance suites).
@@ -140,3 +149,4 @@ echo "chromium     /usr/bin/chromium  $(/usr/bin/chromium --version 2>/dev/null 
 echo "playwright   $UI/node_modules/playwright-core  $(ui_version playwright-core)"
 echo "axe-core     $UI/node_modules/axe-core  $(ui_version axe-core)"
 echo "oras         $VENV/bin/python  $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("oras"))')"
+echo "k8s-validate $VENV/bin/kubernetes-validate  $("$VENV/bin/kubernetes-validate" --version)"

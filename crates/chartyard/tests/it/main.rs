@@ -14,6 +14,7 @@ mod cli_config;
 mod cm_push;
 mod compose;
 mod concurrency;
+mod deploy_chart;
 mod durability;
 mod helm_client;
 mod helm_repo;
