@@ -687,7 +687,8 @@ mod tests {
             ("metrics:\n  access: everyone\n", "metrics.access"),
             ("metrics:\n  enabled: maybe\n", "metrics.enabled"),
         ] {
-            assert!(with_file(yaml).unwrap_err().to_string().contains(key), "{yaml}");
+            let yaml = format!("manager:\n  parameters:\n    storagedriver: inmemory\n{yaml}");
+            assert!(with_file(&yaml).unwrap_err().to_string().contains(key), "{yaml}");
         }
     }
 
