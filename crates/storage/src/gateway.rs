@@ -123,6 +123,15 @@ fn outcome_of<T>(result: &std::result::Result<T, object_store::Error>) -> Outcom
     }
 }
 
+/// The outcome of a conditional write to `key`: finding a blob there already is no
+/// conflict, as its name is its content's digest (the bytes are the same).
+fn conditional_outcome<T>(key: StorageKey<'_>, result: &std::result::Result<T, object_store::Error>) -> Outcome {
+    match outcome_of(result) {
+        Outcome::Conflict if matches!(key, StorageKey::Blob { .. }) => Outcome::Ok,
+        outcome => outcome,
+    }
+}
+
 /// A small object read whole.
 pub(crate) struct Object {
     pub bytes: Bytes,
@@ -291,7 +300,7 @@ impl Gateway {
         let opts = PutOptions { mode, ..Default::default() };
         let started = Instant::now();
         let result = self.store.put_opts(&key.path(), PutPayload::from(bytes), opts).await;
-        observe("put", started, outcome_of(&result));
+        observe("put", started, conditional_outcome(key, &result));
         match result {
             Ok(written) => Ok(Some(written.e_tag)),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(None),
@@ -456,7 +465,7 @@ impl Gateway {
         count(&self.counters.delete, 1);
         let started = Instant::now();
         let result = self.store.rename_if_not_exists(&from.path(), &to.path()).await;
-        observe("copy", started, outcome_of(&result));
+        observe("copy", started, conditional_outcome(to, &result));
         match result {
             Ok(()) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),

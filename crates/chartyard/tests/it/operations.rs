@@ -208,6 +208,10 @@ fn metrics_count_exactly_what_a_workload_did() {
     // Storage and index numbers.
     assert!(delta("chartyard_storage_operations_total", &[("operation", "put"), ("outcome", "ok")]) >= 4.0);
     assert!(delta("chartyard_storage_operations_total", &[("outcome", "not_found")]) >= 1.0);
+    // The refused upload found its version's record there: one conflict. Its archive was
+    // stored already too, which is no conflict (a blob's name is its content's digest).
+    assert_eq!(delta("chartyard_storage_conditional_conflicts_total", &[]), 1.0);
+    assert_eq!(delta("chartyard_storage_operations_total", &[("operation", "put"), ("outcome", "conflict")]), 1.0);
     assert!(delta("chartyard_storage_operation_duration_seconds_count", &[]) >= 5.0);
     assert_eq!(after.sum("chartyard_index_versions", &[("space", "ops")]), 4.0);
     assert_eq!(after.sum("chartyard_index_charts", &[("space", "ops")]), 3.0);
