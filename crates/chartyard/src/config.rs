@@ -13,6 +13,10 @@
 //! http:                             # optional: bounds on connections and requests
 //!   headertimeout: 30s              # seconds, or a duration such as "500ms", "5m"; 0 = none
 //!   maxconnections: 1024
+//! metrics:                          # optional: the Prometheus metrics at /metrics
+//!   enabled: true                   # default true
+//!   listen: ":9090"                 # optional: serve /metrics only on this extra listener
+//!   access: anonymous               # with access control on: anonymous | signedin | admin
 //! tls:                              # optional: serve HTTPS; both keys or neither
 //!   certificate: /etc/chartyard/tls.crt   # PEM: the server's certificate, then its chain
 //!   key: /etc/chartyard/tls.key           # PEM: PKCS#8, RSA or SEC1 EC private key
@@ -133,6 +137,10 @@ pub struct SettingsArgs {
     /// e.g. "30s"; 0 = as long as they take [config: http.shutdowngrace].
     #[arg(long, env = "CHARTYARD_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<String>,
+    /// How long a stopping server keeps serving while it answers not ready on /readyz,
+    /// before it stops accepting, e.g. "5s" (default 0) [config: http.shutdowndelay].
+    #[arg(long, env = "CHARTYARD_SHUTDOWN_DELAY")]
+    pub shutdown_delay: Option<String>,
     /// Connections served at once; more wait to be accepted (default: from the open
     /// files limit, at most 4096) [config: http.maxconnections].
     #[arg(long, env = "CHARTYARD_MAX_CONNECTIONS")]
@@ -141,6 +149,17 @@ pub struct SettingsArgs {
     /// not fit is refused with 503 [config: http.maxbodymemory].
     #[arg(long, env = "CHARTYARD_MAX_BODY_MEMORY")]
     pub max_body_memory: Option<u64>,
+    /// Whether the server keeps and serves metrics (default true) [config: metrics.enabled].
+    #[arg(long, env = "CHARTYARD_METRICS_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_enabled: Option<bool>,
+    /// Serve /metrics only on this extra address, such as ":9090", open to everyone who
+    /// can reach it [config: metrics.listen].
+    #[arg(long, env = "CHARTYARD_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Who may read /metrics on the main listener when access control is on:
+    /// anonymous, signedin or admin [config: metrics.access].
+    #[arg(long, env = "CHARTYARD_METRICS_ACCESS")]
+    pub metrics_access: Option<String>,
     /// PEM file with the server's certificate followed by its chain; serves HTTPS, with
     /// --tls-key [config: tls.certificate].
     #[arg(long, env = "CHARTYARD_TLS_CERTIFICATE")]
@@ -173,6 +192,16 @@ pub struct Settings {
     pub auth: Option<chartyard_http::auth::AuthOptions>,
     /// `None`: plain HTTP.
     pub tls: Option<TlsSettings>,
+    pub metrics: MetricsSettings,
+}
+
+/// The `metrics` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    /// An extra listener that alone serves `/metrics`; `None`: the main one serves it.
+    pub listen: Option<String>,
+    pub access: chartyard_http::observe::MetricsAccess,
 }
 
 /// The certificate and key served over HTTPS (the `tls` block); the files are read (and
@@ -191,6 +220,7 @@ pub struct HttpSettings {
     pub body_idle_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub shutdown_grace: Option<Duration>,
+    pub shutdown_delay: Duration,
     /// `None`: derived from the open files limit.
     pub max_connections: Option<usize>,
     pub max_body_memory: usize,
@@ -218,6 +248,7 @@ struct FileConfig {
     http: Option<BTreeMap<String, Value>>,
     auth: Option<crate::auth_config::AuthSection>,
     tls: Option<BTreeMap<String, Value>>,
+    metrics: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -268,9 +299,13 @@ const HTTP_KEYS: &[&str] = &[
     "bodyidletimeout",
     "requesttimeout",
     "shutdowngrace",
+    "shutdowndelay",
     "maxconnections",
     "maxbodymemory",
 ];
+
+/// The keys of the `metrics` block.
+const METRICS_KEYS: &[&str] = &["enabled", "listen", "access"];
 
 /// The keys of the `tls` block.
 const TLS_KEYS: &[&str] = &["certificate", "key"];
@@ -346,6 +381,7 @@ impl SettingsArgs {
         set_http("bodyidletimeout", self.body_idle_timeout.clone().map(Value::from));
         set_http("requesttimeout", self.request_timeout.clone().map(Value::from));
         set_http("shutdowngrace", self.shutdown_grace.clone().map(Value::from));
+        set_http("shutdowndelay", self.shutdown_delay.clone().map(Value::from));
         set_http("maxconnections", self.max_connections.map(Value::from));
         set_http("maxbodymemory", self.max_body_memory.map(Value::from));
         set("bucket", self.s3_bucket.clone().map(Value::from));
@@ -396,11 +432,13 @@ impl SettingsArgs {
                 body_idle_timeout: timeout(&http, "bodyidletimeout", chartyard_http::DEFAULT_BODY_IDLE_TIMEOUT)?,
                 request_timeout: timeout(&http, "requesttimeout", chartyard_http::DEFAULT_REQUEST_TIMEOUT)?,
                 shutdown_grace: timeout(&http, "shutdowngrace", DEFAULT_SHUTDOWN_GRACE)?,
+                shutdown_delay: duration(&http, "http", "shutdowndelay")?.unwrap_or_default(),
                 max_connections: http_within(&http, "maxconnections", 1, MAX_CONNECTIONS)?,
                 max_body_memory: http_within(&http, "maxbodymemory", 1, u64::MAX)?
                     .unwrap_or(chartyard_http::DEFAULT_MAX_BODY_MEMORY),
             },
             tls: tls_settings(&tls)?,
+            metrics: self.metrics_settings(file.metrics.unwrap_or_default())?,
         };
         if let Some(space) = &settings.default_space {
             chartyard_core::names::check_name("space", space)
@@ -427,6 +465,45 @@ impl SettingsArgs {
             )));
         }
         Ok((settings, ignored))
+    }
+}
+
+impl SettingsArgs {
+    /// The `metrics` block, with the flags' overrides.
+    fn metrics_settings(&self, mut block: BTreeMap<String, Value>) -> Result<MetricsSettings, ConfigError> {
+        if let Some(unknown) = block.keys().find(|k| !METRICS_KEYS.contains(&k.as_str())) {
+            return Err(error(format!("metrics.{unknown}: unknown key (expected one of {})", METRICS_KEYS.join(", "))));
+        }
+        let overrides = [
+            ("enabled", self.metrics_enabled.map(Value::from)),
+            ("listen", self.metrics_listen.clone().map(Value::from)),
+            ("access", self.metrics_access.clone().map(Value::from)),
+        ];
+        for (key, value) in overrides {
+            if let Some(value) = value {
+                block.insert(key.to_string(), value);
+            }
+        }
+        let enabled = match block.get("enabled") {
+            None | Some(Value::Null) => true,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(other) => return Err(error(format!("metrics.enabled: expected true or false, got {other}"))),
+        };
+        let text = |key: &str| -> Result<Option<String>, ConfigError> {
+            match block.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+                Some(other) => Err(error(format!("metrics.{key}: expected a string, got {other}"))),
+            }
+        };
+        let listen = text("listen")?;
+        let access = match text("access")? {
+            None => chartyard_http::observe::MetricsAccess::default(),
+            Some(access) => access.parse().map_err(|e| error(format!("metrics.access: {e}")))?,
+        };
+        Ok(MetricsSettings { enabled, listen, access })
     }
 }
 
@@ -615,6 +692,29 @@ mod tests {
         let result = SettingsArgs { config: Some(path.clone()), ..Default::default() }.resolve();
         std::fs::remove_file(path).unwrap();
         result
+    }
+
+    #[test]
+    fn the_metrics_block() {
+        use chartyard_http::observe::MetricsAccess;
+        let (settings, _) = SettingsArgs::default().resolve().unwrap();
+        assert_eq!(settings.metrics, MetricsSettings { enabled: true, listen: None, access: MetricsAccess::Anonymous });
+        let yaml = "manager:\n  parameters:\n    storagedriver: inmemory\nmetrics:\n  enabled: false\n  listen: \":9090\"\n  access: admin\n";
+        let (settings, _) = with_file(yaml).unwrap();
+        assert_eq!(
+            settings.metrics,
+            MetricsSettings { enabled: false, listen: Some(":9090".into()), access: MetricsAccess::Admin }
+        );
+        let flags = SettingsArgs { metrics_access: Some("signedin".into()), ..Default::default() };
+        assert_eq!(flags.resolve().unwrap().0.metrics.access, MetricsAccess::SignedIn);
+        for (yaml, key) in [
+            ("metrics:\n  acess: admin\n", "metrics.acess"),
+            ("metrics:\n  access: everyone\n", "metrics.access"),
+            ("metrics:\n  enabled: maybe\n", "metrics.enabled"),
+        ] {
+            let yaml = format!("manager:\n  parameters:\n    storagedriver: inmemory\n{yaml}");
+            assert!(with_file(&yaml).unwrap_err().to_string().contains(key), "{yaml}");
+        }
     }
 
     #[test]

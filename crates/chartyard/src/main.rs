@@ -11,9 +11,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chartyard_http::HttpOptions;
+use chartyard_http::observe::Metrics;
+use chartyard_http::probes::Readiness;
+use chartyard_http::{HttpOptions, Operations};
 use chartyard_storage::{Registry, RegistryOptions};
 use clap::{Parser, Subcommand, ValueEnum};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::config::{Settings, SettingsArgs, bind_address};
 
@@ -201,6 +204,48 @@ fn otlp_traces() -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerPro
     Ok(Some(provider))
 }
 
+/// Histogram buckets of durations, in seconds.
+const SECONDS_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+/// Histogram buckets of body sizes, in bytes: 256 B to 64 MiB by fours.
+const BYTES_BUCKETS: &[f64] =
+    &[256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0, 67108864.0];
+
+/// Installs the process's metrics recorder (once: the process serves one registry).
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)?
+        .install_recorder()?;
+    metrics::gauge!("chartyard_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+/// Drains the recorder's histogram samples into their buckets now and then, so they do
+/// not pile up between scrapes.
+async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// Serves `/metrics` alone on `listen`.
+async fn serve_metrics(listen: &str, metrics: Metrics) -> anyhow::Result<()> {
+    let address = bind_address(listen);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address} for metrics: {e}"))?;
+    tracing::info!("serving metrics on http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, metrics.router()).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
 fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
     let opened = settings.backend.open().map_err(anyhow::Error::msg)?;
     let options = RegistryOptions {
@@ -262,6 +307,14 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let registry = registry(&settings)?;
+    let metrics_handle = if settings.metrics.enabled { Some(install_metrics()?) } else { None };
+    let metrics = metrics_handle.clone().map(|handle| Metrics::new(handle, registry.clone()));
+    let readiness = Readiness::new(registry.clone());
+    let operations = Operations {
+        readiness: Some(readiness.clone()),
+        // With a listener of their own, the metrics are not on the main one.
+        metrics: metrics.clone().filter(|_| settings.metrics.listen.is_none()).map(|m| (m, settings.metrics.access)),
+    };
     let http_options = HttpOptions {
         max_body_bytes: settings.max_upload_bytes,
         default_space: settings.default_space.clone(),
@@ -292,7 +345,13 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 Some(access)
             }
         };
-        let app = chartyard_http::app_with_access(registry.clone(), &http_options, access);
+        let app = chartyard_http::app_with_operations(registry.clone(), &http_options, access, operations);
+        if let Some(handle) = metrics_handle {
+            tokio::spawn(metrics_upkeep(handle));
+        }
+        if let (Some(metrics), Some(listen)) = (metrics, &settings.metrics.listen) {
+            serve_metrics(listen, metrics).await?;
+        }
         // The default space answers at the root from the start, so `helm repo add` works
         // against a fresh server.
         if let Some(space) = &settings.default_space {
@@ -320,7 +379,17 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             max_connections = limits.max_connections,
             "listening on {scheme}://{local}"
         );
-        server::serve(listener, app, limits, tls, shutdown_signal()).await?;
+        readiness.set_started();
+        // Not ready from the signal on; still serving for `shutdowndelay`, so that load
+        // balancers that poll readiness stop sending before the listener closes.
+        let delay = settings.http.shutdown_delay;
+        let draining = async {
+            shutdown_signal().await;
+            readiness.set_draining();
+            tracing::info!(delay = ?delay, "stopping: not ready; the listener closes after the delay");
+            tokio::time::sleep(delay).await;
+        };
+        server::serve(listener, app, limits, tls, draining).await?;
         // The next start reads one checkpoint per space instead of every record; a store
         // that does not answer does not hold the shutdown up for long.
         if tokio::time::timeout(Duration::from_secs(10), registry.checkpoint_all()).await.is_err() {

@@ -7,7 +7,9 @@ pub mod auth;
 pub mod chartmuseum;
 pub mod error;
 pub mod limits;
+pub mod observe;
 pub mod oci;
+pub mod probes;
 pub mod repo;
 mod server_routes;
 mod space;
@@ -16,16 +18,15 @@ mod ui;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chartyard_storage::Registry;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::error::ApiError;
 
@@ -87,6 +88,16 @@ impl Default for HttpOptions {
     }
 }
 
+/// What operators reach besides the APIs: the readiness the probes report and the
+/// metrics route.
+#[derive(Clone, Default)]
+pub struct Operations {
+    /// `None`: a readiness of the application's own, started at once.
+    pub readiness: Option<Arc<probes::Readiness>>,
+    /// `GET /metrics` on this application and who may read it; `None`: no such route.
+    pub metrics: Option<(observe::Metrics, observe::MetricsAccess)>,
+}
+
 /// The whole HTTP application, open to everyone; tests drive it over a real socket.
 pub fn app(registry: Arc<Registry>, options: &HttpOptions) -> Router {
     app_with_access(registry, options, None)
@@ -98,6 +109,22 @@ pub fn app_with_access(
     options: &HttpOptions,
     access: Option<Arc<auth::AccessControl>>,
 ) -> Router {
+    app_with_operations(registry, options, access, Operations::default())
+}
+
+/// The whole HTTP application under `access` control, with the probes and metrics of
+/// `operations`.
+pub fn app_with_operations(
+    registry: Arc<Registry>,
+    options: &HttpOptions,
+    access: Option<Arc<auth::AccessControl>>,
+    operations: Operations,
+) -> Router {
+    let readiness = operations.readiness.unwrap_or_else(|| {
+        let readiness = probes::Readiness::new(registry.clone());
+        readiness.set_started();
+        readiness
+    });
     let state = AppState {
         registry,
         default_space: options.default_space.clone(),
@@ -116,9 +143,17 @@ pub fn app_with_access(
     if options.default_space.is_some() {
         router = router.merge(chartmuseum::routes("/api")).merge(repo::routes(""));
     }
+    if let Some((metrics, metrics_access)) = operations.metrics {
+        let route = move |caller: Option<Extension<auth::Caller>>| {
+            observe::metrics_route(metrics.clone(), metrics_access, caller.map(|Extension(c)| c))
+        };
+        router = router.route("/metrics", get(route));
+    }
     router
         .route("/apidocs.json", get(api_v1::openapi))
         .route("/health", get(health))
+        .route("/livez", get(probes::livez))
+        .route("/readyz", get(move || async move { readiness.probe().await }))
         .route("/info", get(info))
         .fallback(not_found)
         .with_state(state)
@@ -127,15 +162,9 @@ pub fn app_with_access(
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(from_fn_with_state(Arc::new(body_limits(options)), limits::guard_body))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal_message("internal server error").into_response()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO))
-                // Every response is logged once, above; internal errors are logged where
-                // they happen, with their cause. A 5xx line more would only repeat them.
-                .on_failure(()),
-        )
+        // Request ids, metrics and one log line per request; internal errors are logged
+        // where they happen, with their cause.
+        .layer(from_fn(observe::observe))
 }
 
 fn body_limits(options: &HttpOptions) -> limits::BodyLimits {

@@ -222,6 +222,7 @@ impl ChangeLog {
                             Some((seq, false)) => state.next = seq + 1,
                             None => state.next += 1,
                         }
+                        metrics::counter!("chartyard_storage_retries_total").increment(1);
                         continue;
                     }
                     // Our own write, retried after its answer was lost.

@@ -4,10 +4,16 @@
 //! Every operation takes a [`StorageKey`], maps "not found" and "already exists" to plain
 //! answers once, here, and is counted, so that what a registry operation costs in store
 //! requests can be measured and tested.
+//!
+//! Each request is also reported to the process's metrics recorder (a no-op where none is
+//! installed): `chartyard_storage_operations_total{operation,outcome}`,
+//! `chartyard_storage_operation_duration_seconds{operation}` and
+//! `chartyard_storage_conditional_conflicts_total`.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
@@ -77,6 +83,53 @@ struct Counters {
 
 fn count(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// How a store request ended, as the metrics label it.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Ok,
+    NotFound,
+    /// A conditional write whose condition did not hold.
+    Conflict,
+    Error,
+}
+
+/// Reports one store request of kind `operation` (`get`, `head`, `put`, `list`, `delete`,
+/// `copy`) begun at `started`.
+fn observe(operation: &'static str, started: Instant, outcome: Outcome) {
+    let outcome = match outcome {
+        Outcome::Ok => "ok",
+        Outcome::NotFound => "not_found",
+        Outcome::Conflict => {
+            metrics::counter!("chartyard_storage_conditional_conflicts_total").increment(1);
+            "conflict"
+        }
+        Outcome::Error => "error",
+    };
+    metrics::counter!("chartyard_storage_operations_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("chartyard_storage_operation_duration_seconds", "operation" => operation)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// The outcome of a request that answered `result`, "not found" counting as an answer.
+fn outcome_of<T>(result: &std::result::Result<T, object_store::Error>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Ok,
+        Err(object_store::Error::NotFound { .. }) => Outcome::NotFound,
+        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Outcome::Conflict,
+        Err(_) => Outcome::Error,
+    }
+}
+
+/// The outcome of a conditional write to `key`: finding a blob there already is no
+/// conflict, as its name is its content's digest (the bytes are the same).
+fn conditional_outcome<T>(key: StorageKey<'_>, result: &std::result::Result<T, object_store::Error>) -> Outcome {
+    match outcome_of(result) {
+        Outcome::Conflict if matches!(key, StorageKey::Blob { .. }) => Outcome::Ok,
+        outcome => outcome,
+    }
 }
 
 /// A small object read whole.
@@ -159,14 +212,20 @@ impl Gateway {
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "get", key = %key.path()))]
     pub async fn get(&self, key: StorageKey<'_>) -> Result<Option<Object>> {
         count(&self.counters.get, 1);
-        match self.store.get(&key.path()).await {
+        let started = Instant::now();
+        let result = match self.store.get(&key.path()).await {
             Ok(result) => {
                 let e_tag = result.meta.e_tag.clone();
-                Ok(Some(Object { bytes: result.bytes().await.map_err(storage_error)?, e_tag }))
+                result.bytes().await.map(|bytes| Some(Object { bytes, e_tag }))
             }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(storage_error(e)),
-        }
+            Err(object_store::Error::NotFound { .. }) => {
+                observe("get", started, Outcome::NotFound);
+                return Ok(None);
+            }
+            Err(e) => Err(e),
+        };
+        observe("get", started, outcome_of(&result));
+        result.map_err(storage_error)
     }
 
     /// An object parsed as JSON; `None` if it does not exist.
@@ -181,7 +240,10 @@ impl Gateway {
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "head", key = %key.path()))]
     pub async fn head(&self, key: StorageKey<'_>) -> Result<Option<ObjectMeta>> {
         count(&self.counters.head, 1);
-        match self.store.head(&key.path()).await {
+        let started = Instant::now();
+        let result = self.store.head(&key.path()).await;
+        observe("head", started, outcome_of(&result));
+        match result {
             Ok(meta) => Ok(Some(meta)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(storage_error(e)),
@@ -202,7 +264,10 @@ impl Gateway {
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "put", key = %key.path()))]
     pub async fn put(&self, key: StorageKey<'_>, bytes: Bytes) -> Result<()> {
         count(&self.counters.put, 1);
-        self.store.put(&key.path(), PutPayload::from(bytes)).await.map_err(storage_error)?;
+        let started = Instant::now();
+        let result = self.store.put(&key.path(), PutPayload::from(bytes)).await;
+        observe("put", started, outcome_of(&result));
+        result.map_err(storage_error)?;
         Ok(())
     }
 
@@ -237,7 +302,10 @@ impl Gateway {
     async fn put_mode(&self, key: StorageKey<'_>, bytes: Bytes, mode: PutMode) -> Result<Option<Option<String>>> {
         count(&self.counters.put, 1);
         let opts = PutOptions { mode, ..Default::default() };
-        match self.store.put_opts(&key.path(), PutPayload::from(bytes), opts).await {
+        let started = Instant::now();
+        let result = self.store.put_opts(&key.path(), PutPayload::from(bytes), opts).await;
+        observe("put", started, conditional_outcome(key, &result));
+        match result {
             Ok(written) => Ok(Some(written.e_tag)),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(None),
             Err(e) => Err(storage_error(e)),
@@ -251,7 +319,10 @@ impl Gateway {
             return Ok(false);
         }
         count(&self.counters.delete, 1);
-        match self.store.delete(&key.path()).await {
+        let started = Instant::now();
+        let result = self.store.delete(&key.path()).await;
+        observe("delete", started, outcome_of(&result));
+        match result {
             Ok(()) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(storage_error(e)),
@@ -262,6 +333,7 @@ impl Gateway {
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "delete_prefix", key = %prefix.path()))]
     pub async fn delete_prefix(&self, prefix: StorageKey<'_>) -> Result<()> {
         count(&self.counters.list, 1);
+        let started = Instant::now();
         let counters = self.counters.clone();
         let locations = self
             .store
@@ -271,7 +343,9 @@ impl Gateway {
                 meta.location
             })
             .boxed();
-        self.store.delete_stream(locations).try_for_each(|_| async { Ok(()) }).await.or_else(|e| match e {
+        let result = self.store.delete_stream(locations).try_for_each(|_| async { Ok(()) }).await;
+        observe("delete", started, outcome_of(&result));
+        result.or_else(|e| match e {
             object_store::Error::NotFound { .. } => Ok(()),
             e => Err(storage_error(e)),
         })
@@ -281,7 +355,10 @@ impl Gateway {
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "list", key = %prefix.path()))]
     pub async fn list(&self, prefix: StorageKey<'_>) -> Result<Vec<ObjectMeta>> {
         count(&self.counters.list, 1);
-        self.store.list(Some(&prefix.path())).try_collect().await.map_err(storage_error)
+        let started = Instant::now();
+        let result = self.store.list(Some(&prefix.path())).try_collect().await;
+        observe("list", started, outcome_of(&result));
+        result.map_err(storage_error)
     }
 
     /// The objects under a prefix whose keys sort after `after` (S3's `start-after`: one
@@ -289,20 +366,33 @@ impl Gateway {
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "list", key = %prefix.path()))]
     pub async fn list_after(&self, prefix: StorageKey<'_>, after: StorageKey<'_>) -> Result<Vec<ObjectMeta>> {
         count(&self.counters.list, 1);
-        self.store.list_with_offset(Some(&prefix.path()), &after.path()).try_collect().await.map_err(storage_error)
+        let started = Instant::now();
+        let result = self.store.list_with_offset(Some(&prefix.path()), &after.path()).try_collect().await;
+        observe("list", started, outcome_of(&result));
+        result.map_err(storage_error)
     }
 
     /// Whether anything is under a prefix; a listing that fails counts as something.
     pub async fn any_under(&self, prefix: StorageKey<'_>) -> bool {
         count(&self.counters.list, 1);
-        self.store.list(Some(&prefix.path())).next().await.is_some()
+        let started = Instant::now();
+        let first = self.store.list(Some(&prefix.path())).next().await;
+        let outcome = match &first {
+            Some(Err(_)) => Outcome::Error,
+            _ => Outcome::Ok,
+        };
+        observe("list", started, outcome);
+        first.is_some()
     }
 
     /// The objects and the "folders" right under a prefix (one level, with a delimiter).
     #[tracing::instrument(name = "storage", level = "info", skip_all, fields(operation = "list", key = %prefix.path()))]
     pub async fn list_dirs(&self, prefix: StorageKey<'_>) -> Result<ListResult> {
         count(&self.counters.list, 1);
-        self.store.list_with_delimiter(Some(&prefix.path())).await.map_err(storage_error)
+        let started = Instant::now();
+        let result = self.store.list_with_delimiter(Some(&prefix.path())).await;
+        observe("list", started, outcome_of(&result));
+        result.map_err(storage_error)
     }
 
     /// Opens an object for a streamed read of all its bytes, or of `range`; `None` if it
@@ -311,7 +401,11 @@ impl Gateway {
     pub async fn open(&self, key: StorageKey<'_>, range: Option<Range<u64>>) -> Result<Option<Opened>> {
         count(&self.counters.get, 1);
         let options = GetOptions { range: range.map(GetRange::Bounded), ..Default::default() };
-        match self.store.get_opts(&key.path(), options).await {
+        let started = Instant::now();
+        let result = self.store.get_opts(&key.path(), options).await;
+        // Until the object opens: its bytes stream to the client afterwards.
+        observe("get", started, outcome_of(&result));
+        match result {
             Ok(result) => Ok(Some(Opened { size: result.meta.size, body: stream_payload(result) })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(storage_error(e)),
@@ -325,11 +419,29 @@ impl Gateway {
     pub async fn write_stream(
         &self,
         key: StorageKey<'_>,
+        body: ByteStream,
+        budget: u64,
+        hasher: Option<&mut Hasher>,
+    ) -> std::result::Result<u64, WriteError> {
+        count(&self.counters.put, 1);
+        let started = Instant::now();
+        let result = self.write_stream_unobserved(key, body, budget, hasher).await;
+        let outcome = match &result {
+            // A body that failed or was too large is the client's doing, not the store's.
+            Ok(_) | Err(WriteError::Body(_) | WriteError::OverBudget) => Outcome::Ok,
+            Err(WriteError::Storage(_)) => Outcome::Error,
+        };
+        observe("put", started, outcome);
+        result
+    }
+
+    async fn write_stream_unobserved(
+        &self,
+        key: StorageKey<'_>,
         mut body: ByteStream,
         budget: u64,
         mut hasher: Option<&mut Hasher>,
     ) -> std::result::Result<u64, WriteError> {
-        count(&self.counters.put, 1);
         let upload = self.store.put_multipart(&key.path()).await.map_err(storage_error)?;
         let mut writer = WriteMultipart::new(upload);
         let mut written = 0u64;
@@ -363,7 +475,10 @@ impl Gateway {
     pub async fn rename_if_absent(&self, from: StorageKey<'_>, to: StorageKey<'_>) -> Result<bool> {
         count(&self.counters.copy, 1);
         count(&self.counters.delete, 1);
-        match self.store.rename_if_not_exists(&from.path(), &to.path()).await {
+        let started = Instant::now();
+        let result = self.store.rename_if_not_exists(&from.path(), &to.path()).await;
+        observe("copy", started, conditional_outcome(to, &result));
+        match result {
             Ok(()) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(storage_error(e)),

@@ -117,6 +117,18 @@ pub struct ArchiveStream {
     pub body: ObjectStream,
 }
 
+/// A loaded space index, as the metrics report it (see [`Registry::index_stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStats {
+    pub space: String,
+    pub charts: usize,
+    pub versions: usize,
+    /// The last change log entry the index holds.
+    pub position: u64,
+    /// How long ago the index last read its space's change log (or was built).
+    pub since_log_read: Duration,
+}
+
 /// What the caches hold at a moment (weights are the caches' own estimates in bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
@@ -955,6 +967,14 @@ impl Registry {
     /// drops the slot (under that lock) after ending the log, so a load can never install
     /// an index of a deleted generation for long.
     async fn load_index(&self, space: &str) -> Result<SpaceIndex> {
+        let started = Instant::now();
+        let index = self.build_index(space).await?;
+        metrics::histogram!("chartyard_index_rebuild_duration_seconds").record(started.elapsed().as_secs_f64());
+        Ok(index)
+    }
+
+    /// [`Self::load_index`], untimed.
+    async fn build_index(&self, space: &str) -> Result<SpaceIndex> {
         let generation = self.require_generation(space).await?;
         let ticket = self.ticket();
         if let Some((checkpoint, e_tag)) = self.log.checkpoint(space, &generation).await?
@@ -1326,6 +1346,36 @@ impl Registry {
             }
         }
         Ok(repaired)
+    }
+
+    /// The indexes loaded now, in no particular order, for the metrics: read when they are
+    /// scraped rather than reported on every change. One busy for longer than a moment
+    /// (being loaded) is left out.
+    pub async fn index_stats(&self) -> Vec<IndexStats> {
+        const PATIENCE: Duration = Duration::from_millis(250);
+        let mut stats = Vec::new();
+        for space in self.indexes.spaces() {
+            let Some(slot) = self.indexes.held(&space) else { continue };
+            if let Ok(loaded) = tokio::time::timeout(PATIENCE, slot.lock()).await
+                && let Some(index) = loaded.as_ref()
+            {
+                stats.push(IndexStats {
+                    charts: index.chart_count(),
+                    versions: index.len(),
+                    position: index.seq,
+                    since_log_read: index.checked.elapsed(),
+                    space,
+                });
+            }
+            // Only looked at: the table's accounting of the slot is unchanged.
+        }
+        stats
+    }
+
+    /// Whether the store answers: one metadata request for a key that never exists,
+    /// `Err` with the store's error if it fails.
+    pub async fn check_storage(&self) -> Result<()> {
+        self.gateway.head(crate::keys::StorageKey::SpaceMarker { space: "_probe" }).await.map(|_| ())
     }
 
     /// What the caches hold now.

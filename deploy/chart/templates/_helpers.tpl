@@ -60,14 +60,15 @@ keeps its data on one volume that only one server may use, so it refuses more.
 {{- end }}
 {{- end }}
 
-{{/* http.shutdowngrace in whole seconds (rounded up); 30 (the server's default) when empty. */}}
-{{- define "chartyard.shutdownGraceSeconds" -}}
-{{- $grace := toString (default "30s" .Values.http.shutdowngrace) }}
-{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)?$" $grace) }}
-{{- fail (printf "http.shutdowngrace: %q is not a duration (use seconds or a number with ms, s, m or h, e.g. 30s)" $grace) }}
+{{/* A duration of the http block in whole seconds (rounded up): (dict "key" "shutdowngrace"
+"value" .Values.http.shutdowngrace "default" "30s"). */}}
+{{- define "chartyard.durationSeconds" -}}
+{{- $text := toString (default .default .value) }}
+{{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(ms|s|m|h)?$" $text) }}
+{{- fail (printf "http.%s: %q is not a duration (use seconds or a number with ms, s, m or h, e.g. 30s)" .key $text) }}
 {{- end }}
-{{- $number := regexReplaceAll "(ms|s|m|h)$" $grace "" }}
-{{- $unit := trimPrefix $number $grace }}
+{{- $number := regexReplaceAll "(ms|s|m|h)$" $text "" }}
+{{- $unit := trimPrefix $number $text }}
 {{- $factor := get (dict "" 1.0 "s" 1.0 "ms" 0.001 "m" 60.0 "h" 3600.0) $unit }}
 {{- ceil (mulf (float64 $number) $factor) | int }}
 {{- end }}

@@ -226,7 +226,8 @@ pub fn start_logged_process(mut command: Command) -> (Child, String, Logs) {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             kept.push(line.clone());
             if let Some(rest) = line.split("listening on ").nth(1) {
-                let base = rest.split_whitespace().next().unwrap_or_default().to_string();
+                // In a JSON line the address ends the message string.
+                let base = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or_default().to_string();
                 let _ = tx.send(base);
             }
             if std::env::var_os("CHARTYARD_TEST_LOGS").is_some() {

@@ -293,7 +293,7 @@ fn the_deployment_is_hardened_probed_and_rolls_on_config_changes() {
     assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     assert_eq!(pod["automountServiceAccountToken"], false);
     // The server's default shutdown grace is 30 s; the pod gets more before SIGKILL.
-    assert_eq!(pod["terminationGracePeriodSeconds"], 45);
+    assert_eq!(pod["terminationGracePeriodSeconds"], 5 + 30 + 15, "delay, grace and room for checkpoints");
 
     let app = container(&rendered);
     assert_eq!(app["image"], format!("chartyard:{}", env!("CARGO_PKG_VERSION")));
@@ -400,9 +400,12 @@ fn the_deployment_is_hardened_probed_and_rolls_on_config_changes() {
         object(&rendered, "Service")["spec"]["ports"][1],
         json!({"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"})
     );
-    assert_eq!(object(&rendered, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 75);
+    assert_eq!(
+        object(&rendered, "Deployment")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        5 + 60 + 15
+    );
     let settings = config(&rendered);
-    assert_eq!(settings["http"], json!({"shutdowngrace": "1m", "headertimeout": "10s"}));
+    assert_eq!(settings["http"], json!({"shutdowngrace": "1m", "shutdowndelay": "5s", "headertimeout": "10s"}));
     assert_eq!(settings["metrics"], json!({"listen": ":9090", "access": "signedin"}));
     assert_eq!(settings["auth"], json!({"htpasswd": "/etc/chartyard/auth/htpasswd", "admins": ["admin"]}));
     assert_eq!(
@@ -467,6 +470,8 @@ fn the_rendered_config_with_access_control_and_tls_runs_the_server() {
             "auth.enabled=true,auth.htpasswd.existingSecret=chartyard-htpasswd,auth.settings.admins[0]=admin",
             "--set",
             "auth.settings.anonymous[0].spaces[0]=public-*,auth.settings.anonymous[0].role=read",
+            "--set",
+            "metrics.access=signedin,http.shutdowngrace=1m",
         ],
     ));
     let dir = TempDir::new("chart-auth-tls");
@@ -500,7 +505,11 @@ fn the_rendered_config_with_access_control_and_tls_runs_the_server() {
     let health: Value = https.get(format!("{base}/health")).send().unwrap().json().unwrap();
     assert_eq!(health, json!({"healthy": true}));
     // Access control is on: anonymous writes are refused, the admin from the values may.
-    assert_eq!(upload(&base, "public-apps", &https), 401);
+    // (A request without a body: the server answers an unauthenticated upload before
+    // reading its body and closes the connection, which a client still sending may see
+    // as a broken pipe instead of the 401.)
+    let anonymous = https.post(format!("{base}/api/v1/spaces?space=public-apps")).send().unwrap();
+    assert_eq!(anonymous.status(), 401);
     let form = multipart::Form::new().part("chartfile", multipart::Part::bytes(SEED_TEST1.to_vec()).file_name("c.tgz"));
     let status = https
         .post(format!("{base}/api/v1/spaces/public-apps/charts"))
@@ -513,6 +522,13 @@ fn the_rendered_config_with_access_control_and_tls_runs_the_server() {
     // ... and anonymous reads of public-* are allowed by the rendered rules.
     let index = https.get(format!("{base}/public-apps/index.yaml")).send().unwrap();
     assert_eq!(index.status(), 200);
+    // The probes the chart points at, and /metrics for signed-in callers only.
+    assert_eq!(https.get(format!("{base}/readyz")).send().unwrap().status(), 200);
+    assert_eq!(https.get(format!("{base}/livez")).send().unwrap().status(), 200);
+    assert_eq!(https.get(format!("{base}/metrics")).send().unwrap().status(), 401);
+    let metrics = https.get(format!("{base}/metrics")).basic_auth("admin", Some(password("admin"))).send().unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().unwrap().contains("chartyard_build_info"));
     child.kill().unwrap();
     child.wait().unwrap();
 }

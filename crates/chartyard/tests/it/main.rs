@@ -21,6 +21,7 @@ mod helm_repo;
 mod limits;
 mod oci_helm;
 mod oci_spec;
+mod operations;
 mod replicas;
 mod s3;
 mod seed_e2e;

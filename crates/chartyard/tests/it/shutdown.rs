@@ -118,3 +118,28 @@ fn uploads_cut_off_by_the_grace_period_are_neither_acknowledged_nor_stored() {
         assert_eq!(stored.status(), 404, "c{i}, cut off, was stored");
     }
 }
+
+#[test]
+fn a_stopping_server_says_it_is_not_ready_while_it_still_serves() {
+    let mut server = Server::start_with(&["--shutdown-delay", "3s"]);
+    let ready = client().get(server.url("/readyz")).send().unwrap();
+    assert_eq!(ready.status(), 200);
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let draining = loop {
+        let answer = client().get(server.url("/readyz")).send().unwrap();
+        if answer.status() == 503 {
+            break answer.json::<serde_json::Value>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "still ready after SIGTERM");
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(draining["status"], "not ready", "{draining}");
+    assert_eq!(draining["checks"]["draining"], true, "{draining}");
+    // Still serving during the delay: liveness and ordinary requests.
+    assert_eq!(client().get(server.url("/livez")).send().unwrap().status(), 200);
+    assert_eq!(client().get(server.api("/spaces")).send().unwrap().status(), 200);
+    let (status, _) = server.terminate(Duration::from_secs(30));
+    assert!(status.expect("the server exits after the delay").success());
+}

@@ -80,6 +80,19 @@ enum Proof {
     Unavailable,
 }
 
+impl Proof {
+    /// Counts a refused or unchecked credential in `chartyard_auth_failures_total`.
+    fn count_failure(&self) {
+        let reason = match self {
+            Proof::Accepted => return,
+            Proof::Rejected(_) => "rejected",
+            Proof::Throttled => "throttled",
+            Proof::Unavailable => "unavailable",
+        };
+        metrics::counter!("chartyard_auth_failures_total", "reason" => reason).increment(1);
+    }
+}
+
 /// The caller of a request, left in its extensions by [`identify`].
 #[derive(Clone)]
 pub struct Caller {
@@ -441,6 +454,7 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
                 identity = Identity::default();
                 proof = Proof::Rejected("a bearer token of /_/token is for the OCI API (/v2/) only");
             }
+            proof.count_failure();
             Caller { identity, proof, access: Some(access), client, https }
         }
     };
@@ -455,7 +469,8 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
     });
     let (user, via, client) = (caller.name().to_string(), caller.identity.via(), caller.client);
     request.extensions_mut().insert(caller);
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    response.extensions_mut().insert(crate::observe::LoggedCaller { user: user.clone(), client });
     if let Some(path) = path {
         tracing::info!(
             target: "chartyard::audit",
@@ -515,6 +530,18 @@ fn token_answer(token: String, ttl: u64) -> Response {
 /// The caller of a password grant: its user and password from the form.
 pub(crate) async fn password_grant(access: &AccessControl, caller: &Caller, user: &str, password: &str) -> Caller {
     let peer = caller.client;
+    let signed = password_grant_unobserved(access, caller, user, password, peer).await;
+    signed.proof.count_failure();
+    signed
+}
+
+async fn password_grant_unobserved(
+    access: &AccessControl,
+    caller: &Caller,
+    user: &str,
+    password: &str,
+    peer: Option<IpAddr>,
+) -> Caller {
     if access.throttled(peer) {
         return Caller { proof: Proof::Throttled, identity: Identity::default(), ..caller.clone() };
     }
