@@ -65,6 +65,8 @@ pub struct RegistryOptions {
     /// records once after loading from a checkpoint (a write this process announced
     /// before it stopped may be missing), not periodically.
     pub shared_store: bool,
+    /// Audit entries kept per space by garbage collection (the newest ones).
+    pub audit_retention: usize,
 }
 
 /// The default of [`RegistryOptions::index_freshness`].
@@ -106,6 +108,7 @@ impl Default for RegistryOptions {
             index_freshness: DEFAULT_INDEX_FRESHNESS,
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             shared_store: true,
+            audit_retention: crate::audit::DEFAULT_AUDIT_RETENTION,
         }
     }
 }
@@ -160,6 +163,7 @@ pub struct Registry {
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
     tokens: crate::tokens::Tokens,
+    pub(crate) audit: crate::audit::Audit,
     /// Unpacked archives by digest (their content never changes), without subcharts.
     files: std::sync::Mutex<WeightedLru<String, Arc<Files>>>,
 }
@@ -227,6 +231,7 @@ impl Registry {
             manifests: Manifests::new(gateway.clone()),
             log: ChangeLog::new(gateway.clone()),
             tokens: crate::tokens::Tokens::new(gateway.clone()),
+            audit: crate::audit::Audit::new(gateway.clone()),
             generations: std::sync::Mutex::default(),
             tickets: std::sync::atomic::AtomicU64::new(0),
             gateway,
@@ -325,7 +330,33 @@ impl Registry {
         }
         self.forget_generation(space, &generation).await;
         self.records.delete_generation(space, &generation).await?;
-        self.manifests.delete_generation(space, &generation).await
+        self.manifests.delete_generation(space, &generation).await?;
+        self.audit.delete_generation(space, &generation).await
+    }
+
+    /// Records one audit entry of `time` (which orders the log) in the current generation
+    /// of a space; `false` (nothing stored) where the space does not exist.
+    pub async fn append_audit(
+        &self,
+        space: &str,
+        time: std::time::SystemTime,
+        entry: &chartyard_core::wire::AuditEntry,
+    ) -> Result<bool> {
+        let Some(generation) = self.generation(space).await? else { return Ok(false) };
+        self.audit.append(space, &generation, time, entry).await?;
+        Ok(true)
+    }
+
+    /// The number of audit entries of a space, and those from `start` (0: the newest) on,
+    /// at most `limit`, newest first.
+    pub async fn audit_page(
+        &self,
+        space: &str,
+        start: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<chartyard_core::wire::AuditEntry>)> {
+        let generation = self.require_generation(space).await?;
+        self.audit.page(space, &generation, start, limit).await
     }
 
     /// Drops what this process holds of a deleted generation: its index and records.
