@@ -995,7 +995,12 @@ async fn writes_and_refused_writes_show_in_the_space_audit_log() {
     let response = fixture.call(Method::POST, "/api/v1/spaces/team-a/charts", &upload, body.clone()).await;
     assert_eq!(response.status, 201, "{}", response.text());
     let response = fixture
-        .call(Method::DELETE, "/api/v1/spaces/team-a/charts/audited/versions/1.0.0", &[alice.clone()], vec![])
+        .call(
+            Method::DELETE,
+            "/api/v1/spaces/team-a/charts/audited/versions/1.0.0",
+            std::slice::from_ref(&alice),
+            vec![],
+        )
         .await;
     assert_eq!(response.status, 204, "{}", response.text());
     // Refused: bob may only read, the read-only token may not write, nobody signed in.
