@@ -483,7 +483,7 @@ pub async fn identify(State(state): State<IdentifyState>, request: Request, next
     if let Some(path) = path {
         let client = client.map(|ip| ip.to_string()).unwrap_or_default();
         let status = response.status().as_u16();
-        tracing::info!(target: "chartyard::audit", user, via, client, %method, path, status, "write");
+        tracing::info!(target: "chartyard::audit", user, via, client = %client, %method, path, status, "write");
         // Queued only now: the write it records has finished (its answer is ready).
         if let (Some(target), Some(audit)) = (target, &state.audit) {
             let now = SystemTime::now();
