@@ -3,8 +3,8 @@
 //! changed. Keys sort newest first: the name is the time inverted (`u64::MAX` minus the
 //! nanoseconds since the Unix epoch, zero-padded) and a random suffix, so a plain listing
 //! (or a `start-after` one) pages from the newest entry down. Trimmed to the newest
-//! [`RegistryOptions::audit_retention`](crate::RegistryOptions) entries by garbage
-//! collection, never while a request waits.
+//! [`RegistryOptions::audit_retention`](crate::RegistryOptions) entries by a serving
+//! process's background work and by garbage collection, never while a request waits.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -111,6 +111,19 @@ impl Audit {
                 if self.gateway.delete(key).await? {
                     removed += 1;
                 }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the entries of a generation of a space past its newest `keep`; answers how
+    /// many went.
+    pub async fn trim_space(&self, space: &str, generation: &str, keep: usize) -> Result<usize> {
+        let mut removed = 0;
+        for meta in self.keys(space, generation).await?.iter().skip(keep) {
+            let Some((_, _, name)) = parse_audit_entry(&meta.location) else { continue };
+            if self.gateway.delete(StorageKey::AuditEntry { space, generation, name: &name }).await? {
+                removed += 1;
             }
         }
         Ok(removed)

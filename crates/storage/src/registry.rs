@@ -164,6 +164,8 @@ pub struct Registry {
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
     tokens: crate::tokens::Tokens,
     pub(crate) audit: crate::audit::Audit,
+    /// Audit entries this process stored per space since it last trimmed that space's log.
+    audit_written: std::sync::Mutex<HashMap<String, usize>>,
     /// Unpacked archives by digest (their content never changes), without subcharts.
     files: std::sync::Mutex<WeightedLru<String, Arc<Files>>>,
 }
@@ -232,6 +234,7 @@ impl Registry {
             log: ChangeLog::new(gateway.clone()),
             tokens: crate::tokens::Tokens::new(gateway.clone()),
             audit: crate::audit::Audit::new(gateway.clone()),
+            audit_written: std::sync::Mutex::default(),
             generations: std::sync::Mutex::default(),
             tickets: std::sync::atomic::AtomicU64::new(0),
             gateway,
@@ -344,7 +347,35 @@ impl Registry {
     ) -> Result<bool> {
         let Some(generation) = self.generation(space).await? else { return Ok(false) };
         self.audit.append(space, &generation, time, entry).await?;
+        *self.audit_written.lock().unwrap_or_else(|e| e.into_inner()).entry(space.to_string()).or_default() += 1;
         Ok(true)
+    }
+
+    /// Trims the audit log of each space this process has added a tenth of
+    /// `audit_retention` entries to since it last trimmed it, to its newest
+    /// `audit_retention` (so a log exceeds it by at most a tenth per writing replica
+    /// between trims, gc or not). Part of [`Registry::maintain`], never of a request.
+    pub async fn trim_audit_logs(&self) {
+        let keep = self.options.audit_retention;
+        let due: Vec<String> = {
+            let mut written = self.audit_written.lock().unwrap_or_else(|e| e.into_inner());
+            let due: Vec<String> =
+                written.iter().filter(|(_, n)| **n >= (keep / 10).max(1)).map(|(s, _)| s.clone()).collect();
+            for space in &due {
+                written.remove(space);
+            }
+            due
+        };
+        for space in due {
+            let trimmed = match self.generation(&space).await {
+                Ok(Some(generation)) => self.audit.trim_space(&space, &generation, keep).await,
+                Ok(None) => Ok(0),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = trimmed {
+                tracing::warn!(space, error = %e, "trimming the audit log");
+            }
+        }
     }
 
     /// The number of audit entries of a space, and those from `start` (0: the newest) on,
@@ -1217,10 +1248,12 @@ impl Registry {
     /// One round of the background work of a serving process, run about once a second:
     /// follows the change log of every space whose index was used lately (so a request
     /// rarely waits for a listing), compares indexes with their records every
-    /// `reconcile_interval`, and stores a checkpoint of an index whose log has grown. The
+    /// `reconcile_interval`, stores a checkpoint of an index whose log has grown, and trims
+    /// the audit logs this process has added to (see [`Registry::trim_audit_logs`]). The
     /// index's lock is held for work in memory and for following the log, not for the
     /// listing of records or the checkpoint's upload.
     pub async fn maintain(&self) {
+        self.trim_audit_logs().await;
         for space in self.indexes.spaces() {
             let Some(slot) = self.indexes.held(&space) else { continue };
             let (reconcile, checkpoint) = {

@@ -426,6 +426,14 @@ pub async fn check_audit_log(registry: &TestRegistry) {
     assert_eq!(audit_paths(registry, "a", 0, 10).await, (2, vec!["/4".into(), "/3".into()]));
     assert_eq!(audit_paths(registry, "b", 0, 10).await, (1, vec!["/b".into()]));
 
+    // A serving process trims the logs it writes to in its background work, gc or not.
+    let serving = registry.with_options(|o| o.audit_retention = 3);
+    for path in ["/5", "/6"] {
+        assert!(serving.append_audit("a", SystemTime::now(), &audit_entry(path)).await.unwrap());
+    }
+    serving.maintain().await;
+    assert_eq!(audit_paths(registry, "a", 0, 10).await, (3, vec!["/6".into(), "/5".into(), "/4".into()]));
+
     // The log goes with its space: a space made again starts with none.
     registry.delete_space("a").await.unwrap();
     let left: Vec<object_store::ObjectMeta> =
