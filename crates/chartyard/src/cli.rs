@@ -165,6 +165,16 @@ pub enum ClientCommand {
     /// Copy every chart version (and provenance) a space lacks from a Helm repository
     /// (another chartyard space, ChartMuseum, GitHub Pages, any index.yaml).
     Mirror { source_url: String, space: String },
+    /// Show a space's audit log, newest first (space admins only).
+    Audit {
+        space: String,
+        /// Skip this many of the newest entries.
+        #[arg(long, default_value_t = 0)]
+        start: u64,
+        /// Show at most this many entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -293,6 +303,37 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
         ClientCommand::Charts(ChartsCommand::List { space }) => {
             let charts = client.list_charts(&space, Page::all()).await?;
             out.list(&charts.items, "CHART")
+        }
+        ClientCommand::Audit { space, start, limit } => {
+            let entries = client.audit(&space, start, limit).await?;
+            match out.output {
+                Output::Json | Output::Yaml => out.value(&entries.items),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = entries
+                        .items
+                        .iter()
+                        .map(|e| {
+                            let target = match (&e.chart, &e.version) {
+                                (Some(chart), Some(version)) => format!("{chart} {version}"),
+                                (Some(chart), None) => chart.clone(),
+                                _ => String::new(),
+                            };
+                            vec![
+                                e.time.clone(),
+                                e.user.clone(),
+                                e.via.clone(),
+                                e.client.clone(),
+                                e.method.clone(),
+                                e.path.clone(),
+                                target,
+                                e.status.to_string(),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["TIME", "USER", "VIA", "CLIENT", "METHOD", "PATH", "CHART", "STATUS"], &rows);
+                    Ok(())
+                }
+            }
         }
         ClientCommand::Search { words } => {
             let hits = client.search(&words.join(" "), Page::all()).await?;

@@ -117,6 +117,10 @@ pub struct SettingsArgs {
     /// [config: manager.parameters.reconcileinterval].
     #[arg(long, env = "CHARTYARD_RECONCILE_INTERVAL")]
     pub reconcile_interval: Option<String>,
+    /// Audit entries kept per space (the newest; `chartyard gc` removes older ones)
+    /// [config: manager.parameters.auditretention].
+    #[arg(long, env = "CHARTYARD_AUDIT_RETENTION")]
+    pub audit_retention: Option<u64>,
     /// Time a connection has to send a request's line and headers, e.g. "30s"; 0 = no
     /// limit [config: http.headertimeout].
     #[arg(long, env = "CHARTYARD_HEADER_TIMEOUT")]
@@ -187,6 +191,8 @@ pub struct Settings {
     pub parse_concurrency: Option<usize>,
     pub index_freshness: Duration,
     pub reconcile_interval: Duration,
+    /// Audit entries kept per space.
+    pub audit_retention: usize,
     pub http: HttpSettings,
     /// Access control; none: open to everyone.
     pub auth: Option<chartyard_http::auth::AuthOptions>,
@@ -277,6 +283,7 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "parseconcurrency",
     "indexfreshness",
     "reconcileinterval",
+    "auditretention",
     // the s3 driver's
     "bucket",
     "region",
@@ -366,6 +373,7 @@ impl SettingsArgs {
         set("parseconcurrency", self.parse_concurrency.map(Value::from));
         set("indexfreshness", self.index_freshness.clone().map(Value::from));
         set("reconcileinterval", self.reconcile_interval.clone().map(Value::from));
+        set("auditretention", self.audit_retention.map(Value::from));
 
         let mut http = file.http.unwrap_or_default();
         if let Some(unknown) = http.keys().find(|k| !HTTP_KEYS.contains(&k.as_str())) {
@@ -426,6 +434,10 @@ impl SettingsArgs {
             reconcile_interval: duration(&parameters, "manager.parameters", "reconcileinterval")?
                 .filter(|d| !d.is_zero())
                 .unwrap_or(chartyard_storage::DEFAULT_RECONCILE_INTERVAL),
+            audit_retention: number(&parameters, "auditretention")?
+                .map_or(chartyard_storage::audit::DEFAULT_AUDIT_RETENTION, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                }),
             http: HttpSettings {
                 header_timeout: timeout(&http, "headertimeout", DEFAULT_HEADER_TIMEOUT)?,
                 keepalive_timeout: timeout(&http, "keepalivetimeout", DEFAULT_KEEPALIVE_TIMEOUT)?,

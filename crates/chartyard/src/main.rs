@@ -258,6 +258,7 @@ fn registry(settings: &Settings) -> anyhow::Result<Arc<Registry>> {
         parse_concurrency: settings.parse_concurrency.unwrap_or_else(chartyard_storage::default_parse_concurrency),
         index_freshness: settings.index_freshness,
         reconcile_interval: settings.reconcile_interval,
+        audit_retention: settings.audit_retention,
         shared_store: opened.shared,
         ..RegistryOptions::default()
     };
@@ -450,12 +451,14 @@ fn gc(settings: Settings, grace: Duration) -> anyhow::Result<()> {
     let staging = settings.backend.remove_abandoned_writes(grace).map_err(anyhow::Error::msg)?;
     println!(
         "referenced blobs: {}, deleted blobs: {} ({} bytes), deleted records of deleted spaces: {}, \
-         deleted idle uploads: {}, deleted staging files of unfinished writes: {} ({} bytes)",
+         deleted idle uploads: {}, deleted audit entries: {}, deleted staging files of unfinished writes: {} \
+         ({} bytes)",
         report.referenced_blobs,
         report.deleted_blobs,
         report.deleted_bytes,
         report.deleted_stale_records,
         report.deleted_uploads,
+        report.deleted_audit_entries,
         staging.files,
         staging.bytes
     );

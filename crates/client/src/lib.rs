@@ -29,7 +29,7 @@ use serde_json::Value;
 
 pub use chartyard_core::access::Role;
 pub use chartyard_core::metadata::ChartMetadata;
-pub use chartyard_core::wire::SearchHit;
+pub use chartyard_core::wire::{AuditEntry, SearchHit};
 /// The HTTP client underneath, for callers that need the same version.
 pub use reqwest;
 
@@ -276,6 +276,13 @@ impl Client {
 
     pub async fn delete_space(&self, space: &str) -> Result<()> {
         self.empty(self.request(Method::DELETE, &format!("/api/v1/spaces/{}", segment(space)))).await
+    }
+
+    /// The space's audit log from entry `start` (0: the newest) on, at most `limit`
+    /// entries (the server sends at most 1000 a page), newest first; for space admins.
+    pub async fn audit(&self, space: &str, start: u64, limit: u64) -> Result<ListResponse<AuditEntry>> {
+        let page = Page { start, limit };
+        self.json(self.paged(&format!("/api/v1/spaces/{}/audit", segment(space)), page)).await
     }
 
     // ---- search ----

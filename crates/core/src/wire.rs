@@ -78,3 +78,30 @@ pub mod reason {
     /// A resource held by another writer past the lock timeout (423).
     pub const LOCKING: &str = "ResourceLocking";
 }
+
+/// One entry of a space's audit log: a write (or a refused attempt at one) in the space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When the request was answered (RFC 3339, UTC).
+    pub time: String,
+    /// The user, or `anonymous`.
+    pub user: String,
+    /// How the caller signed in: `password`, `token:{id}`, `session`, `bearer` or
+    /// `anonymous`.
+    pub via: String,
+    /// The client's address (the peer's, or what a trusted proxy forwarded); empty if
+    /// unknown.
+    #[serde(default)]
+    pub client: String,
+    pub method: String,
+    /// The route template the request matched, such as
+    /// `/api/v1/spaces/{space}/charts/{chart}/versions/{version}`.
+    pub route: String,
+    pub path: String,
+    /// The status of the answer (401 and 403 for refused requests).
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}

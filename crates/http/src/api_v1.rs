@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         // Answers only from the spaces the caller may read.
         .route("/search", get(search))
         .route("/spaces/{space}", to(Admin, delete(delete_space)))
+        .route("/spaces/{space}/audit", to(Admin, get(space_audit)))
         .route("/spaces/{space}/charts", to(Read, get(list_charts)).merge(to(Write, post(upload_or_compose))))
         .route("/spaces/{space}/charts/{chart}", to(Delete, delete(delete_chart)))
         .route("/spaces/{space}/charts/{chart}/versions", to(Read, get(list_versions)))
@@ -132,6 +133,26 @@ async fn create_space(
 async fn delete_space(State(app): State<AppState>, Path(space): Path<String>) -> ApiResult<StatusCode> {
     app.registry.delete_space(&space).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Most audit entries one page holds (each is one read from the store).
+pub const MAX_AUDIT_PAGE: usize = 1000;
+
+/// `GET /api/v1/spaces/{space}/audit?start=&limit=`: the space's audit log, newest first,
+/// paged like every list (a page holds at most [`MAX_AUDIT_PAGE`] entries).
+async fn space_audit(
+    State(app): State<AppState>,
+    Path(space): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let page = Page::parse(query.get("start").map(String::as_str), query.get("limit").map(String::as_str))?;
+    let (start, limit) = match (usize::try_from(page.start), usize::try_from(page.limit)) {
+        (Ok(start), Ok(limit)) => (start, limit.min(MAX_AUDIT_PAGE)),
+        // Like every list: a negative start or limit is an empty page.
+        _ => (0, 0),
+    };
+    let (total, entries) = app.registry.audit_page(&space, start, limit).await?;
+    Ok(axum::Json(ListResponse::new(total, entries)).into_response())
 }
 
 // ---- search ----

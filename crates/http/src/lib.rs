@@ -3,6 +3,7 @@
 //! Status codes exist only here ([`error`]).
 
 pub mod api_v1;
+pub mod audit;
 pub mod auth;
 pub mod chartmuseum;
 pub mod error;
@@ -125,6 +126,11 @@ pub fn app_with_operations(
         readiness.set_started();
         readiness
     });
+    let identify = auth::IdentifyState {
+        access: access.clone(),
+        audit: Some(audit::AuditQueue::new(registry.clone())),
+        default_space: options.default_space.clone(),
+    };
     let state = AppState {
         registry,
         default_space: options.default_space.clone(),
@@ -158,7 +164,7 @@ pub fn app_with_operations(
         .fallback(not_found)
         .with_state(state)
         // Who is asking, for the guard each route carries (see `auth`).
-        .layer(from_fn_with_state(access, auth::identify))
+        .layer(from_fn_with_state(identify, auth::identify))
         .layer(DefaultBodyLimit::max(options.max_body_bytes))
         .layer(from_fn_with_state(Arc::new(body_limits(options)), limits::guard_body))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal_message("internal server error").into_response()))

@@ -26,6 +26,8 @@ pub struct GcReport {
     pub deleted_uploads: usize,
     /// Change log entries and checkpoints no replica needs any more.
     pub deleted_log_objects: usize,
+    /// Audit entries past the retention, or of deleted spaces.
+    pub deleted_audit_entries: usize,
 }
 
 /// The digests (`algorithm:hex`) of every blob a version needs: its archive, its
@@ -57,6 +59,7 @@ impl Registry {
         let referenced = self.referenced_blob_digests(&generations, live).await?;
         report.deleted_uploads = self.uploads.expire(grace).await?;
         report.deleted_log_objects = self.log.collect(&generations, grace).await?;
+        report.deleted_audit_entries = self.audit.trim(&generations, self.options.audit_retention, cutoff).await?;
         report.referenced_blobs = referenced.len();
         let candidates: Vec<(String, ObjectMeta)> = self
             .blobs

@@ -19,6 +19,9 @@
 //! uploads/{id}/done                                    the claim of the request completing it
 //! log/{space}/{generation}/{seq:020}.json              one entry of a space's change log
 //! checkpoints/{space}/{generation}.json                a space's index at a log sequence
+//! audit/{space}/{generation}/{inverted-time:020}-{random:08x}.json
+//!                                                      one audit entry of a space (newest
+//!                                                      sorts first)
 //! ```
 //!
 //! A space exists iff its marker does; a version exists iff its record exists under the
@@ -106,6 +109,13 @@ pub enum StorageKey<'a> {
     Tokens,
     /// The key every replica signs and checks OCI bearer tokens with (created once).
     SigningKey,
+    /// Prefix of the audit log of one generation of a space.
+    SpaceAudit { space: &'a str, generation: &'a str },
+    /// One audit entry, by its name: the inverted time it was written (zero-padded, so
+    /// that key order is newest first) and a random suffix.
+    AuditEntry { space: &'a str, generation: &'a str, name: &'a str },
+    /// Prefix of every audit log.
+    AllAudit,
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -173,6 +183,11 @@ impl StorageKey<'_> {
             Self::TokenUse { id } => Path::from(format!("tokens/{id}.used")),
             Self::Tokens => Path::from("tokens"),
             Self::SigningKey => Path::from("auth/signing-key"),
+            Self::SpaceAudit { space, generation } => Path::from(format!("audit/{space}/{generation}")),
+            Self::AuditEntry { space, generation, name } => {
+                Path::from(format!("audit/{space}/{generation}/{name}{JSON_SUFFIX}"))
+            }
+            Self::AllAudit => Path::from("audit"),
         }
     }
 }
@@ -324,6 +339,24 @@ pub fn parse_log_entry(path: &Path) -> Option<(String, String, u64)> {
     }
 }
 
+/// An audit entry's space, generation and name, parsed from its key.
+pub fn parse_audit_entry(path: &Path) -> Option<(String, String, String)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, space, generation, file] if root.as_ref() == "audit" => {
+            let name = file.as_ref().strip_suffix(JSON_SUFFIX)?;
+            // Only the form we write: a staging file or a stray key is no entry.
+            let (time, random) = name.split_once('-')?;
+            let well_formed = time.len() == 20
+                && random.len() == 8
+                && time.bytes().all(|b| b.is_ascii_digit())
+                && random.bytes().all(|b| b.is_ascii_hexdigit());
+            well_formed.then(|| (space.as_ref().to_string(), generation.as_ref().to_string(), name.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// A checkpoint's space and generation, parsed from its key.
 pub fn parse_checkpoint(path: &Path) -> Option<(String, String)> {
     let parts: Vec<_> = path.parts().collect();
@@ -378,5 +411,10 @@ mod tests {
         let checkpoint = StorageKey::Checkpoint { space: "s", generation: "g" }.path();
         assert_eq!(checkpoint.as_ref(), "checkpoints/s/g.json");
         assert_eq!(parse_checkpoint(&checkpoint), Some(("s".into(), "g".into())));
+        let name = "18446744073709551615-0a1b2c3d";
+        let audit = StorageKey::AuditEntry { space: "s", generation: "g", name }.path();
+        assert_eq!(audit.as_ref(), format!("audit/s/g/{name}.json"));
+        assert_eq!(parse_audit_entry(&audit), Some(("s".into(), "g".into(), name.into())));
+        assert_eq!(parse_audit_entry(&Path::from(format!("audit/s/g/{name}.json#1"))), None);
     }
 }

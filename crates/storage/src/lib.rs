@@ -14,6 +14,7 @@
 //! (`spaces`, `records`, `blobs`, `uploads`, `manifests`, `index`); `registry` (chart
 //! operations), `oci` (OCI operations), `gc` and `compose` call the stores.
 
+pub mod audit;
 pub mod backend;
 mod blobs;
 mod cache;

@@ -65,6 +65,8 @@ pub struct RegistryOptions {
     /// records once after loading from a checkpoint (a write this process announced
     /// before it stopped may be missing), not periodically.
     pub shared_store: bool,
+    /// Audit entries kept per space by garbage collection (the newest ones).
+    pub audit_retention: usize,
 }
 
 /// The default of [`RegistryOptions::index_freshness`].
@@ -106,6 +108,7 @@ impl Default for RegistryOptions {
             index_freshness: DEFAULT_INDEX_FRESHNESS,
             reconcile_interval: DEFAULT_RECONCILE_INTERVAL,
             shared_store: true,
+            audit_retention: crate::audit::DEFAULT_AUDIT_RETENTION,
         }
     }
 }
@@ -160,6 +163,9 @@ pub struct Registry {
     /// One permit per archive parse that may run at once.
     pub(crate) parses: Arc<tokio::sync::Semaphore>,
     tokens: crate::tokens::Tokens,
+    pub(crate) audit: crate::audit::Audit,
+    /// Audit entries this process stored per space since it last trimmed that space's log.
+    audit_written: std::sync::Mutex<HashMap<String, usize>>,
     /// Unpacked archives by digest (their content never changes), without subcharts.
     files: std::sync::Mutex<WeightedLru<String, Arc<Files>>>,
 }
@@ -227,6 +233,8 @@ impl Registry {
             manifests: Manifests::new(gateway.clone()),
             log: ChangeLog::new(gateway.clone()),
             tokens: crate::tokens::Tokens::new(gateway.clone()),
+            audit: crate::audit::Audit::new(gateway.clone()),
+            audit_written: std::sync::Mutex::default(),
             generations: std::sync::Mutex::default(),
             tickets: std::sync::atomic::AtomicU64::new(0),
             gateway,
@@ -325,7 +333,61 @@ impl Registry {
         }
         self.forget_generation(space, &generation).await;
         self.records.delete_generation(space, &generation).await?;
-        self.manifests.delete_generation(space, &generation).await
+        self.manifests.delete_generation(space, &generation).await?;
+        self.audit.delete_generation(space, &generation).await
+    }
+
+    /// Records one audit entry of `time` (which orders the log) in the current generation
+    /// of a space; `false` (nothing stored) where the space does not exist.
+    pub async fn append_audit(
+        &self,
+        space: &str,
+        time: std::time::SystemTime,
+        entry: &chartyard_core::wire::AuditEntry,
+    ) -> Result<bool> {
+        let Some(generation) = self.generation(space).await? else { return Ok(false) };
+        self.audit.append(space, &generation, time, entry).await?;
+        *self.audit_written.lock().unwrap_or_else(|e| e.into_inner()).entry(space.to_string()).or_default() += 1;
+        Ok(true)
+    }
+
+    /// Trims the audit log of each space this process has added a tenth of
+    /// `audit_retention` entries to since it last trimmed it, to its newest
+    /// `audit_retention` (so a log exceeds it by at most a tenth per writing replica
+    /// between trims, gc or not). Part of [`Registry::maintain`], never of a request.
+    pub async fn trim_audit_logs(&self) {
+        let keep = self.options.audit_retention;
+        let due: Vec<String> = {
+            let mut written = self.audit_written.lock().unwrap_or_else(|e| e.into_inner());
+            let due: Vec<String> =
+                written.iter().filter(|(_, n)| **n >= (keep / 10).max(1)).map(|(s, _)| s.clone()).collect();
+            for space in &due {
+                written.remove(space);
+            }
+            due
+        };
+        for space in due {
+            let trimmed = match self.generation(&space).await {
+                Ok(Some(generation)) => self.audit.trim_space(&space, &generation, keep).await,
+                Ok(None) => Ok(0),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = trimmed {
+                tracing::warn!(space, error = %e, "trimming the audit log");
+            }
+        }
+    }
+
+    /// The number of audit entries of a space, and those from `start` (0: the newest) on,
+    /// at most `limit`, newest first.
+    pub async fn audit_page(
+        &self,
+        space: &str,
+        start: usize,
+        limit: usize,
+    ) -> Result<(usize, Vec<chartyard_core::wire::AuditEntry>)> {
+        let generation = self.require_generation(space).await?;
+        self.audit.page(space, &generation, start, limit).await
     }
 
     /// Drops what this process holds of a deleted generation: its index and records.
@@ -1186,10 +1248,12 @@ impl Registry {
     /// One round of the background work of a serving process, run about once a second:
     /// follows the change log of every space whose index was used lately (so a request
     /// rarely waits for a listing), compares indexes with their records every
-    /// `reconcile_interval`, and stores a checkpoint of an index whose log has grown. The
+    /// `reconcile_interval`, stores a checkpoint of an index whose log has grown, and trims
+    /// the audit logs this process has added to (see [`Registry::trim_audit_logs`]). The
     /// index's lock is held for work in memory and for following the log, not for the
     /// listing of records or the checkpoint's upload.
     pub async fn maintain(&self) {
+        self.trim_audit_logs().await;
         for space in self.indexes.spaces() {
             let Some(slot) = self.indexes.held(&space) else { continue };
             let (reconcile, checkpoint) = {

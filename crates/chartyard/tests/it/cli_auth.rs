@@ -413,3 +413,53 @@ fn logout_forgets_one_server() {
     ok(command(&other, &config.path, &args), &args);
     assert!(!config.path.join("credentials.json").exists());
 }
+
+/// `chartyard audit SPACE -o json` as `user`, once the log holds `count` entries (they
+/// are stored in the background after each answer).
+fn audit_entries(server: &Server, config: &Path, user: &str, count: usize) -> Vec<Value> {
+    let args = as_user(user, &["-o", "json", "audit", "team-a"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed: Value = serde_json::from_str(&ok(command(&server.base, config, &args), &args)).unwrap();
+        let entries = listed.as_array().unwrap().clone();
+        if entries.len() >= count || Instant::now() > deadline {
+            return entries;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_audit_command_shows_a_space_log_to_its_admins() {
+    let server = Server::start_with_auth(AUTH, &[]);
+    let config = TempDir::new("cli-config");
+    create_spaces(&server, &["team-a"]);
+    let token = create_token(&server, &config.path, "alice", &[]);
+    assert_eq!(upload(&server, "team-a", &token), 201);
+    let bobs = create_token(&server, &config.path, "bob", &[]);
+    assert_eq!(upload(&server, "team-a", &bobs), 403);
+
+    // Newest first: bob's refused upload, alice's upload with her token, the creation.
+    let entries = audit_entries(&server, &config.path, "admin", 3);
+    let seen: Vec<(&str, u64)> =
+        entries.iter().map(|e| (e["user"].as_str().unwrap(), e["status"].as_u64().unwrap())).collect();
+    assert_eq!(seen, [("bob", 403), ("alice", 201), ("admin", 201)], "{entries:#?}");
+    assert!(entries[0]["via"].as_str().unwrap().starts_with("token:"), "{entries:#?}");
+    assert!(entries[1]["via"].as_str().unwrap().starts_with("token:"), "{entries:#?}");
+    assert_eq!(entries[2]["via"], "password");
+    assert_eq!(entries[1]["route"], "/api/v1/spaces/{space}/charts");
+    assert_eq!(entries[1]["client"], "127.0.0.1");
+
+    // The table, and paging.
+    let args = as_user("admin", &["audit", "team-a", "--start", "1", "--limit", "1"]);
+    let table = ok(command(&server.base, &config.path, &args), &args);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[0].starts_with("TIME") && lines[0].contains("STATUS"), "{table}");
+    assert!(lines[1].contains("alice") && lines[1].contains("201"), "{table}");
+
+    // Only the space's admins read it.
+    let args = as_user("alice", &["audit", "team-a"]);
+    let error = fails(command(&server.base, &config.path, &args), &args);
+    assert!(error.contains("403"), "{error}");
+}

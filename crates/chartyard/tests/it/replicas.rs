@@ -722,3 +722,59 @@ fn gc_while_replicas_upload_loses_nothing_acknowledged() {
     }
     eprintln!("{} uploads acknowledged during gc", acknowledged.len());
 }
+
+/// The paths and statuses of a space's audit log through one replica, newest first.
+fn audit_of(server: &S3Server, space: &str) -> Vec<(String, String, u64)> {
+    let response = server.get(&format!("/api/v1/spaces/{space}/audit?limit=1000"));
+    assert_eq!(response.status(), 200, "{}", server.base);
+    let body: Value = response.json().unwrap();
+    let text = |entry: &Value, key: &str| entry[key].as_str().unwrap_or_default().to_string();
+    let entries = body["items"].as_array().unwrap();
+    entries.iter().map(|e| (text(e, "method"), text(e, "path"), e["status"].as_u64().unwrap())).collect()
+}
+
+#[test]
+fn audit_entries_of_every_replica_are_listed_by_every_replica_and_trimmed_by_gc() {
+    let Some(cluster) = Cluster::start("audited", &[]) else { return };
+    let [a, b, c] = [&cluster.servers[0], &cluster.servers[1], &cluster.servers[2]];
+    let version = "/api/v1/spaces/team/charts/app/versions/1.0.0";
+    assert_eq!(a.upload("team", &archive("app", "1.0.0", "first")).status(), 201);
+    eventually("the upload's entry", || match audit_of(a, "team").len() {
+        1 => Ok(()),
+        n => Err(format!("{n} entries")),
+    });
+    assert_eq!(v1_replace(b, "team", "app", "1.0.0", &archive("app", "1.0.0", "second")).status(), 200);
+    eventually("the replacement's entry", || match audit_of(b, "team").len() {
+        2 => Ok(()),
+        n => Err(format!("{n} entries")),
+    });
+    assert_eq!(v1_delete(c, "team", "app", "1.0.0").status(), 204);
+    let expected = vec![
+        ("DELETE".to_string(), version.to_string(), 204),
+        ("PUT".to_string(), version.to_string(), 200),
+        ("POST".to_string(), "/api/v1/spaces/team/charts".to_string(), 201),
+    ];
+    for server in [a, b, c] {
+        eventually(&format!("{} lists every replica's entries", server.base), || {
+            let seen = audit_of(server, "team");
+            if seen == expected { Ok(()) } else { Err(format!("{seen:?}")) }
+        });
+    }
+
+    // gc keeps the newest `auditretention` of each space.
+    let args = ["gc", "--config", &cluster.config, "--grace-seconds", "3600", "--audit-retention", "2"];
+    let output = run_to_exit(chartyard(&args));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "gc: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("deleted audit entries: 1"), "{stdout}");
+    assert_eq!(audit_of(c, "team"), expected[..2].to_vec());
+
+    // Deleting the space deletes its log: made again, it has none.
+    assert_eq!(client().delete(a.url("/api/v1/spaces/team")).send().unwrap().status(), 204);
+    assert_eq!(client().post(b.url("/api/v1/spaces?space=team")).send().unwrap().status(), 201);
+    eventually("the new space's log", || match audit_of(c, "team").as_slice() {
+        // Only its creation.
+        [(method, path, 201)] if method == "POST" && path == "/api/v1/spaces" => Ok(()),
+        seen => Err(format!("{seen:?}")),
+    });
+}

@@ -431,7 +431,8 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The identity layer: checks the request's credentials and leaves its [`Caller`].
-pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut request: Request, next: Next) -> Response {
+pub async fn identify(State(state): State<IdentifyState>, request: Request, next: Next) -> Response {
+    let access = state.access.clone();
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let https = request.extensions().get::<Scheme>().is_some_and(|s| *s == Scheme::HTTPS);
     let caller = match access {
@@ -468,22 +469,92 @@ pub async fn identify(State(access): State<Option<Arc<AccessControl>>>, mut requ
         path
     });
     let (user, via, client) = (caller.name().to_string(), caller.identity.via(), caller.client);
+    // Where the write lands, for the space's audit log: the route's space (or the default
+    // space on its routes), with the chart and version the route names.
+    let (mut parts, body) = request.into_parts();
+    let target = match (&path, &state.audit) {
+        (Some(_), Some(_)) => audit_target(&mut parts, state.default_space.as_deref()).await,
+        _ => None,
+    };
+    let mut request = Request::from_parts(parts, body);
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
     response.extensions_mut().insert(crate::observe::LoggedCaller { user: user.clone(), client });
     if let Some(path) = path {
-        tracing::info!(
-            target: "chartyard::audit",
-            user,
-            via,
-            client = %client.map(|ip| ip.to_string()).unwrap_or_default(),
-            %method,
-            path,
-            status = response.status().as_u16(),
-            "write"
-        );
+        let client = client.map(|ip| ip.to_string()).unwrap_or_default();
+        let status = response.status().as_u16();
+        tracing::info!(target: "chartyard::audit", user, via, client = %client, %method, path, status, "write");
+        // Queued only now: the write it records has finished (its answer is ready).
+        if let (Some(target), Some(audit)) = (target, &state.audit) {
+            let now = SystemTime::now();
+            let entry = chartyard_core::wire::AuditEntry {
+                time: humantime::format_rfc3339_millis(now).to_string(),
+                user,
+                via,
+                client,
+                method: method.to_string(),
+                route: target.route,
+                path,
+                status,
+                chart: target.chart,
+                version: target.version,
+            };
+            audit.submit(target.space, now, entry);
+        }
     }
     response
+}
+
+/// What [`identify`] needs.
+#[derive(Clone)]
+pub struct IdentifyState {
+    /// Access control; none: everyone may do everything.
+    pub access: Option<Arc<AccessControl>>,
+    /// Where writes are recorded per space; none: only in the log.
+    pub audit: Option<Arc<crate::audit::AuditQueue>>,
+    /// The space the routes without one in their path serve.
+    pub default_space: Option<String>,
+}
+
+/// The space, route template, chart and version of an audited request.
+struct AuditTarget {
+    space: String,
+    route: String,
+    chart: Option<String>,
+    version: Option<String>,
+}
+
+/// Where an audited request writes: `None` for requests that name no space.
+async fn audit_target(parts: &mut Parts, default_space: Option<&str>) -> Option<AuditTarget> {
+    let route = parts.extensions.get::<axum::extract::MatchedPath>()?.as_str().to_string();
+    let params = RawPathParams::from_request_parts(parts, &()).await.ok();
+    let param = |name: &str| params.as_ref()?.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    let space = match param("space") {
+        Some(space) => space,
+        // Creating a space names it in the query.
+        None if route == "/api/v1/spaces" => {
+            let query = parts.uri.query().unwrap_or_default();
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+            pairs.into_iter().find(|(k, _)| k == "space").map(|(_, v)| v)?
+        }
+        // ChartMuseum's API for the default space.
+        None if route.starts_with("/api/") && !route.starts_with("/api/v1/") => default_space?.to_string(),
+        None => return None,
+    };
+    if !chartyard_core::names::is_valid_name(&space) {
+        return None;
+    }
+    let (chart, version) = if route.starts_with("/v2/") {
+        // A repository is a chart; a tag (not a digest) is its version.
+        (param("name"), param("reference").filter(|r| !r.contains(':')))
+    } else {
+        (param("chart").or_else(|| param("name")), param("version"))
+    };
+    let shorten = |mut value: String| {
+        chartyard_core::error::shorten(&mut value, 256);
+        value
+    };
+    Some(AuditTarget { space, route, chart: chart.map(shorten), version: version.map(shorten) })
 }
 
 // ---- the token endpoint ----

@@ -99,6 +99,7 @@ v1 list spaces            | GET /api/v1/spaces                                  
 v1 create space           | POST /api/v1/spaces?space=team-new                                   | -            | 401  403  403   ok    403   401   401   401   403   401
 v1 delete space           | DELETE /api/v1/spaces/team-a                                         | -            | 401  403  403   ok    403   401   401   401   403   401
 v1 list charts            | GET /api/v1/spaces/team-a/charts                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 audit                  | GET /api/v1/spaces/team-a/audit                                      | -            | 401  403  403   ok    403   401   401   401   403   401
 v1 search                 | GET /api/v1/search?q={chart}                                         | -            | ok   ok   ok    ok    ok    401   401   401   ok    401
 v1 upload                 | POST /api/v1/spaces/team-a/charts                                    | upload       | 401  403  ok    ok    403   401   401   401   403   401
 v1 compose from team-a    | POST /api/v1/spaces/team-a/charts                                    | compose-a    | 401  403  ok    ok    403   401   401   401   403   401
@@ -963,4 +964,111 @@ async fn a_bearer_token_does_no_more_than_its_scopes() {
     assert_eq!(fixture.call(Method::GET, &delete_version, &alice, vec![]).await.status, 200);
     let artifact = format!("/v2/team-a/{CHART}/manifests/{ARTIFACT_TAG}");
     assert_eq!(fixture.call(Method::GET, &artifact, &alice, vec![]).await.status, 200);
+}
+
+/// The entries of team-a's audit log, read as the global admin, once it holds at least
+/// `count` (entries are stored in the background, after each answer).
+async fn team_a_audit(fixture: &Fixture, count: usize) -> Vec<Value> {
+    let admin = [("authorization", basic("admin", &password("admin")))];
+    for _ in 0..400 {
+        let response = fixture.call(Method::GET, "/api/v1/spaces/team-a/audit?limit=1000", &admin, vec![]).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        let page: Value = serde_json::from_slice(&response.body).unwrap();
+        let items = page["items"].as_array().unwrap().clone();
+        assert_eq!(page["metadata"]["total"].as_u64(), Some(items.len() as u64), "{page}");
+        if items.len() >= count {
+            return items;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("team-a's audit log never held {count} entries");
+}
+
+#[tokio::test]
+async fn writes_and_refused_writes_show_in_the_space_audit_log() {
+    let fixture = Fixture::new(true).await;
+    // The seeding's writes in team-a: its creation, six blobs, two manifests, an upload.
+    let seeded = 10;
+    let alice = ("authorization", basic("alice", &password("alice")));
+    let (content_type, body) = multipart(&[("chartfile", "c.tgz", &ChartBuilder::new("audited", "1.0.0").build())]);
+    let upload = [alice.clone(), ("content-type", content_type.clone())];
+    let response = fixture.call(Method::POST, "/api/v1/spaces/team-a/charts", &upload, body.clone()).await;
+    assert_eq!(response.status, 201, "{}", response.text());
+    let response = fixture
+        .call(
+            Method::DELETE,
+            "/api/v1/spaces/team-a/charts/audited/versions/1.0.0",
+            std::slice::from_ref(&alice),
+            vec![],
+        )
+        .await;
+    assert_eq!(response.status, 204, "{}", response.text());
+    // Refused: bob may only read, the read-only token may not write, nobody signed in.
+    let bob = [("authorization", basic("bob", &password("bob"))), ("content-type", content_type.clone())];
+    let response = fixture.call(Method::POST, "/api/v1/spaces/team-a/charts", &bob, body.clone()).await;
+    assert_eq!(response.status, 403, "{}", response.text());
+    let token = [("authorization", basic("ci", &fixture.tokens.read)), ("content-type", content_type.clone())];
+    let response = fixture.call(Method::POST, "/api/team-a/charts", &token, body.clone()).await;
+    assert_eq!(response.status, 403, "{}", response.text());
+    let response = fixture.call(Method::DELETE, &format!("/api/team-a/charts/{CHART}/{VERSION}"), &[], vec![]).await;
+    assert_eq!(response.status, 401, "{}", response.text());
+
+    let entries = team_a_audit(&fixture, seeded + 5).await;
+    assert_eq!(entries.len(), seeded + 5, "{entries:#?}");
+    // Stored in the background: no more come.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(team_a_audit(&fixture, seeded + 5).await.len(), seeded + 5);
+    let fields = |entry: &Value| {
+        let text = |key: &str| entry[key].as_str().map(str::to_string);
+        (text("user"), text("via"), text("method"), text("route"), text("path"), entry["status"].as_u64())
+    };
+    let own = |user: &str, via: &str, method: &str, route: &str, path: &str, status: u64| {
+        let own = |s: &str| Some(s.to_string());
+        (own(user), own(via), own(method), own(route), own(path), Some(status))
+    };
+    let version_route = "/api/v1/spaces/{space}/charts/{chart}/versions/{version}";
+    let read_via = format!("token:{}", fixture.tokens.read_id);
+    // Newest first.
+    let expected = [
+        own(
+            "anonymous",
+            "anonymous",
+            "DELETE",
+            "/api/{space}/charts/{name}/{version}",
+            &format!("/api/team-a/charts/{CHART}/{VERSION}"),
+            401,
+        ),
+        own("alice", &read_via, "POST", "/api/{space}/charts", "/api/team-a/charts", 403),
+        own("bob", "password", "POST", "/api/v1/spaces/{space}/charts", "/api/v1/spaces/team-a/charts", 403),
+        own("alice", "password", "DELETE", version_route, "/api/v1/spaces/team-a/charts/audited/versions/1.0.0", 204),
+        own("alice", "password", "POST", "/api/v1/spaces/{space}/charts", "/api/v1/spaces/team-a/charts", 201),
+    ];
+    let newest: Vec<_> = entries[..5].iter().map(fields).collect();
+    assert_eq!(newest, expected);
+    for entry in &entries[..5] {
+        assert_eq!(entry["client"], "127.0.0.1", "{entry}");
+        assert!(humantime::parse_rfc3339(entry["time"].as_str().unwrap()).is_ok(), "{entry}");
+    }
+    // The chart and version where the route names them.
+    assert_eq!((&entries[0]["chart"], &entries[0]["version"]), (&json!(CHART), &json!(VERSION)));
+    assert_eq!((&entries[3]["chart"], &entries[3]["version"]), (&json!("audited"), &json!("1.0.0")));
+    assert!(entries[4].get("chart").is_none(), "{}", entries[4]);
+    // The seeding (the space's creation, OCI pushes as the admin) is there too, oldest last.
+    let oldest = fields(entries.last().unwrap());
+    assert_eq!(oldest, own("admin", "password", "POST", "/api/v1/spaces", "/api/v1/spaces", 201));
+
+    // Only the space's admins read it.
+    for user in ["alice", "bob"] {
+        let headers = [("authorization", basic(user, &password(user)))];
+        let response = fixture.call(Method::GET, "/api/v1/spaces/team-a/audit", &headers, vec![]).await;
+        assert_eq!(response.status, 403, "{user}: {}", response.text());
+    }
+    // Paged like every list.
+    let admin = [("authorization", basic("admin", &password("admin")))];
+    let response = fixture.call(Method::GET, "/api/v1/spaces/team-a/audit?start=1&limit=2", &admin, vec![]).await;
+    let page: Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(page["metadata"], json!({"total": seeded + 5, "itemsLength": 2}));
+    assert_eq!(page["items"][0], entries[1]);
+    let response = fixture.call(Method::GET, "/api/v1/spaces/team-a/audit?start=x", &admin, vec![]).await;
+    assert_eq!(response.status, 400, "{}", response.text());
 }

@@ -2,7 +2,7 @@
 //! registry and uses only the public `Registry` API, and `backend_suite!` runs every check
 //! once per backend. A new backend is one more `backend_suite!` line.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chartyard_core::RegistryError;
@@ -67,6 +67,12 @@ macro_rules! backend_suite {
             async fn replicas() {
                 let Some(registry) = $open() else { return };
                 check_replicas(&registry).await;
+            }
+
+            #[tokio::test]
+            async fn audit_log() {
+                let Some(registry) = $open() else { return };
+                check_audit_log(&registry).await;
             }
 
             #[tokio::test]
@@ -371,6 +377,71 @@ pub async fn check_gc(registry: &Registry) {
     assert_eq!(download(registry, "s", "app", "1.0.0").await, chart_with_values("app", "1.0.0", "replicaCount: 5\n"));
     let report = registry.collect_garbage(Duration::ZERO).await.unwrap();
     assert_eq!(report.deleted_blobs, 0, "{report:?}");
+}
+
+fn audit_entry(path: &str) -> chartyard_core::wire::AuditEntry {
+    chartyard_core::wire::AuditEntry {
+        time: "2026-01-01T00:00:00.000Z".into(),
+        user: "alice".into(),
+        via: "password".into(),
+        client: "127.0.0.1".into(),
+        method: "POST".into(),
+        route: "/api/v1/spaces/{space}/charts".into(),
+        path: path.into(),
+        status: 201,
+        chart: None,
+        version: None,
+    }
+}
+
+/// The paths of a page of a space's audit log.
+async fn audit_paths(registry: &Registry, space: &str, start: usize, limit: usize) -> (usize, Vec<String>) {
+    let (total, entries) = registry.audit_page(space, start, limit).await.unwrap();
+    (total, entries.into_iter().map(|e| e.path).collect())
+}
+
+pub async fn check_audit_log(registry: &TestRegistry) {
+    // Nothing is recorded for a space that does not exist.
+    assert!(!registry.append_audit("a", SystemTime::now(), &audit_entry("/none")).await.unwrap());
+    assert!(matches!(registry.audit_page("a", 0, 10).await, Err(RegistryError::NotFound(_))));
+
+    registry.create_space("a").await.unwrap();
+    registry.create_space("b").await.unwrap();
+    for path in ["/1", "/2", "/3", "/4"] {
+        assert!(registry.append_audit("a", SystemTime::now(), &audit_entry(path)).await.unwrap());
+    }
+    assert!(registry.append_audit("b", SystemTime::now(), &audit_entry("/b")).await.unwrap());
+    // Newest first, paged, each space its own.
+    assert_eq!(audit_paths(registry, "a", 0, 10).await, (4, vec!["/4".into(), "/3".into(), "/2".into(), "/1".into()]));
+    assert_eq!(audit_paths(registry, "a", 1, 2).await, (4, vec!["/3".into(), "/2".into()]));
+    assert_eq!(audit_paths(registry, "a", 4, 2).await, (4, vec![]));
+    assert_eq!(audit_paths(registry, "b", 0, 10).await, (1, vec!["/b".into()]));
+    let (_, entries) = registry.audit_page("a", 0, 1).await.unwrap();
+    assert_eq!(entries, vec![audit_entry("/4")]);
+
+    // Garbage collection keeps the newest entries of each space, as many as configured.
+    let trimming = registry.with_options(|o| o.audit_retention = 2);
+    let report = trimming.collect_garbage(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(report.deleted_audit_entries, 2, "{report:?}");
+    assert_eq!(audit_paths(registry, "a", 0, 10).await, (2, vec!["/4".into(), "/3".into()]));
+    assert_eq!(audit_paths(registry, "b", 0, 10).await, (1, vec!["/b".into()]));
+
+    // A serving process trims the logs it writes to in its background work, gc or not.
+    let serving = registry.with_options(|o| o.audit_retention = 3);
+    for path in ["/5", "/6"] {
+        assert!(serving.append_audit("a", SystemTime::now(), &audit_entry(path)).await.unwrap());
+    }
+    serving.maintain().await;
+    assert_eq!(audit_paths(registry, "a", 0, 10).await, (3, vec!["/6".into(), "/5".into(), "/4".into()]));
+
+    // The log goes with its space: a space made again starts with none.
+    registry.delete_space("a").await.unwrap();
+    let left: Vec<object_store::ObjectMeta> =
+        registry.store().list(Some(&object_store::path::Path::from("audit/a"))).try_collect().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    registry.create_space("a").await.unwrap();
+    assert_eq!(audit_paths(registry, "a", 0, 10).await, (0, vec![]));
+    assert_eq!(audit_paths(registry, "b", 0, 10).await, (1, vec!["/b".into()]));
 }
 
 /// The versions a registry's index of a space lists, as `chart/version`.

@@ -26,6 +26,10 @@ async fn keys(store: &InMemory) -> String {
             match parts[0].as_str() {
                 "charts" | "oci" | "log" if parts.len() > 2 => parts[2] = "[generation]".into(),
                 "checkpoints" if parts.len() > 2 => parts[2] = "[generation].json".into(),
+                "audit" if parts.len() > 3 => {
+                    parts[2] = "[generation]".into();
+                    parts[3] = "[inverted-time]-[random].json".into();
+                }
                 "uploads" if parts.len() > 1 => parts[1] = "[upload]".into(),
                 _ => {}
             }
@@ -76,8 +80,24 @@ async fn key_layout_after_a_scripted_set_of_operations() {
     let chunk = ChunkRange { start: Some(0), len: Some(4) };
     registry.append_upload("shop", "artifact", &id, chunk, stream(b"part")).await.unwrap();
 
-    // a space made and deleted again
+    // an audit entry
+    let entry = chartyard_core::wire::AuditEntry {
+        time: "2026-01-01T00:00:00.000Z".into(),
+        user: "alice".into(),
+        via: "password".into(),
+        client: "127.0.0.1".into(),
+        method: "DELETE".into(),
+        route: "/api/v1/spaces/{space}/charts/{chart}/versions/{version}".into(),
+        path: "/api/v1/spaces/shop/charts/web/versions/1.1.0".into(),
+        status: 204,
+        chart: Some("web".into()),
+        version: Some("1.1.0".into()),
+    };
+    registry.append_audit("shop", std::time::SystemTime::now(), &entry).await.unwrap();
+
+    // a space made and deleted again, with its audit log
     registry.upload("gone", chart("app", "1.0.0")).await.unwrap();
+    registry.append_audit("gone", std::time::SystemTime::now(), &entry).await.unwrap();
     registry.delete_space("gone").await.unwrap();
 
     insta::assert_snapshot!("key_layout_after_operations", keys(&store).await);

@@ -69,6 +69,13 @@ impl TestRegistry {
         Registry::new(self.store.clone(), options)
     }
 
+    /// Another registry on the same store with other options.
+    pub fn with_options(&self, change: impl FnOnce(&mut RegistryOptions)) -> Registry {
+        let mut options = self.options.clone();
+        change(&mut options);
+        Registry::new(self.store.clone(), options)
+    }
+
     /// The store itself, to plant what a crashed writer would leave.
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
