@@ -19,6 +19,7 @@
 //! uploads/{id}/done                                    the claim of the request completing it
 //! log/{space}/{generation}/{seq:020}.json              one entry of a space's change log
 //! checkpoints/{space}/{generation}.json                a space's index at a log sequence
+//! policies/{space}/{generation}.json                   a space's policy (absent: no rules)
 //! ```
 //!
 //! A space exists iff its marker does; a version exists iff its record exists under the
@@ -106,6 +107,8 @@ pub enum StorageKey<'a> {
     Tokens,
     /// The key every replica signs and checks OCI bearer tokens with (created once).
     SigningKey,
+    /// The policy of one generation of a space (`chartyard_core::policy::SpacePolicy`).
+    SpacePolicy { space: &'a str, generation: &'a str },
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -173,6 +176,9 @@ impl StorageKey<'_> {
             Self::TokenUse { id } => Path::from(format!("tokens/{id}.used")),
             Self::Tokens => Path::from("tokens"),
             Self::SigningKey => Path::from("auth/signing-key"),
+            Self::SpacePolicy { space, generation } => {
+                Path::from(format!("policies/{space}/{generation}{JSON_SUFFIX}"))
+            }
         }
     }
 }
@@ -378,5 +384,6 @@ mod tests {
         let checkpoint = StorageKey::Checkpoint { space: "s", generation: "g" }.path();
         assert_eq!(checkpoint.as_ref(), "checkpoints/s/g.json");
         assert_eq!(parse_checkpoint(&checkpoint), Some(("s".into(), "g".into())));
+        assert_eq!(StorageKey::SpacePolicy { space: "s", generation: "g" }.path().as_ref(), "policies/s/g.json");
     }
 }
