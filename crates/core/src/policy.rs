@@ -71,8 +71,14 @@ impl SpacePolicy {
         if body.len() > MAX_POLICY_BYTES {
             return Err(RegistryError::TooLarge(format!("a policy has at most {MAX_POLICY_BYTES} bytes")));
         }
-        let policy: Self = serde_json::from_slice(body)
-            .map_err(|e| RegistryError::invalid(format!("body should be a space policy: {}", crate::error::bounded(&e, 512))))?;
+        let invalid = |e: serde_json::Error| {
+            RegistryError::invalid(format!("body should be a space policy: {}", crate::error::bounded(&e, 512)))
+        };
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+        if !value.is_object() {
+            return Err(RegistryError::invalid("body should be a space policy: a JSON object"));
+        }
+        let policy: Self = serde_json::from_value(value).map_err(invalid)?;
         policy.validate()?;
         Ok(policy)
     }

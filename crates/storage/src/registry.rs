@@ -339,6 +339,16 @@ impl Registry {
         }
     }
 
+    /// The generation of a space found missing moments ago: created now, unless another
+    /// writer created it meanwhile.
+    async fn create_space_for_upload(&self, space: &str) -> Result<String> {
+        check_new_space_name(space)?;
+        match self.spaces.create(space).await? {
+            Some(generation) => Ok(generation),
+            None => self.ensure_space(space).await,
+        }
+    }
+
     /// The generation of a space, creating the space if it does not exist.
     pub(crate) async fn ensure_space(&self, space: &str) -> Result<String> {
         // A space deleted between our create attempt and our read is simply tried again.
@@ -414,17 +424,14 @@ impl Registry {
     async fn admit_upload(
         &self,
         space: &str,
+        generation: Option<&str>,
         upload: (&str, &str, u64),
         options: &UploadOptions,
     ) -> Result<Option<Reservation>> {
         let (name, version, size) = upload;
-        let generation = match self.known_generation(space) {
-            Some(generation) => Some(generation),
-            None => self.generation(space).await?,
-        };
         // A space created by this upload has no policy yet.
         let Some(generation) = generation else { return Ok(None) };
-        let policy = self.policies.get(space, &generation).await?;
+        let policy = self.policies.get(space, generation).await?;
         policy.check_provenance(space, options.provenance.is_some())?;
         if policy.quota.is_none() && !policy.is_immutable() {
             return Ok(None);
@@ -599,8 +606,15 @@ impl Registry {
         if let Some(prov) = &options.provenance {
             provenance::parse(prov)?.check(name, version, &digest)?;
         }
-        let reservation = self.admit_upload(space, (name, version, archive.len() as u64), &options).await?;
-        let stored = self.upload_admitted(space, &chart, archive, options).await;
+        // The generation last seen is tried first; if the space was deleted since, the
+        // change log says so and the upload goes once more into the space as it is now.
+        let generation = match self.known_generation(space) {
+            Some(generation) => Some(generation),
+            None => self.generation(space).await?,
+        };
+        let upload = (name, version, archive.len() as u64);
+        let reservation = self.admit_upload(space, generation.as_deref(), upload, &options).await?;
+        let stored = self.upload_admitted(space, generation, &chart, archive, options).await;
         self.release(reservation).await;
         stored
     }
@@ -609,17 +623,16 @@ impl Registry {
     async fn upload_admitted(
         &self,
         space: &str,
+        generation: Option<String>,
         chart: &Chart,
         archive: Bytes,
         options: UploadOptions,
     ) -> Result<StoredVersion> {
         let (name, version) = (chart.metadata.name.as_str(), chart.metadata.version.as_str());
         let record = self.prepare(chart, archive, options.provenance.as_ref(), options.manifest).await?;
-        // The generation last seen is tried first; if the space was deleted since, the
-        // change log says so and the upload goes once more into the space as it is now.
-        let generation = match self.known_generation(space) {
+        let generation = match generation {
             Some(generation) => generation,
-            None => self.ensure_space(space).await?,
+            None => self.create_space_for_upload(space).await?,
         };
         match self.upload_into(space, generation, name, version, record.clone(), options.overwrite).await {
             Err(RegistryError::NotFound(message)) if message == SPACE_GONE => {
