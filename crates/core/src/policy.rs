@@ -193,17 +193,19 @@ mod tests {
             b"[]",
             b"not json",
         ] {
-            assert!(matches!(SpacePolicy::parse(bad), Err(RegistryError::Invalid(_))), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(SpacePolicy::parse(bad), Err(RegistryError::Invalid(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert!(matches!(SpacePolicy::parse(&vec![b' '; MAX_POLICY_BYTES + 1]), Err(RegistryError::TooLarge(_))));
     }
 
     #[test]
     fn quota_counts_what_an_upload_adds() {
-        let policy = SpacePolicy {
-            quota: Some(Quota { maxbytes: Some(100), maxversions: Some(2) }),
-            ..SpacePolicy::default()
-        };
+        let policy =
+            SpacePolicy { quota: Some(Quota { maxbytes: Some(100), maxversions: Some(2) }), ..SpacePolicy::default() };
         let usage = |bytes, versions| Usage { bytes, versions };
         let none = Usage::default();
         assert!(policy.check_quota("s", usage(0, 0), usage(100, 1), none).is_ok());

@@ -23,9 +23,9 @@ use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, coll
 use crate::index::{CHECKPOINT_FORMAT, Indexes, ListedVersions, Located, ReadTicket, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
 use crate::manifests::Manifests;
+use crate::policies::Policies;
 use crate::records::{Records, StoredVersion, VersionKey, version_id};
 use crate::spaces::{Spaces, now_rfc3339};
-use crate::policies::Policies;
 use crate::uploads::Uploads;
 use chartyard_core::policy::{SpacePolicy, Usage};
 
@@ -1578,7 +1578,13 @@ impl Registry {
     }
 
     /// Deletes one version as a caller who may be refused by the space's policy.
-    pub async fn delete_version_as(&self, space: &str, chart: &str, version: &str, options: DeleteOptions) -> Result<()> {
+    pub async fn delete_version_as(
+        &self,
+        space: &str,
+        chart: &str,
+        version: &str,
+        options: DeleteOptions,
+    ) -> Result<()> {
         let key = self.locate(space, chart, version).await?;
         self.policy_at(&key).await?.check_delete(space, options.by_global_admin)?;
         let _lock = self.lock(&key).await?;

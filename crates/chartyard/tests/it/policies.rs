@@ -116,7 +116,19 @@ fn cli_gets_and_sets_a_policy() {
     assert_eq!(set, json!({"immutable": true, "quota": {"maxversions": 10}}));
     let set = ok_json(
         &server,
-        &["policy", "set", "team", "--quota-bytes", "1000000", "--keep-last", "3", "--max-age-days", "30", "--keep-stable", "--require-provenance"],
+        &[
+            "policy",
+            "set",
+            "team",
+            "--quota-bytes",
+            "1000000",
+            "--keep-last",
+            "3",
+            "--max-age-days",
+            "30",
+            "--keep-stable",
+            "--require-provenance",
+        ],
     );
     let expected = json!({"immutable": true, "quota": {"maxversions": 10, "maxbytes": 1_000_000},
         "retention": {"keeplast": 3, "maxagedays": 30, "keepstable": true}, "requireprovenance": true});

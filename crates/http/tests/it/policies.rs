@@ -159,17 +159,64 @@ async fn an_immutable_space_refuses_every_rewrite_and_deletes_but_by_a_global_ad
     let refusals = [
         ("v1 upload again", alice.upload(&replacement).await),
         ("v1 replace", alice.send(Method::PUT, &version, Some(&content_type), replace_body).await),
-        ("v1 metadata", alice.json(Method::PUT, &format!("{version}/manifests/metadata"), &json!({"name": "web", "version": "1.0.0", "description": "x"})).await),
+        (
+            "v1 metadata",
+            alice
+                .json(
+                    Method::PUT,
+                    &format!("{version}/manifests/metadata"),
+                    &json!({"name": "web", "version": "1.0.0", "description": "x"}),
+                )
+                .await,
+        ),
         ("v1 values", alice.json(Method::PUT, &format!("{version}/manifests/values"), &json!({"a": 3})).await),
-        ("cm upload", alice.send(Method::POST, &format!("/api/{SPACE}/charts"), Some("application/octet-stream"), replacement.clone()).await),
-        ("cm upload force", alice.send(Method::POST, &format!("/api/{SPACE}/charts?force"), Some("application/octet-stream"), replacement.clone()).await),
-        ("cm force as admin", admin.send(Method::POST, &format!("/api/{SPACE}/charts?force=true"), Some("application/octet-stream"), replacement.clone()).await),
+        (
+            "cm upload",
+            alice
+                .send(
+                    Method::POST,
+                    &format!("/api/{SPACE}/charts"),
+                    Some("application/octet-stream"),
+                    replacement.clone(),
+                )
+                .await,
+        ),
+        (
+            "cm upload force",
+            alice
+                .send(
+                    Method::POST,
+                    &format!("/api/{SPACE}/charts?force"),
+                    Some("application/octet-stream"),
+                    replacement.clone(),
+                )
+                .await,
+        ),
+        (
+            "cm force as admin",
+            admin
+                .send(
+                    Method::POST,
+                    &format!("/api/{SPACE}/charts?force=true"),
+                    Some("application/octet-stream"),
+                    replacement.clone(),
+                )
+                .await,
+        ),
         ("oci push over a version", alice.put_manifest("oci", "2.0.0", &other_manifest).await),
         ("v1 delete version", alice.send(Method::DELETE, &version, None, vec![]).await),
-        ("v1 delete chart", alice.send(Method::DELETE, &api(&format!("/spaces/{SPACE}/charts/web")), None, vec![]).await),
+        (
+            "v1 delete chart",
+            alice.send(Method::DELETE, &api(&format!("/spaces/{SPACE}/charts/web")), None, vec![]).await,
+        ),
         ("cm delete", alice.send(Method::DELETE, &format!("/api/{SPACE}/charts/web/1.0.0"), None, vec![]).await),
         ("oci delete tag", alice.send(Method::DELETE, &format!("/v2/{SPACE}/oci/manifests/2.0.0"), None, vec![]).await),
-        ("oci delete manifest", alice.send(Method::DELETE, &format!("/v2/{SPACE}/oci/manifests/{}", digest_of(&manifest)), None, vec![]).await),
+        (
+            "oci delete manifest",
+            alice
+                .send(Method::DELETE, &format!("/v2/{SPACE}/oci/manifests/{}", digest_of(&manifest)), None, vec![])
+                .await,
+        ),
     ];
     for (path, response) in refusals {
         assert_eq!(response.status, 403, "{path}: {}", response.text());
@@ -190,7 +237,17 @@ async fn an_immutable_space_refuses_every_rewrite_and_deletes_but_by_a_global_ad
 
     // Without the rule, writers rewrite again.
     assert_eq!(admin.set_policy(json!({"immutable": false})).await.status, 200);
-    assert_eq!(alice.json(Method::PUT, &api(&format!("/spaces/{SPACE}/charts/web/versions/1.0.1/manifests/values")), &json!({"a": 9})).await.status, 200);
+    assert_eq!(
+        alice
+            .json(
+                Method::PUT,
+                &api(&format!("/spaces/{SPACE}/charts/web/versions/1.0.1/manifests/values")),
+                &json!({"a": 9})
+            )
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -211,7 +268,12 @@ async fn a_space_at_its_quota_refuses_uploads_on_every_path_before_storing() {
     });
     let refusals = [
         ("v1 upload", alice.upload(&third).await),
-        ("cm upload", alice.send(Method::POST, &format!("/api/{SPACE}/charts"), Some("application/octet-stream"), third.clone()).await),
+        (
+            "cm upload",
+            alice
+                .send(Method::POST, &format!("/api/{SPACE}/charts"), Some("application/octet-stream"), third.clone())
+                .await,
+        ),
         ("compose", alice.json(Method::POST, &api(&format!("/spaces/{SPACE}/charts")), &compose).await),
         ("oci push", alice.put_manifest("oci", "1.0.0", &manifest).await),
     ];
@@ -224,7 +286,12 @@ async fn a_space_at_its_quota_refuses_uploads_on_every_path_before_storing() {
 
     // Overwriting a version adds no version; a larger byte quota counts the difference.
     let forced = alice
-        .send(Method::POST, &format!("/api/{SPACE}/charts?force"), Some("application/octet-stream"), chart("web", "1.0.0", "a: 2\n"))
+        .send(
+            Method::POST,
+            &format!("/api/{SPACE}/charts?force"),
+            Some("application/octet-stream"),
+            chart("web", "1.0.0", "a: 2\n"),
+        )
         .await;
     assert_eq!(forced.status, 201, "{}", forced.text());
     let used: u64 = app.registry.space_versions(SPACE).await.unwrap().iter().map(|v| v.record.size).sum();
@@ -255,7 +322,12 @@ async fn a_space_requiring_provenance_refuses_uploads_without_one() {
     let before = keys(&app).await;
     for (path, response) in [
         ("v1 upload", alice.upload(&archive).await),
-        ("cm upload", alice.send(Method::POST, &format!("/api/{SPACE}/charts"), Some("application/octet-stream"), archive.clone()).await),
+        (
+            "cm upload",
+            alice
+                .send(Method::POST, &format!("/api/{SPACE}/charts"), Some("application/octet-stream"), archive.clone())
+                .await,
+        ),
     ] {
         assert_eq!(response.status, 403, "{path}: {}", response.text());
         assert!(response.text().contains("provenance"), "{path}: {}", response.text());
@@ -268,7 +340,8 @@ async fn a_space_requiring_provenance_refuses_uploads_without_one() {
         "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{chart_yaml}\n...\nfiles:\n  web-1.0.0.tgz: sha256:{}\n-----BEGIN PGP SIGNATURE-----\n\nsig\n-----END PGP SIGNATURE-----\n",
         sha256(&archive)
     );
-    let (content_type, body) = multipart(&[("chart", "web-1.0.0.tgz", &archive), ("prov", "web-1.0.0.tgz.prov", prov.as_bytes())]);
+    let (content_type, body) =
+        multipart(&[("chart", "web-1.0.0.tgz", &archive), ("prov", "web-1.0.0.tgz.prov", prov.as_bytes())]);
     let stored = alice.send(Method::POST, &format!("/api/{SPACE}/charts"), Some(&content_type), body).await;
     assert_eq!(stored.status, 201, "{}", stored.text());
     // A rewrite would drop the provenance: refused.
