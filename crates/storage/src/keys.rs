@@ -109,6 +109,8 @@ pub enum StorageKey<'a> {
     SigningKey,
     /// The policy of one generation of a space (`chartyard_core::policy::SpacePolicy`).
     SpacePolicy { space: &'a str, generation: &'a str },
+    /// Prefix of every space policy.
+    AllPolicies,
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -179,6 +181,7 @@ impl StorageKey<'_> {
             Self::SpacePolicy { space, generation } => {
                 Path::from(format!("policies/{space}/{generation}{JSON_SUFFIX}"))
             }
+            Self::AllPolicies => Path::from("policies"),
         }
     }
 }
@@ -341,6 +344,17 @@ pub fn parse_checkpoint(path: &Path) -> Option<(String, String)> {
     }
 }
 
+/// A policy's space and generation, parsed from its key.
+pub fn parse_policy(path: &Path) -> Option<(String, String)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, space, file] if root.as_ref() == "policies" => {
+            Some((space.as_ref().to_string(), file.as_ref().strip_suffix(JSON_SUFFIX)?.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// The repository name of a key listed under [`StorageKey::RepositoryNames`].
 pub fn parse_repository_name(prefix: &Path) -> Option<String> {
     let name = prefix.filename()?;
@@ -384,6 +398,8 @@ mod tests {
         let checkpoint = StorageKey::Checkpoint { space: "s", generation: "g" }.path();
         assert_eq!(checkpoint.as_ref(), "checkpoints/s/g.json");
         assert_eq!(parse_checkpoint(&checkpoint), Some(("s".into(), "g".into())));
-        assert_eq!(StorageKey::SpacePolicy { space: "s", generation: "g" }.path().as_ref(), "policies/s/g.json");
+        let policy = StorageKey::SpacePolicy { space: "s", generation: "g" }.path();
+        assert_eq!(policy.as_ref(), "policies/s/g.json");
+        assert_eq!(parse_policy(&policy), Some(("s".into(), "g".into())));
     }
 }

@@ -70,6 +70,26 @@ impl Policies {
         Ok(())
     }
 
+    /// Deletes the policies of generations that are not live (left by a space deletion
+    /// that stopped half-way) once older than `cutoff`; answers how many.
+    pub async fn collect(
+        &self,
+        live: &std::collections::HashMap<String, String>,
+        cutoff: std::time::SystemTime,
+    ) -> Result<usize> {
+        let mut deleted = 0;
+        for meta in self.gateway.list(StorageKey::AllPolicies).await? {
+            let Some((space, generation)) = crate::keys::parse_policy(&meta.location) else { continue };
+            if live.get(&space) != Some(&generation)
+                && std::time::SystemTime::from(meta.last_modified) < cutoff
+                && self.gateway.delete(StorageKey::SpacePolicy { space: &space, generation: &generation }).await?
+            {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     pub fn forget(&self, space: &str) {
         self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(space);
     }

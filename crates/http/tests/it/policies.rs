@@ -348,3 +348,27 @@ async fn a_space_requiring_provenance_refuses_uploads_without_one() {
     let values = api(&format!("/spaces/{SPACE}/charts/web/versions/1.0.0/manifests/values"));
     assert_eq!(alice.json(Method::PUT, &values, &json!({"a": 2})).await.status, 403);
 }
+
+#[tokio::test]
+async fn the_web_ui_upload_is_checked_against_the_policy() {
+    let app = TestApp::new();
+    let upload = |archive: Vec<u8>| {
+        let (content_type, body) = multipart(&[("chart", "chart.tgz", &archive)]);
+        let app = &app;
+        async move { app.send_with(Method::POST, "/_/ui/s/-/upload", &[("content-type", &content_type)], body).await }
+    };
+    assert_eq!(upload(chart("web", "1.0.0", "a: 1\n")).await.status, 303);
+    let policy = json!({"immutable": true, "quota": {"maxversions": 1}});
+    assert_eq!(app.put_json("/spaces/s/policy", &policy).await.json(200), policy);
+    let before = keys(&app).await;
+    let over = upload(chart("web", "1.1.0", "a: 1\n")).await;
+    assert_eq!(over.status, 413, "{}", over.text());
+    assert!(over.text().contains("may hold 1 versions"), "{}", over.text());
+    let again = upload(chart("web", "1.0.0", "a: 2\n")).await;
+    assert_eq!(again.status, 403, "{}", again.text());
+    assert!(again.text().contains("immutable"), "{}", again.text());
+    assert_eq!(keys(&app).await, before);
+    // Without access control everyone is a global admin, who may delete.
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(app.send_with(Method::POST, "/_/ui/s/web/1.0.0/delete", &form, vec![]).await.status, 303);
+}

@@ -564,4 +564,14 @@ pub async fn check_policies(registry: &TestRegistry) {
     a.upload("p", chart("web", "1.2.0")).await.unwrap();
     let listed: Vec<_> = registry.store().list(Some(&"policies".into())).try_collect().await.unwrap();
     assert!(listed.is_empty(), "{listed:?}");
+
+    // a policy left by a deletion that stopped half-way is collected; the live one stays
+    a.set_policy("p", policy.clone()).await.unwrap();
+    let stale = object_store::path::Path::from("policies/p/0123456789abcdef.json");
+    registry.store().put(&stale, Bytes::from_static(b"{}").into()).await.unwrap();
+    let report = a.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.deleted_stale_policies, 1);
+    let listed: Vec<_> = registry.store().list(Some(&"policies".into())).try_collect().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(*b.policy("p").await.unwrap(), policy);
 }
