@@ -88,6 +88,22 @@ impl As<'_> {
         }))
     }
 
+    /// Pushes a generic artifact's config and one layer; answers its manifest.
+    async fn push_artifact(&self, name: &str, layer: &[u8]) -> Vec<u8> {
+        let config = b"{}".to_vec();
+        for blob in [&config[..], layer] {
+            let path = format!("/v2/{SPACE}/{name}/blobs/uploads/?digest={}", digest_of(blob));
+            let pushed = self.send(Method::POST, &path, Some("application/octet-stream"), blob.to_vec()).await;
+            assert_eq!(pushed.status, 201, "blob: {}", pushed.text());
+        }
+        manifest_bytes(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+            "config": descriptor("application/vnd.example.config.v1+json", &config),
+            "layers": [descriptor("application/vnd.example.layer.v1.tar", layer)],
+        }))
+    }
+
     async fn put_manifest(&self, name: &str, reference: &str, manifest: &[u8]) -> TestResponse {
         let path = format!("/v2/{SPACE}/{name}/manifests/{reference}");
         self.send(Method::PUT, &path, Some(OCI_MANIFEST_MEDIA_TYPE), manifest.to_vec()).await
@@ -147,10 +163,14 @@ async fn an_immutable_space_refuses_every_rewrite_and_deletes_but_by_a_global_ad
     assert_eq!(alice.upload(&original).await.status, 201);
     let manifest = alice.push_chart_blobs("oci", "2.0.0", &chart("oci", "2.0.0", "b: 1\n")).await;
     assert_eq!(alice.put_manifest("oci", "2.0.0", &manifest).await.status, 201);
+    let artifact = alice.push_artifact("art", b"first").await;
+    assert_eq!(alice.put_manifest("art", "sig", &artifact).await.status, 201);
     assert_eq!(admin.set_policy(json!({"immutable": true})).await.status, 200);
     // What a refused OCI push needs is pushed first: its blobs are not what is refused.
     let other = chart("oci", "2.0.0", "b: 2\n");
     let other_manifest = alice.push_chart_blobs("oci", "2.0.0", &other).await;
+    let other_artifact = alice.push_artifact("art", b"second").await;
+    let prov = provenance("web", "1.0.0", &original);
     let before = keys(&app).await;
 
     let version = api(&format!("/spaces/{SPACE}/charts/web/versions/1.0.0"));
@@ -204,6 +224,11 @@ async fn an_immutable_space_refuses_every_rewrite_and_deletes_but_by_a_global_ad
                 .await,
         ),
         ("oci push over a version", alice.put_manifest("oci", "2.0.0", &other_manifest).await),
+        ("oci tag moved", alice.put_manifest("art", "sig", &other_artifact).await),
+        (
+            "cm provenance",
+            alice.send(Method::POST, &format!("/api/{SPACE}/prov"), Some("application/octet-stream"), prov).await,
+        ),
         ("v1 delete version", alice.send(Method::DELETE, &version, None, vec![]).await),
         (
             "v1 delete chart",
@@ -371,4 +396,13 @@ async fn the_web_ui_upload_is_checked_against_the_policy() {
     // Without access control everyone is a global admin, who may delete.
     let form = [("content-type", "application/x-www-form-urlencoded")];
     assert_eq!(app.send_with(Method::POST, "/_/ui/s/web/1.0.0/delete", &form, vec![]).await.status, 303);
+}
+
+/// A provenance file naming `archive` (its signature is not checked by the server).
+fn provenance(name: &str, version: &str, archive: &[u8]) -> Vec<u8> {
+    format!(
+        "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\napiVersion: v2\nname: {name}\nversion: {version}\n\n...\nfiles:\n  {name}-{version}.tgz: sha256:{}\n-----BEGIN PGP SIGNATURE-----\n\nsig\n-----END PGP SIGNATURE-----\n",
+        sha256(archive)
+    )
+    .into_bytes()
 }
