@@ -147,7 +147,7 @@ impl SpacePolicy {
             let versions = after(current.versions, added.versions, replaced.versions);
             if added.versions > replaced.versions && versions > max {
                 return Err(RegistryError::OverQuota(format!(
-                    "space {space} is over its quota: it may hold {max} versions and holds {}",
+                    "space {space} is over its quota: it may hold {max} versions (quota.maxversions) and holds {}",
                     current.versions
                 )));
             }
@@ -156,7 +156,7 @@ impl SpacePolicy {
             let bytes = after(current.bytes, added.bytes, replaced.bytes);
             if added.bytes > replaced.bytes && bytes > max {
                 return Err(RegistryError::OverQuota(format!(
-                    "space {space} is over its quota: it may hold {max} bytes of archives, holds {} and this \
+                    "space {space} is over its quota: it may hold {max} bytes of archives (quota.maxbytes), holds {} and this \
                      upload adds {}",
                     current.bytes,
                     added.bytes.saturating_sub(replaced.bytes)
