@@ -98,6 +98,40 @@ pub enum SpacesCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show a space's policy.
+    Get { space: String },
+    /// Set a space's policy: from a JSON file, or from flags changing the current one.
+    Set {
+        space: String,
+        /// The whole policy as JSON (`-` for stdin); replaces the current one.
+        #[arg(long, conflicts_with_all = ["immutable", "quota_versions", "quota_bytes", "keep_last", "max_age_days", "keep_stable", "require_provenance"])]
+        file: Option<PathBuf>,
+        /// Stored versions can never be replaced, rewritten or deleted (but by global admins).
+        #[arg(long)]
+        immutable: Option<bool>,
+        /// The most versions the space may hold.
+        #[arg(long)]
+        quota_versions: Option<u64>,
+        /// The most bytes of chart archives the space may hold.
+        #[arg(long)]
+        quota_bytes: Option<u64>,
+        /// Retention: keep the newest N versions of each chart (stored, not applied yet).
+        #[arg(long)]
+        keep_last: Option<u64>,
+        /// Retention: keep versions younger than D days (stored, not applied yet).
+        #[arg(long)]
+        max_age_days: Option<u64>,
+        /// Retention: keep every stable version (stored, not applied yet).
+        #[arg(long)]
+        keep_stable: bool,
+        /// Refuse uploads without a provenance file.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        require_provenance: Option<bool>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ChartsCommand {
     /// List the charts of a space.
     List { space: String },
@@ -178,6 +212,9 @@ pub enum ClientCommand {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Show or set a space's policy (immutability, quota, provenance, retention).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Check credentials (--username with --password, --token, or --password-stdin) against
     /// the server and save them for it; later commands without credentials use them.
     Login {
@@ -465,7 +502,64 @@ async fn execute(client: &Client, output: Output, command: ClientCommand) -> any
             }
         }
         ClientCommand::Token(command) => token(client, &out, command).await,
+        ClientCommand::Policy(command) => policy(client, &out, command).await,
         ClientCommand::Login { .. } | ClientCommand::Logout => unreachable!("run handles login and logout"),
+    }
+}
+
+async fn policy(client: &Client, out: &Printer, command: PolicyCommand) -> anyhow::Result<()> {
+    use chartyard_client::{Quota, Retention, SpacePolicy};
+    match command {
+        PolicyCommand::Get { space } => out.document(&client.policy(&space).await?),
+        PolicyCommand::Set {
+            space,
+            file,
+            immutable,
+            quota_versions,
+            quota_bytes,
+            keep_last,
+            max_age_days,
+            keep_stable,
+            require_provenance,
+        } => {
+            let policy = match file {
+                Some(file) => {
+                    let bytes = if file.as_os_str() == "-" {
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+                        bytes
+                    } else {
+                        read(&file)?.to_vec()
+                    };
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{} is not a space policy in JSON", file.display()))?
+                }
+                None => {
+                    let mut policy: SpacePolicy = client.policy(&space).await?;
+                    if immutable.is_some() {
+                        policy.immutable = immutable;
+                    }
+                    if require_provenance.is_some() {
+                        policy.requireprovenance = require_provenance;
+                    }
+                    if quota_versions.is_some() || quota_bytes.is_some() {
+                        let quota = policy.quota.get_or_insert_with(Quota::default);
+                        quota.maxversions = quota_versions.or(quota.maxversions);
+                        quota.maxbytes = quota_bytes.or(quota.maxbytes);
+                    }
+                    if keep_last.is_some() || max_age_days.is_some() || keep_stable {
+                        let retention = policy.retention.get_or_insert_with(Retention::default);
+                        retention.keeplast = keep_last.or(retention.keeplast);
+                        retention.maxagedays = max_age_days.or(retention.maxagedays);
+                        if keep_stable {
+                            retention.keepstable = Some(true);
+                        }
+                    }
+                    policy
+                }
+            };
+            out.document(&client.set_policy(&space, &policy).await?)
+        }
     }
 }
 

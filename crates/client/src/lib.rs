@@ -29,6 +29,7 @@ use serde_json::Value;
 
 pub use chartyard_core::access::Role;
 pub use chartyard_core::metadata::ChartMetadata;
+pub use chartyard_core::policy::{Quota, Retention, SpacePolicy};
 pub use chartyard_core::wire::{AuditEntry, SearchHit};
 /// The HTTP client underneath, for callers that need the same version.
 pub use reqwest;
@@ -283,6 +284,17 @@ impl Client {
     pub async fn audit(&self, space: &str, start: u64, limit: u64) -> Result<ListResponse<AuditEntry>> {
         let page = Page { start, limit };
         self.json(self.paged(&format!("/api/v1/spaces/{}/audit", segment(space)), page)).await
+    }
+
+    /// A space's policy (every field absent: no rules).
+    pub async fn policy(&self, space: &str) -> Result<SpacePolicy> {
+        self.json(self.request(Method::GET, &format!("/api/v1/spaces/{}/policy", segment(space)))).await
+    }
+
+    /// Replaces a space's policy (space admins only); answers it as stored.
+    pub async fn set_policy(&self, space: &str, policy: &SpacePolicy) -> Result<SpacePolicy> {
+        let path = format!("/api/v1/spaces/{}/policy", segment(space));
+        self.json(self.request(Method::PUT, &path).json(policy)).await
     }
 
     // ---- search ----

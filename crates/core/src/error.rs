@@ -57,6 +57,9 @@ pub enum RegistryError {
     /// Too many of something are open (upload sessions).
     #[error("{0}")]
     TooMany(String),
+    /// A write would take a space past its quota; the message names the limit and the use.
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 /// What a [`RegistryError::Missing`] is about.

@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod names;
 pub mod oci;
 pub mod paging;
+pub mod policy;
 pub mod provenance;
 pub mod record;
 pub mod search;

@@ -14,6 +14,7 @@ use chartyard_core::error::bounded;
 use chartyard_core::metadata::ChartMetadata;
 use chartyard_core::names::latest;
 use chartyard_core::paging::Page;
+use chartyard_core::policy::SpacePolicy;
 use chartyard_core::wire::{ChartLink, Link, ListResponse, Metadata, SearchHit};
 use chartyard_storage::StoredVersion;
 use chartyard_storage::compose::Composed;
@@ -23,6 +24,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::{self, Caller, Protocol};
 use crate::error::ApiError;
+use crate::space::delete_options;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -39,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/search", get(search))
         .route("/spaces/{space}", to(Admin, delete(delete_space)))
         .route("/spaces/{space}/audit", to(Admin, get(space_audit)))
+        .route("/spaces/{space}/policy", to(Read, get(get_policy)).merge(to(Admin, put(set_policy))))
         .route("/spaces/{space}/charts", to(Read, get(list_charts)).merge(to(Write, post(upload_or_compose))))
         .route("/spaces/{space}/charts/{chart}", to(Delete, delete(delete_chart)))
         .route("/spaces/{space}/charts/{chart}/versions", to(Read, get(list_versions)))
@@ -267,10 +270,27 @@ async fn chart_file(request: Request) -> ApiResult<Bytes> {
 
 async fn delete_chart(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((space, chart)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    app.registry.delete_chart(&space, &chart).await?;
+    app.registry.delete_chart_as(&space, &chart, delete_options(Some(&caller))).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- policies ----
+
+async fn get_policy(State(app): State<AppState>, Path(space): Path<String>) -> ApiResult<axum::Json<SpacePolicy>> {
+    Ok(axum::Json(SpacePolicy::clone(&*app.registry.policy(&space).await?)))
+}
+
+/// Replaces a space's policy with the one in the body; answers it as stored.
+async fn set_policy(
+    State(app): State<AppState>,
+    Path(space): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<axum::Json<SpacePolicy>> {
+    let policy = SpacePolicy::parse(&body?)?;
+    Ok(axum::Json(SpacePolicy::clone(&*app.registry.set_policy(&space, policy).await?)))
 }
 
 // ---- versions ----
@@ -319,9 +339,10 @@ async fn replace(
 
 async fn delete_version(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((space, chart, version)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    app.registry.delete_version(&space, &chart, &version).await?;
+    app.registry.delete_version_as(&space, &chart, &version, delete_options(Some(&caller))).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

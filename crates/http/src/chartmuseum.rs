@@ -197,11 +197,13 @@ async fn chart_version(
 
 async fn delete_version(
     State(app): State<AppState>,
+    axum::Extension(caller): axum::Extension<crate::auth::Caller>,
     SpaceName(space): SpaceName,
     Path(params): Path<HashMap<String, String>>,
 ) -> CmResult<Response> {
     let (name, version) = name_and_version(&params);
-    app.registry.delete_version(&space, &name, &version).await.map_err(chart_not_found)?;
+    let options = crate::space::delete_options(Some(&caller));
+    app.registry.delete_version_as(&space, &name, &version, options).await.map_err(chart_not_found)?;
     Ok(axum::Json(json!({ "deleted": true })).into_response())
 }
 

@@ -78,7 +78,7 @@ pub fn api_status(error: &RegistryError) -> StatusCode {
         NotFound(_) | Missing(..) => StatusCode::NOT_FOUND,
         AlreadyExists(_) => StatusCode::CONFLICT,
         Locked(_) => StatusCode::LOCKED,
-        TooLarge(_) | OverMaximum(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        TooLarge(_) | OverMaximum(_) | OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
         RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
         Refused(_) => StatusCode::FORBIDDEN,
         TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -103,6 +103,7 @@ pub fn oci_status(error: &RegistryError) -> (StatusCode, &'static str) {
         InvalidName(_) => (StatusCode::BAD_REQUEST, "NAME_INVALID"),
         OverMaximum(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID"),
         TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID"),
+        OverQuota(_) => (StatusCode::PAYLOAD_TOO_LARGE, "DENIED"),
         RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
         TooMany(_) | Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "TOOMANYREQUESTS"),
         Refused(_) | AlreadyExists(_) => (StatusCode::FORBIDDEN, "DENIED"),
@@ -172,12 +173,15 @@ mod tests {
             (RegistryError::AlreadyExists(m()), 403, "DENIED"),
             (RegistryError::TooMany(m()), 429, "TOOMANYREQUESTS"),
             (RegistryError::Locked(m()), 429, "TOOMANYREQUESTS"),
+            (RegistryError::OverQuota(m()), 413, "DENIED"),
         ];
         for (error, status, code) in cases {
             assert_eq!(oci_status(&error), (StatusCode::from_u16(status).unwrap(), code), "{error:?}");
         }
         // The other APIs keep their statuses for the kinds they always had.
         assert_eq!(api_status(&RegistryError::Locked(m())), StatusCode::LOCKED);
+        assert_eq!(api_status(&RegistryError::OverQuota(m())), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(api_status(&RegistryError::Refused(m())), StatusCode::FORBIDDEN);
         assert_eq!(api_status(&RegistryError::AlreadyExists(m())), StatusCode::CONFLICT);
         assert_eq!(api_status(&RegistryError::Missing(Thing::Version, m())), StatusCode::NOT_FOUND);
     }

@@ -261,7 +261,8 @@ async fn dispatch(
             Ok(response)
         }
         (Target::Manifest(reference), Method::DELETE) => {
-            registry.delete_manifest(&space, &name, reference).await?;
+            let options = crate::space::delete_options(request.extensions().get::<Caller>());
+            registry.delete_manifest_as(&space, &name, reference, options).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         (Target::Blob(digest), method @ (Method::GET | Method::HEAD)) => {

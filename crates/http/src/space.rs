@@ -6,8 +6,17 @@ use std::collections::HashMap;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 
+use chartyard_storage::DeleteOptions;
+
 use crate::AppState;
+use crate::auth::Caller;
 use crate::chartmuseum::CmError;
+
+/// How a space's policy treats the caller's deletions, for every route that deletes
+/// versions, tags or manifests: in an immutable space only a global admin deletes.
+pub fn delete_options(caller: Option<&Caller>) -> DeleteOptions {
+    DeleteOptions { by_global_admin: caller.is_some_and(|c| c.is_global_admin() && !c.rejected()) }
+}
 
 /// The space named by the request.
 pub struct SpaceName(pub String);

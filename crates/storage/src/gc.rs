@@ -22,6 +22,8 @@ pub struct GcReport {
     pub deleted_bytes: u64,
     /// Records of deleted spaces that were still in storage.
     pub deleted_stale_records: usize,
+    /// Policies of deleted spaces that were still in storage.
+    pub deleted_stale_policies: usize,
     /// Upload sessions idle for longer than the grace period.
     pub deleted_uploads: usize,
     /// Change log entries and checkpoints no replica needs any more.
@@ -58,6 +60,7 @@ impl Registry {
         }
         let referenced = self.referenced_blob_digests(&generations, live).await?;
         report.deleted_uploads = self.uploads.expire(grace).await?;
+        report.deleted_stale_policies = self.policies.collect(&generations, cutoff).await?;
         report.deleted_log_objects = self.log.collect(&generations, grace).await?;
         report.deleted_audit_entries = self.audit.trim(&generations, self.options.audit_retention, cutoff).await?;
         report.referenced_blobs = referenced.len();

@@ -240,6 +240,13 @@ impl SpaceIndex {
         self.charts.len()
     }
 
+    /// The archive bytes and versions the index holds, as a quota counts them.
+    pub fn usage(&self) -> chartyard_core::policy::Usage {
+        let versions = self.charts.values().flat_map(BTreeMap::values);
+        let (bytes, count) = versions.fold((0u64, 0u64), |(b, n), v| (b.saturating_add(v.size), n + 1));
+        chartyard_core::policy::Usage { bytes, versions: count }
+    }
+
     /// How many versions the index holds.
     pub fn len(&self) -> usize {
         self.charts.values().map(BTreeMap::len).sum()

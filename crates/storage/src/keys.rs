@@ -22,6 +22,7 @@
 //! audit/{space}/{generation}/{inverted-time:020}-{random:08x}.json
 //!                                                      one audit entry of a space (newest
 //!                                                      sorts first)
+//! policies/{space}/{generation}.json                   a space's policy (absent: no rules)
 //! ```
 //!
 //! A space exists iff its marker does; a version exists iff its record exists under the
@@ -116,6 +117,10 @@ pub enum StorageKey<'a> {
     AuditEntry { space: &'a str, generation: &'a str, name: &'a str },
     /// Prefix of every audit log.
     AllAudit,
+    /// The policy of one generation of a space (`chartyard_core::policy::SpacePolicy`).
+    SpacePolicy { space: &'a str, generation: &'a str },
+    /// Prefix of every space policy.
+    AllPolicies,
 }
 
 pub const JSON_SUFFIX: &str = ".json";
@@ -188,6 +193,10 @@ impl StorageKey<'_> {
                 Path::from(format!("audit/{space}/{generation}/{name}{JSON_SUFFIX}"))
             }
             Self::AllAudit => Path::from("audit"),
+            Self::SpacePolicy { space, generation } => {
+                Path::from(format!("policies/{space}/{generation}{JSON_SUFFIX}"))
+            }
+            Self::AllPolicies => Path::from("policies"),
         }
     }
 }
@@ -368,6 +377,17 @@ pub fn parse_checkpoint(path: &Path) -> Option<(String, String)> {
     }
 }
 
+/// A policy's space and generation, parsed from its key.
+pub fn parse_policy(path: &Path) -> Option<(String, String)> {
+    let parts: Vec<_> = path.parts().collect();
+    match parts.as_slice() {
+        [root, space, file] if root.as_ref() == "policies" => {
+            Some((space.as_ref().to_string(), file.as_ref().strip_suffix(JSON_SUFFIX)?.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// The repository name of a key listed under [`StorageKey::RepositoryNames`].
 pub fn parse_repository_name(prefix: &Path) -> Option<String> {
     let name = prefix.filename()?;
@@ -416,5 +436,8 @@ mod tests {
         assert_eq!(audit.as_ref(), format!("audit/s/g/{name}.json"));
         assert_eq!(parse_audit_entry(&audit), Some(("s".into(), "g".into(), name.into())));
         assert_eq!(parse_audit_entry(&Path::from(format!("audit/s/g/{name}.json#1"))), None);
+        let policy = StorageKey::SpacePolicy { space: "s", generation: "g" }.path();
+        assert_eq!(policy.as_ref(), "policies/s/g.json");
+        assert_eq!(parse_policy(&policy), Some(("s".into(), "g".into())));
     }
 }

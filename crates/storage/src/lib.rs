@@ -28,6 +28,7 @@ pub mod keys;
 pub mod locks;
 mod manifests;
 pub mod oci;
+mod policies;
 mod records;
 mod registry;
 pub mod s3;
@@ -51,6 +52,6 @@ pub use gc::GcReport;
 pub use index::{ChartEntry, ListedVersions, RenderedIndex};
 pub use records::StoredVersion;
 pub use registry::{
-    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, DEFAULT_INDEX_FRESHNESS, DEFAULT_RECONCILE_INTERVAL, IndexStats,
-    Registry, RegistryOptions, UploadOptions, default_parse_concurrency,
+    ArchiveStream, CacheStats, DEFAULT_CACHE_BYTES, DEFAULT_INDEX_FRESHNESS, DEFAULT_RECONCILE_INTERVAL, DeleteOptions,
+    IndexStats, Registry, RegistryOptions, UploadOptions, default_parse_concurrency,
 };

@@ -22,7 +22,7 @@ pub use crate::gateway::ByteStream;
 use crate::gateway::{ObjectStream, WriteError};
 use crate::gc::referenced_blobs;
 use crate::manifests::{Repository, RepositoryManifest};
-use crate::registry::{Registry, UploadOptions};
+use crate::registry::{DeleteOptions, Registry, UploadOptions};
 use crate::spaces::new_generation;
 use crate::uploads::Staging;
 
@@ -414,6 +414,16 @@ impl Registry {
             self.put_chart_manifest(space, name, tag, &manifest, bytes.clone(), overwrite).await?;
         } else if let Some(tag) = tag {
             self.check_artifact_tag(space, name, tag).await?;
+            if let Some(generation) = &current
+                && self.policies.get(space, generation).await?.is_immutable()
+            {
+                let repository = Repository { space, generation, name };
+                if self.manifests.tag(repository, tag).await?.is_some_and(|held| held != digest) {
+                    return Err(RegistryError::Refused(format!(
+                        "space {space} is immutable: tag {tag} of {space}/{name} is not moved"
+                    )));
+                }
+            }
         }
         let generation = self.ensure_space(space).await?;
         let parsed = parse_digest(&digest)?;
@@ -497,6 +507,15 @@ impl Registry {
             || config_json.get("version").and_then(|v| v.as_str()) != Some(version.as_str())
         {
             return Err(invalid(format!("the chart config does not name {name} {version}, as its chart layer does")));
+        }
+        // In an immutable space the same chart pushed again is answered from what is stored
+        // (the upload would be refused as a rewrite).
+        if let Some(generation) = self.generation(space).await?
+            && self.policies.get(space, &generation).await?.is_immutable()
+            && let Ok(existing) = self.version(space, name, &version).await
+            && format!("sha256:{}", existing.digest) == layer.digest
+        {
+            return Ok(());
         }
         let options = UploadOptions { provenance, overwrite, manifest: Some(bytes) };
         match self.upload_with(space, archive, options).await {
@@ -661,8 +680,21 @@ impl Registry {
 
     /// Deletes a tag, or a manifest with every tag and chart version that names it.
     pub async fn delete_manifest(&self, space: &str, name: &str, reference: &str) -> Result<()> {
+        self.delete_manifest_as(space, name, reference, DeleteOptions { by_global_admin: true }).await
+    }
+
+    /// Deletes a tag or manifest as a caller who may be refused by the space's policy
+    /// (in an immutable space only a global admin deletes).
+    pub async fn delete_manifest_as(
+        &self,
+        space: &str,
+        name: &str,
+        reference: &str,
+        options: DeleteOptions,
+    ) -> Result<()> {
         check_repository(space, name)?;
         let generation = self.oci_generation(space).await?;
+        self.policies.get(space, &generation).await?.check_delete(space, options.by_global_admin)?;
         let repository = Repository { space, generation: &generation, name };
         let unknown = || {
             RegistryError::Missing(

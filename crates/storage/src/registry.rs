@@ -23,9 +23,11 @@ use crate::gateway::{Gateway, ObjectStream, ObjectVersion, StorageRequests, coll
 use crate::index::{CHECKPOINT_FORMAT, Indexes, ListedVersions, Located, ReadTicket, RenderedIndex, SpaceIndex};
 use crate::locks::{LockGuard, Locks};
 use crate::manifests::Manifests;
+use crate::policies::Policies;
 use crate::records::{Records, StoredVersion, VersionKey, version_id};
 use crate::spaces::{Spaces, now_rfc3339};
 use crate::uploads::Uploads;
+use chartyard_core::policy::{SpacePolicy, Usage};
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
@@ -168,6 +170,49 @@ pub struct Registry {
     audit_written: std::sync::Mutex<HashMap<String, usize>>,
     /// Unpacked archives by digest (their content never changes), without subcharts.
     files: std::sync::Mutex<WeightedLru<String, Arc<Files>>>,
+    pub(crate) policies: Policies,
+    /// What uploads admitted under a quota and not yet finished add, by space; see
+    /// [`Registry::admit_upload`].
+    reserved: Arc<std::sync::Mutex<HashMap<String, Usage>>>,
+    /// Held while an upload's quota is checked and reserved, and while a finished one's
+    /// reservation is released, so that a check sees each upload in the index or reserved.
+    quota_gate: tokio::sync::Mutex<()>,
+}
+
+/// Options of a deletion.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeleteOptions {
+    /// The caller is a global admin: may delete versions of an immutable space.
+    pub by_global_admin: bool,
+}
+
+/// An upload's share of its space's quota, counted until the upload has finished.
+pub(crate) struct Reservation {
+    reserved: Arc<std::sync::Mutex<HashMap<String, Usage>>>,
+    space: String,
+    usage: Usage,
+}
+
+impl Reservation {
+    fn take(&mut self) {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = reserved.get_mut(&self.space) {
+            held.bytes = held.bytes.saturating_sub(self.usage.bytes);
+            held.versions = held.versions.saturating_sub(self.usage.versions);
+            if *held == Usage::default() {
+                reserved.remove(&self.space);
+            }
+        }
+        self.usage = Usage::default();
+    }
+}
+
+/// An upload that ends early (an error, a dropped request) gives its share back at once:
+/// it stored nothing, so no check can miss it.
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.take();
+    }
 }
 
 /// A version's record as read, with the ticket drawn before the read.
@@ -228,6 +273,9 @@ impl Registry {
             spaces: Spaces::new(gateway.clone()),
             records: Records::new(gateway.clone(), budget - files_budget),
             files: std::sync::Mutex::new(WeightedLru::new(files_budget, |_| false)),
+            policies: Policies::new(gateway.clone(), options.shared_store.then_some(options.index_freshness)),
+            reserved: Arc::default(),
+            quota_gate: tokio::sync::Mutex::new(()),
             blobs: Blobs::new(gateway.clone()),
             uploads: Uploads::new(gateway.clone(), options.max_upload_sessions),
             manifests: Manifests::new(gateway.clone()),
@@ -299,6 +347,16 @@ impl Registry {
         }
     }
 
+    /// The generation of a space found missing moments ago: created now, unless another
+    /// writer created it meanwhile.
+    async fn create_space_for_upload(&self, space: &str) -> Result<String> {
+        check_new_space_name(space)?;
+        match self.spaces.create(space).await? {
+            Some(generation) => Ok(generation),
+            None => self.ensure_space(space).await,
+        }
+    }
+
     /// The generation of a space, creating the space if it does not exist.
     pub(crate) async fn ensure_space(&self, space: &str) -> Result<String> {
         // A space deleted between our create attempt and our read is simply tried again.
@@ -334,7 +392,8 @@ impl Registry {
         self.forget_generation(space, &generation).await;
         self.records.delete_generation(space, &generation).await?;
         self.manifests.delete_generation(space, &generation).await?;
-        self.audit.delete_generation(space, &generation).await
+        self.audit.delete_generation(space, &generation).await?;
+        self.policies.delete(space, &generation).await
     }
 
     /// Records one audit entry of `time` (which orders the log) in the current generation
@@ -388,6 +447,99 @@ impl Registry {
     ) -> Result<(usize, Vec<chartyard_core::wire::AuditEntry>)> {
         let generation = self.require_generation(space).await?;
         self.audit.page(space, &generation, start, limit).await
+    }
+
+    // ---- policies ----
+
+    /// The policy of a space (the default, with no rules, if none was set).
+    pub async fn policy(&self, space: &str) -> Result<Arc<SpacePolicy>> {
+        let generation = self.require_generation(space).await?;
+        self.policies.get(space, &generation).await
+    }
+
+    /// Sets the policy of a space, replacing the one it had.
+    pub async fn set_policy(&self, space: &str, policy: SpacePolicy) -> Result<Arc<SpacePolicy>> {
+        policy.validate()?;
+        let generation = self.require_generation(space).await?;
+        self.policies.set(space, &generation, policy).await
+    }
+
+    /// Refuses rewriting a stored version's archive where the space's policy forbids it:
+    /// an immutable space, or one that requires provenance (a rewritten archive has none).
+    async fn check_rewrite(&self, key: &VersionKey<'_>, what: &str) -> Result<()> {
+        let policy = self.policy_at(key).await?;
+        policy.check_rewrite(key.space, &format!("{what} {}", key.id()))?;
+        policy.check_provenance(key.space, false)
+    }
+
+    /// The policy of the generation a version key names.
+    async fn policy_at(&self, key: &VersionKey<'_>) -> Result<Arc<SpacePolicy>> {
+        self.policies.get(key.space, &key.generation).await
+    }
+
+    /// Checks an upload of `size` bytes as `name` `version` against the policy of the
+    /// space's current generation before anything of it is stored. Under a quota, the
+    /// upload's share is reserved until the returned reservation is released: uploads in
+    /// flight in this process count against the quota, so they cannot pass it together;
+    /// replicas count each other's only once stored (their overshoot is at most the
+    /// uploads in flight at once on other replicas).
+    async fn admit_upload(
+        &self,
+        space: &str,
+        generation: Option<&str>,
+        upload: (&str, &str, u64),
+        options: &UploadOptions,
+    ) -> Result<Option<Reservation>> {
+        let (name, version, size) = upload;
+        // A space created by this upload has no policy yet.
+        let Some(generation) = generation else { return Ok(None) };
+        let policy = self.policies.get(space, generation).await?;
+        policy.check_provenance(space, options.provenance.is_some())?;
+        if policy.quota.is_none() && !policy.is_immutable() {
+            return Ok(None);
+        }
+        let _gate = self.quota_gate.lock().await;
+        let (usage, existing) = self
+            .with_index(space, |index| Ok((index.usage(), index.locate(name, version))))
+            .await
+            .or_else(|e| match e {
+                RegistryError::NotFound(_) => Ok((Usage::default(), None)),
+                e => Err(e),
+            })?;
+        if existing.is_some() {
+            // Refused before anything is stored, with or without overwrite.
+            policy.check_rewrite(space, &format!("uploading {} again", version_id(space, name, version)))?;
+        }
+        if policy.quota.is_none() {
+            return Ok(None);
+        }
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        let held = reserved.get(space).copied().unwrap_or_default();
+        let current = Usage {
+            bytes: usage.bytes.saturating_add(held.bytes),
+            versions: usage.versions.saturating_add(held.versions),
+        };
+        let replaced = match (&existing, options.overwrite) {
+            (Some(located), true) => Usage { bytes: located.size, versions: 1 },
+            // Without overwrite an existing version is refused later; it adds nothing.
+            (Some(_), false) => return Ok(None),
+            (None, _) => Usage::default(),
+        };
+        let added = Usage { bytes: size, versions: 1 };
+        policy.check_quota(space, current, added, replaced)?;
+        let share = Usage { bytes: size, versions: u64::from(existing.is_none()) };
+        let entry = reserved.entry(space.to_string()).or_default();
+        entry.bytes = entry.bytes.saturating_add(share.bytes);
+        entry.versions = entry.versions.saturating_add(share.versions);
+        Ok(Some(Reservation { reserved: self.reserved.clone(), space: space.to_string(), usage: share }))
+    }
+
+    /// Gives back a finished upload's share of its quota; it is in the index now.
+    async fn release(&self, reservation: Option<Reservation>) {
+        if let Some(mut reservation) = reservation {
+            let _gate = self.quota_gate.lock().await;
+            reservation.take();
+        }
     }
 
     /// Drops what this process holds of a deleted generation: its index and records.
@@ -516,12 +668,33 @@ impl Registry {
         if let Some(prov) = &options.provenance {
             provenance::parse(prov)?.check(name, version, &digest)?;
         }
-        let record = self.prepare(&chart, archive.clone(), options.provenance.as_ref(), options.manifest).await?;
         // The generation last seen is tried first; if the space was deleted since, the
         // change log says so and the upload goes once more into the space as it is now.
         let generation = match self.known_generation(space) {
+            Some(generation) => Some(generation),
+            None => self.generation(space).await?,
+        };
+        let upload = (name, version, archive.len() as u64);
+        let reservation = self.admit_upload(space, generation.as_deref(), upload, &options).await?;
+        let stored = self.upload_admitted(space, generation, &chart, archive, options).await;
+        self.release(reservation).await;
+        stored
+    }
+
+    /// Stores an upload its space's policy admitted.
+    async fn upload_admitted(
+        &self,
+        space: &str,
+        generation: Option<String>,
+        chart: &Chart,
+        archive: Bytes,
+        options: UploadOptions,
+    ) -> Result<StoredVersion> {
+        let (name, version) = (chart.metadata.name.as_str(), chart.metadata.version.as_str());
+        let record = self.prepare(chart, archive, options.provenance.as_ref(), options.manifest).await?;
+        let generation = match generation {
             Some(generation) => generation,
-            None => self.ensure_space(space).await?,
+            None => self.create_space_for_upload(space).await?,
         };
         match self.upload_into(space, generation, name, version, record.clone(), options.overwrite).await {
             Err(RegistryError::NotFound(message)) if message == SPACE_GONE => {
@@ -572,6 +745,7 @@ impl Registry {
                 Ok(key.stored(record))
             }
             Err(record) if overwrite => {
+                self.policy_at(&key).await?.check_rewrite(space, &format!("overwriting {}", key.id()))?;
                 let _lock = self.lock(&key).await?;
                 let current = self.current(&key).await?;
                 let created = self.records.read(&key).await?.created.clone();
@@ -586,6 +760,7 @@ impl Registry {
     pub async fn put_provenance(&self, space: &str, prov: Bytes) -> Result<StoredVersion> {
         let claims = provenance::parse(&prov)?;
         let key = self.locate(space, &claims.name, &claims.version).await?;
+        self.policy_at(&key).await?.check_rewrite(space, &format!("changing the provenance of {}", key.id()))?;
         let _lock = self.lock(&key).await?;
         // The version taken before the record is read, so that a change in between makes
         // the conditional commit fail instead of being overwritten.
@@ -639,9 +814,18 @@ impl Registry {
                 echo(&loaded.metadata.version)
             )));
         }
+        let policy = self.policy_at(&key).await?;
+        policy.check_rewrite(space, &format!("replacing {}", key.id()))?;
+        policy.check_provenance(space, false)?;
         let _lock = self.lock(&key).await?;
         let current = self.current(&key).await?;
-        let created = self.records.read(&key).await?.created.clone();
+        let previous = self.records.read(&key).await?;
+        if policy.quota.is_some() {
+            let usage = self.with_index(space, |index| Ok(index.usage())).await?;
+            let replaced = Usage { bytes: previous.size, versions: 1 };
+            policy.check_quota(space, usage, Usage { bytes: archive.len() as u64, versions: 1 }, replaced)?;
+        }
+        let created = previous.created.clone();
         self.commit(&key, &loaded, archive, current, created).await
     }
 
@@ -660,6 +844,7 @@ impl Registry {
             return Err(RegistryError::invalid("values should be a JSON object"));
         }
         let values_yaml = yaml::to_yaml(&new_values)?;
+        self.check_rewrite(&key, "changing the values of").await?;
         let _lock = self.lock(&key).await?;
         let (updated, _) = self.rewrite_locked(&key, "values.yaml", values_yaml).await?;
         values::coalesce(&updated, &self.options.limits)
@@ -687,6 +872,7 @@ impl Registry {
                 echo(&new_metadata.version)
             )));
         }
+        self.check_rewrite(&key, "changing the metadata of").await?;
         let _lock = self.lock(&key).await?;
         let current = self.records.read(&key).await?;
         if new_metadata.api_version.is_empty() {
@@ -1449,9 +1635,22 @@ impl Registry {
         CacheStats { records, record_bytes, indexes, index_bytes }
     }
 
-    /// Deletes one version. Deleting a chart's last version removes the chart.
+    /// Deletes one version. Deleting a chart's last version removes the chart. Nothing
+    /// limits who deletes: see [`Registry::delete_version_as`].
     pub async fn delete_version(&self, space: &str, chart: &str, version: &str) -> Result<()> {
+        self.delete_version_as(space, chart, version, DeleteOptions { by_global_admin: true }).await
+    }
+
+    /// Deletes one version as a caller who may be refused by the space's policy.
+    pub async fn delete_version_as(
+        &self,
+        space: &str,
+        chart: &str,
+        version: &str,
+        options: DeleteOptions,
+    ) -> Result<()> {
         let key = self.locate(space, chart, version).await?;
+        self.policy_at(&key).await?.check_delete(space, options.by_global_admin)?;
         let _lock = self.lock(&key).await?;
         let ticket = self.ticket();
         if !self.records.delete(&key).await? {
@@ -1464,6 +1663,13 @@ impl Registry {
     /// Deletes every version of a chart, all or nothing: every version's lock is taken
     /// before the first record goes.
     pub async fn delete_chart(&self, space: &str, chart: &str) -> Result<()> {
+        self.delete_chart_as(space, chart, DeleteOptions { by_global_admin: true }).await
+    }
+
+    /// Deletes every version of a chart as a caller who may be refused by the space's
+    /// policy.
+    pub async fn delete_chart_as(&self, space: &str, chart: &str, options: DeleteOptions) -> Result<()> {
+        self.policy(space).await?.check_delete(space, options.by_global_admin)?;
         let versions = self.chart_versions(space, chart).await?;
         let mut keys = Vec::with_capacity(versions.len());
         for stored in &versions {

@@ -22,6 +22,7 @@ mod limits;
 mod oci_helm;
 mod oci_spec;
 mod operations;
+mod policies;
 mod replicas;
 mod s3;
 mod seed_e2e;

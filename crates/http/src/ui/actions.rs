@@ -198,7 +198,8 @@ pub(super) async fn delete_version(
         let form = Form::parse(&body)?;
         check_form(&ctx, &headers, form.get("csrf"))?;
         ctx.require(&space, Action::Delete)?;
-        ctx.app.registry.delete_version(&space, &chart, &version).await?;
+        let options = crate::space::delete_options(Some(&ctx.caller));
+        ctx.app.registry.delete_version_as(&space, &chart, &version, options).await?;
         match ctx.app.registry.latest_version(&space, &chart).await {
             Ok(_) => see_other(&format!("{UI_PREFIX}{space}/{chart}")),
             Err(RegistryError::NotFound(_)) => see_other(&format!("{UI_PREFIX}{space}")),

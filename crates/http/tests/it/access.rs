@@ -117,6 +117,8 @@ v1 space metadata         | GET /api/v1/spaces/team-a/metadata                  
 v1 space latest metadata  | GET /api/v1/spaces/team-a/metadata/latest                            | -            | 401  ok   ok    ok    403   401   401   401   ok    401
 v1 chart metadata         | GET /api/v1/spaces/team-a/charts/{chart}/metadata                    | -            | 401  ok   ok    ok    403   401   401   401   ok    401
 v1 chart latest metadata  | GET /api/v1/spaces/team-a/charts/{chart}/metadata/latest             | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 policy GET             | GET /api/v1/spaces/team-a/policy                                     | -            | 401  ok   ok    ok    403   401   401   401   ok    401
+v1 policy PUT             | PUT /api/v1/spaces/team-a/policy                                     | policy       | 401  403  403   ok    403   401   401   401   403   401
 cm list charts            | GET /api/team-a/charts                                               | -            | 401  ok   ok    ok    403   401   401   401   ok    401
 cm chart versions         | GET /api/team-a/charts/{chart}                                       | -            | 401  ok   ok    ok    403   401   401   401   ok    401
 cm one version            | GET /api/team-a/charts/{chart}/{version}                             | -            | 401  ok   ok    ok    403   401   401   401   ok    401
@@ -617,6 +619,7 @@ fn body_of(kind: &str, grant: Option<(String, String)>) -> (Option<String>, Vec<
             json_body(json!({"apiVersion": "v2", "name": CHART, "version": VERSION, "description": "changed"}))
         }
         "values" => json_body(json!({"replicaCount": 2})),
+        "policy" => json_body(json!({"immutable": true, "quota": {"maxversions": 100}})),
         "cm-upload" => (Some("application/octet-stream".into()), ChartBuilder::new("cmchart", "0.1.0").build()),
         "cm-prov" => (Some("application/octet-stream".into()), team_a().provenance.clone()),
         "manifest" => {

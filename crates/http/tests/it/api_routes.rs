@@ -200,7 +200,7 @@ async fn apidocs_describe_every_route_the_server_has() {
     assert_eq!(doc["swagger"], "2.0");
     assert_eq!(doc["basePath"], "/api/v1");
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.len(), 14);
+    assert_eq!(paths.len(), 15);
     for (template, operations) in paths {
         let path = template.replace("{space}", "nospace").replace("{chart}", "nochart").replace("{version}", "9.9.9");
         for method in operations.as_object().unwrap().keys() {

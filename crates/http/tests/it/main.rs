@@ -9,6 +9,7 @@ mod charts;
 mod access;
 mod api_routes;
 mod oci_errors;
+mod policies;
 mod search;
 mod settings;
 mod snapshots;

@@ -76,6 +76,12 @@ macro_rules! backend_suite {
             }
 
             #[tokio::test]
+            async fn policies() {
+                let Some(registry) = $open() else { return };
+                check_policies(&registry).await;
+            }
+
+            #[tokio::test]
             async fn gc() {
                 let Some(registry) = $open() else { return };
                 check_gc(&registry).await;
@@ -579,4 +585,64 @@ pub async fn check_replicas(registry: &TestRegistry) {
     assert_eq!(indexed(&b, "s").await, ["fresh/1.0.0"]);
     assert_eq!(indexed(a, "s").await, ["fresh/1.0.0"]);
     assert_eq!(indexed(&c, "s").await, ["fresh/1.0.0"]);
+}
+
+pub async fn check_policies(registry: &TestRegistry) {
+    use chartyard_core::policy::{Quota, SpacePolicy};
+    let (a, b) = (&registry.replica(), registry.replica());
+    assert!(matches!(a.policy("p").await, Err(RegistryError::NotFound(_))), "no space, no policy");
+    a.create_space("p").await.unwrap();
+    assert_eq!(*a.policy("p").await.unwrap(), SpacePolicy::default());
+
+    // a round trip, seen by another registry on the same store
+    let policy = SpacePolicy {
+        immutable: Some(true),
+        quota: Some(Quota { maxbytes: None, maxversions: Some(2) }),
+        ..SpacePolicy::default()
+    };
+    a.set_policy("p", policy.clone()).await.unwrap();
+    assert_eq!(*a.policy("p").await.unwrap(), policy);
+    assert_eq!(*b.policy("p").await.unwrap(), policy);
+    let bad = SpacePolicy { quota: Some(Quota { maxbytes: Some(0), maxversions: None }), ..SpacePolicy::default() };
+    assert!(matches!(a.set_policy("p", bad).await, Err(RegistryError::Invalid(_))));
+
+    // immutable: no overwrite, replace, rewrite or delete but by a global admin
+    a.upload("p", chart("web", "1.0.0")).await.unwrap();
+    let replacement = chart_with_values("web", "1.0.0", "replicaCount: 3\n");
+    let refused = |r: Result<(), RegistryError>| assert!(matches!(r, Err(RegistryError::Refused(_))), "{r:?}");
+    refused(b.replace("p", "web", "1.0.0", replacement.clone()).await.map(|_| ()));
+    let overwrite = chartyard_storage::UploadOptions { overwrite: true, ..Default::default() };
+    refused(b.upload_with("p", replacement, overwrite).await.map(|_| ()));
+    refused(b.update_values("p", "web", "1.0.0", json!({"a": 1})).await.map(|_| ()));
+    let not_admin = chartyard_storage::DeleteOptions { by_global_admin: false };
+    refused(b.delete_version_as("p", "web", "1.0.0", not_admin).await);
+    refused(b.delete_chart_as("p", "web", not_admin).await);
+    let stored = collect(b.open_archive("p", "web", "1.0.0").await.unwrap().body).await;
+    assert_eq!(stored, chart("web", "1.0.0").to_vec(), "the refused writes stored nothing");
+
+    // quota: a third version is refused before it is stored, on either registry
+    b.upload("p", chart("web", "1.1.0")).await.unwrap();
+    for registry in [a, &b] {
+        let refused = registry.upload("p", chart("web", "1.2.0")).await.unwrap_err();
+        assert!(matches!(&refused, RegistryError::OverQuota(m) if m.contains("2 versions")), "{refused:?}");
+    }
+    assert!(matches!(a.version("p", "web", "1.2.0").await, Err(RegistryError::NotFound(_))));
+
+    // deleted with the space: a new space of the name starts without a policy
+    a.delete_space("p").await.unwrap();
+    a.create_space("p").await.unwrap();
+    assert_eq!(*b.policy("p").await.unwrap(), SpacePolicy::default());
+    a.upload("p", chart("web", "1.2.0")).await.unwrap();
+    let listed: Vec<_> = registry.store().list(Some(&"policies".into())).try_collect().await.unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
+
+    // a policy left by a deletion that stopped half-way is collected; the live one stays
+    a.set_policy("p", policy.clone()).await.unwrap();
+    let stale = object_store::path::Path::from("policies/p/0123456789abcdef.json");
+    registry.store().put(&stale, Bytes::from_static(b"{}").into()).await.unwrap();
+    let report = a.collect_garbage(Duration::ZERO).await.unwrap();
+    assert_eq!(report.deleted_stale_policies, 1);
+    let listed: Vec<_> = registry.store().list(Some(&"policies".into())).try_collect().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(*b.policy("p").await.unwrap(), policy);
 }

@@ -25,7 +25,7 @@ async fn keys(store: &InMemory) -> String {
             let mut parts: Vec<String> = meta.location.parts().map(|p| p.as_ref().to_string()).collect();
             match parts[0].as_str() {
                 "charts" | "oci" | "log" if parts.len() > 2 => parts[2] = "[generation]".into(),
-                "checkpoints" if parts.len() > 2 => parts[2] = "[generation].json".into(),
+                "checkpoints" | "policies" if parts.len() > 2 => parts[2] = "[generation].json".into(),
                 "audit" if parts.len() > 3 => {
                     parts[2] = "[generation]".into();
                     parts[3] = "[inverted-time]-[random].json".into();
@@ -52,6 +52,8 @@ async fn key_layout_after_a_scripted_set_of_operations() {
     }
     registry.update_values("shop", "web", "1.0.0", json!({"replicaCount": 3})).await.unwrap();
     registry.delete_version("shop", "web", "1.1.0").await.unwrap();
+    let policy = chartyard_core::policy::SpacePolicy { immutable: Some(false), ..Default::default() };
+    registry.set_policy("shop", policy).await.unwrap();
 
     // an OCI artifact under a tag, and an upload left open after one chunk
     let (config, layer) = (b"{}".to_vec(), b"layer".to_vec());
@@ -98,6 +100,7 @@ async fn key_layout_after_a_scripted_set_of_operations() {
     // a space made and deleted again, with its audit log
     registry.upload("gone", chart("app", "1.0.0")).await.unwrap();
     registry.append_audit("gone", std::time::SystemTime::now(), &entry).await.unwrap();
+    registry.set_policy("gone", chartyard_core::policy::SpacePolicy::default()).await.unwrap();
     registry.delete_space("gone").await.unwrap();
 
     insta::assert_snapshot!("key_layout_after_operations", keys(&store).await);

@@ -46,10 +46,11 @@ async fn concurrent_uploads_share_log_entries_and_read_nothing_back() {
     let spent = registry.storage_requests() - before;
     // Per upload: three blobs and the record, and the tag check; log entries are shared
     // by uploads waiting at once, and what the uploads wrote is not read back (following
-    // the log skips this process's entries).
+    // the log skips this process's entries). The space's policy is read once per upload:
+    // it is cached for the index freshness, zero here.
     assert_eq!((spent.head, spent.delete, spent.copy), (UPLOADS, 0, 0), "{spent:?}");
     assert!(spent.put > 4 * UPLOADS && spent.put <= 4 * UPLOADS + UPLOADS / 4, "{spent:?}");
-    assert_eq!(spent.get, 0, "{spent:?}");
+    assert_eq!(spent.get, UPLOADS, "{spent:?}");
     assert_eq!(registry.index_entries("s").await.unwrap().iter().map(|(_, v)| v.len()).sum::<usize>(), 65);
 }
 
