@@ -19,12 +19,6 @@ CY_PORT=$(free_port)
 NGINX_PORT=$(free_port)
 CY="http://127.0.0.1:$CY_PORT"
 
-start_chartyard() {
-  CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/data" 2>>"$WORK/chartyard.log" &
-  CY_PID=$!
-  PIDS+=("$CY_PID")
-  wait_for "$CY/health"
-}
 peak_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$CY_PID/status"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$CY_PID/status"; }
 

@@ -40,3 +40,12 @@ CONF
 }
 
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+
+# Starts chartyard on $CY_PORT over $WORK/data (set CY_PORT and CY first), logging warnings
+# only; sets CY_PID and waits until it answers.
+start_chartyard() {
+  CHARTYARD_LOG=warn "$BIN" serve --listen "127.0.0.1:$CY_PORT" --root-directory "$WORK/data" 2>>"$WORK/chartyard.log" &
+  CY_PID=$!
+  PIDS+=("$CY_PID")
+  wait_for "$CY/health"
+}
